@@ -1,0 +1,159 @@
+"""Atomic output, hashing and provenance shared by every stage.
+
+Every file trialkit writes goes through :func:`atomic_write_bytes` (write to a
+temporary file in the same directory, fsync, then ``os.replace``), so a crash
+never leaves a half-written output.  :func:`provenance` is the record each
+output carries: trialkit/Python/numpy versions, input hashes and the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trialkit._version import __version__
+
+SCHEMA_VERSION = 1
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Return the hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of the file at ``path`` (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_dir(path: str | os.PathLike[str]) -> str:
+    """Return a SHA-256 over every file below ``path`` (relative names and contents)."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root).as_posix()).encode())
+        h.update(b"\0")
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_json_text(obj: Any) -> str:
+    """Serialise ``obj`` as stable, indented JSON (sorted keys are not imposed)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    atomic_write_text(path, to_json_text(obj))
+
+
+def write_frame(path: str | os.PathLike[str], frame: Any) -> None:
+    """Write a pandas DataFrame atomically as CSV or Parquet (by suffix)."""
+    suffix = Path(path).suffix.lower()
+    buf = io.BytesIO()
+    if suffix == ".csv":
+        buf.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    elif suffix == ".parquet":
+        frame.to_parquet(buf, index=False)
+    else:
+        raise ValueError(f"unsupported table suffix {suffix!r}")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def versions() -> dict[str, str]:
+    """Versions of trialkit, Python and the numerical libraries in use."""
+    import pandas as pd
+    import scipy
+
+    return {
+        "trialkit": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def provenance(
+    *,
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    seed: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the provenance record every output carries.
+
+    Parameters
+    ----------
+    inputs : mapping of role -> path
+        Files (hashed with SHA-256) or directories (hashed over their files).
+    seed : int, optional
+        The random seed used, if any.
+    extra : mapping, optional
+        Further settings to record.
+    """
+    hashes: dict[str, dict[str, str]] = {}
+    for role, p in (inputs or {}).items():
+        path = Path(p)
+        digest = sha256_dir(path) if path.is_dir() else sha256_file(path)
+        hashes[role] = {"path": path.name, "sha256": digest}
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "trialkit_version": __version__,
+        "versions": versions(),
+        "inputs": hashes,
+        "seed": seed,
+    }
+    if extra:
+        record.update(dict(extra))
+    return record

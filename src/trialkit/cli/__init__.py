@@ -1,0 +1,141 @@
+"""Command-line interface: ``trialkit <verb> ...``.
+
+Every verb lives in its own module ``trialkit.cli.cmd_<verb>`` and defines
+
+``NAME``
+    the verb;
+``HELP``
+    a one-line description;
+``EXAMPLE``
+    at least one example invocation, shown at the end of ``--help``;
+``add_arguments(parser)``
+    declares its options (it may add sub-commands);
+``run(args) -> int``
+    does the work and returns the exit status.
+
+Modules are discovered automatically, so adding a verb touches no other file.
+No statistics live here: commands call the library and format its results.
+
+Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 a computation failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from trialkit._version import __version__
+from trialkit.errors import TrialkitError, problems_to_dicts
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+
+
+def _command_modules() -> list[ModuleType]:
+    pkg = importlib.import_module("trialkit.cli")
+    mods = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("cmd_"):
+            mods.append(importlib.import_module(f"trialkit.cli.{info.name}"))
+    return mods
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors name the verb and exit with status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\nRun '{self.prog} --help' for examples.\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every discovered verb attached."""
+    parser = _Parser(
+        prog="trialkit",
+        description="Evaluate a cluster randomised pilot trial: protocol, randomisation, data, "
+        "fidelity, analysis, power and reporting.",
+        epilog="Run 'trialkit <verb> --help' for the options and an example of each verb.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"trialkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<verb>", parser_class=_Parser)
+    for mod in _command_modules():
+        p = sub.add_parser(
+            mod.NAME,
+            help=mod.HELP,
+            description=mod.HELP,
+            epilog="example:\n  " + "\n  ".join(_as_list(mod.EXAMPLE)),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def _as_list(example: str | Sequence[str]) -> list[str]:
+    return [example] if isinstance(example, str) else list(example)
+
+
+def report_error(err: TrialkitError, fmt: str = "text") -> None:
+    """Write ``err`` to stderr (and as JSON to stdout when ``fmt == 'json'``)."""
+    if fmt == "json":
+        payload = {
+            "ok": False,
+            "error": err.message,
+            "issues": problems_to_dicts(err.problems),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    sys.stderr.write(f"trialkit: {err}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit status (never raises for user mistakes)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "_module", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    fmt = getattr(args, "format", "text") or "text"
+    try:
+        return int(args._module.run(args))
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except TrialkitError as err:
+        report_error(err, fmt)
+        return err.exit_code
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        name = getattr(err, "filename", None) or ""
+        sys.stderr.write(
+            f"trialkit: cannot read or write '{name}': {err.strerror or err}.\n"
+            "  hint: check the path exists and is readable (inputs) or writable (--out).\n"
+        )
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        sys.stderr.write("trialkit: interrupted\n")
+        return 130
+    except Exception as err:  # pragma: no cover - a bug, not a user mistake
+        if os.environ.get("TRIALKIT_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(
+            f"trialkit: internal error: {type(err).__name__}: {err}\n"
+            "  hint: this is a bug in trialkit; rerun with TRIALKIT_DEBUG=1 for details and report it.\n"
+        )
+        return EXIT_FAILED
+
+
+def console_main() -> None:
+    """Entry point of the ``trialkit`` console script."""
+    raise SystemExit(main())
