@@ -1,0 +1,1 @@
+"""Outcome analysis: mixed models, small-sample inference, robust variance, effect sizes."""
