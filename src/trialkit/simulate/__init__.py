@@ -1,0 +1,1 @@
+"""Data-generating processes shared by power, tests, docs and the demo."""
