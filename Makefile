@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	touch $@
 
 demo: $(VENV)/.installed
+	rm -rf $(DEMO_OUT)
 	$(BIN)/trialkit demo --out $(DEMO_OUT)
 
 pytest: $(VENV)/.installed

@@ -89,9 +89,7 @@ class TrialkitError(Exception):
         self.problems: tuple[Problem, ...] = tuple(problems or ())
 
     @classmethod
-    def from_problem(
-        cls, *, path: str, code: str, message: str, hint: str = ""
-    ) -> TrialkitError:
+    def from_problem(cls, *, path: str, code: str, message: str, hint: str = "") -> TrialkitError:
         """Build an error holding a single problem."""
         problem = Problem(path=path, code=code, message=message, hint=hint)
         return cls(f"{path}: {message}", [problem])
@@ -106,6 +104,8 @@ class TrialkitError(Exception):
     def __str__(self) -> str:
         if not self.problems:
             return self.message
+        if len(self.problems) == 1:
+            return str(self.problems[0])
         lines = [self.message] + [str(p) for p in self.problems]
         return "\n".join(lines)
 

@@ -1,0 +1,33 @@
+"""``trialkit init``: write a commented template protocol into a new directory."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.resources import files
+from pathlib import Path
+
+from trialkit._io import atomic_write_text
+from trialkit.errors import UsageError
+
+NAME = "init"
+HELP = "Write a commented template protocol (protocol.toml) into DIR."
+EXAMPLE = "trialkit init my-trial && trialkit check my-trial/protocol.toml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="directory to create (or an empty one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    target = Path(args.dir) / "protocol.toml"
+    if target.exists():
+        raise UsageError.from_problem(
+            path=str(target),
+            code="cli.init.exists",
+            message=f"'{target}' already exists; trialkit never overwrites a protocol",
+            hint="choose another DIR or move the existing file away",
+        )
+    text = files("trialkit").joinpath("templates/protocol-template.toml").read_text("utf-8")
+    atomic_write_text(target, text)
+    print(f"wrote {target}; fill in every 'TBC' and run: trialkit check {target}")
+    return 0
