@@ -1,0 +1,41 @@
+"""``trialkit verify``: re-derive an allocation from its audit record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "verify"
+HELP = "Re-derive a randomisation from its audit record; exit 0 only if every output is identical."
+EXAMPLE = [
+    "trialkit verify alloc/",
+    "trialkit verify alloc/ --clusters protocols/supporting-families-clusters.csv",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", help="output directory of `trialkit randomise`")
+    parser.add_argument(
+        "--clusters",
+        metavar="CLUSTERS",
+        help="clusters file (default: the path recorded in the audit)",
+    )
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trialkit.errors import VerificationError
+    from trialkit.randomise import verify
+
+    report = verify(args.directory, args.clusters)
+    if not report.ok:
+        raise VerificationError(
+            f"{args.directory} does not verify ({len(report.differences)} difference(s))",
+            report.problems(),
+        )
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.summary() + "\n")
+    return 0

@@ -1,0 +1,335 @@
+"""Writing an allocation with its audit record, and verifying it later.
+
+``write_allocation`` writes into a new (or empty) directory:
+
+``allocation.csv``
+    ``cluster, arm`` (+ ``stratum``/``pair``), clusters in canonical order;
+``space.parquet``
+    constrained designs: one row per kept allocation (a column per cluster with
+    its arm, ``score``, ``chosen``);
+``balance.csv``
+    covariates by arm with standardised differences;
+``audit.json``
+    input SHA-256, canonical cluster ids, covariate coding, every setting,
+    versions, bit generator and seed, score distribution, the chosen allocation,
+    the SHA-256 of each output and one over all outputs.
+
+``verify`` re-derives everything from ``audit.json`` and the clusters file and
+lists every difference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trialkit import _io
+from trialkit.errors import Problem, RandomisationError
+from trialkit.randomise.core import Allocation, randomise
+from trialkit.randomise.settings import RandomisationSettings
+
+AUDIT = "audit.json"
+OUTPUTS = ("allocation.csv", "space.parquet", "balance.csv")
+_VOLATILE = ("created_utc", "input.path", "protocol.path", "record_sha256")
+
+
+def read_clusters(path: str | os.PathLike[str], id_column: str = "la_id") -> pd.DataFrame:
+    """Read a clusters table (CSV, Parquet or Excel); the id column is read as text."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(p)
+        elif suffix in (".xlsx", ".xls"):
+            frame = pd.read_excel(p, dtype={id_column: str})
+        else:
+            frame = pd.read_csv(p, dtype={id_column: str}, keep_default_na=True)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as err:  # parser errors
+        raise RandomisationError.from_problem(
+            path=str(p),
+            code="randomise.input.unreadable",
+            message=f"the clusters file cannot be read: {err}.",
+            hint="give a CSV, Parquet or Excel file with one row per cluster",
+        ) from err
+    if id_column in frame.columns:
+        frame[id_column] = frame[id_column].astype("string")
+    return frame
+
+
+def recorded_id_column(directory: str | os.PathLike[str]) -> str:
+    """The id column recorded in an allocation directory's audit (``la_id`` if unreadable)."""
+    try:
+        audit = json.loads((Path(directory) / AUDIT).read_text(encoding="utf-8"))
+        return str(audit["settings"]["id_column"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "la_id"
+
+
+def check_output_dir(out: str | os.PathLike[str]) -> None:
+    """Raise unless ``out`` is absent or an empty directory (outputs are never overwritten)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RandomisationError.from_problem(
+            path=str(out),
+            code="randomise.output.exists",
+            message=f"output directory `{out}` already exists and is not empty; it is never overwritten.",
+            hint="choose a new --out directory (an allocation is made once)",
+        )
+
+
+def _audit_record(
+    allocation: Allocation,
+    *,
+    clusters_path: Path,
+    protocol_path: Path | None,
+    outputs: dict[str, str],
+) -> dict[str, Any]:
+    combined = _io.sha256_bytes("".join(f"{k}\0{v}\n" for k, v in sorted(outputs.items())).encode())
+    record: dict[str, Any] = {
+        "schema_version": _io.SCHEMA_VERSION,
+        "trialkit_version": _io.__version__,
+        "versions": _io.versions(),
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "input": {
+            "path": str(clusters_path),
+            "name": clusters_path.name,
+            "sha256": _io.sha256_file(clusters_path),
+        },
+        "protocol": None
+        if protocol_path is None
+        else {
+            "path": str(protocol_path),
+            "name": protocol_path.name,
+            "sha256": _io.sha256_file(protocol_path),
+        },
+        "method": allocation.method,
+        "settings": allocation.settings.to_dict(),
+        "bit_generator": f"numpy.random.Generator(numpy.random.PCG64(seed)) [{allocation.bit_generator}]",
+        "seed": allocation.seed,
+        "clusters_canonical": list(allocation.clusters),
+        "canonical_order": "cluster ids as text, sorted by Unicode code point; bit i of a code = i-th cluster in the first arm",
+        "coding": None if allocation.coding is None else allocation.coding.to_dict(),
+        "space": None if allocation.space is None else allocation.space.summary_dict(),
+        "validity": None
+        if allocation.validity is None
+        else {
+            "always_together": [list(p) for p in allocation.validity.always],
+            "never_together": [list(p) for p in allocation.validity.never],
+            "flagged": [list(p) for p in allocation.validity.flagged],
+            "warn_range": list(allocation.validity.warn_range),
+            "min_share": min(
+                min(r[j] for j in range(len(r)) if j != i)
+                for i, r in enumerate(allocation.validity.together)
+            ),
+            "max_share": max(
+                max(r[j] for j in range(len(r)) if j != i)
+                for i, r in enumerate(allocation.validity.together)
+            ),
+        },
+        "allocation": dict(zip(allocation.clusters, allocation.arms, strict=True)),
+        "arm_sizes": allocation.arm_sizes(),
+        "warnings": list(allocation.warnings),
+        "outputs": outputs,
+        "outputs_sha256": combined,
+    }
+    record["record_sha256"] = _record_hash(record)
+    return record
+
+
+def _record_hash(record: dict[str, Any]) -> str:
+    """SHA-256 of the audit record without its own hash (canonical JSON)."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return _io.sha256_bytes(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+
+
+def write_allocation(
+    allocation: Allocation,
+    out: str | os.PathLike[str],
+    *,
+    clusters_path: str | os.PathLike[str],
+    protocol_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Write the allocation, kept space, balance table and audit record into ``out``.
+
+    ``out`` must not exist or be empty.  Returns the audit record.
+    """
+    out_dir = Path(out)
+    check_output_dir(out_dir)
+    outputs: dict[str, str] = {}
+    files: dict[str, Any] = {"allocation.csv": allocation.to_frame()}
+    if allocation.space is not None:
+        files["space.parquet"] = allocation.space.to_frame(
+            allocation.clusters, allocation.settings.arms
+        )
+    if allocation.balance:
+        files["balance.csv"] = allocation.balance_frame()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in files.items():
+        _io.write_frame(out_dir / name, frame)
+        outputs[name] = _io.sha256_file(out_dir / name)
+    record = _audit_record(
+        allocation,
+        clusters_path=Path(clusters_path).resolve(),
+        protocol_path=None if protocol_path is None else Path(protocol_path).resolve(),
+        outputs=outputs,
+    )
+    _io.write_json(out_dir / AUDIT, record)
+    return record
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerificationReport:
+    """Outcome of :func:`verify`: ``ok`` only when every output is identical."""
+
+    directory: str
+    ok: bool
+    differences: tuple[str, ...]
+    checked: tuple[str, ...]
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"verified: {self.directory} ({', '.join(self.checked)}) re-derived identically"
+        return (
+            "NOT verified: " + self.directory + "\n" + "\n".join(f"- {d}" for d in self.differences)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "ok": self.ok,
+            "differences": list(self.differences),
+            "checked": list(self.checked),
+        }
+
+    def problems(self) -> list[Problem]:
+        return [
+            Problem(
+                path=self.directory,
+                code="randomise.verify.differs",
+                message=d,
+                hint="the allocation cannot be reproduced as recorded",
+            )
+            for d in self.differences
+        ]
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: d}
+
+
+def verify(
+    directory: str | os.PathLike[str], clusters: str | os.PathLike[str] | None = None
+) -> VerificationReport:
+    """Re-derive an allocation from its audit record and compare every output.
+
+    Parameters
+    ----------
+    directory : path
+        A directory written by :func:`write_allocation`.
+    clusters : path, optional
+        The clusters file; defaults to the path recorded in the audit.
+
+    Returns
+    -------
+    VerificationReport
+        ``ok`` is True only if the input hash, every output file (byte for byte)
+        and every audit field (except ``created_utc`` and file paths) match.
+    """
+    root = Path(directory)
+    diffs: list[str] = []
+    audit_path = root / AUDIT
+    if not audit_path.is_file():
+        return VerificationReport(
+            directory=str(root), ok=False, differences=(f"{AUDIT} is missing",), checked=()
+        )
+    try:
+        audit = json.loads(audit_path.read_text(encoding="utf-8"))
+        settings = RandomisationSettings.from_mapping(audit["settings"])
+        seed = int(audit["seed"])
+    except (ValueError, KeyError, TypeError, RandomisationError) as err:
+        return VerificationReport(
+            directory=str(root),
+            ok=False,
+            differences=(f"{AUDIT} cannot be read: {err}",),
+            checked=(AUDIT,),
+        )
+    if audit.get("record_sha256") != _record_hash(audit):
+        diffs.append(
+            f"{AUDIT}: record_sha256 does not match its content (a field of the audit record was edited)"
+        )
+    recorded = audit.get("outputs", {})
+    present = sorted(p.name for p in root.iterdir() if p.is_file() and p.name != AUDIT)
+    for name in present:
+        if name not in recorded:
+            diffs.append(f"{name} is not listed in the audit record")
+    for name, digest in recorded.items():
+        f = root / name
+        if not f.is_file():
+            diffs.append(f"{name} is missing")
+        elif _io.sha256_file(f) != digest:
+            diffs.append(
+                f"{name}: SHA-256 differs from the audit record (the file changed after randomisation)"
+            )
+    cpath = Path(clusters) if clusters is not None else Path(audit.get("input", {}).get("path", ""))
+    if not cpath.is_file():
+        diffs.append(f"clusters file `{cpath}` not found; pass --clusters")
+        return VerificationReport(
+            directory=str(root), ok=False, differences=tuple(diffs), checked=tuple(recorded)
+        )
+    if _io.sha256_file(cpath) != audit.get("input", {}).get("sha256"):
+        diffs.append(
+            f"input clusters file `{cpath.name}`: SHA-256 differs from the one recorded (the input changed)"
+        )
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again = randomise(read_clusters(cpath, settings.id_column), settings, seed=seed)
+    except RandomisationError as err:
+        diffs.append(f"the allocation cannot be re-derived: {err.message}")
+        return VerificationReport(
+            directory=str(root), ok=False, differences=tuple(diffs), checked=tuple(recorded)
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh_dir = Path(tmp) / "fresh"
+        protocol = audit.get("protocol")
+        fresh = write_allocation(again, fresh_dir, clusters_path=cpath)
+        fresh["protocol"] = protocol
+        for name in sorted(set(fresh["outputs"]) | set(recorded)):
+            if name not in fresh["outputs"]:
+                diffs.append(f"{name} is recorded but would not be produced")
+            elif (root / name).is_file() and (fresh_dir / name).read_bytes() != (
+                root / name
+            ).read_bytes():
+                diffs.append(
+                    f"{name}: content differs from {name} re-derived with the recorded settings and seed {seed}"
+                )
+    a, b = _flatten(audit), _flatten(json.loads(_io.to_json_text(fresh)))
+    for key in sorted(set(a) | set(b)):
+        if key in _VOLATILE:
+            continue
+        if a.get(key) != b.get(key):
+            diffs.append(
+                f"audit field `{key}` differs: recorded {a.get(key)!r}, re-derived {b.get(key)!r}"
+            )
+    return VerificationReport(
+        directory=str(root),
+        ok=not diffs,
+        differences=tuple(dict.fromkeys(diffs)),
+        checked=(AUDIT, *recorded),
+    )

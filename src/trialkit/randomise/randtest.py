@@ -1,0 +1,413 @@
+"""Randomisation test over the randomisation space (cvcrand's ``cptest``) and its inversion.
+
+The statistic (Gail et al. 1996; Li et al. 2016; cvcrand ``cptest``): regress the
+individual outcome on the covariates ignoring arm (linear, or logistic for a 0/1
+outcome, using working residuals as cptest), average the residuals by cluster, and take the mean of the cluster
+mean residuals in the first arm minus that in the second.  The p-value is exact
+over the kept space of a constrained design (or every allocation of a simple,
+stratified or matched design with the observed per-stratum arm sizes):
+
+    p = #{A : |s(A)| >= |s_obs| (1 - tol)} / M,
+
+with a relative tolerance ``tol`` (default 1e-9) so that allocations that tie
+mathematically (the mirror allocation) count even when floating point differs.
+
+Beyond cvcrand, for a continuous outcome a confidence interval for a constant
+additive effect delta is obtained by inverting the test: under H0(delta) the
+outcomes ``y - delta * t`` have no effect; since least-squares residuals are
+linear in ``y``, ``s_A(delta) = u_A - delta v_A`` exactly, so p(delta) is computed
+exactly at each delta and the interval {delta : p(delta) > alpha} is found by
+bisection outward from the point estimate delta_hat = u_obs / v_obs.
+
+References
+----------
+Gail MH, Mark SD, Carroll RJ, Green SB, Pee D. On design considerations and
+randomization-based inference for community intervention trials. Stat Med
+1996;15:1069-92.
+Rosenbaum PR. Observational Studies, 2nd ed. Springer 2002, ch. 2 (test inversion).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from trialkit._version import __version__
+from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
+from trialkit.randomise import _space
+from trialkit.randomise.core import Allocation, make_rng
+from trialkit.randomise.settings import RandomisationSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RandTestResult:
+    """Result of :func:`randtest`."""
+
+    outcome: str
+    family: str
+    covariates: tuple[str, ...]
+    statistic: float
+    p_value: float
+    n_allocations: int
+    space: str
+    tolerance: float
+    estimate: float | None
+    conf_low: float | None
+    conf_high: float | None
+    conf_level: float
+    n_clusters: int
+    n_obs: int
+    n_excluded: int
+    arms: tuple[str, str]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "term": f"{self.arms[0]} - {self.arms[1]}",
+                    "statistic": self.statistic,
+                    "p_value": self.p_value,
+                    "estimate": self.estimate,
+                    "conf_low": self.conf_low,
+                    "conf_high": self.conf_high,
+                    "n_allocations": self.n_allocations,
+                    "method": f"randomisation test ({self.space} space)",
+                }
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["covariates"] = list(self.covariates)
+        d["arms"] = list(self.arms)
+        d["schema_version"] = 1
+        d["trialkit_version"] = __version__
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RandTestResult:
+        d = {k: v for k, v in d.items() if k not in ("schema_version", "trialkit_version")}
+        d["covariates"] = tuple(d["covariates"])
+        d["arms"] = tuple(d["arms"])
+        return cls(**d)
+
+    def summary(self) -> str:
+        text = (
+            f"randomisation test of {self.outcome} ({self.family}; adjusted for "
+            f"{', '.join(self.covariates) or 'nothing'}): statistic {self.statistic:.6g}, "
+            f"p = {self.p_value:.4g} over {self.n_allocations} allocations ({self.space})"
+        )
+        if self.estimate is not None:
+            text += f"\nconstant-shift effect {self.estimate:.6g}, {self.conf_level:.0%} CI ({self.conf_low:.6g}, {self.conf_high:.6g})"
+        return text
+
+
+def _load_allocation(
+    allocation: Allocation | str | os.PathLike[str],
+) -> tuple[
+    RandomisationSettings,
+    int,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...] | None,
+    np.ndarray | None,
+]:
+    if isinstance(allocation, Allocation):
+        codes = allocation.space.codes if allocation.space is not None else None
+        groups = allocation.stratum if allocation.stratum is not None else allocation.pair
+        return (
+            allocation.settings,
+            allocation.seed,
+            allocation.clusters,
+            allocation.arms,
+            groups,
+            codes,
+        )
+    root = Path(allocation)
+    audit_file = root / "audit.json"
+    if not audit_file.is_file():
+        raise RandomisationError.from_problem(
+            path=str(root),
+            code="randomise.randtest.no_audit",
+            message="`audit.json` must exist in the allocation directory.",
+            hint="pass the --out directory written by `trialkit randomise`",
+        )
+    audit = json.loads(audit_file.read_text(encoding="utf-8"))
+    settings = RandomisationSettings.from_mapping(audit["settings"])
+    alloc = pd.read_csv(root / "allocation.csv", dtype=str)
+    clusters = tuple(alloc["cluster"])
+    arms = tuple(alloc["arm"])
+    groups = None
+    for col in ("stratum", "pair"):
+        if col in alloc.columns:
+            groups = tuple(alloc[col])
+    codes = None
+    if (root / "space.parquet").is_file():
+        space = pd.read_parquet(root / "space.parquet")
+        bits = np.column_stack(
+            [(space[c].astype(str) == settings.arms[0]).to_numpy() for c in clusters]
+        ).astype(np.uint8)
+        codes = _space.codes_of(bits)
+    return settings, int(audit["seed"]), clusters, arms, groups, codes
+
+
+def _design_matrix(frame: pd.DataFrame, covariates: list[str], categorical: set[str]) -> np.ndarray:
+    cols = [np.ones(len(frame))]
+    for cov in covariates:
+        s = frame[cov]
+        if (
+            cov in categorical
+            or not pd.api.types.is_numeric_dtype(s)
+            or pd.api.types.is_bool_dtype(s)
+        ):
+            vals = s.astype(str).to_numpy()
+            for lev in sorted(set(vals))[1:]:
+                cols.append((vals == lev).astype(float))
+        else:
+            cols.append(s.to_numpy(dtype=float))
+    return np.column_stack(cols)
+
+
+def randtest(
+    data: pd.DataFrame,
+    allocation: Allocation | str | os.PathLike[str],
+    *,
+    outcome: str,
+    covariates: tuple[str, ...] | list[str] = (),
+    categorical: tuple[str, ...] | list[str] = (),
+    cluster_column: str | None = None,
+    family: Literal["gaussian", "binomial"] = "gaussian",
+    tolerance: float = 1e-9,
+    conf_level: float = 0.95,
+    max_allocations: int = 200_000,
+    seed: int = 0,
+) -> RandTestResult:
+    """Clustered randomisation test (cvcrand ``cptest`` statistic) with exact p-value.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Individual-level rows with the cluster id, outcome and covariates.
+    allocation : Allocation or path
+        The result of :func:`randomise` or its output directory.
+    outcome : str
+    covariates : sequence of str
+        Adjustment covariates (string columns are dummy-coded, first sorted
+        level as reference).
+    categorical : sequence of str
+        Numeric covariates to dummy-code as well (e.g. a coded income band).
+    cluster_column : str, optional
+        Defaults to the allocation's id column.
+    family : {"gaussian", "binomial"}
+        Linear or logistic residual model.  For the logistic model the residuals
+        are the working residuals (y - p_hat) / (p_hat (1 - p_hat)), as cvcrand's
+        ``cptest`` (R's ``glm(...)$residuals``).
+    tolerance : float
+        Relative tolerance for ties in ``|s(A)| >= |s_obs|``.
+    conf_level : float
+        Level of the test-inversion interval (gaussian only).
+    max_allocations : int
+        For simple/stratified/matched designs whose full space exceeds this, a
+        Monte Carlo p-value over that many distinct allocations (drawn with
+        ``seed``) is reported instead of the exact one.
+
+    Returns
+    -------
+    RandTestResult
+    """
+    settings, _, clusters, arms_of, groups_lab, codes = _load_allocation(allocation)
+    arm_names = (settings.arms[0], settings.arms[1])
+    if len(settings.arms) != 2:
+        raise RandomisationError.from_problem(
+            path="randomisation.arms",
+            code="randomise.randtest.arms",
+            message="the randomisation test needs exactly two arms.",
+        )
+    cluster_column = cluster_column or settings.id_column
+    needed = [cluster_column, outcome, *covariates]
+    missing_cols = [c for c in needed if c not in data.columns]
+    if missing_cols:
+        raise DataError(
+            "outcome data lack columns",
+            [
+                Problem(
+                    path=f"outcome data column {c}",
+                    code="randomise.randtest.missing_column",
+                    message=f"column `{c}` must exist.",
+                )
+                for c in missing_cols
+            ],
+        )
+    frame = data[needed].copy()
+    bad = frame.isna().any(axis=1).to_numpy()
+    n_excluded = int(bad.sum())
+    if n_excluded:
+        warnings.warn(
+            f"{n_excluded} row(s) with missing outcome/covariates excluded from the randomisation test",
+            MissingDataWarning,
+            stacklevel=2,
+        )
+        frame = frame.loc[~bad]
+    cid = frame[cluster_column].astype(str).str.strip().to_numpy()
+    pos = {c: i for i, c in enumerate(clusters)}
+    unknown = sorted(set(cid) - set(pos))
+    absent = sorted(set(pos) - set(cid))
+    if unknown or absent:
+        probs = [
+            Problem(
+                path=f"outcome data column {cluster_column}",
+                code="randomise.randtest.unknown_cluster",
+                message=f"cluster `{c}` is not in the allocation.",
+            )
+            for c in unknown
+        ]
+        probs += [
+            Problem(
+                path=f"outcome data column {cluster_column}",
+                code="randomise.randtest.cluster_without_data",
+                message=f"allocated cluster `{c}` has no outcome data.",
+            )
+            for c in absent
+        ]
+        raise DataError("outcome data and allocation do not match", probs)
+    y = frame[outcome].to_numpy(dtype=float)
+    unknown_cat = sorted(set(categorical) - set(covariates))
+    if unknown_cat:
+        raise DataError.from_problem(
+            path="randtest.categorical",
+            code="randomise.randtest.categorical_unknown",
+            message=f"categorical columns {unknown_cat} must also be covariates.",
+        )
+    x = _design_matrix(frame, list(covariates), set(categorical))
+    if family == "binomial":
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise DataError.from_problem(
+                path=f"outcome data column {outcome}",
+                code="randomise.randtest.not_binary",
+                message="a binomial outcome must be 0/1.",
+            )
+        import statsmodels.api as sm
+
+        fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+        mu = np.asarray(fit.fittedvalues)
+        resid = (y - mu) / (mu * (1.0 - mu))
+        hat_t = None
+    else:
+        beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+        resid = y - x @ beta
+        hat_t = x
+    idx = np.array([pos[c] for c in cid])
+    n = len(clusters)
+    counts = np.bincount(idx, minlength=n)
+    e = np.bincount(idx, weights=resid, minlength=n) / counts
+    obs_bits = np.array([1 if a == arm_names[0] else 0 for a in arms_of], dtype=np.uint8)
+    obs_code = _space.codes_of(obs_bits[None, :])[0]
+    if codes is not None:
+        space_kind = "kept"
+    else:
+        if groups_lab is None:
+            groups = [np.arange(n)]
+        else:
+            labs = sorted(set(groups_lab))
+            groups = [np.array([i for i, g in enumerate(groups_lab) if g == lab]) for lab in labs]
+        combo = tuple(int(obs_bits[g].sum()) for g in groups)
+        total = _space.count_stratified(groups, [combo])
+        if total <= max_allocations:
+            codes = _space.enumerate_stratified(groups, [combo])
+            space_kind = "all"
+        else:
+            codes = _space.sample_codes(
+                make_rng(seed),
+                groups,
+                [[c] for c in combo],
+                int(obs_bits.sum()),
+                n,
+                max_allocations,
+            )
+            space_kind = "sampled"
+    n_t = int(obs_bits.sum())
+    n_c = n - n_t
+
+    def contrasts(vec: np.ndarray) -> np.ndarray:
+        out = np.empty(len(codes))
+        for sl in _space.iter_chunks(len(codes), n):
+            b = _space.bits_of(codes[sl], n).astype(float)
+            out[sl] = b @ vec / n_t - (1.0 - b) @ vec / n_c
+        return out
+
+    u = contrasts(e)
+    u_obs = float(obs_bits @ e / n_t - (1 - obs_bits) @ e / n_c)
+
+    def pval(uu: np.ndarray, s_obs: float) -> float:
+        return float(np.mean(np.abs(uu) >= abs(s_obs) * (1.0 - tolerance) - 1e-300))
+
+    p = pval(u, u_obs)
+    estimate = low = high = None
+    if hat_t is not None:
+        t_ind = obs_bits[idx].astype(float)
+        gamma, *_ = np.linalg.lstsq(hat_t, t_ind, rcond=None)
+        g = np.bincount(idx, weights=t_ind - hat_t @ gamma, minlength=n) / counts
+        v = contrasts(g)
+        v_obs = float(obs_bits @ g / n_t - (1 - obs_bits) @ g / n_c)
+        if abs(v_obs) > 0:
+            alpha = 1.0 - conf_level
+            estimate = u_obs / v_obs
+
+            def p_at(d: float) -> float:
+                return pval(u - d * v, u_obs - d * v_obs)
+
+            scale = max(float(np.std(u)) / abs(v_obs), abs(estimate), 1e-8)
+            low = _bound(p_at, estimate, -scale, alpha)
+            high = _bound(p_at, estimate, scale, alpha)
+    _ = obs_code
+    return RandTestResult(
+        outcome=outcome,
+        family=family,
+        covariates=tuple(covariates),
+        statistic=u_obs,
+        p_value=p,
+        n_allocations=len(codes),
+        space=space_kind,
+        tolerance=tolerance,
+        estimate=estimate,
+        conf_low=low,
+        conf_high=high,
+        conf_level=conf_level,
+        n_clusters=n,
+        n_obs=len(y),
+        n_excluded=n_excluded,
+        arms=arm_names,
+    )
+
+
+def _bound(p_at: Any, start: float, step: float, alpha: float) -> float:
+    """Outermost delta in direction ``step`` with p(delta) > alpha (bisection)."""
+    inside = start
+    outside = None
+    width = step
+    for _ in range(200):
+        cand = start + width
+        if p_at(cand) <= alpha:
+            outside = cand
+            break
+        inside = cand
+        width *= 2.0
+    if outside is None:
+        return math.copysign(math.inf, step)
+    for _ in range(200):
+        mid = 0.5 * (inside + outside)
+        if mid in (inside, outside):
+            break
+        if p_at(mid) > alpha:
+            inside = mid
+        else:
+            outside = mid
+    return inside

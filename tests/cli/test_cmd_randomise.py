@@ -1,0 +1,204 @@
+"""randomise -> verify -> tamper -> verify fails, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from trialkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTERS = ROOT / "protocols" / "supporting-families-clusters.csv"
+ARGS = [
+    "--id-column",
+    "la_id",
+    "--method",
+    "constrained",
+    "--covariates",
+    "region,imd_score,families_referred_2023",
+    "--seed",
+    "20260401",
+]
+
+
+@pytest.fixture
+def alloc(tmp_path: Path) -> Path:
+    out = tmp_path / "alloc"
+    with pytest.warns(Warning):
+        assert main(["randomise", str(CLUSTERS), *ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def test_outputs(alloc: Path) -> None:
+    assert sorted(p.name for p in alloc.iterdir()) == [
+        "allocation.csv",
+        "audit.json",
+        "balance.csv",
+        "space.parquet",
+    ]
+    audit = json.loads((alloc / "audit.json").read_text())
+    assert audit["seed"] == 20260401 and "PCG64" in audit["bit_generator"]
+    assert audit["space"]["n_possible"] == 924
+    space = pd.read_parquet(alloc / "space.parquet")
+    assert len(space) == audit["space"]["n_kept"] and space["chosen"].sum() == 1
+    chosen = space[space["chosen"]].iloc[0]
+    alloc_csv = pd.read_csv(alloc / "allocation.csv")
+    assert all(chosen[c] == a for c, a in zip(alloc_csv["cluster"], alloc_csv["arm"], strict=True))
+
+
+def test_verify_ok_and_json(alloc: Path, capsys) -> None:
+    assert main(["verify", str(alloc)]) == 0
+    assert main(["verify", str(alloc), "--clusters", str(CLUSTERS), "--format", "json"]) == 0
+    assert '"ok": true' in capsys.readouterr().out
+
+
+def test_never_overwrite(alloc: Path, capsys) -> None:
+    assert main(["randomise", str(CLUSTERS), *ARGS, "--out", str(alloc)]) == 1
+    assert "randomise.output.exists" in capsys.readouterr().err
+
+
+def test_tampered_allocation(alloc: Path, capsys) -> None:
+    f = alloc / "allocation.csv"
+    text = f.read_text()
+    f.write_text(
+        text.replace("intervention", "TMP")
+        .replace("control", "intervention")
+        .replace("TMP", "control")
+    )
+    assert main(["verify", str(alloc)]) == 1
+    assert "allocation.csv" in capsys.readouterr().err
+
+
+def test_tampered_audit_field(alloc: Path, capsys) -> None:
+    f = alloc / "audit.json"
+    audit = json.loads(f.read_text())
+    audit["seed"] = 1
+    f.write_text(json.dumps(audit))
+    assert main(["verify", str(alloc)]) == 1
+    assert "seed" in capsys.readouterr().err
+
+
+def test_changed_input(alloc: Path, tmp_path: Path, capsys) -> None:
+    other = tmp_path / "clusters.csv"
+    shutil.copy(CLUSTERS, other)
+    other.write_text(other.read_text().replace("31.4", "35.4"))
+    assert main(["verify", str(alloc), "--clusters", str(other)]) == 1
+    assert "input clusters file" in capsys.readouterr().err
+
+
+def test_row_order_same_allocation(alloc: Path, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled.csv"
+    pd.read_csv(CLUSTERS).iloc[::-1].to_csv(shuffled, index=False)
+    out = tmp_path / "again"
+    with pytest.warns(Warning):
+        assert main(["randomise", str(shuffled), *ARGS, "--out", str(out)]) == 0
+    assert (out / "allocation.csv").read_bytes() == (alloc / "allocation.csv").read_bytes()
+
+
+def test_usage_and_input_errors(tmp_path: Path, capsys) -> None:
+    assert main(["randomise", str(CLUSTERS), "--seed", "1", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "randomise",
+                str(CLUSTERS),
+                "--method",
+                "simple",
+                "--ratio",
+                "1:x",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("la_id,imd_score\nA,1\nA,2\n")
+    assert (
+        main(
+            [
+                "randomise",
+                str(bad),
+                "--method",
+                "simple",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "z"),
+            ]
+        )
+        == 1
+    )
+    assert "duplicate_id" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nowhere")]) == 1
+
+
+def test_simple_stratified_and_randtest(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s"
+    assert (
+        main(
+            [
+                "randomise",
+                str(CLUSTERS),
+                "--method",
+                "stratified",
+                "--strata",
+                "region",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert main(["verify", str(out)]) == 0
+    alloc = pd.read_csv(out / "allocation.csv")
+    rows = [
+        {"la_id": c, "y": float(i % 5) + (a == "intervention")}
+        for i, (c, a) in enumerate(zip(alloc["cluster"], alloc["arm"], strict=True))
+        for _ in range(3)
+    ]
+    data = tmp_path / "y.csv"
+    pd.DataFrame(rows).to_csv(data, index=False)
+    capsys.readouterr()
+    assert main(["randtest", str(data), str(out), "--outcome", "y", "--format", "json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_allocations"] == 216 and 0 < res["p_value"] <= 1
+
+
+def test_protocol_route(tmp_path: Path) -> None:
+    try:
+        from trialkit.protocol import load_protocol
+    except ImportError:
+        pytest.skip("protocol loader not available yet")
+    protocol = ROOT / "protocols" / "supporting-families-systemic-pilot.toml"
+    plan = load_protocol(protocol).randomisation
+    assert plan is not None
+    out = tmp_path / "p"
+    with pytest.warns(Warning):
+        assert (
+            main(
+                [
+                    "randomise",
+                    "--protocol",
+                    str(protocol),
+                    str(CLUSTERS),
+                    "--seed",
+                    "20260401",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+    audit = json.loads((out / "audit.json").read_text())
+    assert audit["settings"]["covariates"] == list(plan.covariates)
+    assert audit["protocol"]["sha256"]
+    assert main(["verify", str(out)]) == 0
