@@ -1,0 +1,62 @@
+"""``trialkit validate``: check a trial data directory and (optionally) write the validated dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "validate"
+HELP = "Validate trial data tables against the protocol and allocation; list every problem."
+EXAMPLE = [
+    "trialkit validate --protocol protocol.toml --data data/ --allocation allocation/",
+    "trialkit validate --protocol protocol.toml --data data/ --allocation allocation/ "
+    "--out validated/ --format json",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", required=True, help="protocol TOML file")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="directory with clusters, keyworkers, families, "
+        "measurements, delivery (.csv, .parquet or .xlsx)",
+    )
+    parser.add_argument("--allocation", default=None, help="allocation directory (allocation.csv)")
+    parser.add_argument(
+        "--out", default=None, help="new directory for the validated dataset (Parquet)"
+    )
+    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trialkit.data.validate import save_validated, validate
+    from trialkit.protocol.load import load_protocol
+
+    protocol = load_protocol(args.protocol)
+    td = validate(protocol, args.data, args.allocation)
+    if td.ok and args.out:
+        save_validated(td, args.out)
+    if args.format == "json":
+        d = td.to_dict()
+        payload = {
+            "ok": d["ok"],
+            "problems": d["problems"],
+            "exclusions": d["exclusions"],
+            "flow": d["flow"],
+            "row_counts": d["row_counts"],
+            "out": args.out if td.ok else None,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(td.summary() + "\n")
+        for p in td.problems:
+            sys.stdout.write(f"{p.severity}: {p.path}: {p.message} [{p.code}]\n")
+            if p.hint:
+                sys.stdout.write(f"  hint: {p.hint}\n")
+        if td.ok and args.out:
+            sys.stdout.write(f"validated dataset written to {args.out}\n")
+        elif not td.ok:
+            sys.stderr.write("trialkit: the data have errors; nothing was written\n")
+    return 0 if td.ok else 1

@@ -1,0 +1,203 @@
+"""Read data tables (CSV, Parquet, Excel) and convert columns to pyarrow-backed dtypes.
+
+Conversion never raises for bad values: it returns the converted column and a
+mask of the cells that could not be converted, so validation can report every
+one with its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from trialkit.data.schema import SUFFIXES, DataProblem, Kind
+from trialkit.errors import DataError
+
+__all__ = ["convert", "find_tables", "read_table"]
+
+STRING = pd.StringDtype("pyarrow")
+FLOAT = pd.ArrowDtype(pa.float64())
+INT = pd.ArrowDtype(pa.int64())
+BOOL = pd.ArrowDtype(pa.bool_())
+DATE = pd.ArrowDtype(pa.date32())
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def find_tables(
+    directory: str | os.PathLike[str], names: tuple[str, ...]
+) -> tuple[dict[str, Path], list[DataProblem]]:
+    """Locate ``<name>.csv|.parquet|.xlsx`` for each table; report ambiguous duplicates."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError.from_problem(
+            path=str(root),
+            code="data.not_a_directory",
+            message=f"data directory must be an existing directory; got '{root}'",
+            hint="pass the folder holding clusters, keyworkers, families, measurements, delivery",
+        )
+    found: dict[str, Path] = {}
+    problems: list[DataProblem] = []
+    for name in names:
+        hits = [root / f"{name}{s}" for s in SUFFIXES if (root / f"{name}{s}").is_file()]
+        if len(hits) > 1:
+            problems.append(
+                DataProblem(
+                    file=hits[0].name,
+                    row=None,
+                    column=None,
+                    code="data.ambiguous_table",
+                    message=f"table '{name}' must be given once; got {', '.join(h.name for h in hits)}",
+                    hint="keep one file per table",
+                )
+            )
+        if hits:
+            found[name] = hits[0]
+    return found, problems
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return next(csv.reader(fh), [])
+
+
+def read_table(path: str | os.PathLike[str], id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read one table as written (ids kept as strings); raises DataError if unreadable."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(p, dtype_backend="pyarrow")
+        if suffix == ".csv":
+            header = _csv_header(p)
+            dtype = {c: "string" for c in header if c in id_columns or c in {"month", "role"}}
+            try:
+                return pd.read_csv(p, engine="pyarrow", dtype=dtype, dtype_backend="pyarrow")
+            except (pa.ArrowInvalid, ValueError):
+                return pd.read_csv(p, dtype=str, keep_default_na=True, encoding="utf-8-sig")
+        if suffix == ".xlsx":
+            return pd.read_excel(p, dtype=object)
+    except (ValueError, OSError, ImportError, pa.ArrowException, UnicodeDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataError.from_problem(
+            path=p.name,
+            code="data.unreadable",
+            message=f"table '{p.name}' must be a readable {suffix[1:]} file; got error: {exc}",
+            hint="re-export the table as UTF-8 CSV or Parquet",
+        ) from None
+    raise DataError.from_problem(
+        path=p.name,
+        code="data.format",
+        message=f"table format must be .csv, .parquet or .xlsx; got '{suffix}'",
+        hint="convert the table to CSV or Parquet",
+    )
+
+
+def to_object(s: pd.Series) -> np.ndarray:
+    """Values as a numpy object array with None for missing."""
+    return np.asarray(s.to_numpy(dtype=object, na_value=None))  # type: ignore[call-overload]
+
+
+def isin(values: pd.Series | np.ndarray, allowed: object) -> np.ndarray:
+    """Hash-based membership of (string) values in ``allowed``; missing values give False.
+
+    Faster than ``Series.isin`` on pyarrow strings, which loops in Python.
+    """
+    if isinstance(values, pd.Series):
+        arr = to_object(values)
+    else:
+        arr = np.asarray(values, dtype=object)
+    idx = pd.Index(list(dict.fromkeys(allowed)), dtype=object)  # type: ignore[arg-type,call-overload]
+    if len(idx) == 0:
+        return np.zeros(len(arr), dtype=bool)
+    return np.asarray(idx.get_indexer(arr) >= 0)  # type: ignore[arg-type]
+
+
+def _notna(s: pd.Series) -> np.ndarray:
+    return np.asarray(s.notna().to_numpy(dtype=bool, na_value=False))
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed; empty strings become missing."""
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_floating(s.dtype.pyarrow_dtype):
+        vals = s.to_numpy(dtype=float, na_value=np.nan)
+        whole = np.isfinite(vals) & (vals == np.round(vals)) & (np.abs(vals) < 2.0**53)
+        txt = pd.Series(
+            np.where(
+                whole,
+                np.char.mod("%d", np.where(whole, vals, 0).astype(np.int64)),
+                vals.astype(str),
+            ),
+            index=s.index,
+            dtype=object,
+        )
+        txt[np.isnan(vals)] = None
+        s = txt
+    out = s.astype(STRING).str.strip()
+    return out.mask(out == "", pd.NA).astype(STRING)
+
+
+def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
+    """Convert ``s`` to the dtype of ``kind``; return ``(converted, bad_mask)``.
+
+    ``bad_mask`` marks cells that held a value that could not be converted.
+    """
+    present = _notna(s)
+    if kind in ("id", "str"):
+        out = _as_text(s)
+        return out, np.zeros(len(s), dtype=bool)
+    if kind in ("float", "int"):
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            vals = s.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            txt = _as_text(s)
+            vals = pd.to_numeric(txt, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        vals = np.where(np.isinf(vals), np.nan, vals)
+        bad = present & np.isnan(vals)
+        if kind == "int":
+            nonint = ~np.isnan(vals) & ((vals != np.round(vals)) | (np.abs(vals) >= 2.0**53))
+            bad = bad | nonint
+            vals = np.where(nonint, np.nan, vals)
+            mask = np.isnan(vals)
+            arr = pa.array(np.where(mask, 0, vals).astype(np.int64), mask=mask)
+            return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+        arr = pa.array(vals, mask=np.isnan(vals))
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+    if kind == "date":
+        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
+            return s.astype(DATE), np.zeros(len(s), dtype=bool)
+        if pd.api.types.is_datetime64_any_dtype(s.dtype) or (
+            isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_timestamp(s.dtype.pyarrow_dtype)
+        ):
+            dt = pd.to_datetime(s.astype(object), errors="coerce")
+        else:
+            txt = _as_text(s).astype(object)
+            dt = pd.to_datetime(txt, errors="coerce", format="ISO8601")
+        bad = present & np.asarray(dt.isna())
+        days = dt.to_numpy(dtype="datetime64[D]")
+        arr = pa.array(days, type=pa.date32(), from_pandas=True)
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+    if kind == "bool":
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return s.astype(BOOL), np.zeros(len(s), dtype=bool)
+        txt = _as_text(s).str.lower()
+        t = np.asarray(txt.isin(_TRUE).to_numpy(dtype=bool, na_value=False))
+        f = np.asarray(txt.isin(_FALSE).to_numpy(dtype=bool, na_value=False))
+        bad = present & ~t & ~f
+        arr = pa.array(t, mask=~(t | f))
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+    if kind == "month":
+        txt = _as_text(s)
+        ok = np.asarray(
+            txt.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").to_numpy(dtype=bool, na_value=False)
+        )
+        bad = present & ~ok
+        return txt.mask(~ok, pd.NA).astype(STRING), bad
+    raise ValueError(kind)  # pragma: no cover

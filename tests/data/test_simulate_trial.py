@@ -1,0 +1,77 @@
+"""simulate_trial: determinism, truth, effect direction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trialkit.errors import DataError
+from trialkit.simulate.trial import simulate_trial
+
+
+def test_same_seed_same_tables(protocol, clusters, allocation):
+    a = simulate_trial(
+        protocol, clusters, allocation, seed=5, n_keyworkers=4, families_per_keyworker=2
+    )
+    b = simulate_trial(
+        protocol, clusters, allocation, seed=5, n_keyworkers=4, families_per_keyworker=2
+    )
+    for k in a.tables:
+        pd.testing.assert_frame_equal(a.tables[k], b.tables[k])
+    c = simulate_trial(
+        protocol, clusters, allocation, seed=6, n_keyworkers=4, families_per_keyworker=2
+    )
+    assert not a.tables["measurements"].equals(c.tables["measurements"])
+
+
+def test_truth_and_save(synthetic, tmp_path):
+    t = synthetic.truth
+    assert t["n_la"] == 12 and len(t["fidelity"]) == 12
+    assert t["outcomes"]["family_functioning"]["latent_smd"] == -0.3
+    assert t["outcomes"]["family_functioning"]["scale_sate_treated"] < 0
+    assert t["outcomes"]["parent_wellbeing"]["scale_sate_treated"] > 0
+    ctrl = [la for la, a in t["arms"].items() if a == "control"]
+    assert all(t["fidelity"][la] == 0 for la in ctrl)
+    out = synthetic.save(tmp_path / "s")
+    rec = json.loads((out / "truth.json").read_text())
+    assert rec["provenance"]["seed"] == 11
+    with pytest.raises(DataError):
+        synthetic.save(out)
+
+
+def test_items_in_range(synthetic):
+    m = synthetic.tables["measurements"]
+    sc = m[m["instrument"] == "SCORE-15"]
+    v = sc[[f"item_{i}" for i in range(1, 16)]].to_numpy(dtype=float, na_value=np.nan)
+    assert np.nanmin(v) >= 1 and np.nanmax(v) <= 5
+    assert (
+        sc[[c for c in m.columns if c.startswith("item_") and int(c[5:]) > 15]].isna().all().all()
+    )
+
+
+def test_fidelity_recovered_in_delivery(protocol, clusters, allocation):
+    fid = {la: 1.0 for la in clusters["la_id"]}
+    st = simulate_trial(
+        protocol,
+        clusters,
+        allocation,
+        seed=3,
+        fidelity=fid,
+        contamination=0.0,
+        n_keyworkers=4,
+        families_per_keyworker=1,
+    )
+    d = st.tables["delivery"]
+    cm = d[d["record_type"] == "clinician_month"]
+    assert set(cm["la_id"]) == set(allocation.loc[allocation.arm == "intervention", "cluster"])
+    assert (cm["fte"] == 1.0).all()
+    tr = d[(d["record_type"] == "training") & (d["course"] == "cpd")]
+    assert tr.groupby("la_id")["day"].max().eq(5).all()
+
+
+def test_unallocated_la_is_an_error(protocol, clusters, allocation):
+    with pytest.raises(DataError):
+        simulate_trial(protocol, clusters, allocation.iloc[:5], seed=1)
