@@ -1,1 +1,26 @@
-"""Outcome analysis: mixed models, small-sample inference, robust variance, effect sizes."""
+"""Outcome analysis: mixed models, small-sample inference, robust variance, effect sizes.
+
+``fit`` is the single entry point (``trialkit.fit``); it dispatches to the linear
+mixed model (REML/ML with Kenward–Roger, Satterthwaite, between-within or
+residual df), OLS with CR2, cluster-level analyses, the binary GLMM and GEE.
+"""
+
+from trialkit.analysis.design import ModelFrame, build_model_frame
+from trialkit.analysis.fit import fit
+from trialkit.analysis.lmm import contrast, with_df_method
+from trialkit.analysis.result import Exclusion, FitResult, Term
+from trialkit.analysis.robust import CRVariance, vcov_cr, vcov_cr_gls
+
+__all__ = [
+    "CRVariance",
+    "Exclusion",
+    "FitResult",
+    "ModelFrame",
+    "Term",
+    "build_model_frame",
+    "contrast",
+    "fit",
+    "vcov_cr",
+    "vcov_cr_gls",
+    "with_df_method",
+]

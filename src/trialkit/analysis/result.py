@@ -128,6 +128,16 @@ class FitResult:
     warnings: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    # ------------------------------------------------------------------ alternatives
+    def with_df_method(self, df_method: str) -> FitResult:
+        """The same linear mixed model fit with another df method (new object, no refit).
+
+        Available for ``method == "lmm"``; see :func:`trialkit.analysis.lmm.with_df_method`.
+        """
+        from trialkit.analysis.lmm import with_df_method
+
+        return with_df_method(self, df_method)
+
     # ------------------------------------------------------------------ output
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per fixed-effect term."""
@@ -146,7 +156,9 @@ class FitResult:
             "treatment_term": self.treatment_term,
             "treatment": self.treatment.to_dict(),
             "fixed_effects": [t.to_dict() for t in self.fixed_effects],
-            "variance_components": {k: _clean(float(v)) for k, v in self.variance_components.items()},
+            "variance_components": {
+                k: _clean(float(v)) for k, v in self.variance_components.items()
+            },
             "icc": {k: _clean(float(v)) for k, v in self.icc.items()},
             "df_method": self.df_method,
             "n_obs": int(self.n_obs),

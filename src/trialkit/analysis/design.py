@@ -1,0 +1,415 @@
+"""Model frames: from a data frame to the arrays every analysis method uses.
+
+:func:`build_model_frame` turns a :class:`pandas.DataFrame` and column names
+into a frozen :class:`ModelFrame`: the outcome vector, the fixed-effects design
+matrix (intercept, treatment indicator, covariates with categorical ones
+dummy-coded), integer cluster codes for each nesting level, the rows excluded
+and why, and a hash of the data used.  Every analysis method (mixed model,
+cluster-robust OLS, cluster-level analyses, GLMM, GEE) starts from it.
+
+Coding rules
+------------
+* **Missing values**: complete-case.  A row is excluded when the outcome, the
+  treatment, a covariate or a cluster id is missing; each excluded row is
+  counted once, under the first missing column in the order outcome,
+  treatment, covariates, clusters (reasons ``"missing outcome"``,
+  ``"missing treatment"``, ``"missing covariate <name>"``,
+  ``"missing cluster <name>"``).
+* **Treatment**: a numeric or boolean column holding only 0 and 1 is used as
+  it is (term name = the column name).  Otherwise the column must hold exactly
+  two labels and ``treatment_level`` names the treated one; the indicator is
+  1 for that label (term name ``"<column>[<label>]"``).
+* **Categorical covariates** (string, object, boolean or ``category`` columns)
+  are dummy-coded with the first level as reference: the first category of a
+  ``category`` column, otherwise the first level in sorted order.  Terms are
+  named ``"<column>[<level>]"``.  Numeric covariates enter as they are.
+* **Clusters** are listed from the top of the nesting (``("la", "keyworker")``).
+  Ids at a lower level are made unique within their parent, so keyworker
+  ``"1"`` in two LAs are two keyworkers.  Codes are ``0 .. G-1`` in sorted
+  order of the (parent, id) keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from trialkit.analysis.result import Exclusion
+from trialkit.errors import FitError, Problem
+
+__all__ = ["ModelFrame", "build_model_frame"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ModelFrame:
+    """Arrays for fitting one model (complete cases only).
+
+    Attributes
+    ----------
+    outcome, treatment : str
+        Column names.
+    covariates, clusters : tuple of str
+        Covariate columns and cluster columns (top of the nesting first).
+    y : ndarray, shape (n,)
+        Outcome.
+    X : ndarray, shape (n, p)
+        Fixed-effects design: intercept, treatment indicator, covariate columns.
+    column_names : tuple of str
+        Names of the columns of ``X`` (``"(Intercept)"`` first).
+    treatment_index : int
+        Column of ``X`` holding the treatment indicator (always 1).
+    treatment_term : str
+        Its name.
+    treatment_labels : tuple of str
+        ``(control, treated)`` labels as found in the data.
+    cluster_codes : tuple of ndarray
+        One int64 array of length n per level, top first, codes ``0..G-1``,
+        nested ids made unique within their parent.
+    n_clusters : tuple of int
+        Number of clusters per level.
+    cluster_level_columns : tuple of bool
+        For each column of ``X``: constant within every top-level cluster
+        (the intercept and the treatment indicator in a cluster randomised trial).
+    exclusions : tuple of Exclusion
+        Rows excluded and why.
+    n_input : int
+        Rows in the input frame.
+    data_hash : str
+        SHA-256 of the used columns of the input (before exclusions).
+    formula : str
+        An R-style formula describing the model (documentation only).
+    """
+
+    outcome: str
+    treatment: str
+    covariates: tuple[str, ...]
+    clusters: tuple[str, ...]
+    y: np.ndarray
+    X: np.ndarray
+    column_names: tuple[str, ...]
+    treatment_index: int
+    treatment_term: str
+    treatment_labels: tuple[str, str]
+    cluster_codes: tuple[np.ndarray, ...]
+    n_clusters: tuple[int, ...]
+    cluster_level_columns: tuple[bool, ...]
+    exclusions: tuple[Exclusion, ...]
+    n_input: int
+    data_hash: str
+    formula: str
+
+    @property
+    def n_obs(self) -> int:
+        """Number of rows used."""
+        return int(self.y.shape[0])
+
+    @property
+    def n_excluded(self) -> int:
+        """Number of rows excluded."""
+        return int(sum(e.n_rows for e in self.exclusions))
+
+    @property
+    def n_clusters_by_name(self) -> dict[str, int]:
+        """Number of clusters keyed by cluster column name."""
+        return dict(zip(self.clusters, self.n_clusters, strict=True))
+
+    def with_outcome(self, y: np.ndarray) -> ModelFrame:
+        """Copy with another outcome vector (same rows), e.g. for simulation."""
+        y = np.asarray(y, dtype=float)
+        if y.shape != self.y.shape:
+            raise ValueError(f"y must have shape {self.y.shape}; got {y.shape}")
+        return _replace(self, y=y)
+
+
+def _replace(frame: ModelFrame, **changes: object) -> ModelFrame:
+    import dataclasses
+
+    return dataclasses.replace(frame, **changes)  # type: ignore[arg-type]
+
+
+def _is_categorical(s: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+
+
+def _levels(s: pd.Series) -> list[object]:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        present = set(s.dropna().unique())
+        return [c for c in s.cat.categories if c in present]
+    vals = s.dropna().unique().tolist()
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+def _fail(summary: str, code: str, path: str, message: str, hint: str = "") -> FitError:
+    return FitError(summary, [Problem(path=path, code=code, message=message, hint=hint)])
+
+
+def build_model_frame(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    treatment: str,
+    covariates: Sequence[str] = (),
+    clusters: Sequence[str] = (),
+    treatment_level: object | None = None,
+) -> ModelFrame:
+    """Build the :class:`ModelFrame` for ``outcome ~ treatment + covariates``.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per observation.
+    outcome, treatment : str
+        Column names.
+    covariates : sequence of str
+        Adjustment covariates (numeric, or categorical to be dummy-coded).
+    clusters : sequence of str
+        Cluster id columns, top of the nesting first.
+    treatment_level : optional
+        The label of the treated arm when the treatment column is not 0/1.
+
+    Returns
+    -------
+    ModelFrame
+
+    Raises
+    ------
+    FitError
+        ``fit.column_missing`` (a named column is absent), ``fit.outcome_type``,
+        ``fit.treatment_levels``, ``fit.no_rows``, ``fit.rank_deficient``,
+        ``fit.duplicate_column``.
+
+    Notes
+    -----
+    See the module docstring for the coding rules (missing values, treatment,
+    categorical covariates, nested cluster ids).
+    """
+    covariates = tuple(covariates)
+    clusters = tuple(clusters)
+    if isinstance(covariates, str) or isinstance(clusters, str):  # pragma: no cover - typing guard
+        raise TypeError("covariates and clusters must be sequences of column names")
+    used = (outcome, treatment, *covariates, *clusters)
+    problems: list[Problem] = []
+    available = ", ".join(map(str, data.columns))
+    for col in used:
+        if col not in data.columns:
+            problems.append(
+                Problem(
+                    path=f"column {col}",
+                    code="fit.column_missing",
+                    message=f"column `{col}` must be in the data; got columns {available}.",
+                    hint="check the spelling (names are case-sensitive).",
+                )
+            )
+    seen: set[str] = set()
+    for col in used:
+        if col in seen:
+            problems.append(
+                Problem(
+                    path=f"column {col}",
+                    code="fit.duplicate_column",
+                    message=f"column `{col}` must be used once; it appears twice in the model.",
+                    hint="a column cannot be both outcome, treatment, covariate or cluster.",
+                )
+            )
+        seen.add(col)
+    if problems:
+        raise FitError("the model names columns that are not in the data", problems)
+
+    n_input = int(len(data))
+    sub = data.loc[:, list(used)]
+    # data hash of the used columns (values and dtypes, in row order)
+    h = hashlib.sha256()
+    h.update(repr([(c, str(sub[c].dtype)) for c in used]).encode())
+    h.update(pd.util.hash_pandas_object(sub, index=False).to_numpy().tobytes())
+    data_hash = h.hexdigest()
+
+    # ---------------------------------------------------------------- exclusions
+    keep = np.ones(n_input, dtype=bool)
+    exclusions: list[Exclusion] = []
+    reasons = [(outcome, "missing outcome"), (treatment, "missing treatment")]
+    reasons += [(c, f"missing covariate {c}") for c in covariates]
+    reasons += [(c, f"missing cluster {c}") for c in clusters]
+    for col, reason in reasons:
+        miss = sub[col].isna().to_numpy() & keep
+        k = int(miss.sum())
+        if k:
+            exclusions.append(Exclusion(reason=reason, n_rows=k))
+            keep &= ~miss
+    if not keep.all():
+        sub = sub.loc[keep]
+    n = int(len(sub))
+    if n == 0:
+        raise _fail(
+            "no complete rows to fit",
+            "fit.no_rows",
+            "data",
+            f"the model needs rows with no missing values in {', '.join(used)}; got none "
+            f"of {n_input}.",
+            "check the columns for missing values.",
+        )
+
+    # ---------------------------------------------------------------- outcome
+    ys = sub[outcome]
+    if pd.api.types.is_bool_dtype(ys):
+        ys = ys.astype(float)
+    if not pd.api.types.is_numeric_dtype(ys):
+        raise _fail(
+            "the outcome is not numeric",
+            "fit.outcome_type",
+            f"column {outcome}",
+            f"outcome `{outcome}` must be numeric; got dtype {ys.dtype}.",
+            "convert the outcome to numbers (0/1 for a binary outcome).",
+        )
+    y = ys.to_numpy(dtype=float)
+
+    # ---------------------------------------------------------------- treatment
+    ts = sub[treatment]
+    labels = _levels(ts)
+    label_text = ", ".join(repr(v) for v in labels)
+    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and set(
+        np.unique(ts.to_numpy(dtype=float)).tolist()
+    ) <= {0.0, 1.0}
+    if treatment_level is None and numeric01:
+        tvec = ts.to_numpy(dtype=float)
+        term = treatment
+        tlabels = ("0", "1")
+    else:
+        if len(labels) != 2 or treatment_level is None:
+            raise _fail(
+                "the treatment must have two arms",
+                "fit.treatment_levels",
+                f"column {treatment}",
+                f"treatment `{treatment}` must be 0/1 or two labels with `treatment_level` "
+                f"naming the treated one; got labels {label_text}"
+                + ("" if treatment_level is None else f" and treatment_level={treatment_level!r}")
+                + ".",
+                "pass treatment_level= (CLI: --treatment-level) naming the treated arm.",
+            )
+        match = [v for v in labels if v == treatment_level or str(v) == str(treatment_level)]
+        if not match:
+            raise _fail(
+                "the treated level is not in the data",
+                "fit.treatment_levels",
+                f"column {treatment}",
+                f"treatment_level must be one of {label_text}; got {treatment_level!r}.",
+                "pass one of the labels found in the treatment column.",
+            )
+        treated = match[0]
+        control = next(v for v in labels if v is not treated and v != treated)
+        tvec = (ts == treated).to_numpy(dtype=float)
+        term = f"{treatment}[{treated}]"
+        tlabels = (str(control), str(treated))
+    if np.all(tvec == tvec[0]):
+        raise _fail(
+            "only one arm in the data",
+            "fit.treatment_levels",
+            f"column {treatment}",
+            f"treatment `{treatment}` must take both values among complete rows; got only "
+            f"{tvec[0]:g}.",
+            "check the treatment column and the rows excluded for missing values.",
+        )
+
+    # ---------------------------------------------------------------- covariates
+    cols: list[np.ndarray] = [np.ones(n), tvec]
+    names: list[str] = ["(Intercept)", term]
+    for c in covariates:
+        s = sub[c]
+        if _is_categorical(s):
+            lev = _levels(s)
+            for v in lev[1:]:
+                cols.append((s == v).to_numpy(dtype=float))
+                names.append(f"{c}[{v}]")
+        else:
+            cols.append(s.to_numpy(dtype=float))
+            names.append(c)
+    X = np.column_stack(cols)
+    if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
+        raise _fail(
+            "non-finite values in the model",
+            "fit.non_finite",
+            "data",
+            "outcome and covariates must be finite; got infinite values.",
+            "replace infinite values or mark them missing.",
+        )
+
+    # ---------------------------------------------------------------- clusters
+    codes: list[np.ndarray] = []
+    counts: list[int] = []
+    parent: np.ndarray | None = None
+    for c in clusters:
+        own, _ = pd.factorize(sub[c], sort=True)
+        own = own.astype(np.int64)
+        if parent is None:
+            code = own
+        else:
+            key = parent * (int(own.max()) + 1) + own
+            code, _ = pd.factorize(key, sort=True)
+            code = code.astype(np.int64)
+        codes.append(code)
+        counts.append(int(code.max()) + 1)
+        parent = code
+
+    # cluster-level columns: constant within every top-level cluster
+    if codes:
+        top = codes[0]
+        first = np.empty(counts[0], dtype=np.int64)
+        first[top[::-1]] = np.arange(n - 1, -1, -1)  # first row of each top cluster
+        cl_level = tuple(bool(v) for v in np.all(X == X[first][top], axis=0))
+    else:
+        cl_level = (True,) + tuple(False for _ in names[1:])
+
+    # ---------------------------------------------------------------- rank
+    scale = np.sqrt(np.einsum("ij,ij->j", X, X))
+    scale[scale == 0] = 1.0
+    sv = np.linalg.svd(X / scale, compute_uv=False)
+    tol = sv[0] * max(X.shape) * np.finfo(float).eps * 10
+    rank = int(np.sum(sv > tol))
+    if rank < X.shape[1]:
+        # name the offending columns: those whose removal does not lower the rank
+        bad = []
+        for j in range(1, X.shape[1]):
+            keep_cols = [k for k in range(X.shape[1]) if k != j]
+            r = np.linalg.matrix_rank(X[:, keep_cols] / scale[keep_cols])
+            if r == rank:
+                bad.append(names[j])
+        raise _fail(
+            "the fixed-effects design is rank deficient",
+            "fit.rank_deficient",
+            "covariates",
+            f"the design matrix must have full column rank {X.shape[1]}; got rank {rank} "
+            f"(columns involved: {', '.join(bad) or 'unknown'}).",
+            "drop covariates that are constant or collinear with others among complete rows.",
+        )
+
+    rhs = " + ".join([term if term == treatment else treatment, *covariates])
+    re_terms = []
+    for k in range(len(clusters)):
+        re_terms.append("(1 | " + ":".join(clusters[: k + 1]) + ")")
+    formula = f"{outcome} ~ {rhs}" + "".join(f" + {t}" for t in re_terms)
+
+    return ModelFrame(
+        outcome=outcome,
+        treatment=treatment,
+        covariates=covariates,
+        clusters=clusters,
+        y=y,
+        X=X,
+        column_names=tuple(names),
+        treatment_index=1,
+        treatment_term=term,
+        treatment_labels=tlabels,
+        cluster_codes=tuple(codes),
+        n_clusters=tuple(counts),
+        cluster_level_columns=cl_level,
+        exclusions=tuple(exclusions),
+        n_input=n_input,
+        data_hash=data_hash,
+        formula=formula,
+    )

@@ -1,0 +1,419 @@
+"""Denominator degrees of freedom for linear mixed model contrasts.
+
+Four methods, selected by name:
+
+``"kenward-roger"``
+    Kenward & Roger (1997) adjusted covariance ``Φ_A`` and df; for a
+    multi-row contrast the full KR approximation ``λF ~ F(q, m)`` (as
+    ``pbkrtest::KRmodcomp``, Halekoh & Højsgaard 2014).
+``"satterthwaite"``
+    Satterthwaite df with the asymptotic covariance of the variance
+    parameters from the Hessian of the REML deviance in lmerTest's
+    parameters ``(θ, σ)`` (Kuznetsova, Brockhoff & Christensen 2017); several
+    rows by the Fai & Cornelius (1996) eigen-decomposition method (as
+    ``lmerTest::contest``).
+``"between-within"``
+    ``df = J - r_b`` for terms that are constant within top-level clusters
+    (``J`` clusters, ``r_b`` the rank of the cluster-level columns including
+    the intercept), ``n - J - (p - r_b)`` for the others (SAS ``DDFM=BW``; Li &
+    Redden 2015).
+``"residual"``
+    ``n - p`` (too liberal with few clusters; a :class:`FewClustersWarning` is
+    issued by :func:`trialkit.fit`).
+
+The functions take the private fitted object of :mod:`trialkit.analysis._engine`
+(or the :class:`Inference` summary stored on a :class:`FitResult`), so that a
+result can be re-tested with another method without the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from trialkit.errors import FitError, Problem
+
+__all__ = [
+    "DF_METHODS",
+    "ContrastTest",
+    "Inference",
+    "between_within_df",
+    "kenward_roger",
+    "satterthwaite",
+    "test_contrast",
+]
+
+DF_METHODS = ("kenward-roger", "satterthwaite", "between-within", "residual")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Inference:
+    """Model summaries every df method needs (no data rows).
+
+    Attributes
+    ----------
+    beta : (p,)
+    Phi : (p, p)
+        Model-based covariance of β̂.
+    P : (nr, p, p)
+        ``X'Σ⁻¹G_rΣ⁻¹X`` for each variance component (levels top first, residual last).
+    Q : (nr, nr, p, p)
+        ``X'Σ⁻¹G_rΣ⁻¹G_sΣ⁻¹X``.
+    info : (nr, nr)
+        Expected information ``½ tr(PG_rPG_s)`` of the variance components ψ.
+    H_vp, J_vp : (L+1, L+1)
+        Hessian of the REML deviance in ``(θ, σ)`` and Jacobian ``∂ψ/∂(θ, σ)``.
+    n, p, n_top : int
+        Rows, fixed-effect columns, top-level clusters.
+    cluster_level : (p,) bool
+        Columns constant within top-level clusters.
+    """
+
+    beta: np.ndarray
+    Phi: np.ndarray
+    P: np.ndarray
+    Q: np.ndarray
+    info: np.ndarray
+    H_vp: np.ndarray
+    J_vp: np.ndarray
+    n: int
+    p: int
+    n_top: int
+    cluster_level: np.ndarray
+
+    @classmethod
+    def from_fitted(
+        cls, fitted: Any, *, n_top: int, cluster_level: Sequence[bool], r: int = 0
+    ) -> Inference:
+        """Take replicate ``r`` of an :class:`~trialkit.analysis._engine.LMMFitted`."""
+        return cls(
+            beta=fitted.beta[r].copy(),
+            Phi=fitted.Phi[r].copy(),
+            P=fitted.P[r].copy(),
+            Q=fitted.Q[r].copy(),
+            info=fitted.info[r].copy(),
+            H_vp=fitted.H_vp[r].copy(),
+            J_vp=fitted.J_vp[r].copy(),
+            n=int(fitted.n),
+            p=int(fitted.p),
+            n_top=int(n_top),
+            cluster_level=np.asarray(cluster_level, dtype=bool),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (nested lists of floats)."""
+        return {
+            "beta": self.beta.tolist(),
+            "Phi": self.Phi.tolist(),
+            "P": self.P.tolist(),
+            "Q": self.Q.tolist(),
+            "info": self.info.tolist(),
+            "H_vp": self.H_vp.tolist(),
+            "J_vp": self.J_vp.tolist(),
+            "n": self.n,
+            "p": self.p,
+            "n_top": self.n_top,
+            "cluster_level": [bool(v) for v in self.cluster_level],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Inference:
+        a = {
+            k: np.asarray(d[k], dtype=float)
+            for k in ("beta", "Phi", "P", "Q", "info", "H_vp", "J_vp")
+        }
+        return cls(
+            **a,
+            n=int(d["n"]),
+            p=int(d["p"]),
+            n_top=int(d["n_top"]),
+            cluster_level=np.asarray(d["cluster_level"], dtype=bool),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContrastTest:
+    """Test of ``H0: Lβ = 0``.
+
+    For one row, ``estimate``/``std_error``/``statistic`` (t) are set and
+    ``ndf == 1``; for several rows ``statistic`` is the (scaled) F statistic.
+    ``scale`` is the KR scale ``λ`` (1 otherwise).
+    """
+
+    estimate: tuple[float, ...]
+    std_error: tuple[float, ...]
+    statistic: float
+    ndf: int
+    ddf: float
+    scale: float
+    p_value: float
+    df_method: str
+    distribution: str
+
+
+def _W(inf: Inference) -> np.ndarray:
+    """Inverse expected information of the variance parameters.
+
+    When two levels are not separately identifiable (e.g. every LA has a single
+    keyworker) the information matrix is singular; the Moore–Penrose inverse is
+    then used, which treats the confounded components as one.
+    """
+    try:
+        return np.linalg.inv(inf.info)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(inf.info)
+
+
+def kr_adjusted_vcov(inf: Inference) -> np.ndarray:
+    """``Φ_A = Φ + 2Φ[Σ_rs W_rs (Q_rs - P_r Φ P_s)]Φ`` (Kenward & Roger 1997, eq. 5)."""
+    W = _W(inf)
+    Phi = inf.Phi
+    PPhiP = np.einsum("kij,jl,mlt->kmit", inf.P, Phi, inf.P)
+    U = np.einsum("km,kmij->ij", W, inf.Q - PPhiP)
+    return Phi + 2.0 * Phi @ U @ Phi
+
+
+def _as_L(L: np.ndarray | Sequence[float] | Sequence[Sequence[float]], p: int) -> np.ndarray:
+    Lm = np.atleast_2d(np.asarray(L, dtype=float))
+    if Lm.shape[1] != p:
+        raise FitError.from_problem(
+            path="contrast",
+            code="fit.contrast_shape",
+            message=f"contrast rows must have {p} entries (one per fixed effect); got {Lm.shape[1]}.",
+            hint="build L with one column per term of result.fixed_effects.",
+        )
+    if np.linalg.matrix_rank(Lm) < Lm.shape[0]:
+        raise FitError.from_problem(
+            path="contrast",
+            code="fit.contrast_rank",
+            message="contrast rows must be linearly independent.",
+            hint="drop redundant rows.",
+        )
+    return Lm
+
+
+def kenward_roger(inf: Inference, L: Any) -> ContrastTest:
+    """Kenward–Roger test of ``Lβ = 0``.
+
+    Notes
+    -----
+    With ``Θ = L'(LΦL')⁻¹L``, ``A1 = Σ_ij W_ij tr(ΘΦP_iΦ) tr(ΘΦP_jΦ)``,
+    ``A2 = Σ_ij W_ij tr(ΘΦP_iΦΘΦP_jΦ)``, ``B = (A1 + 6A2)/(2q)``,
+    ``g = ((q+1)A1 - (q+4)A2)/((q+2)A2)``, ``c1 = g/(3q+2(1-g))``,
+    ``c2 = (q-g)/(3q+2(1-g))``, ``c3 = (q+2-g)/(3q+2(1-g))``,
+    ``E* = (1 - A2/q)⁻¹``, ``V* = (2/q)(1 + c1B)/((1 - c2B)²(1 - c3B))``,
+    ``ρ = V*/(2E*²)``: ``m = 4 + (q+2)/(qρ - 1)``, ``λ = m/(E*(m - 2))`` and
+    ``λF ~ F(q, m)`` with ``F = (Lβ̂)'(LΦ_AL')⁻¹(Lβ̂)/q`` (Kenward & Roger 1997,
+    section 4).  For ``q = 1`` this reduces to ``λ = 1`` and
+    ``m = 2v²/(g'Wg)``, ``v = l'Φl``, ``g_r = l'ΦP_rΦl``.
+    """
+    Lm = _as_L(L, inf.p)
+    q = Lm.shape[0]
+    Phi = inf.Phi
+    PhiA = kr_adjusted_vcov(inf)
+    W = _W(inf)
+    est = Lm @ inf.beta
+    VA = Lm @ PhiA @ Lm.T
+    if q == 1:
+        lv = Lm[0]
+        v = float(lv @ Phi @ lv)
+        u = Phi @ lv
+        g = np.einsum("i,kij,j->k", u, inf.P, u)
+        ddf = float(2.0 * v**2 / (g @ W @ g))
+        se = float(np.sqrt(VA[0, 0]))
+        t = float(est[0] / se)
+        return ContrastTest(
+            estimate=(float(est[0]),),
+            std_error=(se,),
+            statistic=t,
+            ndf=1,
+            ddf=ddf,
+            scale=1.0,
+            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
+            df_method="kenward-roger",
+            distribution=f"t({ddf:.6g})",
+        )
+    Theta = Lm.T @ np.linalg.solve(Lm @ Phi @ Lm.T, Lm)
+    TPP = np.einsum("ij,jk,rkl,lm->rim", Theta, Phi, inf.P, Phi)  # ΘΦP_rΦ
+    tr = np.einsum("rii->r", TPP)
+    A1 = float(tr @ W @ tr)
+    A2 = float(np.einsum("rs,rij,sji->", W, TPP, TPP))
+    B = (A1 + 6.0 * A2) / (2.0 * q)
+    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+    den = 3.0 * q + 2.0 * (1.0 - g)
+    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+    Estar = 1.0 / (1.0 - A2 / q)
+    Vstar = (2.0 / q) * (1.0 + c1 * B) / ((1.0 - c2 * B) ** 2 * (1.0 - c3 * B))
+    rho = Vstar / (2.0 * Estar**2)
+    m = 4.0 + (q + 2.0) / (q * rho - 1.0)
+    lam = m / (Estar * (m - 2.0))
+    F = float(est @ np.linalg.solve(VA, est)) / q
+    Fs = lam * F
+    return ContrastTest(
+        estimate=tuple(float(x) for x in est),
+        std_error=tuple(float(x) for x in np.sqrt(np.diag(VA))),
+        statistic=Fs,
+        ndf=q,
+        ddf=float(m),
+        scale=float(lam),
+        p_value=float(stats.f.sf(Fs, q, m)),
+        df_method="kenward-roger",
+        distribution=f"F({q}, {m:.6g})",
+    )
+
+
+def _sat_df_one(inf: Inference, lv: np.ndarray, A: np.ndarray) -> tuple[float, float]:
+    v = float(lv @ inf.Phi @ lv)
+    u = inf.Phi @ lv
+    g = np.einsum("i,kij,j->k", u, inf.P, u)
+    gvp = inf.J_vp.T @ g
+    return v, float(2.0 * v**2 / (gvp @ A @ gvp))
+
+
+def _A_vp(inf: Inference) -> np.ndarray:
+    try:
+        return 2.0 * _pinv_safe(inf.H_vp)
+    except np.linalg.LinAlgError:  # pragma: no cover - degenerate
+        return 2.0 * np.linalg.pinv(inf.H_vp)
+
+
+def satterthwaite(inf: Inference, L: Any) -> ContrastTest:
+    """Satterthwaite test of ``Lβ = 0`` (lmerTest's method).
+
+    Notes
+    -----
+    One row: ``ν = 2v²/(g'Ag)`` with ``v = l'Φl``, ``g = ∂v/∂(θ, σ)`` and
+    ``A = 2H⁻¹``, ``H`` the Hessian of the REML deviance in ``(θ, σ)``
+    (Kuznetsova et al. 2017).  Several rows: eigen-decompose
+    ``LΦL' = UDU'``; the rows of ``U'L`` are independent one-row contrasts
+    with ``t_i²`` and ``ν_i``; ``F = Σ t_i²/q`` and, with
+    ``E = Σ_{ν_i>2} ν_i/(ν_i - 2)``, ``ddf = 2E/(E - q)`` (Fai & Cornelius 1996).
+    """
+    Lm = _as_L(L, inf.p)
+    q = Lm.shape[0]
+    A = _A_vp(inf)
+    est = Lm @ inf.beta
+    if q == 1:
+        v, ddf = _sat_df_one(inf, Lm[0], A)
+        se = float(np.sqrt(v))
+        t = float(est[0] / se)
+        return ContrastTest(
+            estimate=(float(est[0]),),
+            std_error=(se,),
+            statistic=t,
+            ndf=1,
+            ddf=ddf,
+            scale=1.0,
+            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
+            df_method="satterthwaite",
+            distribution=f"t({ddf:.6g})",
+        )
+    V = Lm @ inf.Phi @ Lm.T
+    d, U = np.linalg.eigh(V)
+    PL = U.T @ Lm
+    t2 = (PL @ inf.beta) ** 2 / d
+    nus = np.array([_sat_df_one(inf, PL[i], A)[1] for i in range(q)])
+    F = float(t2.sum() / q)
+    big = nus > 2.0
+    E = float(np.sum(nus[big] / (nus[big] - 2.0)))
+    ddf = 2.0 * E / (E - q) if E > q else float("nan")
+    return ContrastTest(
+        estimate=tuple(float(x) for x in est),
+        std_error=tuple(float(x) for x in np.sqrt(np.diag(V))),
+        statistic=F,
+        ndf=q,
+        ddf=float(ddf),
+        scale=1.0,
+        p_value=float(stats.f.sf(F, q, ddf)),
+        df_method="satterthwaite",
+        distribution=f"F({q}, {ddf:.6g})",
+    )
+
+
+def between_within_df(inf: Inference, L: np.ndarray) -> float:
+    """Between-within df for the contrast rows ``L`` (between if every term used is cluster-level).
+
+    ``J - r_b`` (``r_b`` = number of cluster-level columns, the intercept
+    included) when every column the contrast touches is constant within
+    top-level clusters, else ``n - J - (p - r_b)``.
+    """
+    Lm = np.atleast_2d(L)
+    cl = inf.cluster_level
+    rb = int(cl.sum())
+    used = np.any(Lm != 0, axis=0)
+    if np.all(cl[used]):
+        return float(inf.n_top - rb)
+    return float(inf.n - inf.n_top - (inf.p - rb))
+
+
+def _simple(inf: Inference, L: Any, ddf: float, method: str) -> ContrastTest:
+    Lm = _as_L(L, inf.p)
+    q = Lm.shape[0]
+    est = Lm @ inf.beta
+    V = Lm @ inf.Phi @ Lm.T
+    if q == 1:
+        se = float(np.sqrt(V[0, 0]))
+        t = float(est[0] / se)
+        return ContrastTest(
+            estimate=(float(est[0]),),
+            std_error=(se,),
+            statistic=t,
+            ndf=1,
+            ddf=ddf,
+            scale=1.0,
+            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
+            df_method=method,
+            distribution=f"t({ddf:.6g})",
+        )
+    F = float(est @ np.linalg.solve(V, est)) / q
+    return ContrastTest(
+        estimate=tuple(float(x) for x in est),
+        std_error=tuple(float(x) for x in np.sqrt(np.diag(V))),
+        statistic=F,
+        ndf=q,
+        ddf=ddf,
+        scale=1.0,
+        p_value=float(stats.f.sf(F, q, ddf)),
+        df_method=method,
+        distribution=f"F({q}, {ddf:.6g})",
+    )
+
+
+def test_contrast(inf: Inference, L: Any, df_method: str = "kenward-roger") -> ContrastTest:
+    """Test ``H0: Lβ = 0`` with the named df method (see the module docstring)."""
+    if df_method == "kenward-roger":
+        return kenward_roger(inf, L)
+    if df_method == "satterthwaite":
+        return satterthwaite(inf, L)
+    if df_method == "between-within":
+        Lm = _as_L(L, inf.p)
+        return _simple(inf, Lm, between_within_df(inf, Lm), df_method)
+    if df_method == "residual":
+        return _simple(inf, L, float(inf.n - inf.p), df_method)
+    raise FitError(
+        "unknown df method",
+        [
+            Problem(
+                path="df_method",
+                code="fit.df_method",
+                message=f"df_method must be one of {', '.join(DF_METHODS)}; got {df_method!r}.",
+                hint="kenward-roger is the default for continuous outcomes.",
+            )
+        ],
+    )
+
+
+# pytest must not collect test_contrast as a test when imported into a test module
+test_contrast.__test__ = False  # type: ignore[attr-defined]
+
+
+def _pinv_safe(M: np.ndarray) -> np.ndarray:
+    """Inverse, or the Moore–Penrose inverse when ``M`` is singular."""
+    try:
+        return np.linalg.inv(M)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(M)

@@ -1,0 +1,437 @@
+"""Random-intercept logistic GLMM by maximum likelihood (Laplace and adaptive Gauss–Hermite).
+
+The model is logit P(y_ij = 1 | u_j) = x_ij'β + σ u_j with u_j ~ N(0, 1) (lme4's spherical
+parametrisation, θ = σ).  The marginal likelihood of each cluster is a one-dimensional integral,
+approximated around the conditional mode with 1 node (Laplace) or ``nagq`` nodes (adaptive
+Gauss–Hermite quadrature, as ``lme4::glmer(nAGQ = ...)``).  Two nested levels
+(η = x'β + σ₁u_c + σ₂v_s) are fitted with the Laplace approximation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from scipy import optimize, stats
+from scipy.special import expit, log_expit
+
+from trialkit.analysis.design import ModelFrame
+from trialkit.analysis.result import FitResult
+from trialkit.analysis.robust import frame_parts, t_term
+from trialkit.errors import FitError
+
+__all__ = ["GLMM_DF_METHODS", "fit_glmm", "glmm_deviance"]
+
+GLMM_DF_METHODS = ("between-within", "residual", "z")
+Array = np.ndarray
+
+
+def _ghrule(k: int) -> tuple[Array, Array]:
+    """Nodes and weights for ∫ f(z) φ(z) dz (weights sum to 1)."""
+    z, w = hermegauss(k)
+    return z, w / math.sqrt(2.0 * math.pi)
+
+
+class _Problem:
+    """Sorted data and the (approximate) deviance as a function of (σ, β)."""
+
+    def __init__(self, X: Array, y: Array, codes: Array, nagq: int) -> None:
+        order = np.argsort(codes, kind="stable")
+        self.X = X[order]
+        self.y = y[order]
+        self.codes = codes[order]
+        self.J = int(self.codes.max()) + 1
+        self.starts = np.flatnonzero(np.r_[True, np.diff(self.codes) != 0])
+        self.z, self.w = _ghrule(nagq)
+        self.u = np.zeros(self.J)
+
+    def _csum(self, v: Array) -> Array:
+        return np.add.reduceat(v, self.starts, axis=0)
+
+    def modes(self, sigma: float, eta0: Array) -> tuple[Array, Array]:
+        """Conditional modes û_j and curvatures h_j = 1 + σ² Σ μ(1 − μ) (Newton)."""
+        u = self.u.copy()
+        y = self.y
+
+        def obj(uu: Array) -> Array:
+            eta = eta0 + sigma * uu[self.codes]
+            return self._csum(y * eta + log_expit(-eta)) - 0.5 * uu**2
+
+        f = obj(u)
+        for _ in range(100):
+            mu = expit(eta0 + sigma * u[self.codes])
+            grad = sigma * self._csum(y - mu) - u
+            hess = 1.0 + sigma**2 * self._csum(mu * (1 - mu))
+            step = grad / hess
+            new = u + step
+            fn = obj(new)
+            bad = fn < f - 1e-13 * (1 + np.abs(f))
+            halv = 0
+            while np.any(bad) and halv < 30:
+                step = np.where(bad, step / 2, step)
+                new = u + step
+                fn = obj(new)
+                bad = fn < f - 1e-13 * (1 + np.abs(f))
+                halv += 1
+            u, f = new, fn
+            if np.max(np.abs(step)) < 1e-11:
+                break
+        mu = expit(eta0 + sigma * u[self.codes])
+        h = 1.0 + sigma**2 * self._csum(mu * (1 - mu))
+        self.u = u
+        return u, h
+
+    def deviance(self, params: Array) -> float:
+        """−2 × (approximate) log-likelihood."""
+        sigma = float(params[0])
+        beta = params[1:]
+        eta0 = self.X @ beta
+        u, h = self.modes(sigma, eta0)
+        s = 1.0 / np.sqrt(h)
+        # nodes: u_jk = û_j + s_j z_k
+        ujk = u[:, None] + s[:, None] * self.z[None, :]
+        eta = eta0[:, None] + sigma * ujk[self.codes]
+        ll = self._csum(self.y[:, None] * eta + log_expit(-eta))  # J × K
+        logg = ll - 0.5 * ujk**2 - 0.5 * math.log(2 * math.pi)
+        logphi = -0.5 * self.z**2 - 0.5 * math.log(2 * math.pi)
+        terms = logg - logphi[None, :] + np.log(self.w)[None, :]
+        mx = terms.max(axis=1, keepdims=True)
+        lj = np.log(s) + mx[:, 0] + np.log(np.exp(terms - mx).sum(axis=1))
+        return float(-2.0 * lj.sum())
+
+
+class _NestedProblem:
+    """Two nested random intercepts, Laplace approximation (lme4's nAGQ = 1).
+
+    η = x'β + σ₁u_c + σ₂v_s, u, v ~ N(0, 1). The joint mode of (u_c, v_s) within a top-level
+    cluster is found by Newton steps on the arrow-shaped Hessian (Schur complement on u_c).
+    """
+
+    def __init__(self, X: Array, y: Array, top: Array, sub: Array) -> None:
+        order = np.lexsort((sub, top))
+        self.X, self.y = X[order], y[order]
+        self.top = top[order]
+        _, self.sub = np.unique(sub[order], return_inverse=True)
+        self.J = int(self.top.max()) + 1
+        self.S = int(self.sub.max()) + 1
+        # parent (top cluster) of each sub-cluster
+        self.parent = np.zeros(self.S, dtype=np.int64)
+        self.parent[self.sub] = self.top
+        self.u = np.zeros(self.J)
+        self.v = np.zeros(self.S)
+
+    def _ct(self, w: Array) -> Array:
+        return np.bincount(self.top, weights=w, minlength=self.J)
+
+    def _cs(self, w: Array) -> Array:
+        return np.bincount(self.sub, weights=w, minlength=self.S)
+
+    def _pieces(self, s1: float, s2: float, eta0: Array, u: Array, v: Array) -> tuple[Array, Array]:
+        eta = eta0 + s1 * u[self.top] + s2 * v[self.sub]
+        ll = self.y * eta + log_expit(-eta)
+        obj = (
+            self._ct(ll)
+            - 0.5 * u**2
+            - 0.5 * np.bincount(self.parent, weights=v**2, minlength=self.J)
+        )
+        return obj, eta
+
+    def deviance(self, params: Array) -> float:
+        s1, s2 = float(params[0]), float(params[1])
+        eta0 = self.X @ params[2:]
+        u, v = self.u.copy(), self.v.copy()
+        f, eta = self._pieces(s1, s2, eta0, u, v)
+        for _ in range(100):
+            mu = expit(eta)
+            w = mu * (1 - mu)
+            r = self.y - mu
+            gu = s1 * self._ct(r) - u
+            gv = s2 * self._cs(r) - v
+            huu = 1 + s1**2 * self._ct(w)
+            dv = 1 + s2**2 * self._cs(w)
+            huv = s1 * s2 * self._cs(w)
+            c = huu - np.bincount(self.parent, weights=huv**2 / dv, minlength=self.J)
+            du = (gu - np.bincount(self.parent, weights=huv * gv / dv, minlength=self.J)) / c
+            dvv = (gv - huv * du[self.parent]) / dv
+            t = np.ones(self.J)
+            for _h in range(30):
+                fn, etan = self._pieces(s1, s2, eta0, u + t * du, v + t[self.parent] * dvv)
+                bad = fn < f - 1e-13 * (1 + np.abs(f))
+                if not np.any(bad):
+                    break
+                t = np.where(bad, t / 2, t)
+            u, v, f, eta = u + t * du, v + t[self.parent] * dvv, fn, etan
+            if max(np.max(np.abs(t * du)), np.max(np.abs(dvv))) < 1e-11:
+                break
+        self.u, self.v = u, v
+        mu = expit(eta)
+        w = mu * (1 - mu)
+        huu = 1 + s1**2 * self._ct(w)
+        dv = 1 + s2**2 * self._cs(w)
+        huv = s1 * s2 * self._cs(w)
+        c = huu - np.bincount(self.parent, weights=huv**2 / dv, minlength=self.J)
+        logdet = np.sum(np.log(c)) + np.sum(np.log(dv))
+        return float(-2.0 * np.sum(f) + logdet)
+
+
+def _num_grad(f: Callable[[Array], float], x: Array, h: float = 1e-5) -> Array:
+    g = np.empty_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def _num_hess(f: Callable[[Array], float], x: Array, h: float = 1e-4) -> Array:
+    n = len(x)
+    H = np.empty((n, n))
+    f0 = f(x)
+    for i in range(n):
+        ei = np.zeros(n)
+        ei[i] = h
+        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h**2
+        for j in range(i):
+            ej = np.zeros(n)
+            ej[j] = h
+            H[i, j] = H[j, i] = (
+                f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
+            ) / (4 * h * h)
+    return H
+
+
+def glmm_deviance(
+    X: Array, y: Array, cluster_codes: Array, sigma: float, beta: Array, *, nagq: int = 1
+) -> float:
+    """Laplace/AGQ deviance (−2 log L) of a random-intercept logistic model at (σ, β)."""
+    prob = _Problem(np.asarray(X, float), np.asarray(y, float), np.asarray(cluster_codes), nagq)
+    return prob.deviance(np.r_[sigma, np.asarray(beta, float)])
+
+
+def _logistic_start(X: Array, y: Array) -> Array:
+    beta = np.zeros(X.shape[1])
+    for _ in range(50):
+        mu = expit(X @ beta)
+        w = mu * (1 - mu)
+        step = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (y - mu))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return beta
+
+
+def fit_glmm(
+    frame: ModelFrame,
+    *,
+    df_method: str = "between-within",
+    nagq: int = 1,
+    alpha: float = 0.05,
+) -> FitResult:
+    """Random-intercept logistic GLMM fitted by maximum likelihood (method ``"glmm"``).
+
+    Parameters
+    ----------
+    frame : ModelFrame
+        Binary (0/1) outcome; one cluster level, or two nested levels (Laplace only).
+    df_method : {"between-within", "residual", "z"}
+        Degrees of freedom of the Wald t-tests. Between-within (Li & Redden 2015): cluster-level
+        columns get J − (number of cluster-level columns, intercept included), other columns
+        N − J − (number of within-cluster columns); residual: N − p; z: normal reference.
+    nagq : int
+        1 = Laplace approximation; > 1 = adaptive Gauss–Hermite quadrature with that many nodes.
+    alpha : float
+        1 − confidence level.
+
+    Returns
+    -------
+    FitResult
+        Coefficients on the log-odds scale; ``extra`` holds the odds ratio with CI, the marginal
+        risks and risk difference with a delta-method CI, θ = σ and the number of nodes.
+
+    Notes
+    -----
+    Per cluster, L_j = ∫ Π_i f(y_ij | x_ij'β + σu) φ(u) du. With the conditional mode û_j and
+    s_j = h_j^{-1/2}, h_j = 1 + σ² Σ_i μ_ij(1 − μ_ij), adaptive Gauss–Hermite quadrature gives
+    L_j ≈ s_j Σ_k w_k g_j(û_j + s_j z_k)/φ(z_k), with (z_k, w_k) the Gauss–Hermite rule for the
+    standard normal and g_j the integrand (Pinheiro & Bates 1995; Liu & Pierce 1994). One node
+    is the Laplace approximation, log L_j ≈ log f(y_j|û_j) − û_j²/2 − ½ log h_j (as glmer).
+    Two nested levels (Laplace): the joint mode of (u_c, v_s) within each top cluster by Newton
+    steps on the arrow-shaped Hessian, log det by the Schur complement on u_c:
+    log|H_c| = Σ_s log d_s + log(h_uu − Σ_s h_uv,s²/d_s), d_s = 1 + σ₂² Σ_{i∈s} w_i,
+    h_uu = 1 + σ₁² Σ_{i∈c} w_i, h_uv,s = σ₁σ₂ Σ_{i∈s} w_i, w = μ(1 − μ).
+    The deviance is minimised over (σ, β) by BFGS and polished by Newton steps on a
+    central-difference Hessian; the covariance of β̂ is the β block of 2 H^{-1} (H the Hessian
+    of the deviance in (σ, β)), as ``vcov.merMod`` with ``use.hessian = TRUE``.
+    Marginal risk difference: p̄_a = N^{-1} Σ_i ∫ expit(x_i(a)'β + σu) φ(u) du with the
+    treatment column set to a ∈ {0, 1} (40-node Gauss–Hermite); RD = p̄₁ − p̄₀ with a
+    delta-method SE from the same covariance, and a t interval on the treatment df (with two
+    levels the random effect integrated over is N(0, σ₁² + σ₂²)). Latent-scale ICC of level l:
+    σ_l²/(Σ σ² + π²/3). A variance below 1e-4 is a singular fit; its row is left out of the
+    Hessian before inversion.
+    """
+    if df_method not in GLMM_DF_METHODS:
+        raise FitError.from_problem(
+            path="df_method",
+            code="fit.glmm.df_method",
+            message=f"`df_method` must be one of {', '.join(GLMM_DF_METHODS)}; got {df_method!r}.",
+            hint="between-within is recommended with few clusters (Li & Redden 2015).",
+        )
+    if int(nagq) < 1:
+        raise FitError.from_problem(
+            path="nagq",
+            code="fit.glmm.nagq",
+            message=f"`nagq` must be >= 1; got {nagq}.",
+            hint="Use 1 (Laplace).",
+        )
+    fp = frame_parts(frame)
+    X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
+    nlev = len(fp["clusters"])
+    if nlev not in (1, 2) or (nlev == 2 and int(nagq) != 1):
+        raise FitError.from_problem(
+            path="clusters",
+            code="fit.glmm.levels",
+            message=(
+                "the logistic GLMM supports one random-intercept level (Laplace or AGQ) or two "
+                f"nested levels (Laplace, nagq=1); got {nlev} levels with nagq={nagq}."
+            ),
+            hint="Give fewer cluster levels, use nagq=1, or use method='gee'.",
+        )
+    if not np.all((y == 0) | (y == 1)):
+        raise FitError.from_problem(
+            path="outcome",
+            code="fit.glmm.outcome",
+            message="a binomial GLMM needs a 0/1 outcome; got other values.",
+            hint="Recode the outcome to 0/1.",
+        )
+    codes = fp["clusters"][0]
+    N, p = X.shape
+    J = int(codes.max()) + 1
+    dev: Callable[[Array], float]
+    if nlev == 1:
+        dev = _Problem(X, y, codes, int(nagq)).deviance
+    else:
+        dev = _NestedProblem(X, y, codes, fp["clusters"][1]).deviance
+    x0 = np.r_[np.full(nlev, 0.5), _logistic_start(X, y)]
+    res = optimize.minimize(
+        dev, x0, jac=lambda v: _num_grad(dev, v), method="BFGS", options={"gtol": 1e-7}
+    )
+    par = res.x
+    converged = bool(res.success)
+    for _ in range(5):
+        H = _num_hess(dev, par)
+        g = _num_grad(dev, par)
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            break
+        if dev(par - step) <= dev(par) + 1e-10:
+            par = par - step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    par[:nlev] = np.abs(par[:nlev])
+    H = _num_hess(dev, par)
+    gnorm = float(np.max(np.abs(_num_grad(dev, par))))
+    converged = converged or gnorm < 1e-4
+    sigmas, beta = par[:nlev].copy(), par[nlev:]
+    zero = sigmas < 1e-4
+    singular = bool(np.any(zero))
+    keep = np.r_[~zero, np.ones(p, dtype=bool)]
+    try:
+        cov_full = np.zeros_like(H)
+        cov_full[np.ix_(keep, keep)] = 2.0 * np.linalg.inv(H[np.ix_(keep, keep)])
+    except np.linalg.LinAlgError as exc:
+        raise FitError.from_problem(
+            path="fit",
+            code="fit.glmm.hessian",
+            message="the Hessian is singular.",
+            hint="Check for separation.",
+        ) from exc
+    cov = cov_full[nlev:, nlev:]
+    se = np.sqrt(np.diag(cov))
+    cl = fp["cluster_level"]
+    n_between = int(cl.sum())
+    dfs = []
+    for k in range(p):
+        if df_method == "z":
+            dfs.append(float("inf"))
+        elif df_method == "residual":
+            dfs.append(float(N - p))
+        else:
+            dfs.append(float(J - n_between) if cl[k] else float(N - J - (p - n_between)))
+    terms = [
+        t_term(nm, beta[k], se[k], dfs[k], alpha, df_method) for k, nm in enumerate(fp["names"])
+    ]
+    tr = terms[ti]
+    # odds ratio and marginal risk difference
+    zq, wq = _ghrule(40)
+
+    def risks(v: Array) -> Array:
+        s_, b_ = math.sqrt(float(np.sum(v[:nlev] ** 2))), v[nlev:]
+        out = []
+        for a in (1.0, 0.0):
+            Xa = X.copy()
+            Xa[:, ti] = a
+            eta = (Xa @ b_)[:, None] + s_ * zq[None, :]
+            out.append(float(np.mean(expit(eta) @ wq)))
+        return np.array(out)
+
+    r = risks(par)
+
+    def rd_of(v: Array) -> float:
+        rr = risks(v)
+        return float(rr[0] - rr[1])
+
+    rd = float(r[0] - r[1])
+    grad_rd = _num_grad(rd_of, par, 1e-6)
+    se_rd = float(np.sqrt(grad_rd @ cov_full @ grad_rd))
+    dist = stats.norm() if not np.isfinite(tr.df) else stats.t(tr.df)
+    crit = float(dist.ppf(1 - alpha / 2))
+    cnames = fp["cluster_names"]
+    vc = {nm: float(sg**2) for nm, sg in zip(cnames, sigmas, strict=True)}
+    tot = sum(vc.values()) + math.pi**2 / 3
+    warnings = []
+    if singular:
+        warnings.append("singular fit: a cluster variance is estimated at zero")
+    if not converged:
+        warnings.append(f"optimiser did not converge (max |gradient| {gnorm:.2g})")
+    return FitResult(
+        method="glmm",
+        family="binomial",
+        outcome=fp["outcome"],
+        treatment_column=fp["treatment"],
+        treatment_term=fp["names"][ti],
+        treatment=tr,
+        fixed_effects=tuple(terms),
+        variance_components=vc,
+        icc={nm: v / tot for nm, v in vc.items()},
+        df_method=df_method,
+        n_obs=N,
+        n_clusters=fp["n_clusters"],
+        n_excluded=fp["n_excluded"],
+        exclusions=fp["exclusions"],
+        singular=singular,
+        converged=converged,
+        loglik=-0.5 * dev(par),
+        reml=False,
+        formula=fp["formula"],
+        data_hash=fp["data_hash"],
+        warnings=tuple(warnings),
+        extra={
+            "nagq": int(nagq),
+            "theta": float(sigmas[0]) if nlev == 1 else [float(v) for v in sigmas],
+            "approximation": "laplace" if nagq == 1 else "adaptive-gauss-hermite",
+            "icc_scale": "latent (pi^2/3)",
+            "odds_ratio": math.exp(tr.estimate),
+            "odds_ratio_conf_low": math.exp(tr.conf_low),
+            "odds_ratio_conf_high": math.exp(tr.conf_high),
+            "marginal_risk_treated": float(r[0]),
+            "marginal_risk_control": float(r[1]),
+            "risk_difference": rd,
+            "risk_difference_std_error": se_rd,
+            "risk_difference_conf_low": rd - crit * se_rd,
+            "risk_difference_conf_high": rd + crit * se_rd,
+            "max_abs_gradient": gnorm,
+        },
+    )

@@ -1,0 +1,149 @@
+"""``trialkit fit``: fit the outcome analysis (mixed model by default) to a data file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+NAME = "fit"
+HELP = (
+    "Fit the outcome analysis (linear mixed model with Kenward-Roger df by default) "
+    "to a CSV or Parquet file."
+)
+EXAMPLE = [
+    "trialkit fit outcomes.csv --outcome score --treatment arm --treatment-level intervention "
+    "--covariates baseline,imd --clusters la,keyworker",
+    "trialkit fit outcomes.parquet --outcome retained --treatment arm --treatment-level intervention "
+    "--clusters la --family binomial --format json",
+]
+
+# input problems (exit 1) rather than computation failures (exit 3)
+_INPUT_CODES = {
+    "fit.column_missing",
+    "fit.duplicate_column",
+    "fit.treatment_levels",
+    "fit.outcome_type",
+    "fit.no_rows",
+    "fit.non_finite",
+    "fit.rank_deficient",
+    "fit.no_clusters",
+}
+
+
+def _split(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help="one row per individual (CSV or Parquet)")
+    parser.add_argument("--outcome", required=True, help="outcome column")
+    parser.add_argument("--treatment", required=True, help="treatment column (0/1 or two labels)")
+    parser.add_argument("--treatment-level", help="label of the treated arm (when not 0/1)")
+    parser.add_argument("--covariates", default="", help="comma-separated adjustment covariates")
+    parser.add_argument(
+        "--clusters", default="", help="comma-separated cluster columns, top of the nesting first"
+    )
+    parser.add_argument("--family", choices=["gaussian", "binomial"], default="gaussian")
+    parser.add_argument(
+        "--method", choices=["lmm", "ols-cr2", "cluster-level", "gee"], default="lmm"
+    )
+    parser.add_argument(
+        "--df-method",
+        choices=["kenward-roger", "satterthwaite", "between-within", "residual"],
+        help="denominator df (default: kenward-roger; between-within for binomial GLMMs)",
+    )
+    parser.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def _read(path: str, columns: list[str]) -> Any:
+    import pandas as pd
+
+    from trialkit.errors import DataError
+
+    if path.lower().endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if not path.lower().endswith((".csv", ".txt", ".csv.gz")):
+        raise DataError.from_problem(
+            path=path,
+            code="fit.data_format",
+            message=f"DATA must be a .csv or .parquet file; got {path!r}.",
+            hint="convert the data to CSV or Parquet.",
+        )
+    head = pd.read_csv(path, nrows=0)
+    ids = {c: str for c in columns if c in head.columns}
+    return pd.read_csv(path, dtype=ids)  # cluster ids as text: '01' stays '01'
+
+
+def _json_payload(result: Any) -> dict[str, Any]:
+    d = result.to_dict()
+    keep = ("estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high")
+    tr = d["treatment"]
+    out = {
+        "treatment": {"term": tr["term"], **{k: tr[k] for k in keep}},
+        "fixed_effects": [
+            {"term": t["term"], **{k: t[k] for k in keep}} for t in d["fixed_effects"]
+        ],
+        "variance_components": d["variance_components"],
+        "icc": d["icc"],
+        "n_obs": d["n_obs"],
+        "n_clusters": d["n_clusters"],
+        "n_excluded": d["n_excluded"],
+        "exclusions": d["exclusions"],
+        "singular": d["singular"],
+        "converged": d["converged"],
+        "loglik": d["loglik"],
+        "method": d["method"],
+        "df_method": d["df_method"],
+        "family": d["family"],
+        "formula": d["formula"],
+        "data_hash": d["data_hash"],
+        "warnings": d["warnings"],
+        "trialkit_version": d["trialkit_version"],
+    }
+    es = d["extra"].get("effect_sizes")
+    if es is not None:
+        out["effect_sizes"] = es
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from trialkit._io import sha256_file
+    from trialkit.analysis.fit import fit
+    from trialkit.errors import DataError, FitError, TrialkitWarning
+
+    clusters = _split(args.clusters)
+    data = _read(str(args.data), clusters)
+    with warnings.catch_warnings():
+        # warnings are recorded on the result and printed below
+        warnings.simplefilter("ignore", TrialkitWarning)
+        try:
+            result = fit(
+                data,
+                outcome=args.outcome,
+                treatment=args.treatment,
+                treatment_level=args.treatment_level,
+                covariates=_split(args.covariates),
+                clusters=clusters,
+                family=args.family,
+                method=args.method,
+                df_method=args.df_method,
+                reml=not args.ml,
+                alpha=args.alpha,
+            )
+        except FitError as err:
+            if err.codes and all(c in _INPUT_CODES for c in err.codes):
+                raise DataError(err.message, err.problems) from err
+            raise
+    if args.format == "json":
+        payload = _json_payload(result)
+        payload["input_sha256"] = sha256_file(args.data)
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(result.summary() + "\n")
+    return 0

@@ -1,0 +1,150 @@
+"""Model frames: coding, exclusions, nested ids and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trialkit.analysis.design import build_model_frame
+from trialkit.errors import FitError
+
+
+@pytest.fixture
+def data() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 120
+    la = np.repeat([f"LA{i}" for i in range(6)], 20)
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "arm": np.where(np.repeat(np.arange(6), 20) % 2 == 1, "int", "ctl"),
+            "t01": (np.repeat(np.arange(6), 20) % 2).astype(int),
+            "la": la,
+            "kw": np.tile(np.repeat(["1", "2"], 10), 6),
+            "imd": np.repeat(rng.normal(size=6), 20),
+            "age": rng.normal(40, 10, n),
+            "sex": rng.choice(["m", "f", "x"], n),
+        }
+    )
+
+
+def test_column_missing_lists_available(data):
+    with pytest.raises(FitError) as e:
+        build_model_frame(data, outcome="yy", treatment="arm", clusters=["lax"])
+    assert e.value.codes == ("fit.column_missing", "fit.column_missing")
+    assert "yy" in str(e.value)
+    assert "la, kw" in e.value.problems[0].message
+
+
+def test_treatment_labels_need_level(data):
+    with pytest.raises(FitError) as e:
+        build_model_frame(data, outcome="y", treatment="arm", clusters=["la"])
+    assert e.value.codes == ("fit.treatment_levels",)
+    assert "'ctl', 'int'" in e.value.problems[0].message
+
+
+def test_treatment_level_not_found(data):
+    with pytest.raises(FitError) as e:
+        build_model_frame(data, outcome="y", treatment="arm", clusters=["la"], treatment_level="x")
+    assert e.value.codes == ("fit.treatment_levels",)
+
+
+def test_treatment_labels_and_01_agree(data):
+    a = build_model_frame(
+        data, outcome="y", treatment="arm", treatment_level="int", clusters=["la"]
+    )
+    b = build_model_frame(data, outcome="y", treatment="t01", clusters=["la"])
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.treatment_term == "arm[int]" and b.treatment_term == "t01"
+    assert a.treatment_labels == ("ctl", "int")
+
+
+def test_categorical_first_sorted_level_is_reference(data):
+    f = build_model_frame(data, outcome="y", treatment="t01", covariates=["sex"], clusters=["la"])
+    assert f.column_names == ("(Intercept)", "t01", "sex[m]", "sex[x]")
+
+
+def test_category_dtype_uses_category_order(data):
+    d = data.assign(sex=pd.Categorical(data["sex"], categories=["x", "m", "f"]))
+    f = build_model_frame(d, outcome="y", treatment="t01", covariates=["sex"], clusters=["la"])
+    assert f.column_names[2:] == ("sex[m]", "sex[f]")
+
+
+def test_exclusions_counted_once_with_reasons(data):
+    d = data.copy()
+    d.loc[0, "y"] = np.nan
+    d.loc[0, "age"] = np.nan  # same row: counted under the outcome
+    d.loc[[1, 2], "age"] = np.nan
+    d.loc[3, "kw"] = None
+    f = build_model_frame(
+        d, outcome="y", treatment="t01", covariates=["age"], clusters=["la", "kw"]
+    )
+    assert [(e.reason, e.n_rows) for e in f.exclusions] == [
+        ("missing outcome", 1),
+        ("missing covariate age", 2),
+        ("missing cluster kw", 1),
+    ]
+    assert f.n_excluded == 4 and f.n_obs == 116
+
+
+def test_nested_ids_unique_within_parent(data):
+    f = build_model_frame(data, outcome="y", treatment="t01", clusters=["la", "kw"])
+    assert f.n_clusters == (6, 12)
+    assert f.n_clusters_by_name == {"la": 6, "kw": 12}
+    # every keyworker code sits in one LA
+    pairs = pd.DataFrame({"la": f.cluster_codes[0], "kw": f.cluster_codes[1]}).drop_duplicates()
+    assert pairs["kw"].is_unique
+
+
+def test_cluster_level_columns(data):
+    f = build_model_frame(
+        data, outcome="y", treatment="t01", covariates=["imd", "age"], clusters=["la"]
+    )
+    assert f.cluster_level_columns == (True, True, True, False)
+
+
+def test_rank_deficient(data):
+    d = data.assign(age2=data["age"] * 2)
+    with pytest.raises(FitError) as e:
+        build_model_frame(
+            d, outcome="y", treatment="t01", covariates=["age", "age2"], clusters=["la"]
+        )
+    assert e.value.codes == ("fit.rank_deficient",)
+    assert "age2" in e.value.problems[0].message
+
+
+def test_no_rows(data):
+    d = data.assign(y=np.nan)
+    with pytest.raises(FitError) as e:
+        build_model_frame(d, outcome="y", treatment="t01", clusters=["la"])
+    assert e.value.codes == ("fit.no_rows",)
+
+
+def test_outcome_must_be_numeric(data):
+    with pytest.raises(FitError) as e:
+        build_model_frame(data, outcome="sex", treatment="t01", clusters=["la"])
+    assert e.value.codes == ("fit.outcome_type",)
+
+
+def test_duplicate_column(data):
+    with pytest.raises(FitError) as e:
+        build_model_frame(data, outcome="y", treatment="t01", covariates=["y"], clusters=["la"])
+    assert "fit.duplicate_column" in e.value.codes
+
+
+def test_data_hash_stable_and_sensitive(data):
+    a = build_model_frame(data, outcome="y", treatment="t01", clusters=["la"])
+    b = build_model_frame(data.copy(), outcome="y", treatment="t01", clusters=["la"])
+    c = build_model_frame(
+        data.assign(y=data["y"] + 1), outcome="y", treatment="t01", clusters=["la"]
+    )
+    assert a.data_hash == b.data_hash != c.data_hash
+
+
+def test_with_outcome(data):
+    f = build_model_frame(data, outcome="y", treatment="t01", clusters=["la"])
+    g = f.with_outcome(np.zeros(f.n_obs))
+    assert g.y.sum() == 0 and g.X is f.X
+    with pytest.raises(ValueError):
+        f.with_outcome(np.zeros(3))

@@ -1,0 +1,71 @@
+"""Hedges' g and ICC intervals on closed-form cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trialkit.analysis.effect_sizes import hedges_g, icc_intervals, tilde_n
+from trialkit.analysis.fit import fit
+
+
+def test_tilde_n_equal_sizes_is_cluster_size():
+    assert tilde_n(np.full(10, 7.0), np.arange(10) % 2 == 1) == pytest.approx(7.0)
+
+
+def test_no_clustering_reduces_to_two_sample_g():
+    # ρ = 0: Var(d) = 1/NT + 1/NC + d²/(2(N-2)) and g = J(N-2) d (Hedges 1981)
+    sizes = np.full(8, 10.0)
+    treated = np.arange(8) % 2 == 1
+    out = hedges_g(0.5, 0.0, 4.0, sizes=sizes, treated=treated)
+    d = 0.5 / 2.0
+    J = 1 - 3 / (4 * 78 - 1)
+    assert out["g_total"] == pytest.approx(J * d)
+    assert out["g_total_se"] == pytest.approx(J * np.sqrt(2 / 40 + d**2 / (2 * 78)))
+    assert out["g_within"] == pytest.approx((1 - 3 / (4 * 72 - 1)) * d)
+
+
+def test_equal_sizes_total_variance_formula():
+    # Hedges (2007) eq. 20 with n = 5, m = 6 clusters per arm, ρ = 0.2
+    sizes = np.full(12, 5.0)
+    treated = np.arange(12) % 2 == 1
+    out = hedges_g(0.3, 0.2, 0.8, sizes=sizes, treated=treated)
+    N, n, rho, d = 60.0, 5.0, 0.2, 0.3
+    v = (2 / 30) * (1 + (n - 1) * rho) + d**2 * (
+        (N - 2) * (1 - rho) ** 2 + n * (N - 2 * n) * rho**2 + 2 * (N - 2 * n) * rho * (1 - rho)
+    ) / (2 * (N - 2) * ((N - 2) - 2 * (n - 1) * rho))
+    J = 1 - 3 / (4 * (N - 2) - 1)
+    assert out["g_total_se"] == pytest.approx(J * np.sqrt(v))
+    assert out["g_total_conf_low"] < out["g_total"] < out["g_total_conf_high"]
+
+
+def test_icc_intervals_and_boundary():
+    cov = np.diag([0.01, 0.002])
+    out = icc_intervals([0.25, 0.75], cov, ["la"])
+    assert out["la"]["icc"] == 0.25
+    assert out["la"]["conf_low"] < 0.25 < out["la"]["conf_high"]
+    zero = icc_intervals([0.0, 1.0], cov, ["la"])
+    assert zero["la"]["conf_low"] == 0.0 and zero["la"]["conf_high"] > 0
+
+
+def test_fit_reports_effect_sizes_and_icc():
+    rng = np.random.default_rng(9)
+    cl = np.repeat(np.arange(12), 10)
+    d = pd.DataFrame(
+        {
+            "y": rng.normal(0, 0.6, 12)[cl] + rng.normal(size=120) + 0.5 * (cl % 2),
+            "t": cl % 2,
+            "cl": cl,
+        }
+    )
+    res = fit(d, outcome="y", treatment="t", clusters=["cl"])
+    es = res.extra["effect_sizes"]
+    assert set(es) >= {"conditional", "unconditional"}
+    vc = res.variance_components
+    g = es["conditional"]["g_total"]
+    J = 1 - 3 / (4 * 118 - 1)
+    assert g == pytest.approx(J * res.treatment.estimate / np.sqrt(vc["cl"] + vc["residual"]))
+    assert res.icc["cl"] == pytest.approx(vc["cl"] / (vc["cl"] + vc["residual"]))
+    iv = res.extra["icc_intervals"]["cl"]
+    assert iv["conf_low"] <= res.icc["cl"] <= iv["conf_high"]

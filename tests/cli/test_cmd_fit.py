@@ -1,0 +1,127 @@
+"""``trialkit fit`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trialkit.cli import main
+
+
+@pytest.fixture
+def csv(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(2)
+    rows = []
+    for la in range(10):
+        u = rng.normal(0, 0.5)
+        for kw in range(3):
+            for _ in range(6):
+                b = rng.normal()
+                rows.append(
+                    (
+                        f"0{la}",
+                        kw,
+                        "intervention" if la % 2 else "control",
+                        b,
+                        u + 0.5 * b + rng.normal(),
+                    )
+                )
+    p = tmp_path / "outcomes.csv"
+    pd.DataFrame(rows, columns=["la", "kw", "arm", "baseline", "score"]).to_csv(p, index=False)
+    return p
+
+
+ARGS = [
+    "--outcome",
+    "score",
+    "--treatment",
+    "arm",
+    "--treatment-level",
+    "intervention",
+    "--covariates",
+    "baseline",
+    "--clusters",
+    "la,kw",
+]
+
+
+def test_json_keys(csv, capsys):
+    assert main(["fit", str(csv), *ARGS, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["treatment"]) >= {
+        "estimate",
+        "std_error",
+        "df",
+        "statistic",
+        "p_value",
+        "conf_low",
+        "conf_high",
+    }
+    assert [t["term"] for t in out["fixed_effects"]] == [
+        "(Intercept)",
+        "arm[intervention]",
+        "baseline",
+    ]
+    assert set(out["variance_components"]) == {"la", "kw", "residual"}
+    for key in (
+        "icc",
+        "n_obs",
+        "n_clusters",
+        "n_excluded",
+        "singular",
+        "converged",
+        "loglik",
+        "method",
+        "df_method",
+    ):
+        assert key in out
+    assert out["n_clusters"] == {"la": 10, "kw": 30} and out["df_method"] == "kenward-roger"
+
+
+def test_text_and_df_method(csv, capsys):
+    assert main(["fit", str(csv), *ARGS, "--df-method", "satterthwaite"]) == 0
+    assert "t(" in capsys.readouterr().out
+
+
+def test_parquet(csv, tmp_path, capsys):
+    pq = tmp_path / "o.parquet"
+    pd.read_csv(csv).to_parquet(pq)
+    assert main(["fit", str(pq), *ARGS, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_obs"] == 180
+
+
+def test_bad_column_exit_1(csv, capsys):
+    assert (
+        main(
+            [
+                "fit",
+                str(csv),
+                "--outcome",
+                "nope",
+                "--treatment",
+                "arm",
+                "--treatment-level",
+                "intervention",
+                "--clusters",
+                "la",
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "nope" in err and "fit.column_missing" in err
+
+
+def test_missing_treatment_level_exit_1(csv, capsys):
+    assert (
+        main(["fit", str(csv), "--outcome", "score", "--treatment", "arm", "--clusters", "la"]) == 1
+    )
+    assert "'control', 'intervention'" in capsys.readouterr().err
+
+
+def test_usage_error_exit_2(csv):
+    assert main(["fit", str(csv), "--treatment", "arm"]) == 2
