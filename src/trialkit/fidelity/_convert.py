@@ -1,0 +1,118 @@
+"""Cell-level conversions that record a Problem (file, row, column) for every bad value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trialkit.errors import Problem
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _row(i: Any) -> str:
+    return f"row {int(i) + 1}"
+
+
+def _at(frame: pd.DataFrame, idx: Any, col: str) -> Any:
+    """One cell (typed ``Any`` for the checker)."""
+    return frame.at[idx, col]
+
+
+def _as_bool(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
+    out: list[Any] = []
+    for idx, v in values.items():
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            out.append(pd.NA)
+        elif isinstance(v, (bool, np.bool_)):
+            out.append(bool(v))
+        elif str(v).strip().lower() in _TRUE:
+            out.append(True)
+        elif str(v).strip().lower() in _FALSE:
+            out.append(False)
+        else:
+            out.append(pd.NA)
+            problems.append(
+                Problem(
+                    path=f"{name} {_row(idx)} column {col}",
+                    code="fidelity.delivery.not_boolean",
+                    message=f"'{col}' must be true or false; got {v!r}",
+                    hint="use true/false (or 1/0)",
+                )
+            )
+    return pd.Series(out, index=values.index, dtype="boolean")
+
+
+def _as_date(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce")
+    bad = values.notna() & parsed.isna()
+    for idx in values.index[bad.to_numpy()]:
+        problems.append(
+            Problem(
+                path=f"{name} {_row(idx)} column {col}",
+                code="fidelity.delivery.bad_date",
+                message=f"'{col}' must be a date (YYYY-MM-DD); got {values[idx]!r}",
+                hint="write dates as YYYY-MM-DD",
+            )
+        )
+    return parsed.dt.normalize()
+
+
+def _as_number(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
+    parsed = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = values.notna() & parsed.isna()
+    for idx in values.index[bad.to_numpy()]:
+        problems.append(
+            Problem(
+                path=f"{name} {_row(idx)} column {col}",
+                code="fidelity.delivery.not_numeric",
+                message=f"'{col}' must be a number; got {values[idx]!r}",
+                hint="write a plain number",
+            )
+        )
+    return parsed
+
+
+def _as_id(values: pd.Series) -> pd.Series:
+    """Identifiers as strings (``12`` and ``12.0`` become ``'12'``), NA kept."""
+
+    def conv(v: Any) -> Any:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            return pd.NA
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v).strip()
+
+    return values.map(conv).astype("object")
+
+
+def _month_periods(values: pd.Series, name: str, problems: list[Problem]) -> pd.Series:
+    out: list[Any] = []
+    for idx, v in values.items():
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            out.append(pd.NaT)
+            problems.append(
+                Problem(
+                    path=f"{name} {_row(idx)} column month",
+                    code="fidelity.delivery.missing_value",
+                    message="'month' must be given for a clinician_month record; got an empty cell",
+                    hint="write the month as YYYY-MM",
+                )
+            )
+            continue
+        try:
+            out.append(pd.Timestamp(pd.Period(str(v)[:7], freq="M").start_time))
+        except (ValueError, TypeError):
+            out.append(pd.NaT)
+            problems.append(
+                Problem(
+                    path=f"{name} {_row(idx)} column month",
+                    code="fidelity.delivery.bad_month",
+                    message=f"'month' must be YYYY-MM; got {v!r}",
+                    hint="write the month as YYYY-MM, e.g. 2025-03",
+                )
+            )
+    return pd.Series(out, index=values.index, dtype="datetime64[ns]")

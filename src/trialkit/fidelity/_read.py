@@ -1,0 +1,107 @@
+"""Read delivery, keyworker, family and allocation tables (CSV, Parquet or Excel).
+
+Used by the CLI: it reads a raw data directory or the data stage's validated
+Parquet directory alike (identifier columns are read as text, so ``01`` stays ``01``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from trialkit.errors import FidelityError, Problem
+
+__all__ = ["find_table", "read_allocation", "read_delivery_dir", "read_table"]
+
+TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".xlsx")
+
+_ID_DTYPES = {c: str for c in ("la_id", "cluster", "keyworker_id", "family_id", "session_id")}
+
+
+def find_table(directory: str | os.PathLike[str], name: str) -> Path | None:
+    """Return the file holding table ``name`` in ``directory`` (Parquet, CSV or Excel)."""
+    root = Path(directory)
+    for suffix in TABLE_SUFFIXES:
+        candidate = root / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one CSV, Parquet or Excel table (all columns kept as read)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+        if suffix == ".csv":
+            return pd.read_csv(p, keep_default_na=True, na_values=[""], dtype=_ID_DTYPES)
+        if suffix == ".xlsx":
+            return pd.read_excel(p)
+    except (ValueError, OSError, ImportError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise FidelityError.from_problem(
+            path=str(p),
+            code="fidelity.table.unreadable",
+            message=f"table '{p.name}' cannot be read: {exc}",
+            hint="check the file is a valid CSV, Parquet or Excel table",
+        ) from None
+    raise FidelityError.from_problem(
+        path=str(p),
+        code="fidelity.table.format",
+        message=f"table format must be .csv, .parquet or .xlsx; got '{suffix}'",
+        hint="convert the table to CSV or Parquet",
+    )
+
+
+def read_delivery_dir(directory: str | os.PathLike[str]) -> dict[str, tuple[pd.DataFrame, str]]:
+    """Read ``delivery``, ``keyworkers``, ``families`` (and ``clusters`` if present).
+
+    Returns a mapping ``name -> (frame, file name)``.  Used by the CLI until the
+    shared data loader is available; any of CSV/Parquet/Excel is accepted.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise FidelityError.from_problem(
+            path=str(root),
+            code="fidelity.data.not_a_directory",
+            message=f"data directory '{root}' must be an existing directory",
+            hint="pass the validated data directory with --data",
+        )
+    out: dict[str, tuple[pd.DataFrame, str]] = {}
+    problems = []
+    for name in ("delivery", "keyworkers", "families", "clusters"):
+        path = find_table(root, name)
+        if path is None:
+            if name != "clusters":
+                problems.append(
+                    Problem(
+                        path=str(root / f"{name}.csv"),
+                        code="fidelity.data.missing_table",
+                        message=f"table '{name}' must be present in the data directory",
+                        hint=f"add {name}.csv or {name}.parquet to '{root}'",
+                    )
+                )
+            continue
+        out[name] = (read_table(path), path.name)
+    if problems:
+        raise FidelityError(f"{len(problems)} table(s) missing in '{root}'", problems)
+    return out
+
+
+def read_allocation(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
+    """Read ``allocation.csv`` (columns ``cluster, arm``) from an allocation directory or file."""
+    p = Path(directory)
+    path = p if p.is_file() else p / "allocation.csv"
+    if not path.is_file():
+        raise FidelityError.from_problem(
+            path=str(path),
+            code="fidelity.allocation.missing",
+            message=f"allocation file '{path}' must exist",
+            hint="pass the directory written by 'trialkit randomise' (it holds allocation.csv)",
+        )
+    return read_table(path), path.name

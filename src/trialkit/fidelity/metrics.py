@@ -1,0 +1,422 @@
+"""The registry of fidelity metrics: how an indicator's value is computed from delivery records.
+
+An indicator in the protocol's logic model names a ``metric`` and its ``params``::
+
+    [[logic_model.nodes.indicators]]
+    id = "ind.cpd_completion"
+    metric = "share_completing_training"
+    params = { course = "cpd", min_days = 4 }
+    target = 1.0
+
+Each metric is a function ``f(ctx, la_id, params) -> MetricValue`` registered with
+:func:`register_metric`; a project adds its own metric the same way, before
+calling :func:`~trialkit.fidelity.assess_fidelity`.  Built-in metrics:
+
+=================================  ==========================================================
+``training_days_delivered``        distinct days of course ``course`` held in the LA (a day is
+                                   held when at least one keyworker attended it)
+``share_completing_training``      share of the LA's keyworkers (of ``role``, if given)
+                                   attending at least ``min_days`` days of ``course``
+``supervision_sessions_per_month`` supervision sessions held in the LA / months of delivery
+``clinician_fte_months``           sum of ``fte`` over the LA's clinician_month records
+``share_sessions_with_genogram``   sessions with ``genogram_used`` / sessions held
+``supervision_attendance``         attended / expected keyworker–session pairs (one
+                                   ``supervision_attendance`` row per expected pair)
+``share_families_with_feedback``   share of the LA's consented families with at least one
+                                   administered feedback record at ``timepoint``
+=================================  ==========================================================
+
+Over time the assessment recomputes each metric "as at" the end of each month or
+quarter (records dated up to then, keyworkers and families present by then); see
+:class:`MetricContext`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from trialkit.errors import FidelityError, Problem
+from trialkit.fidelity._tables import DeliveryTables, month_count
+
+__all__ = [
+    "Metric",
+    "MetricContext",
+    "MetricValue",
+    "available_metrics",
+    "get_metric",
+    "register_metric",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricValue:
+    """Value of a metric in one LA.
+
+    ``delivered`` is NaN when it cannot be computed (``note`` says why, e.g. no
+    eligible keyworkers); ``numerator``/``denominator`` are reported where the
+    metric is a ratio (NaN otherwise).
+    """
+
+    delivered: float
+    numerator: float = math.nan
+    denominator: float = math.nan
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricContext:
+    """Delivery records a metric reads, optionally restricted to "as at" a date.
+
+    Attributes
+    ----------
+    tables : DeliveryTables
+        Typed records (``training``, ``sessions``, ``attendance``, ``clinician``,
+        ``feedback``, ``keyworkers``, ``families``).
+    protocol : Protocol
+    as_at : pandas.Timestamp or None
+        When set, only records dated on or before it count (undated records are
+        excluded and counted), keyworkers must have started and families consented
+        by then, and the delivery period runs from the trial start to ``as_at``.
+    """
+
+    tables: DeliveryTables
+    protocol: Any
+    as_at: pd.Timestamp | None = None
+
+    def months(self) -> float:
+        """Months of delivery up to ``as_at`` (all of them when ``as_at`` is None)."""
+        w = self.tables.window
+        if self.as_at is None or w.start is None:
+            return w.months
+        end = min(self.as_at.date(), w.end) if w.end is not None else self.as_at.date()
+        return float(max(month_count(w.start, end), 0))
+
+    def dated(self, frame: pd.DataFrame, col: str = "date") -> pd.DataFrame:
+        if self.as_at is None:
+            return frame
+        return frame[frame[col].notna() & (frame[col] <= self.as_at)]
+
+    def keyworkers(self, la_id: str, role: str | None = None) -> pd.DataFrame:
+        kw = self.tables.keyworkers
+        kw = kw[kw["la_id"] == la_id]
+        if role is not None:
+            kw = kw[kw["role"] == role]
+        if self.as_at is not None:
+            kw = kw[kw["start_date"].isna() | (kw["start_date"] <= self.as_at)]
+        return kw
+
+    def families(self, la_id: str) -> pd.DataFrame:
+        fam = self.tables.families
+        fam = fam[(fam["la_id"] == la_id) & fam["consented"]]
+        if self.as_at is not None:
+            fam = fam[fam["consent_date"].isna() | (fam["consent_date"] <= self.as_at)]
+        return fam
+
+
+MetricFunc = Callable[[MetricContext, str, Mapping[str, Any]], MetricValue]
+TargetFunc = Callable[[Any, Mapping[str, Any]], "tuple[float, str] | None"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metric:
+    """A registered metric.
+
+    Attributes
+    ----------
+    name : str
+    func : callable
+        ``func(ctx, la_id, params) -> MetricValue``.
+    record_types : tuple of str
+        Delivery record types the metric reads; an LA with none of them has
+        *missing* delivery (reported NA, not zero, unless ``missing_as_zero``).
+    required_params, optional_params : tuple of str
+    default_target : callable, optional
+        ``f(protocol, params) -> (value, source)`` used when the indicator gives no
+        ``target`` (e.g. from the TIDieR ``when_and_how_much`` quantities).
+    cumulative : bool
+        True for totals (days, FTE-months) that accumulate over the trial; over
+        time they are compared with the full target except when ``prorate``.
+    prorate : bool
+        Over time, scale the target by elapsed months / delivery months.
+    description : str
+    """
+
+    name: str
+    func: MetricFunc
+    record_types: tuple[str, ...]
+    required_params: tuple[str, ...] = ()
+    optional_params: tuple[str, ...] = ()
+    default_target: TargetFunc | None = None
+    cumulative: bool = False
+    prorate: bool = False
+    description: str = ""
+    contamination: str = field(default="")
+
+    def check_params(self, indicator_id: str, params: Mapping[str, Any]) -> list[Problem]:
+        problems = []
+        allowed = set(self.required_params) | set(self.optional_params) | {"target_quantity"}
+        for p in self.required_params:
+            if p not in params:
+                problems.append(
+                    Problem(
+                        path=f"logic_model indicator {indicator_id} params",
+                        code="fidelity.indicator.missing_param",
+                        message=f"metric '{self.name}' needs parameter '{p}'",
+                        hint=f"add params = {{ {p} = ... }} to the indicator",
+                    )
+                )
+        for p in params:
+            if p not in allowed:
+                problems.append(
+                    Problem(
+                        path=f"logic_model indicator {indicator_id} params.{p}",
+                        code="fidelity.indicator.unknown_param",
+                        message=f"metric '{self.name}' does not take parameter '{p}'",
+                        hint=f"parameters: {', '.join(sorted(allowed))}",
+                    )
+                )
+        return problems
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(
+    name: str,
+    *,
+    record_types: tuple[str, ...],
+    required_params: tuple[str, ...] = (),
+    optional_params: tuple[str, ...] = (),
+    default_target: TargetFunc | None = None,
+    cumulative: bool = False,
+    prorate: bool = False,
+    description: str = "",
+    replace: bool = False,
+) -> Callable[[MetricFunc], MetricFunc]:
+    """Register a metric function under ``name`` (decorator).
+
+    Examples
+    --------
+    >>> @register_metric("sessions_held", record_types=("supervision_session",),
+    ...                  cumulative=True, replace=True)
+    ... def sessions_held(ctx, la_id, params):
+    ...     s = ctx.dated(ctx.tables.sessions)
+    ...     return MetricValue(delivered=float((s["la_id"] == la_id).sum()))
+    """
+
+    def deco(func: MetricFunc) -> MetricFunc:
+        if name in _REGISTRY and not replace:
+            raise ValueError(f"metric {name!r} is already registered; pass replace=True")
+        _REGISTRY[name] = Metric(
+            name=name,
+            func=func,
+            record_types=record_types,
+            required_params=required_params,
+            optional_params=optional_params,
+            default_target=default_target,
+            cumulative=cumulative,
+            prorate=prorate,
+            description=description or (func.__doc__ or "").strip().split("\n")[0],
+        )
+        return func
+
+    return deco
+
+
+def get_metric(name: str, indicator_id: str = "") -> Metric:
+    """Return the registered metric ``name`` or raise FidelityError listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise FidelityError.from_problem(
+            path=f"logic_model indicator {indicator_id} metric" if indicator_id else "metric",
+            code="fidelity.indicator.unknown_metric",
+            message=f"'metric' must be a registered fidelity metric; got {name!r}",
+            hint=f"known metrics: {', '.join(sorted(_REGISTRY))} (or register one with "
+            "trialkit.fidelity.register_metric)",
+        ) from None
+
+
+def available_metrics() -> dict[str, Metric]:
+    """Registered metrics by name."""
+    return dict(_REGISTRY)
+
+
+# ----------------------------------------------------------------------- targets
+def _quantity(protocol: Any, qid: str) -> Any:
+    arm = protocol.arms[protocol.intervention_arm]
+    for _key, q in arm.tidier.quantities():
+        if q.id == qid:
+            return q
+    return None
+
+
+def _target_from_quantity(qid_of: Callable[[Mapping[str, Any]], str]) -> TargetFunc:
+    def f(protocol: Any, params: Mapping[str, Any]) -> tuple[float, str] | None:
+        qid = str(params.get("target_quantity", qid_of(params)))
+        q = _quantity(protocol, qid)
+        if q is None:
+            return None
+        return float(q.value), f"tidier quantity {qid}"
+
+    return f
+
+
+def _target_one(protocol: Any, params: Mapping[str, Any]) -> tuple[float, str]:
+    return 1.0, "default (every eligible unit)"
+
+
+def _target_fte_months(protocol: Any, params: Mapping[str, Any]) -> tuple[float, str] | None:
+    q = _quantity(protocol, str(params.get("target_quantity", "clinician_fte")))
+    if q is None:
+        return None
+    from trialkit.fidelity._tables import delivery_window
+
+    months = delivery_window(protocol).months
+    if not math.isfinite(months):
+        return None
+    return float(q.value) * months, f"tidier quantity {q.id} x {months:g} delivery months"
+
+
+# ----------------------------------------------------------------------- built-ins
+def _ratio(num: float, den: float, what: str) -> MetricValue:
+    if den <= 0:
+        return MetricValue(delivered=math.nan, numerator=num, denominator=den, note=f"no {what}")
+    return MetricValue(delivered=num / den, numerator=num, denominator=den)
+
+
+@register_metric(
+    "training_days_delivered",
+    record_types=("training",),
+    required_params=("course",),
+    default_target=_target_from_quantity(lambda p: f"{p.get('course', '')}_days"),
+    cumulative=True,
+    description="Distinct days of the course held in the LA (a day with at least one attendee).",
+)
+def training_days_delivered(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Distinct days of course ``course`` held in the LA (≥ 1 keyworker attended)."""
+    tr = ctx.tables.training
+    tr = tr[(tr["la_id"] == la_id) & (tr["course"] == str(params["course"])) & tr["attended"]]
+    tr = ctx.dated(tr)
+    return MetricValue(delivered=float(tr["day_key"].nunique()))
+
+
+@register_metric(
+    "share_completing_training",
+    record_types=("training",),
+    required_params=("course", "min_days"),
+    optional_params=("role",),
+    default_target=_target_one,
+    description="Share of the LA's keyworkers (of the role) attending at least min_days days.",
+)
+def share_completing_training(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Share of the LA's keyworkers (of ``role``) attending ≥ ``min_days`` days of ``course``."""
+    role = params.get("role")
+    kws = ctx.keyworkers(la_id, None if role is None else str(role))
+    tr = ctx.tables.training
+    tr = tr[(tr["la_id"] == la_id) & (tr["course"] == str(params["course"])) & tr["attended"]]
+    tr = ctx.dated(tr)
+    days = tr.groupby("keyworker_id")["day_key"].nunique()
+    per_kw = days.reindex(kws["keyworker_id"]).fillna(0)
+    num = float((per_kw >= float(params["min_days"])).sum())
+    return _ratio(num, float(len(kws)), f"keyworkers with role {role!r}" if role else "keyworkers")
+
+
+@register_metric(
+    "supervision_sessions_per_month",
+    record_types=("supervision_session",),
+    default_target=_target_from_quantity(lambda p: "supervision_frequency"),
+    description="Supervision sessions held in the LA divided by the months of delivery.",
+)
+def supervision_sessions_per_month(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Sessions held in the LA ÷ months of the delivery period (up to ``as_at``)."""
+    ss = ctx.dated(ctx.tables.sessions)
+    n = float((ss["la_id"] == la_id).sum())
+    months = ctx.months()
+    if not math.isfinite(months):
+        return MetricValue(
+            delivered=math.nan, numerator=n, note="delivery period unknown (no trial dates)"
+        )
+    return _ratio(n, months, "delivery months")
+
+
+@register_metric(
+    "clinician_fte_months",
+    record_types=("clinician_month",),
+    default_target=_target_fte_months,
+    cumulative=True,
+    prorate=True,
+    description="Sum of the clinician FTE over the LA's clinician_month records.",
+)
+def clinician_fte_months(ctx: MetricContext, la_id: str, params: Mapping[str, Any]) -> MetricValue:
+    """Sum of ``fte`` over the LA's clinician_month records (months up to ``as_at``)."""
+    cm = ctx.tables.clinician
+    cm = cm[cm["la_id"] == la_id]
+    cm = ctx.dated(cm, "month_start")
+    return MetricValue(delivered=float(cm["fte"].sum()), numerator=float(len(cm)))
+
+
+@register_metric(
+    "share_sessions_with_genogram",
+    record_types=("supervision_session",),
+    default_target=_target_one,
+    description="Share of the LA's supervision sessions in which a genogram was used.",
+)
+def share_sessions_with_genogram(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Sessions with ``genogram_used`` true ÷ sessions held (unrecorded use counts as not used)."""
+    ss = ctx.dated(ctx.tables.sessions)
+    ss = ss[ss["la_id"] == la_id]
+    num = float(ss["genogram_used"].fillna(False).astype(bool).sum())
+    return _ratio(num, float(len(ss)), "supervision sessions held")
+
+
+@register_metric(
+    "supervision_attendance",
+    record_types=("supervision_attendance",),
+    default_target=_target_one,
+    description="Attended / expected keyworker-session pairs.",
+)
+def supervision_attendance(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Attended ÷ expected keyworker–session pairs (one attendance row per expected pair)."""
+    at = ctx.dated(ctx.tables.attendance)
+    at = at[at["la_id"] == la_id]
+    return _ratio(float(at["attended"].sum()), float(len(at)), "expected attendances")
+
+
+@register_metric(
+    "share_families_with_feedback",
+    record_types=("feedback",),
+    required_params=("timepoint",),
+    optional_params=("instrument",),
+    default_target=_target_one,
+    description="Share of consented families with an administered feedback record at the timepoint.",
+)
+def share_families_with_feedback(
+    ctx: MetricContext, la_id: str, params: Mapping[str, Any]
+) -> MetricValue:
+    """Share of the LA's consented families with ≥ 1 administered feedback record at ``timepoint``."""
+    fam = ctx.families(la_id)
+    fb = ctx.tables.feedback
+    fb = fb[
+        (fb["la_id"] == la_id) & (fb["timepoint"] == str(params["timepoint"])) & fb["administered"]
+    ]
+    if "instrument" in params and "instrument" in fb.columns:
+        fb = fb[fb["instrument"].astype("object") == str(params["instrument"])]
+    fb = ctx.dated(fb)
+    num = float(fam["family_id"].isin(set(fb["family_id"])).sum())
+    return _ratio(num, float(len(fam)), "consented families")

@@ -1,0 +1,94 @@
+"""Write a fidelity assessment to an output directory.
+
+Files written by :func:`write_fidelity_outputs`:
+
+``fidelity_indicators``, ``fidelity_components``, ``fidelity_overall``,
+``fidelity_over_time``, ``keyworker_dose``, ``contamination`` (each ``.parquet`` and ``.csv``)
+    the tidy tables of :class:`~trialkit.fidelity.FidelityReport`;
+``fidelity_heatmap.png`` / ``.svg``
+    LA × component adherence (alt text in the JSON summary);
+``fidelity_summary.json``
+    the report (``FidelityReport.to_dict``), the generated TIDieR texts, alt text,
+    the list of files and the provenance record (versions, input hashes);
+``<protocol file name>``
+    a copy of the protocol with TIDieR ``how_well_actual`` and ``modifications``
+    filled in from the delivery records (the input file is not touched).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trialkit._io import atomic_write_bytes, provenance, write_frame, write_json
+from trialkit.errors import FidelityError
+from trialkit.fidelity.plots import heatmap_figure, render_figure
+from trialkit.fidelity.report import FidelityReport
+from trialkit.fidelity.writeback import tidier_texts, write_back
+
+__all__ = ["ensure_new_output_dir", "write_fidelity_outputs"]
+
+
+def ensure_new_output_dir(out: str | os.PathLike[str]) -> Path:
+    """Create ``out``; refuse an existing non-empty directory (outputs are never overwritten)."""
+    p = Path(out)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        raise FidelityError.from_problem(
+            path=str(p),
+            code="fidelity.output.exists",
+            message=f"output directory '{p}' must be new or empty; it already holds files",
+            hint="choose a new --out directory (earlier results are never overwritten)",
+        )
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def write_fidelity_outputs(
+    report: FidelityReport,
+    protocol: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    protocol_path: str | os.PathLike[str] | None = None,
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+) -> dict[str, Any]:
+    """Write tables, heatmap, JSON summary and the completed protocol; return the summary dict."""
+    out = ensure_new_output_dir(out_dir)
+    files: list[str] = []
+    for name, frame in report.tables().items():
+        for suffix in (".parquet", ".csv"):
+            write_frame(out / f"{name}{suffix}", frame)
+            files.append(f"{name}{suffix}")
+    arms = [report.intervention_arm, report.control_arm]
+    fig, alt = heatmap_figure(report.components, order_arms=arms)
+    png = render_figure(fig, "png")
+    fig, _ = heatmap_figure(report.components, order_arms=arms)
+    svg = render_figure(fig, "svg")
+    atomic_write_bytes(out / "fidelity_heatmap.png", png)
+    atomic_write_bytes(out / "fidelity_heatmap.svg", svg)
+    files += ["fidelity_heatmap.png", "fidelity_heatmap.svg"]
+    texts = tidier_texts(report, protocol)
+    completed = None
+    if protocol_path is not None:
+        dst = out / Path(protocol_path).name
+        write_back(protocol_path, dst, texts)
+        completed = dst.name
+        files.append(dst.name)
+    summary = {
+        "ok": True,
+        "report": report.to_dict(),
+        "summary_text": report.summary(),
+        "tidier": texts,
+        "completed_protocol": completed,
+        "figures": {
+            "fidelity_heatmap": {
+                "files": ["fidelity_heatmap.png", "fidelity_heatmap.svg"],
+                "alt_text": alt,
+            }
+        },
+        "files": files + ["fidelity_summary.json"],
+        "provenance": provenance(inputs=inputs or {}, seed=None),
+    }
+    write_json(out / "fidelity_summary.json", summary)
+    return summary
