@@ -13,14 +13,17 @@ import io
 import json
 import os
 import platform
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trialkit._version import __version__
+from trialkit.errors import TrialkitError
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +67,42 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+def ensure_new_directory(out: str | os.PathLike[str], *, error: type[TrialkitError], code: str) -> Path:
+    """Return ``out`` as a Path, raising ``error`` (a TrialkitError class) if it holds files.
+
+    trialkit never overwrites an output directory: it must not exist or be empty.
+    """
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise error.from_problem(
+            path=str(path),
+            code=code,
+            message=f"output directory must be new or empty; got '{path}' with files",
+            hint="choose a new --out directory (outputs are never overwritten)",
+        )
+    return path
+
+
+@contextmanager
+def staged_directory(out: str | os.PathLike[str], *, error: type[TrialkitError], code: str) -> Iterator[Path]:
+    """Write a whole output directory atomically.
+
+    Yields a temporary sibling directory; when the block ends without an exception it
+    is renamed to ``out`` (which must be new or empty), otherwise it is removed.
+    """
+    target = ensure_new_directory(out, error=error, code=code)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            target.rmdir()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from trialkit._io import SCHEMA_VERSION, atomic_write_bytes, sha256_file, versions, write_json
+from trialkit._io import (
+    SCHEMA_VERSION,
+    atomic_write_bytes,
+    sha256_file,
+    staged_directory,
+    versions,
+    write_json,
+)
 from trialkit._version import __version__
 from trialkit.data import scoring
 from trialkit.data.load import STRING, convert, find_tables, read_table, to_object
@@ -1524,16 +1529,7 @@ def save_validated(trial_data: TrialData, out_dir: str | os.PathLike[str]) -> Pa
             ],
         )
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError.from_problem(
-            path=str(out),
-            code="data.output_exists",
-            message=f"output directory must be new or empty; got '{out}' with files",
-            hint="choose a new --out directory (outputs are never overwritten)",
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_directory(out, error=DataError, code="data.output_exists") as tmp:
         outputs: dict[str, str] = {}
         rows: dict[str, int] = {}
         for name, frame in [*trial_data.tables.items(), ("scores", trial_data.scores)]:
@@ -1559,12 +1555,6 @@ def save_validated(trial_data: TrialData, out_dir: str | os.PathLike[str]) -> Pa
             "seed": None,
         }
         write_json(tmp / "manifest.json", manifest)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

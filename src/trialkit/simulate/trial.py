@@ -35,8 +35,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import special, stats
 
-from trialkit._io import atomic_write_bytes, provenance, write_json
+from trialkit._io import atomic_write_bytes, provenance, staged_directory, write_json
 from trialkit.data.scoring import INSTRUMENTS, MAX_ITEMS, Instrument, score_matrix
 from trialkit.errors import DataError
 from trialkit.protocol.model import Protocol
@@ -112,14 +110,6 @@ class SyntheticTrial:
         inputs: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> Path:
         """Write ``<table>.<fmt>``, ``allocation.csv`` and ``truth.json`` to a new directory."""
-        out = Path(out_dir)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise DataError.from_problem(
-                path=str(out),
-                code="simulate.output_exists",
-                message=f"output directory must be new or empty; got '{out}' with files",
-                hint="choose a new --out directory",
-            )
         if fmt not in ("parquet", "csv"):
             raise DataError.from_problem(
                 path="format",
@@ -127,9 +117,8 @@ class SyntheticTrial:
                 message=f"format must be parquet or csv; got {fmt!r}",
                 hint="",
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        out = Path(out_dir)
+        with staged_directory(out, error=DataError, code="simulate.output_exists") as tmp:
             for name, frame in self.tables.items():
                 buf = io.BytesIO()
                 if fmt == "parquet":
@@ -144,12 +133,6 @@ class SyntheticTrial:
             record = dict(self.truth)
             record["provenance"] = provenance(inputs=inputs, seed=self.seed)
             write_json(tmp / "truth.json", record)
-            if out.exists():
-                out.rmdir()
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
 
