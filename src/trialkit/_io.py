@@ -70,7 +70,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def ensure_new_directory(out: str | os.PathLike[str], *, error: type[TrialkitError], code: str) -> Path:
+def ensure_new_directory(
+    out: str | os.PathLike[str], *, error: type[TrialkitError], code: str
+) -> Path:
     """Return ``out`` as a Path, raising ``error`` (a TrialkitError class) if it holds files.
 
     trialkit never overwrites an output directory: it must not exist or be empty.
@@ -87,7 +89,9 @@ def ensure_new_directory(out: str | os.PathLike[str], *, error: type[TrialkitErr
 
 
 @contextmanager
-def staged_directory(out: str | os.PathLike[str], *, error: type[TrialkitError], code: str) -> Iterator[Path]:
+def staged_directory(
+    out: str | os.PathLike[str], *, error: type[TrialkitError], code: str
+) -> Iterator[Path]:
     """Write a whole output directory atomically.
 
     Yields a temporary sibling directory; when the block ends without an exception it
