@@ -55,6 +55,14 @@ _API: dict[str, str] = {
     "simulate_power_grid": "trialkit.power",
     "AnalyticResult": "trialkit.power",
     "SimulationResult": "trialkit.power",
+    "analyse_trial": "trialkit.analyse",
+    "TrialAnalysis": "trialkit.analyse",
+    "write_analysis": "trialkit.analyse",
+    "load_analysis": "trialkit.analyse",
+    "run_demo": "trialkit.analyse.pipeline",
+    "build_report": "trialkit.report",
+    "write_report": "trialkit.report",
+    "Report": "trialkit.report",
 }
 
 __all__ = ["__version__", *sorted(_API)]

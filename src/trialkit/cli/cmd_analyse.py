@@ -1,0 +1,68 @@
+"""``trialkit analyse``: run the protocol's statistical analysis plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "analyse"
+HELP = (
+    "Run the protocol's analysis plan (every outcome, sensitivity analyses, effect sizes, "
+    "ICCs, Holm, fidelity and CACE) and save the results as Parquet + JSON."
+)
+EXAMPLE = [
+    "trialkit analyse --protocol protocol.toml --data data/ --allocation allocation/ "
+    "--out analysis/",
+    "trialkit analyse --protocol protocol.toml --data data/ --allocation allocation/ "
+    "--out analysis/ --seed 7 --format json",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", required=True, metavar="P", help="protocol TOML file")
+    parser.add_argument("--data", required=True, metavar="DIR", help="trial data directory")
+    parser.add_argument(
+        "--allocation",
+        required=True,
+        metavar="DIR",
+        help="allocation directory from `trialkit randomise` (for the randomisation test)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="new output directory (never overwritten)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for Monte Carlo randomisation tests (default 0)"
+    )
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trialkit.analyse import write_analysis
+    from trialkit.analyse.pipeline import analyse_directory
+    from trialkit.errors import ReportError
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ReportError.from_problem(
+            path=str(out),
+            code="analyse.output_exists",
+            message=f"output directory must be new or empty; got '{out}' with files",
+            hint="choose a new --out directory (outputs are never overwritten)",
+        )
+    analysis = analyse_directory(args.protocol, args.data, args.allocation, seed=args.seed)
+    write_analysis(analysis, out)
+    if args.format == "json":
+        res = analysis.table("results")
+        payload = {
+            "ok": True,
+            "out": str(out),
+            "results": json.loads(res.to_json(orient="records")),
+            "notes": list(analysis.methods.get("notes", [])),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(analysis.summary() + f"\nwritten to {out}\n")
+    return 0

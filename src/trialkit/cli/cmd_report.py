@@ -1,0 +1,57 @@
+"""``trialkit report``: turn an analysis directory into the commissioner's report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "report"
+HELP = (
+    "Write the self-contained HTML report, Markdown, and every table as CSV and .xlsx "
+    "from a `trialkit analyse` directory, with statistical disclosure control."
+)
+EXAMPLE = [
+    "trialkit report --analysis analysis/ --out report/",
+    "trialkit report --analysis analysis/ --out report/ --disclosure strict",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--analysis", required=True, metavar="DIR", help="directory written by `trialkit analyse`"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="new output directory (never overwritten)"
+    )
+    parser.add_argument(
+        "--disclosure",
+        choices=["protocol", "standard", "strict"],
+        default="protocol",
+        help="disclosure-control mode (default: the protocol's [analysis.disclosure])",
+    )
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trialkit.analyse import load_analysis
+    from trialkit.report import DisclosureSettings, build_report, write_report
+
+    analysis = load_analysis(args.analysis)
+    settings = None
+    if args.disclosure != "protocol":
+        base = dict(analysis.protocol.get("analysis", {}).get("disclosure", {}) or {})
+        base["mode"] = args.disclosure
+        settings = DisclosureSettings.from_mapping(base)
+    report = build_report(analysis, disclosure=settings)
+    out = write_report(report, Path(args.out))
+    html = out / "report.html"
+    if args.format == "json":
+        sys.stdout.write(
+            json.dumps({"ok": True, "out": str(out), "report": str(html)}, indent=2) + "\n"
+        )
+    else:
+        sys.stdout.write(report.summary() + f"\nreport: {html}\n")
+    return 0

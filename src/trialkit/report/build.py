@@ -1,0 +1,765 @@
+"""Build the commissioner's report from an analysis and write it out.
+
+:func:`build_report` turns a :class:`~trialkit.analyse.TrialAnalysis` into a
+:class:`Report` (nine sections of paragraphs, tables and figures);
+:func:`write_report` writes ``report.html`` (self-contained: inline CSS, SVG
+figures as data URIs, no network requests, A4 print CSS), ``report.md``,
+``tables/<id>.csv`` and ``tables/<id>.xlsx`` for every table,
+``figures/<id>.svg`` and ``report.json`` (provenance).  The output is
+byte-identical for the same inputs except the generation time.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import math
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trialkit._io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    sha256_file,
+    staged_directory,
+    versions,
+    write_json,
+)
+from trialkit._version import __version__
+from trialkit.analyse.results import TrialAnalysis
+from trialkit.errors import ReportError
+from trialkit.report import svg
+from trialkit.report import tables as T
+from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.templates import CSS, HTML_TEMPLATE
+
+__all__ = ["SECTION_IDS", "Figure", "Report", "Section", "build_report", "write_report"]
+
+SECTION_IDS = (
+    "summary",
+    "flow",
+    "tidier",
+    "logic",
+    "baseline",
+    "outcomes",
+    "fidelity",
+    "sensitivity",
+    "methods",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Figure:
+    id: str
+    caption: str
+    alt: str
+    svg: str
+    width: int = 0
+
+    @property
+    def display_width(self) -> int:
+        """Width in CSS pixels: as given, else the SVG's own width."""
+        if self.width:
+            return self.width
+        m = re.search(r"width='([0-9.]+)'", self.svg)
+        return round(float(m.group(1))) if m else 800
+
+    @property
+    def kind(self) -> str:
+        return "svg"
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    id: str
+    title: str
+    paragraphs: tuple[str, ...] = ()
+    bullets: tuple[str, ...] = ()
+    tables: tuple[T.ReportTable, ...] = ()
+    figures: tuple[Figure, ...] = ()
+    pre: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """The report: title, nine sections, disclosure settings and provenance."""
+
+    title: str
+    subtitle: str
+    sections: tuple[Section, ...]
+    disclosure: DisclosureSettings
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    generated: str = ""
+    version: str = __version__
+
+    def tables(self) -> list[T.ReportTable]:
+        return [t for s in self.sections for t in s.tables]
+
+    def figures(self) -> list[Figure]:
+        return [f for s in self.sections for f in s.figures]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per table: section, id, caption, rows, disclosure note."""
+        return pd.DataFrame(
+            [
+                {
+                    "section": t.section,
+                    "id": t.id,
+                    "caption": t.caption,
+                    "rows": len(t.frame),
+                    "disclosure": t.note,
+                }
+                for t in self.tables()
+            ]
+        )
+
+    def summary(self) -> str:
+        return (
+            f"Report '{self.title}': {len(self.sections)} sections, {len(self.tables())} tables, "
+            f"{len(self.figures())} figures"
+        )
+
+    def __repr__(self) -> str:
+        return f"Report(sections={len(self.sections)}, tables={len(self.tables())})"
+
+
+# ---------------------------------------------------------------------------- helpers
+def _f(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
+    est, lo, hi, p = _f(r["estimate"]), _f(r["conf_low"]), _f(r["conf_high"]), _f(r["p_value"])
+    better = str(r["better"])
+    if str(r["type"]) == "binary":
+        or_ = _f(r.get("odds_ratio"))
+        txt = (
+            f"{label}: odds ratio {T.fmt(or_)} (95% CI {T.fmt_ci(r.get('odds_ratio_low'), r.get('odds_ratio_high'))}), "
+            f"p = {T.fmt_p(p)}."
+            if math.isfinite(or_)
+            else f"{label}: {r['scale']} {T.fmt(est)} (95% CI {T.fmt_ci(lo, hi)}), p = {T.fmt_p(p)}."
+        )
+    else:
+        direction = "higher" if est > 0 else "lower"
+        good = direction == better
+        txt = (
+            f"{label}: {T.fmt(abs(est))} points {direction} in the intervention arm after "
+            f"adjustment ({'favouring' if good else 'against'} the intervention; 95% CI "
+            f"{T.fmt_ci(lo, hi)}; p = {T.fmt_p(p)}"
+            + (f"; Hedges' g {T.fmt(r['g'])}" if math.isfinite(_f(r["g"])) else "")
+            + ")."
+        )
+    if math.isfinite(p):
+        if str(r["role"]) == "secondary" and math.isfinite(_f(r["p_adjusted"])):
+            txt += f" After Holm adjustment for the secondary outcomes, p = {T.fmt_p(r['p_adjusted'])}."
+        txt += (
+            " The confidence interval excludes no difference."
+            if (lo > 0 or hi < 0) and str(r["type"]) != "binary"
+            else (
+                " The data are compatible with no difference." if str(r["type"]) != "binary" else ""
+            )
+        )
+    return txt
+
+
+def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
+    proto = a.protocol
+    trial = proto.get("trial", {})
+    res = a.table("results")
+    flow = a.table("flow")
+    labels = {o["id"]: o["label"] for o in proto.get("outcomes", [])}
+    inter, ctrl = T._arms(a)
+    alpha = _f(proto.get("analysis", {}).get("alpha", 0.05))
+
+    def n_of(arm: str, level: str, stage: str) -> int:
+        if not len(flow):
+            return 0
+        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
+        return int(s["n"].sum()) if len(s) else 0
+
+    n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
+    paras = [
+        f"What was tested: {trial.get('title', 'the trial')}. "
+        f"{_plural(n_la, 'local authority').replace('authoritys', 'authorities')} (LAs) were "
+        f"randomised: {n_of(inter, 'la', 'randomised')} to the "
+        f"{proto.get('arms', {}).get(inter, {}).get('label', inter).lower()} and "
+        f"{n_of(ctrl, 'la', 'randomised')} to {proto.get('arms', {}).get(ctrl, {}).get('label', ctrl).lower()}. "
+        f"{n_of(inter, 'keyworker', 'randomised') + n_of(ctrl, 'keyworker', 'randomised')} keyworkers "
+        f"and {n_of(inter, 'family', 'consented') + n_of(ctrl, 'family', 'consented')} consenting "
+        "families took part.",
+    ]
+    if trial.get("illustrative_note"):
+        paras.append(f"Note on the protocol: {trial['illustrative_note']}")
+    bullets: list[str] = []
+    if len(res):
+        prim = res[res["analysis"] == "primary"]
+        for role in ("primary", "secondary"):
+            for _, r in prim[prim["role"] == role].iterrows():
+                bullets.append(
+                    f"{role.capitalize()} outcome — "
+                    + _outcome_sentence(
+                        r, labels.get(str(r["outcome_id"]), str(r["outcome_id"])), alpha
+                    )
+                )
+    ov = a.table("fidelity_overall")
+    if len(ov):
+        io_ = ov[ov["arm"] == inter]
+        high = int((io_["band"] == "high").sum())
+        bands = a.protocol.get("fidelity", {}).get("bands", [0.5, 0.8])
+        hi_band = _f(bands[1]) if len(bands) > 1 else 0.8
+        paras.append(
+            f"Fidelity: {high} of {len(io_)} intervention LAs delivered the model with high "
+            f"fidelity (overall index at or above {T.fmt(hi_band, 2)}); "
+            "see section 7 for components, contamination in control LAs and the complier "
+            "average causal effect."
+        )
+    else:
+        paras.append(f"Fidelity: {a.methods.get('fidelity', 'not assessed')}.")
+    m = a.table("mdes")
+    if len(m):
+        parts = [
+            f"{labels.get(str(r['outcome_id']), str(r['outcome_id']))}: {T.fmt(r['mdes'])} SD"
+            for _, r in m[m["role"] == "primary"].iterrows()
+        ]
+        paras.append(
+            "What a pilot of this size can and cannot conclude: with "
+            f"{int(m['n_la'].iloc[0])} LAs and the sample achieved, the smallest effects the "
+            "trial could detect with 80% power at the two-sided 5% level (taking the observed "
+            "LA-level ICC, or 0.05 if it was lower) are about "
+            + "; ".join(parts)
+            + ". Smaller effects, which may still matter to families and services, cannot be "
+            "ruled out, and with so few clusters every estimate is imprecise. A pilot tests "
+            "feasibility, delivery and the trial's methods; its effect estimates should inform, "
+            "not replace, a definitive trial."
+        )
+    return Section(
+        id="summary",
+        title="1. Summary in plain English",
+        paragraphs=tuple(paras),
+        bullets=tuple(bullets),
+        tables=(T.mdes_table(a),),
+    )
+
+
+def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
+    flow = a.table("flow")
+    inter, ctrl = T._arms(a)
+    arms_labels = {k: v.get("label", k) for k, v in a.protocol.get("arms", {}).items()}
+
+    def n_of(arm: str, level: str, stage: str, detail: str | None = None) -> int:
+        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
+        if detail is not None:
+            s = s[s["detail"] == detail]
+        return int(s["n"].sum()) if len(s) else 0
+
+    arms_boxes: list[tuple[str, list[list[str]]]] = []
+    primary = [o["id"] for o in a.protocol.get("outcomes", []) if o.get("role") == "primary"]
+    for arm in (inter, ctrl):
+        lost = flow[(flow["arm"] == arm) & (flow["stage"] == "lost")] if len(flow) else flow
+        lost_lines = [f"{r['level']}: {r['detail']} ({int(r['n'])})" for _, r in lost.iterrows()]
+        boxes = [
+            [
+                f"Allocated to {arms_labels.get(arm, arm)}"[:52],
+                f"LAs: {n_of(arm, 'la', 'randomised')}",
+                f"Keyworkers: {n_of(arm, 'keyworker', 'randomised')}",
+                f"Families referred: {n_of(arm, 'family', 'randomised')}",
+                f"Families consented: {n_of(arm, 'family', 'consented')}",
+            ],
+            ["Losses"] + (lost_lines or ["none recorded"]),
+            ["Analysed (primary outcomes)"]
+            + [
+                f"{oc}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
+                + (
+                    f"{n_of(arm, 'family', 'analysed', oc)} families"
+                    if n_of(arm, "family", "analysed", oc)
+                    else f"{n_of(arm, 'keyworker', 'analysed', oc)} keyworkers"
+                )
+                for oc in primary
+            ],
+        ]
+        arms_boxes.append((arms_labels.get(arm, arm), boxes))
+    n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
+    fig = svg.flow_svg(
+        arms_boxes,
+        [f"Local authorities randomised: {n_la}", "(cluster randomisation of LAs)"],
+        title="CONSORT-cluster flow diagram",
+    )
+    alt = f"Flow diagram: {n_la} LAs randomised; " + "; ".join(
+        f"{lab}: " + ", ".join(b[0][1:]) for lab, b in arms_boxes
+    )
+    return Section(
+        id="flow",
+        title="2. Participant flow (CONSORT cluster diagram)",
+        paragraphs=(
+            "LAs were randomised; keyworkers and families were recruited within LAs. Losses are "
+            "shown with their reasons; every entity not analysed is counted in Table 2.3.",
+        ),
+        figures=(
+            Figure(
+                id="flow", caption="Figure 2.1. CONSORT-cluster flow diagram.", alt=alt, svg=fig
+            ),
+        ),
+        tables=(
+            T.flow_table(a, disclosure),
+            T.la_count_table(a, disclosure),
+            T.exclusions_table(a, disclosure),
+        ),
+    )
+
+
+def _logic_section(a: TrialAnalysis) -> Section:
+    lm = a.table("logic_model")
+    nodes: list[dict[str, object]] = []
+    for node_id in dict.fromkeys(lm["node_id"]) if len(lm) else []:
+        g = lm[lm["node_id"] == node_id]
+        r0 = g.iloc[0]
+        inds = []
+        for _, r in g.iterrows():
+            if str(r["indicator_id"]):
+                ach = _f(r.get("achieved_mean"))
+                inds.append(
+                    f"{r['indicator_label']}: "
+                    + (f"{100 * ach:.0f}% of target" if math.isfinite(ach) else "not measured")
+                )
+        nodes.append(
+            {
+                "id": node_id,
+                "kind": r0["kind"],
+                "label": r0["node_label"],
+                "leads_to": str(r0["leads_to"]).split(),
+                "indicators": inds,
+            }
+        )
+    fig = svg.logic_model_svg(nodes, title="Logic model with achieved fidelity")
+    alt = "Logic model: " + "; ".join(
+        f"{n['label']} ({n['kind']})"
+        + (": " + "; ".join(n["indicators"]) if n["indicators"] else "")  # type: ignore[arg-type]
+        for n in nodes
+    )
+    return Section(
+        id="logic",
+        title="4. Logic model and achieved fidelity",
+        paragraphs=(
+            "Resources lead to activities, outputs and outcomes. Under each activity and output "
+            "is its indicator's achieved adherence (mean over intervention LAs, delivered ÷ "
+            "intended, capped at 100%).",
+        ),
+        figures=(
+            Figure(
+                id="logic_model",
+                caption="Figure 4.1. Logic model with achieved fidelity per indicator.",
+                alt=alt,
+                svg=fig,
+            ),
+        ),
+        tables=(T.indicator_table(a),),
+    )
+
+
+def _outcome_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
+    res = a.table("results")
+    labels = {o["id"]: o["label"] for o in a.protocol.get("outcomes", [])}
+    rows = []
+    if len(res):
+        prim = res[(res["analysis"] == "primary")]
+        for _, r in prim.iterrows():
+            if math.isfinite(_f(r["g"])):
+                lab = labels.get(str(r["outcome_id"]), str(r["outcome_id"])).split(" (")[0]
+                rows.append((lab, _f(r["g"]), _f(r["g_low"]), _f(r["g_high"]), str(r["role"])))
+    figs: tuple[Figure, ...] = ()
+    if rows:
+        fig = svg.forest_svg(
+            rows,
+            title="Forest plot of Hedges' g",
+            xlabel="Hedges' g (intervention − control), 95% CI",
+        )
+        alt = "Forest plot of Hedges' g: " + "; ".join(
+            f"{lab} {e:.2f} (95% CI {lo:.2f} to {hi:.2f})" for lab, e, lo, hi, _ in rows
+        )
+        figs = (
+            Figure(
+                id="forest",
+                caption="Figure 6.1. Standardised effects (Hedges' g with "
+                "95% CI) for continuous outcomes; the sign follows the scale, so check "
+                "whether higher is better for each outcome.",
+                alt=alt,
+                svg=fig,
+            ),
+        )
+    return Section(
+        id="outcomes",
+        title="6. Primary and secondary outcomes",
+        paragraphs=(
+            "Outcomes were analysed by intention to treat among those with data, with the "
+            "model and denominator degrees of freedom declared in the protocol, adjusting for "
+            "the baseline score and the pre-specified LA covariates. Secondary outcomes are "
+            "adjusted for multiplicity with Holm's method.",
+            "Pre-specified subgroup analyses are reported in Table 6.3."
+            if "subgroups" in a.tables
+            else "No subgroup analyses were pre-specified.",
+        ),
+        tables=(T.descriptive_table(a, disclosure), T.effects_table(a))
+        + ((T.subgroup_table(a),) if "subgroups" in a.tables else ()),
+        figures=figs,
+    )
+
+
+def _fidelity_section(a: TrialAnalysis) -> Section:
+    if not len(a.table("fidelity_components")):
+        return Section(
+            id="fidelity",
+            title="7. Fidelity, contamination and CACE",
+            paragraphs=(f"Fidelity {a.methods.get('fidelity', 'not assessed')}; no CACE.",),
+        )
+    rows, cols, vals = T.heatmap_data(a)
+    fig = svg.heatmap_svg(rows, cols, vals, title="Fidelity by LA and component")
+    alt = "Heatmap of fidelity index by LA and component: " + "; ".join(
+        f"{r}: "
+        + ", ".join(
+            f"{c} {'NA' if not math.isfinite(v) else f'{v:.2f}'}"
+            for c, v in zip(cols, vs, strict=True)
+        )
+        for r, vs in zip(rows, vals, strict=True)
+    )
+    cace = a.table("cace")
+    paras = [
+        "Fidelity compares what was delivered with what the logic model intended, by LA and "
+        "component. Control LAs are assessed too: any intervention component delivered there "
+        "is contamination.",
+    ]
+    if len(cace):
+        paras.append(
+            "The complier average causal effect (CACE) estimates the effect in LAs that "
+            "delivered the model as defined (compliance as declared in the protocol); it relies "
+            "on the exclusion restriction and is less precise than the ITT estimate."
+        )
+    tables = [T.fidelity_table(a), T.contamination_table(a)]
+    if len(cace):
+        tables.append(T.cace_table(a))
+    return Section(
+        id="fidelity",
+        title="7. Fidelity, contamination and CACE",
+        paragraphs=tuple(paras),
+        figures=(
+            Figure(
+                id="fidelity_heatmap",
+                caption="Figure 7.1. Fidelity index by LA and component (NA: no delivery records).",
+                alt=alt,
+                svg=fig,
+            ),
+        ),
+        tables=tuple(tables),
+    )
+
+
+def _methods_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
+    prov = a.provenance
+    lines = []
+    for oc, m in a.methods.get("outcomes", {}).items():
+        lines.append(f"{oc} (at {m.get('timepoint')}): {m.get('formula')}")
+    inputs = prov.get("inputs", {}) if isinstance(prov.get("inputs"), Mapping) else {}
+    hash_lines = [f"{role}: {v.get('path')} sha256 {v.get('sha256')}" for role, v in inputs.items()]
+    ver = prov.get("versions", {})
+    seeds = {
+        **({"analysis": prov.get("seed")} if prov.get("seed") is not None else {}),
+        **dict(prov.get("seeds", {}) if isinstance(prov.get("seeds"), Mapping) else {}),
+    }
+    plan = a.methods.get("plan", {})
+    paras = [
+        f"Primary model: {plan.get('model')} with {plan.get('df_method')} denominator df for "
+        f"continuous outcomes; binary outcomes: logistic GLMM with {plan.get('binary_df_method')} "
+        "df (cluster-level analysis if the GLMM fails). Random intercepts for LA, and for "
+        "keyworker within LA for family outcomes. Effect sizes: "
+        f"{a.methods.get('hedges_g')}. Multiplicity: {a.methods.get('multiplicity')} over the "
+        "secondary outcomes. Sensitivity analyses: "
+        f"{', '.join(plan.get('sensitivity', [])) or 'none'}.",
+        f"Disclosure control: {disclosure.describe()}.",
+        "Software: " + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".",
+        "Seeds: " + (", ".join(f"{k} {v}" for k, v in seeds.items()) or "none") + ".",
+    ]
+    notes = [str(n) for n in a.methods.get("notes", [])]
+    pre = [
+        "Model formulas\n" + "\n".join(lines),
+        "Input hashes (SHA-256)\n" + "\n".join(hash_lines),
+    ]
+    if notes:
+        pre.append("Notes\n" + "\n".join(notes))
+    if a.warnings:
+        pre.append("Warnings raised during the analysis\n" + "\n".join(a.warnings))
+    return Section(
+        id="methods", title="9. Methods and provenance", paragraphs=tuple(paras), pre=tuple(pre)
+    )
+
+
+def build_report(
+    analysis: TrialAnalysis,
+    *,
+    generated: str | None = None,
+    disclosure: DisclosureSettings | None = None,
+) -> Report:
+    """Build the nine-section report from an analysis.
+
+    Parameters
+    ----------
+    analysis : TrialAnalysis
+    generated : str, optional
+        Generation time shown in the report (default: now, UTC, to the second).
+        The only part of the output that differs between runs on the same inputs.
+    disclosure : DisclosureSettings, optional
+        Defaults to the protocol's ``[analysis.disclosure]``.
+    """
+    settings = disclosure or DisclosureSettings.from_mapping(
+        dict(analysis.protocol.get("analysis", {}).get("disclosure", {}) or {})
+    )
+    when = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    trial = analysis.protocol.get("trial", {})
+    sections = (
+        _summary_section(analysis, settings),
+        _flow_section(analysis, settings),
+        Section(
+            id="tidier",
+            title="3. The intervention and the comparison (TIDieR)",
+            paragraphs=(
+                "The Template for Intervention Description and Replication for both "
+                "arms; 'how well (actual)' is filled in from the fidelity assessment.",
+            ),
+            tables=(T.tidier_table(analysis),),
+        ),
+        _logic_section(analysis),
+        Section(
+            id="baseline",
+            title="5. Baseline balance",
+            paragraphs=(
+                "Characteristics by arm at LA, keyworker and family level. With few "
+                "LAs, chance imbalances are expected; the analysis adjusts for the "
+                "pre-specified covariates.",
+            ),
+            tables=tuple(T.baseline_tables(analysis, settings)),
+        ),
+        _outcome_section(analysis, settings),
+        _fidelity_section(analysis),
+        Section(
+            id="sensitivity",
+            title="8. Sensitivity analyses",
+            paragraphs=(
+                "Each outcome's primary result beside the sensitivity analyses declared "
+                "in the protocol. Consistent results across methods make conclusions "
+                "less dependent on modelling choices.",
+            ),
+            tables=(T.sensitivity_table(analysis),),
+        ),
+        _methods_section(analysis, settings),
+    )
+    return Report(
+        title=str(trial.get("title", "Trial report")),
+        subtitle=f"Trial registration: {trial.get('registration', '')}. Statistical report "
+        "generated from the protocol's analysis plan.",
+        sections=sections,
+        disclosure=settings,
+        provenance=analysis.provenance,
+        generated=when,
+    )
+
+
+# ---------------------------------------------------------------------------- rendering
+_NUM = re.compile(r"^(?:[<≥]?-?\d+(?:\.\d+)?%?(?: \(.*\))?(?: to -?\d+(?:\.\d+)?)?|–|c|OR -?\d.*)$")
+
+
+def _is_num(s: str) -> bool:
+    """Whether a display cell is numeric (right-aligned): numbers, CIs, '–' and 'c'."""
+    return bool(_NUM.match(s.strip()))
+
+
+def render_html(report: Report) -> str:
+    """Render the self-contained HTML report."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, keep_trailing_newline=True)
+    tmpl = env.from_string(HTML_TEMPLATE)
+    sections = []
+    for s in report.sections:
+        tabs = [
+            {
+                "id": t.id,
+                "caption": t.caption,
+                "note": t.note,
+                "columns": [str(c) for c in t.frame.columns],
+                "rows": [
+                    [(str(v), _is_num(str(v))) for v in row]
+                    for row in t.frame.astype(str).itertuples(index=False)
+                ],
+            }
+            for t in s.tables
+        ]
+        sections.append(
+            {
+                "id": s.id,
+                "title": s.title,
+                "paragraphs": s.paragraphs,
+                "bullets": s.bullets,
+                "figures": s.figures,
+                "tables": tabs,
+                "pre": s.pre,
+            }
+        )
+    return tmpl.render(
+        report={
+            "title": report.title,
+            "subtitle": report.subtitle,
+            "generated": report.generated,
+            "version": report.version,
+            "sections": sections,
+        },
+        css=CSS,
+    )
+
+
+def _md_cell(v: object) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report) -> str:
+    """Render the report as Markdown (figures referenced as files under ``figures/``)."""
+    out = [
+        f"# {report.title}",
+        "",
+        report.subtitle,
+        "",
+        f"Generated {report.generated} by trialkit {report.version}.",
+        "",
+    ]
+    for s in report.sections:
+        out += [f"## {s.title}", ""]
+        for p in s.paragraphs:
+            out += [p, ""]
+        for b in s.bullets:
+            out.append(f"- {b}")
+        if s.bullets:
+            out.append("")
+        for f in s.figures:
+            out += [f"![{f.alt}](figures/{f.id}.svg)", "", f"*{f.caption}*", ""]
+        for t in s.tables:
+            out += [f"**{t.caption}**", ""]
+            cols = [str(c) for c in t.frame.columns]
+            if cols:
+                out.append("| " + " | ".join(_md_cell(c) for c in cols) + " |")
+                out.append("|" + "|".join("---" for _ in cols) + "|")
+                for row in t.frame.astype(str).itertuples(index=False):
+                    out.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+            out += ["", f"*{t.note}*", ""]
+        for pre in s.pre:
+            out += ["```", pre, "```", ""]
+    return "\n".join(out)
+
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def xlsx_bytes(
+    frame: pd.DataFrame, *, sheet: str = "table", caption: str = "", note: str = ""
+) -> bytes:
+    """An .xlsx workbook of ``frame`` with fixed timestamps (byte-identical across runs)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = sheet[:31]
+    if caption:
+        ws.append([caption])
+    ws.append([str(c) for c in frame.columns])
+    for row in frame.astype(str).itertuples(index=False):
+        ws.append(list(row))
+    if note:
+        ws.append([])
+        ws.append([note])
+    fixed = dt.datetime(2000, 1, 1)
+    wb.properties.created = fixed
+    wb.properties.modified = fixed
+    wb.properties.creator = "trialkit"
+    raw = io.BytesIO()
+    wb.save(raw)
+    # rewrite the zip with fixed member times so the bytes do not depend on the clock
+    src = zipfile.ZipFile(io.BytesIO(raw.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                text = data.decode("utf-8")
+                text = re.sub(
+                    r"(<dcterms:(created|modified)[^>]*>)[^<]*(<)",
+                    r"\g<1>2000-01-01T00:00:00Z\3",
+                    text,
+                )
+                data = text.encode("utf-8")
+            zi = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o600 << 16
+            dst.writestr(zi, data)
+    return out.getvalue()
+
+
+def write_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``report.html``, ``report.md``, tables (CSV, xlsx), figures (SVG), ``report.json``.
+
+    Raises
+    ------
+    ReportError
+        ``report.output_exists`` when ``out_dir`` exists and is not empty.
+    """
+    out = Path(out_dir)
+    with staged_directory(out, error=ReportError, code="report.output_exists") as tmp:
+        atomic_write_text(tmp / "report.html", render_html(report))
+        atomic_write_text(tmp / "report.md", render_markdown(report))
+        for t in report.tables():
+            atomic_write_bytes(
+                tmp / "tables" / f"{t.id}.csv",
+                t.frame.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+            )
+            atomic_write_bytes(
+                tmp / "tables" / f"{t.id}.xlsx",
+                xlsx_bytes(t.frame, sheet=t.id, caption=t.caption, note=t.note),
+            )
+        for f in report.figures():
+            atomic_write_text(tmp / "figures" / f"{f.id}.svg", f.svg)
+        outputs = {
+            p.relative_to(tmp).as_posix(): sha256_file(p)
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        }
+        write_json(
+            tmp / "report.json",
+            {
+                "trialkit_version": __version__,
+                "versions": versions(),
+                "generated": report.generated,
+                "disclosure": {
+                    "mode": report.disclosure.mode,
+                    "min_count": report.disclosure.min_count,
+                    "min_people_for_mean": report.disclosure.min_people_for_mean,
+                },
+                "tables": report.to_frame().to_dict(orient="records"),
+                "analysis_provenance": dict(report.provenance),
+                "outputs": outputs,
+            },
+        )
+    return out

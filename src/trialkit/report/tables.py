@@ -1,0 +1,684 @@
+"""The report's tables as tidy display DataFrames (rounded, disclosure-controlled).
+
+Every builder takes a :class:`~trialkit.analyse.TrialAnalysis` and returns
+:class:`ReportTable` objects whose ``frame`` holds strings ready to print; this is
+the only place numbers are rounded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from trialkit.analyse.results import TrialAnalysis
+from trialkit.report.disclosure import (
+    SUPPRESSED,
+    DisclosureSettings,
+    suppress_counts,
+    suppress_means,
+)
+
+__all__ = [
+    "ReportTable",
+    "baseline_tables",
+    "cace_table",
+    "contamination_table",
+    "descriptive_table",
+    "effects_table",
+    "exclusions_table",
+    "fidelity_table",
+    "flow_table",
+    "fmt",
+    "fmt_ci",
+    "fmt_p",
+    "indicator_table",
+    "la_count_table",
+    "mdes_table",
+    "sensitivity_table",
+    "subgroup_table",
+    "tidier_table",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportTable:
+    """A published table: ``id`` (file stem), caption, display frame and a disclosure note."""
+
+    id: str
+    caption: str
+    frame: pd.DataFrame
+    note: str
+    section: str
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+
+def _round_text(x: Any) -> str:
+    """Round long decimals embedded in free text (from upstream stages) to 3 significant digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return re.sub(r"-?\d+\.\d{4,}", lambda m: f"{float(m.group()):.3g}", str(x))
+
+
+def _f(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v
+
+
+def fmt(x: Any, digits: int = 2) -> str:
+    """Round for display; NaN/None as an en dash."""
+    v = _f(x)
+    if not math.isfinite(v):
+        return "–"
+    s = f"{v:.{digits}f}"
+    return "0" + s[2:] if s.startswith("-0") and float(s) == 0 else s
+
+
+def fmt_ci(lo: Any, hi: Any, digits: int = 2) -> str:
+    if not (math.isfinite(_f(lo)) and math.isfinite(_f(hi))):
+        return "–"
+    return f"{fmt(lo, digits)} to {fmt(hi, digits)}"
+
+
+def fmt_p(p: Any) -> str:
+    v = _f(p)
+    if not math.isfinite(v):
+        return "–"
+    if v < 0.001:
+        return "<0.001"
+    return f"{v:.3f}"
+
+
+def _mean_sd(mean: Any, sd: Any, digits: int = 1) -> str:
+    if mean == SUPPRESSED or sd == SUPPRESSED:
+        return SUPPRESSED
+    m = fmt(mean, digits)
+    s = fmt(sd, digits)
+    return f"{m} ({s})" if s != "–" else m
+
+
+def _note(settings: DisclosureSettings, n_suppressed: int, what: str) -> str:
+    if n_suppressed:
+        return f"Disclosure control ({settings.mode}): {n_suppressed} {what} suppressed ('{SUPPRESSED}')."
+    return f"Disclosure control ({settings.mode}): nothing needed suppression in this table."
+
+
+def _arms(analysis: TrialAnalysis) -> tuple[str, str]:
+    arms = analysis.protocol.get("arms", {})
+    inter = next((k for k, a in arms.items() if a.get("role") == "intervention"), "intervention")
+    ctrl = next((k for k, a in arms.items() if a.get("role") == "control"), "control")
+    return inter, ctrl
+
+
+def _labels(analysis: TrialAnalysis) -> dict[str, str]:
+    return {o["id"]: o["label"] for o in analysis.protocol.get("outcomes", [])}
+
+
+# ---------------------------------------------------------------------------- section 2
+def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    flow = analysis.table("flow")
+    inter, ctrl = _arms(analysis)
+    rows: list[dict[str, str]] = []
+    if len(flow):
+        keys = flow[["level", "stage", "detail"]].drop_duplicates()
+        for _, k in keys.iterrows():
+            sel = (
+                (flow["level"] == k["level"])
+                & (flow["stage"] == k["stage"])
+                & (flow["detail"] == k["detail"])
+            )
+            vals = {a: flow.loc[sel & (flow["arm"] == a), "n"] for a in (inter, ctrl)}
+            rows.append(
+                {
+                    "Level": str(k["level"]),
+                    "Stage": str(k["stage"]),
+                    "Detail": str(k["detail"]),
+                    inter: str(int(vals[inter].iloc[0])) if len(vals[inter]) else "0",
+                    ctrl: str(int(vals[ctrl].iloc[0])) if len(vals[ctrl]) else "0",
+                }
+            )
+    return ReportTable(
+        id="flow",
+        section="flow",
+        caption="Table 2.1. Participant flow (CONSORT extension for cluster trials): LAs, "
+        "keyworkers and families by arm, with losses and reasons.",
+        frame=pd.DataFrame(rows, columns=["Level", "Stage", "Detail", inter, ctrl]),
+        note="Disclosure control: counts are arm totals over six or more LAs, not LA-level "
+        "counts, so none is suppressed.",
+    )
+
+
+def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    lc = analysis.table("la_counts")
+    cols = ["not_consented", "withdrew", "continued"]
+    names = {
+        "not_consented": "Not consented",
+        "withdrew": "Consented, withdrew",
+        "continued": "Consented, continued",
+    }
+    if not len(lc):
+        frame = pd.DataFrame(columns=["LA", "Arm", *names.values(), "Referred (total)"])
+        return ReportTable(
+            id="la_counts",
+            section="flow",
+            caption="Table 2.2. Families by LA.",
+            frame=frame,
+            note="No LA-level counts.",
+        )
+    lc = lc.sort_values(["arm", "la_id"], kind="stable").reset_index(drop=True)
+    st = suppress_counts(
+        lc[cols], settings.threshold, row_labels=list(lc["la_id"]), col_labels=cols
+    )
+    disp = st.to_frame(total_label="Total")
+    disp.columns = [*(names[c] for c in cols), "Referred (total)"]
+    disp = disp.astype(str)
+    disp.insert(0, "Arm", [*lc["arm"].astype(str), "All"])
+    disp.insert(0, "LA", [*lc["la_id"].astype(str), "Total"])
+    return ReportTable(
+        id="la_counts",
+        section="flow",
+        caption="Table 2.2. Families referred by local authority and consent/withdrawal status.",
+        frame=disp.reset_index(drop=True),
+        note=f"Disclosure control ({settings.mode}, counts 1–{settings.threshold - 1} shown as "
+        f"'{SUPPRESSED}'): {st.note()}",
+    )
+
+
+def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    ex = analysis.table("exclusions")
+    frame = pd.DataFrame(
+        {
+            "Stage": ex.get("stage", pd.Series(dtype=str)).astype(str),
+            "Entity": ex.get("entity", pd.Series(dtype=str)).astype(str),
+            "Reason": ex.get("reason", pd.Series(dtype=str)).astype(str),
+            "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
+        }
+    )
+    return ReportTable(
+        id="exclusions",
+        section="flow",
+        caption="Table 2.3. Entities not analysed, by analysis and reason (nothing is dropped silently).",
+        frame=frame,
+        note="Disclosure control: trial-wide counts, not LA-level; none suppressed.",
+    )
+
+
+# ---------------------------------------------------------------------------- section 3/4
+def tidier_table(analysis: TrialAnalysis) -> ReportTable:
+    t = analysis.table("tidier")
+    inter, ctrl = _arms(analysis)
+    rows: list[dict[str, str]] = []
+    if len(t):
+        for item in dict.fromkeys(t["item"]):
+            sub = t[t["item"] == item]
+            label = str(sub["item_label"].iloc[0])
+            vals = {a: sub.loc[sub["arm"] == a, "text"] for a in (inter, ctrl)}
+            rows.append(
+                {
+                    "TIDieR item": label,
+                    inter: str(vals[inter].iloc[0]) if len(vals[inter]) else "",
+                    ctrl: str(vals[ctrl].iloc[0]) if len(vals[ctrl]) else "",
+                }
+            )
+    return ReportTable(
+        id="tidier",
+        section="tidier",
+        caption="Table 3.1. TIDieR description of both arms; item 12 (how well, actual) comes "
+        "from the fidelity assessment.",
+        frame=pd.DataFrame(rows, columns=["TIDieR item", inter, ctrl]),
+        note="Disclosure control: text only; no counts.",
+    )
+
+
+def indicator_table(analysis: TrialAnalysis) -> ReportTable:
+    lm = analysis.table("logic_model")
+    rows: list[dict[str, str]] = []
+    if len(lm):
+        for _, r in lm[lm["indicator_id"].astype(str) != ""].iterrows():
+            rows.append(
+                {
+                    "Logic-model node": str(r["node_label"]),
+                    "Indicator": str(r["indicator_label"]),
+                    "Target": fmt(r.get("target"), 2) + (f" {r['unit']}" if r.get("unit") else ""),
+                    "Achieved adherence, mean": fmt(r.get("achieved_mean"), 2),
+                    "Range over LAs": fmt_ci(r.get("achieved_min"), r.get("achieved_max")),
+                    "LAs": str(int(_f(r.get("n_la")))) if math.isfinite(_f(r.get("n_la"))) else "0",
+                }
+            )
+    return ReportTable(
+        id="logic_model_indicators",
+        section="logic",
+        caption="Table 4.1. Logic-model indicators: target and achieved adherence (delivered ÷ "
+        "intended, capped at 1) in the intervention LAs.",
+        frame=pd.DataFrame(
+            rows,
+            columns=[
+                "Logic-model node",
+                "Indicator",
+                "Target",
+                "Achieved adherence, mean",
+                "Range over LAs",
+                "LAs",
+            ],
+        ),
+        note="Disclosure control: adherence ratios, not counts; none suppressed.",
+    )
+
+
+# ---------------------------------------------------------------------------- section 5
+def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> list[ReportTable]:
+    bb = analysis.table("baseline_balance")
+    inter, ctrl = _arms(analysis)
+    out: list[ReportTable] = []
+    titles = {"la": "local authority", "keyworker": "keyworker", "family": "family"}
+    for k, level in enumerate(("la", "keyworker", "family"), start=1):
+        sub = bb[bb["level"] == level] if len(bb) else bb
+        n_supp = 0
+        if len(sub) and level != "la":
+            means = sub[sub["kind"] == "mean"]
+            _, n_supp = suppress_means(means, min_people=settings.min_people_for_mean)
+        rows: list[dict[str, str]] = []
+        if len(sub):
+            for (_var, cat), g in sub.groupby(["variable", "category"], sort=False):
+                rec = {"Characteristic": str(g["label"].iloc[0]) + (f": {cat}" if cat else "")}
+                for arm in (inter, ctrl):
+                    a = g[g["arm"] == arm]
+                    if not len(a):
+                        rec[f"{arm} n"] = "0"
+                        rec[arm] = "–"
+                        continue
+                    r = a.iloc[0]
+                    n = int(r["n"])
+                    if r["kind"] == "proportion":
+                        small = level != "la" and 1 <= n < settings.threshold
+                        rec[f"{arm} n"] = str(int(r["denominator"]))
+                        rec[arm] = SUPPRESSED if small else f"{n} ({100 * _f(r['mean']):.0f}%)"
+                    else:
+                        small = level != "la" and 0 < n < settings.min_people_for_mean
+                        rec[f"{arm} n"] = str(n)
+                        rec[arm] = SUPPRESSED if small else _mean_sd(r["mean"], r["sd"], 2)
+                rows.append(rec)
+        cols = ["Characteristic", f"{inter} n", inter, f"{ctrl} n", ctrl]
+        supp = sum(1 for r in rows for c in (inter, ctrl) if r.get(c) == SUPPRESSED)
+        note = (
+            "Disclosure control: LA characteristics describe LAs, not people; none suppressed."
+            if level == "la"
+            else _note(settings, supp, "mean(s)/count(s) of too few people")
+        )
+        out.append(
+            ReportTable(
+                id=f"baseline_{level}",
+                section="baseline",
+                caption=f"Table 5.{k}. Baseline characteristics at {titles[level]} level by arm: "
+                "mean (SD) or n (%).",
+                frame=pd.DataFrame(rows, columns=cols),
+                note=note,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- section 6
+def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    d = analysis.table("descriptives")
+    labels = _labels(analysis)
+    inter, ctrl = _arms(analysis)
+    rows: list[dict[str, str]] = []
+    n_supp = 0
+    if len(d):
+        d, n_supp = suppress_means(d, min_people=settings.min_people_for_mean)
+        for (oc, occ), g in d.groupby(["outcome_id", "occasion"], sort=False):
+            rec = {"Outcome": labels.get(str(oc), str(oc)), "Occasion": str(occ)}
+            for arm in (inter, ctrl):
+                a = g[g["arm"] == arm]
+                if not len(a):
+                    rec[f"{arm} n"], rec[f"{arm} mean (SD)"] = "0", "–"
+                    continue
+                r = a.iloc[0]
+                rec[f"{arm} n"] = str(int(r["n"]))
+                if math.isfinite(_f(r.get("events"))) and r["mean"] != SUPPRESSED:
+                    rec[f"{arm} mean (SD)"] = f"{int(_f(r['events']))} ({100 * _f(r['mean']):.1f}%)"
+                else:
+                    rec[f"{arm} mean (SD)"] = _mean_sd(r["mean"], r["sd"], 2)
+            rows.append(rec)
+    cols = [
+        "Outcome",
+        "Occasion",
+        f"{inter} n",
+        f"{inter} mean (SD)",
+        f"{ctrl} n",
+        f"{ctrl} mean (SD)",
+    ]
+    return ReportTable(
+        id="outcome_descriptives",
+        section="outcomes",
+        caption="Table 6.1. Outcomes by arm at baseline and follow-up among those analysed: n and "
+        "mean (SD); binary outcomes: events (%).",
+        frame=pd.DataFrame(rows, columns=cols),
+        note=_note(
+            settings, n_supp, f"mean(s) of fewer than {settings.min_people_for_mean} people"
+        ),
+    )
+
+
+def effects_table(analysis: TrialAnalysis) -> ReportTable:
+    res = analysis.table("results")
+    labels = _labels(analysis)
+    rows: list[dict[str, str]] = []
+    prim = res[res["analysis"] == "primary"] if len(res) else res
+    for _, r in prim.iterrows():
+        binary = r["type"] == "binary"
+        est = fmt(r["estimate"], 2)
+        ci = fmt_ci(r["conf_low"], r["conf_high"])
+        if binary and math.isfinite(_f(r.get("odds_ratio"))):
+            est = f"OR {fmt(r['odds_ratio'], 2)}"
+            ci = fmt_ci(r.get("odds_ratio_low"), r.get("odds_ratio_high"))
+        rows.append(
+            {
+                "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+                "Role": str(r["role"]),
+                "Better": str(r["better"]),
+                "Scale": "odds ratio" if binary and est.startswith("OR") else str(r["scale"]),
+                "Adjusted difference": est,
+                "95% CI": ci,
+                "df method": str(r["df_method"]),
+                "df": fmt(r["df"], 1),
+                "p": fmt_p(r["p_value"]),
+                "Holm-adjusted p": fmt_p(r["p_adjusted"]) if r["role"] == "secondary" else "–",
+                "Hedges' g (95% CI)": (
+                    f"{fmt(r['g'])} ({fmt_ci(r['g_low'], r['g_high'])})"
+                    if math.isfinite(_f(r["g"]))
+                    else "–"
+                ),
+                "ICC (LA)": fmt(r["icc_la"], 3)
+                + (
+                    f" ({fmt_ci(r['icc_la_low'], r['icc_la_high'], 3)})"
+                    if math.isfinite(_f(r["icc_la_low"]))
+                    else ""
+                ),
+                "ICC (keyworker)": fmt(r["icc_keyworker"], 3),
+                "n analysed": str(int(_f(r["n_obs"]))) if math.isfinite(_f(r["n_obs"])) else "–",
+            }
+        )
+    cols = [
+        "Outcome",
+        "Role",
+        "Better",
+        "Scale",
+        "Adjusted difference",
+        "95% CI",
+        "df method",
+        "df",
+        "p",
+        "Holm-adjusted p",
+        "Hedges' g (95% CI)",
+        "ICC (LA)",
+        "ICC (keyworker)",
+        "n analysed",
+    ]
+    return ReportTable(
+        id="outcome_effects",
+        section="outcomes",
+        caption="Table 6.2. Adjusted intervention − control differences (primary analysis), with "
+        "denominator-df method, Hedges' g and intraclass correlations.",
+        frame=pd.DataFrame(rows, columns=cols),
+        note="Disclosure control: model estimates over all LAs; none suppressed.",
+    )
+
+
+def mdes_table(analysis: TrialAnalysis) -> ReportTable:
+    m = analysis.table("mdes")
+    labels = _labels(analysis)
+    rows = [
+        {
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "LAs": str(int(r["n_la"])),
+            "n analysed": str(int(r["n_obs"])),
+            "ICC (LA) used": fmt(r["icc_la"], 3)
+            + (
+                f" ({r['icc_source']})"
+                if str(r.get("icc_source", "observed")) != "observed"
+                else ""
+            ),
+            "MDES (SD units)": fmt(r["mdes"], 2),
+            "95% CI of MDES": fmt_ci(r["mdes_conf_low"], r["mdes_conf_high"]),
+        }
+        for _, r in m.iterrows()
+    ]
+    return ReportTable(
+        id="mdes",
+        section="summary",
+        caption="Table 1.1. Minimum detectable effect size (80% power, two-sided 5% test) for "
+        "the achieved sample and the observed LA-level ICC (at least 0.05).",
+        frame=pd.DataFrame(
+            rows,
+            columns=[
+                "Outcome",
+                "LAs",
+                "n analysed",
+                "ICC (LA) used",
+                "MDES (SD units)",
+                "95% CI of MDES",
+            ],
+        ),
+        note="Disclosure control: design quantities; none suppressed.",
+    )
+
+
+def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
+    sg = analysis.table("subgroups")
+    labels = _labels(analysis)
+    rows = [
+        {
+            "Subgroup": str(r["subgroup_id"]),
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "Contrast": str(r["contrast"]),
+            "Interaction": fmt(r["estimate"], 2),
+            "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
+            "df method": str(r["df_method"]),
+            "df": fmt(r["df"], 1),
+            "p": fmt_p(r["p_value"]),
+        }
+        for _, r in sg.iterrows()
+    ]
+    return ReportTable(
+        id="subgroups",
+        section="outcomes",
+        caption="Table 6.3. Pre-specified subgroup analyses: treatment × subgroup interaction "
+        "in the primary model (exploratory; a pilot has little power for interactions).",
+        frame=pd.DataFrame(
+            rows,
+            columns=[
+                "Subgroup",
+                "Outcome",
+                "Contrast",
+                "Interaction",
+                "95% CI",
+                "df method",
+                "df",
+                "p",
+            ],
+        ),
+        note="Disclosure control: model estimates; none suppressed.",
+    )
+
+
+# ---------------------------------------------------------------------------- section 7
+def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
+    comp = analysis.table("fidelity_components")
+    ov = analysis.table("fidelity_overall")
+    if not len(comp):
+        return ReportTable(
+            id="fidelity",
+            section="fidelity",
+            caption="Table 7.1. Fidelity by LA and component.",
+            frame=pd.DataFrame(),
+            note="Fidelity was not assessed.",
+        )
+    components = list(dict.fromkeys(comp["component"].astype(str)))
+    rows: list[dict[str, str]] = []
+    for (la, arm), g in comp.groupby(["la_id", "arm"], sort=True):
+        rec = {"LA": str(la), "Arm": str(arm)}
+        for c in components:
+            v = g.loc[g["component"] == c, "index"]
+            rec[c] = fmt(v.iloc[0], 2) if len(v) else "–"
+        o = ov[ov["la_id"] == la]
+        rec["Overall"] = fmt(o["overall_index"].iloc[0], 2) if len(o) else "–"
+        rec["Band"] = str(o["band"].iloc[0]) if len(o) else "–"
+        rows.append(rec)
+    frame = pd.DataFrame(rows, columns=["LA", "Arm", *components, "Overall", "Band"])
+    frame = frame.sort_values(["Arm", "LA"], key=lambda s: s.astype(str), kind="stable")
+    return ReportTable(
+        id="fidelity",
+        section="fidelity",
+        caption="Table 7.1. Fidelity index (0–1) by LA and component; overall index and band.",
+        frame=frame.reset_index(drop=True),
+        note="Disclosure control: indices, not counts; none suppressed.",
+    )
+
+
+def contamination_table(analysis: TrialAnalysis) -> ReportTable:
+    c = analysis.table("contamination")
+    rows = [
+        {
+            "LA": str(r["la_id"]),
+            "Component": str(r["component"]),
+            "Any delivered": "yes" if bool(r["contaminated"]) else "no",
+            "Indicators delivered": str(int(r["n_indicators_delivered"])),
+            "Detail": _round_text(r["detail"]),
+        }
+        for _, r in c.iterrows()
+    ]
+    return ReportTable(
+        id="contamination",
+        section="fidelity",
+        caption="Table 7.2. Contamination: intervention components delivered in control LAs.",
+        frame=pd.DataFrame(
+            rows, columns=["LA", "Component", "Any delivered", "Indicators delivered", "Detail"]
+        ),
+        note="Disclosure control: indicator counts, not people; none suppressed.",
+    )
+
+
+def cace_table(analysis: TrialAnalysis) -> ReportTable:
+    c = analysis.table("cace")
+    labels = _labels(analysis)
+    names = {"cace": "CACE", "itt": "ITT", "first_stage": "First stage (complier share difference)"}
+    rows = [
+        {
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "Estimand": names.get(str(r["term"]), str(r["term"])),
+            "Estimate": fmt(r["estimate"], 2),
+            "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
+            "df (Satterthwaite)": fmt(r["df"], 1),
+            "p": fmt_p(r["p_value"]),
+            "Compliance": f"{r['measure']} ≥ {fmt(r['threshold'], 2)}",
+        }
+        for _, r in c.iterrows()
+    ]
+    return ReportTable(
+        id="cace",
+        section="fidelity",
+        caption="Table 7.3. Complier average causal effect (2SLS, CR2 by LA, Satterthwaite df) "
+        "for the primary outcomes.",
+        frame=pd.DataFrame(
+            rows,
+            columns=[
+                "Outcome",
+                "Estimand",
+                "Estimate",
+                "95% CI",
+                "df (Satterthwaite)",
+                "p",
+                "Compliance",
+            ],
+        ),
+        note="Disclosure control: model estimates; none suppressed.",
+    )
+
+
+# ---------------------------------------------------------------------------- section 8
+def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
+    res = analysis.table("results")
+    labels = _labels(analysis)
+    names = {
+        "primary": "Primary (as planned)",
+        "cluster-level": "Cluster-level",
+        "randomisation-test": "Randomisation test (kept allocation space)",
+        "cr2": "OLS with CR2 cluster-robust SE",
+        "satterthwaite": "Mixed model, Satterthwaite df",
+        "gee": "GEE",
+    }
+    rows = [
+        {
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "Analysis": names.get(str(r["analysis"]), str(r["analysis"])),
+            "Scale": str(r["scale"]),
+            "Estimate": fmt(r["estimate"], 2),
+            "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
+            "df method": str(r["df_method"]),
+            "df": fmt(r["df"], 1),
+            "p": fmt_p(r["p_value"]),
+            "Note": str(r["note"]),
+        }
+        for _, r in res.iterrows()
+    ]
+    return ReportTable(
+        id="sensitivity",
+        section="sensitivity",
+        caption="Table 8.1. Sensitivity analyses beside the primary analysis for every outcome.",
+        frame=pd.DataFrame(
+            rows,
+            columns=[
+                "Outcome",
+                "Analysis",
+                "Scale",
+                "Estimate",
+                "95% CI",
+                "df method",
+                "df",
+                "p",
+                "Note",
+            ],
+        ),
+        note="Disclosure control: model estimates over all LAs; none suppressed.",
+    )
+
+
+def describe_settings(d: Mapping[str, Any] | None) -> DisclosureSettings:
+    return DisclosureSettings.from_mapping(dict(d or {}))
+
+
+def heatmap_data(analysis: TrialAnalysis) -> tuple[list[str], list[str], list[list[float]]]:
+    comp = analysis.table("fidelity_components")
+    if not len(comp):
+        return [], [], []
+    comps = list(dict.fromkeys(comp["component"].astype(str)))
+    order = (
+        comp[["la_id", "arm"]]
+        .drop_duplicates()
+        .sort_values(["arm", "la_id"], key=lambda s: s.astype(str), kind="stable")
+    )
+    rows: list[str] = []
+    vals: list[list[float]] = []
+    for _, r in order.iterrows():
+        g = comp[comp["la_id"] == r["la_id"]]
+        rows.append(f"{r['la_id']} ({str(r['arm'])[:4]}.)")
+        vals.append(
+            [
+                _f(g.loc[g["component"] == c, "index"].iloc[0])
+                if (g["component"] == c).any()
+                else float("nan")
+                for c in comps
+            ]
+        )
+    return rows, comps, vals

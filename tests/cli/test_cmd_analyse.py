@@ -1,0 +1,94 @@
+"""``trialkit analyse`` and ``trialkit report`` on a demo's data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trialkit.analyse.pipeline import run_demo
+from trialkit.cli import main
+
+PILOT = (
+    Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"
+)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_demo(tmp_path_factory.mktemp("d") / "out").out
+
+
+def test_analyse_then_report(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    an = tmp_path / "analysis"
+    rc = main(
+        [
+            "analyse",
+            "--protocol",
+            str(PILOT),
+            "--data",
+            str(demo_dir / "data"),
+            "--allocation",
+            str(demo_dir / "allocation"),
+            "--out",
+            str(an),
+            "--format",
+            "json",
+        ]
+    )
+    assert rc == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["ok"] and len(payload["results"]) > 20
+    assert (an / "analysis.json").is_file() and (an / "results.parquet").is_file()
+    rep = tmp_path / "report"
+    assert main(["report", "--analysis", str(an), "--out", str(rep)]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (rep / "report.html").is_file()
+    strict = tmp_path / "strict"
+    assert (
+        main(["report", "--analysis", str(an), "--out", str(strict), "--disclosure", "strict"]) == 0
+    )
+    assert "strict" in (strict / "report.html").read_text()
+    # never overwrites
+    assert main(["report", "--analysis", str(an), "--out", str(rep)]) == 1
+    assert (
+        main(
+            [
+                "analyse",
+                "--protocol",
+                str(PILOT),
+                "--data",
+                str(demo_dir / "data"),
+                "--allocation",
+                str(demo_dir / "allocation"),
+                "--out",
+                str(an),
+            ]
+        )
+        == 1
+    )
+
+
+def test_analyse_text_output(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "analyse",
+                "--protocol",
+                str(PILOT),
+                "--data",
+                str(demo_dir / "data"),
+                "--allocation",
+                str(demo_dir / "allocation"),
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert "family_functioning" in capsys.readouterr().out
