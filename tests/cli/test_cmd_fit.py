@@ -125,3 +125,42 @@ def test_missing_treatment_level_exit_1(csv, capsys):
 
 def test_usage_error_exit_2(csv):
     assert main(["fit", str(csv), "--treatment", "arm"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "method"),
+    [
+        (["--vcov", "CR2"], "lmm"),
+        (["--method", "cluster-level", "--kind", "means"], "cluster-level"),
+        (["--method", "cluster-level", "--kind", "ancova"], "cluster-level"),
+        (["--method", "ols-cr2", "--vcov", "CR3"], "ols-cr2"),
+        (["--method", "gee", "--corr", "independence", "--vcov", "CR3"], "gee"),
+    ],
+)
+def test_method_options_pass_through(csv, capsys, extra, method):
+    assert main(["fit", str(csv), *ARGS, *extra, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == method
+    if extra[:2] == ["--vcov", "CR2"]:
+        assert out["robust"]["vcov_type"] == "CR2"
+
+
+def test_cluster_level_means_matches_python(csv, capsys):
+    from trialkit.analysis import fit
+
+    data = pd.read_csv(csv, dtype={"la": str})
+    py = fit(
+        data,
+        outcome="score",
+        treatment="arm",
+        treatment_level="intervention",
+        covariates=["baseline"],
+        clusters=["la", "kw"],
+        method="cluster-level",
+        kind="means",
+    )
+    assert main(["fit", str(csv), *ARGS, "--method", "cluster-level", "--kind", "means",
+                 "--format", "json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["treatment"]["estimate"] == py.treatment.estimate
+    assert out["treatment"]["df"] == py.treatment.df

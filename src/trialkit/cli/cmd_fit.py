@@ -54,6 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["kenward-roger", "satterthwaite", "between-within", "residual"],
         help="denominator df (default: kenward-roger; between-within for binomial GLMMs)",
     )
+    parser.add_argument(
+        "--vcov",
+        choices=["CR0", "CR1", "CR1S", "CR2", "CR3"],
+        help="cluster-robust variance: for lmm reported beside the model-based result "
+        "(extra robust inference); for ols-cr2 and gee the variance used (default CR2)",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=["means", "two-stage", "ancova"],
+        help="cluster-level analysis: t-test on cluster means, two-stage (default) or ANCOVA",
+    )
+    parser.add_argument(
+        "--corr", choices=["exchangeable", "independence"], help="GEE working correlation"
+    )
+    parser.add_argument(
+        "--nagq", type=int, help="binomial GLMM: 1 = Laplace (default), >1 adaptive quadrature"
+    )
     parser.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
     parser.add_argument("--format", choices=["text", "json"], default="text")
@@ -104,10 +121,19 @@ def _json_payload(result: Any) -> dict[str, Any]:
         "warnings": d["warnings"],
         "trialkit_version": d["trialkit_version"],
     }
+    robust = d["extra"].get("robust")
+    if robust is not None:
+        out["robust"] = robust
     es = d["extra"].get("effect_sizes")
     if es is not None:
         out["effect_sizes"] = es
     return out
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Method options given on the command line (absent ones keep the library defaults)."""
+    names = ("vcov", "kind", "corr", "nagq")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 df_method=args.df_method,
                 reml=not args.ml,
                 alpha=args.alpha,
+                **_options(args),
             )
         except FitError as err:
             if err.codes and all(c in _INPUT_CODES for c in err.codes):
