@@ -222,3 +222,23 @@ def test_lmm_with_robust_vcov(data):
     rob = res.extra["robust"]
     assert rob["vcov_type"] == "CR2" and rob["terms"][1]["df_method"] == "cr2-satterthwaite"
     assert rob["terms"][1]["estimate"] == res.treatment.estimate
+
+
+def test_confounded_levels_are_flagged():
+    import warnings as _w
+
+    import numpy as _np
+    import pandas as _pd
+
+    from trialkit.analysis import fit as _fit
+    from trialkit.errors import SingularFitWarning as _SFW
+
+    rng = _np.random.default_rng(3)
+    rows = [(la, f"k{la}", la % 2, rng.normal()) for la in range(8) for _ in range(5)]
+    d = _pd.DataFrame(rows, columns=["la", "kw", "t", "y"])
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        r = _fit(d, outcome="y", treatment="t", clusters=["la", "kw"])
+    assert any("not separately identifiable" in m for m in r.warnings)
+    assert any(issubclass(c.category, _SFW) for c in caught)
+    assert _np.isfinite(r.treatment.std_error) and _np.isfinite(r.treatment.df)

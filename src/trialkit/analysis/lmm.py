@@ -185,6 +185,20 @@ def fit_lmm_frame(
         msg = "the REML optimiser did not converge"
         msgs.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    for upper, lower, name_u, name_l in zip(
+        frame.cluster_codes[:-1],
+        frame.cluster_codes[1:],
+        frame.clusters[:-1],
+        frame.clusters[1:],
+        strict=True,
+    ):
+        if len(np.unique(lower)) == len(np.unique(upper)):
+            msg = (
+                f"every {name_u} has a single {name_l}: the two variance components are not "
+                "separately identifiable (only their sum is); consider dropping one level"
+            )
+            msgs.append(msg)
+            warnings.warn(msg, SingularFitWarning, stacklevel=3)
     if df_method == "residual":
         msg = (
             f"residual df (n - p = {frame.n_obs - frame.X.shape[1]}) ignore clustering and "
