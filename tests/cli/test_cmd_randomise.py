@@ -202,3 +202,26 @@ def test_protocol_route(tmp_path: Path) -> None:
     assert audit["settings"]["covariates"] == list(plan.covariates)
     assert audit["protocol"]["sha256"]
     assert main(["verify", str(out)]) == 0
+
+
+def test_limits_flag_round_trips_through_verify(tmp_path):
+    from pathlib import Path as _Path
+
+    from trialkit.cli import main as _main
+
+    clusters = (
+        _Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-clusters.csv"
+    )
+    out = tmp_path / "alloc"
+    args = ["randomise", str(clusters), "--id-column", "la_id", "--method", "constrained"]
+    args += ["--covariates", "region,imd_score", "--limits", "imd_score=0.5", "--seed", "3"]
+    assert _main([*args, "--out", str(out)]) == 0
+    import json as _json
+
+    audit = _json.loads((out / "audit.json").read_text())
+    assert audit["settings"]["limits"] == {"imd_score": 0.5}
+    assert _main(["verify", str(out)]) == 0
+    assert (
+        _main([*args[:-2], "--limits", "imd_score", "--seed", "3", "--out", str(tmp_path / "x")])
+        == 2
+    )

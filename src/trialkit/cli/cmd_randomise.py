@@ -21,7 +21,7 @@ def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _mapping(text: str) -> dict[str, float]:
+def _mapping(text: str, flag: str = "--weights") -> dict[str, float]:
     from trialkit.errors import UsageError
 
     out: dict[str, float] = {}
@@ -32,7 +32,7 @@ def _mapping(text: str) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise UsageError(f"--weights must look like name=1,other=2; got {text!r}")
+            raise UsageError(f"{flag} must look like name=1,other=2; got {text!r}")
     return out
 
 
@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--covariates", help="comma-separated covariates (string columns are categorical)"
     )
     parser.add_argument("--weights", help="covariate weights, e.g. imd_score=2,region=1")
+    parser.add_argument(
+        "--limits",
+        help="per-covariate limits on the absolute standardised difference in arm means "
+        "(as cvcrand's cvrcov), e.g. imd_score=0.3,families_referred_2023=0.5",
+    )
     parser.add_argument("--metric", choices=["l1", "l2"])
     keep = parser.add_mutually_exclusive_group()
     keep.add_argument(
@@ -92,6 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         "strata": None if args.strata is None else _list(args.strata),
         "covariates": None if args.covariates is None else _list(args.covariates),
         "weights": None if args.weights is None else _mapping(args.weights),
+        "limits": None if args.limits is None else _mapping(args.limits, "--limits"),
         "metric": args.metric,
         "arms": None if args.arms is None else _list(args.arms),
     }
