@@ -11,6 +11,7 @@ standardised, z = (x - mean) / sd with the n - 1 denominator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,18 @@ class CovariateCoding:
             "sds": list(self.sds),
             "weights": list(self.weights),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CovariateCoding:
+        """Rebuild a coding saved with :meth:`to_dict`."""
+        return cls(
+            columns=tuple(str(c) for c in d["columns"]),
+            source=tuple(str(s) for s in d["source"]),
+            reference={str(k): str(v) for k, v in dict(d["reference"]).items()},
+            means=tuple(float(m) for m in d["means"]),
+            sds=tuple(float(s) for s in d["sds"]),
+            weights=tuple(float(w) for w in d["weights"]),
+        )
 
 
 def _problem(path: str, code: str, message: str, hint: str = "") -> Problem:

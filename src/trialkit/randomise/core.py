@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,67 @@ SCHEMA_VERSION = 1
 def make_rng(seed: int) -> np.random.Generator:
     """The generator every draw uses: ``Generator(PCG64(seed))``."""
     return np.random.Generator(np.random.PCG64(seed))
+
+
+def _json_float(x: Any) -> Any:
+    """JSON-safe value: non-finite floats become ``None``."""
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _from_json_float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Value equality that treats NaN as equal to NaN and compares arrays elementwise."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and type(a) is type(b):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _bad_dict(what: str, key: str, message: str) -> RandomisationError:
+    how = f"{what}.to_dict(full=True)" if what == "Allocation" else f"{what}.to_dict()"
+    return RandomisationError(
+        f"cannot rebuild {what} from a dictionary",
+        [
+            Problem(
+                path=f"{what}.{key}",
+                code="randomise.from_dict.invalid",
+                message=message,
+                hint=f"pass a dictionary written by {how}",
+            )
+        ],
+    )
+
+
+def _require(d: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise RandomisationError(
+            f"{what} dictionary is incomplete",
+            [
+                Problem(
+                    path=f"{what}.{k}",
+                    code="randomise.from_dict.missing_key",
+                    message=f"`{k}` must be present; got keys {sorted(d)}.",
+                    hint=f"pass a dictionary written by {what}.to_dict"
+                    + ("(full=True)" if what == "Allocation" else "()"),
+                )
+                for k in missing
+            ],
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,13 +171,17 @@ class Validity:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Validity:
+    def from_dict(cls, d: Mapping[str, Any]) -> Validity:
+        """Rebuild the diagnostics saved with :meth:`to_dict`."""
+        _require(
+            d, ("clusters", "together", "always", "never", "flagged", "warn_range"), "Validity"
+        )
         return cls(
-            clusters=tuple(d["clusters"]),
-            together=tuple(tuple(r) for r in d["together"]),
-            always=tuple((a, b) for a, b in d["always"]),
-            never=tuple((a, b) for a, b in d["never"]),
-            flagged=tuple((a, b) for a, b in d["flagged"]),
+            clusters=tuple(str(c) for c in d["clusters"]),
+            together=tuple(tuple(float(x) for x in r) for r in d["together"]),
+            always=tuple((str(a), str(b)) for a, b in d["always"]),
+            never=tuple((str(a), str(b)) for a, b in d["never"]),
+            flagged=tuple((str(a), str(b)) for a, b in d["flagged"]),
             warn_range=(float(d["warn_range"][0]), float(d["warn_range"][1])),
         )
 
@@ -144,6 +210,16 @@ class ConstrainedSpace:
         Row of ``codes`` chosen.
     score_summary : dict
         Distribution of scores over the considered space and over the kept set.
+
+    Notes
+    -----
+    Equality compares values: ``codes`` and ``scores`` elementwise and NaN equal
+    to NaN in ``score_summary`` (the generated dataclass equality cannot compare
+    arrays).  :meth:`to_dict` holds the whole kept set and round-trips through
+    JSON; :meth:`summary_dict` is the short form recorded in ``audit.json``.
+    Codes are integers below :math:`2^{63}` (exact in Python's ``json``; above
+    :math:`2^{53}`, i.e. with more than 53 clusters, a JavaScript reader would
+    round them).
     """
 
     n_possible: int
@@ -186,6 +262,83 @@ class ConstrainedSpace:
             "score_summary": dict(self.score_summary),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary of the whole kept set.
+
+        The keys of :meth:`summary_dict` plus ``codes`` (integers) and ``scores``
+        (floats), both in kept order; non-finite summary values become ``None``.
+        """
+        d = self.summary_dict()
+        d["score_summary"] = {k: _json_float(v) for k, v in self.score_summary.items()}
+        d["cutoff_score"] = _json_float(self.cutoff_score)
+        d["codes"] = [int(c) for c in self.codes]
+        d["scores"] = [float(x) for x in self.scores]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConstrainedSpace:
+        """Rebuild the kept set saved with :meth:`to_dict`.
+
+        Raises
+        ------
+        RandomisationError
+            A key is missing (``summary_dict`` output has no ``codes``/``scores``),
+            ``codes`` and ``scores`` differ in length, or ``chosen_index`` is
+            outside the kept set.
+        """
+        what = "ConstrainedSpace"
+        _require(
+            d,
+            (
+                "n_possible",
+                "n_considered",
+                "enumerated",
+                "rule",
+                "target",
+                "cutoff_score",
+                "codes",
+                "scores",
+                "chosen_index",
+                "score_summary",
+            ),
+            what,
+        )
+        codes = np.array([int(c) for c in d["codes"]], dtype=np.uint64)
+        scores = np.array([_from_json_float(x) for x in d["scores"]], dtype=np.float64)
+        if len(codes) != len(scores) or len(codes) == 0:
+            raise _bad_dict(
+                what,
+                "codes",
+                f"`codes` and `scores` must be non-empty and of equal length; "
+                f"got {len(codes)} and {len(scores)}.",
+            )
+        chosen = int(d["chosen_index"])
+        if not 0 <= chosen < len(codes):
+            raise _bad_dict(
+                what,
+                "chosen_index",
+                f"`chosen_index` must be in [0, {len(codes) - 1}]; got {chosen}.",
+            )
+        return cls(
+            n_possible=int(d["n_possible"]),
+            n_considered=int(d["n_considered"]),
+            enumerated=bool(d["enumerated"]),
+            rule=str(d["rule"]),
+            target=int(d["target"]),
+            cutoff_score=_from_json_float(d["cutoff_score"]),
+            codes=codes,
+            scores=scores,
+            chosen_index=chosen,
+            score_summary={
+                str(k): _from_json_float(v) for k, v in dict(d["score_summary"]).items()
+            },
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConstrainedSpace):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Allocation:
@@ -195,6 +348,14 @@ class Allocation:
     and their arms, strata/pairs where used, the covariate coding, the kept
     space and validity diagnostics of constrained designs and a balance table;
     never the input data themselves.
+
+    Notes
+    -----
+    ``to_dict(full=True)`` holds everything, and
+    ``Allocation.from_dict(json.loads(json.dumps(a.to_dict(full=True)))) == a``.
+    Equality compares values field by field, with NaN equal to NaN (balance rows
+    of an arm with one cluster have NaN sds) and the kept space compared
+    elementwise.
     """
 
     method: str
@@ -226,7 +387,98 @@ class Allocation:
     def arm_sizes(self) -> dict[str, int]:
         return {a: sum(1 for x in self.arms if x == a) for a in self.settings.arms}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """JSON-safe dictionary.
+
+        Parameters
+        ----------
+        full : bool, default False
+            Include the whole kept space (``space`` as
+            :meth:`ConstrainedSpace.to_dict` rather than its summary) and the
+            ``balance`` rows (non-finite values as ``None``), so that
+            :meth:`from_dict` can rebuild the allocation.  The default output is
+            the short form.
+        """
+        d = self._short_dict()
+        if full:
+            d["space"] = None if self.space is None else self.space.to_dict()
+            d["balance"] = [{k: _json_float(v) for k, v in row.items()} for row in self.balance]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Allocation:
+        """Rebuild an allocation saved with ``to_dict(full=True)``.
+
+        Raises
+        ------
+        RandomisationError
+            The dictionary is of another schema version, lacks a key, or is the
+            short form of :meth:`to_dict` (no ``balance``, or a space summary
+            without ``codes``), from which the kept space cannot be rebuilt.
+        """
+        what = "Allocation"
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise _bad_dict(
+                what,
+                "schema_version",
+                f"`schema_version` must be {SCHEMA_VERSION}; got {d.get('schema_version')!r}.",
+            )
+        _require(
+            d,
+            (
+                "method",
+                "settings",
+                "seed",
+                "bit_generator",
+                "clusters",
+                "arms",
+                "stratum",
+                "pair",
+                "coding",
+                "space",
+                "validity",
+                "balance",
+                "warnings",
+            ),
+            what,
+        )
+        space = d["space"]
+        if space is not None and "codes" not in space:
+            raise _bad_dict(
+                what,
+                "space",
+                "`space` must hold the kept allocations (`codes`, `scores`); got only its summary.",
+            )
+        text_keys = ("covariate", "level", "statistic")
+        balance = tuple(
+            {
+                str(k): (v if k in text_keys or v is not None else float("nan"))
+                for k, v in dict(row).items()
+            }
+            for row in d["balance"]
+        )
+        return cls(
+            method=str(d["method"]),
+            settings=RandomisationSettings.from_mapping(d["settings"]),
+            seed=int(d["seed"]),
+            bit_generator=str(d["bit_generator"]),
+            clusters=tuple(str(c) for c in d["clusters"]),
+            arms=tuple(str(a) for a in d["arms"]),
+            stratum=None if d["stratum"] is None else tuple(str(x) for x in d["stratum"]),
+            pair=None if d["pair"] is None else tuple(str(x) for x in d["pair"]),
+            coding=None if d["coding"] is None else CovariateCoding.from_dict(d["coding"]),
+            space=None if space is None else ConstrainedSpace.from_dict(space),
+            validity=None if d["validity"] is None else Validity.from_dict(d["validity"]),
+            balance=balance,
+            warnings=tuple(str(w) for w in d["warnings"]),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Allocation):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    def _short_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "trialkit_version": __version__,
