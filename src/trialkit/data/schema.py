@@ -17,6 +17,7 @@ from trialkit.errors import Problem
 
 __all__ = [
     "COLUMNS",
+    "DELIVERY_COLUMNS",
     "DELIVERY_SUBSETS",
     "LEVELS",
     "RECORD_TYPES",
@@ -79,6 +80,11 @@ COLUMNS: dict[str, dict[str, Kind]] = {
     },
 }
 """Columns of each table and their kind (item_1 … item_47 of ``measurements`` are ``float``)."""
+
+DELIVERY_COLUMNS: tuple[str, ...] = tuple(COLUMNS["delivery"])
+"""Columns of the long delivery table, in file order (``record_type`` first).
+
+The one list shared by the data, fidelity and simulation stages."""
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "clusters": ("la_id",),

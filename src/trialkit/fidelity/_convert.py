@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,48 @@ def _row(i: Any) -> str:
 def _at(frame: pd.DataFrame, idx: Any, col: str) -> Any:
     """One cell (typed ``Any`` for the checker)."""
     return frame.at[idx, col]
+
+
+def _flag(
+    problems: list[Problem],
+    index: Iterable[Any],
+    name: str,
+    col: str | None,
+    code: str,
+    message: str | Callable[[Any], str],
+    hint: str,
+) -> None:
+    """One problem per row label in ``index``, at ``<name> row <i> [column <col>]``.
+
+    ``message`` is a text or a function of the row label.
+    """
+    for idx in index:
+        where = f"{name} {_row(idx)}" + (f" column {col}" if col else "")
+        text = message(idx) if callable(message) else message
+        problems.append(Problem(path=where, code=code, message=text, hint=hint))
+
+
+def _not_in(
+    problems: list[Problem],
+    frame: pd.DataFrame,
+    col: str,
+    allowed: Collection[Any],
+    name: str,
+    code: str,
+    expected: str,
+    hint: str,
+) -> None:
+    """Flag each non-empty ``frame[col]`` outside ``allowed``: "'col' must be <expected>; got v"."""
+    bad = frame[col].notna() & ~frame[col].isin(allowed)
+    _flag(
+        problems,
+        frame.index[bad.to_numpy()],
+        name,
+        col,
+        code,
+        lambda i: f"'{col}' must be {expected}; got {_at(frame, i, col)!r}",
+        hint,
+    )
 
 
 def _as_bool(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
@@ -49,30 +92,30 @@ def _as_bool(values: pd.Series, name: str, col: str, problems: list[Problem]) ->
 def _as_date(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce")
     bad = values.notna() & parsed.isna()
-    for idx in values.index[bad.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{name} {_row(idx)} column {col}",
-                code="fidelity.delivery.bad_date",
-                message=f"'{col}' must be a date (YYYY-MM-DD); got {values[idx]!r}",
-                hint="write dates as YYYY-MM-DD",
-            )
-        )
+    _flag(
+        problems,
+        values.index[bad.to_numpy()],
+        name,
+        col,
+        "fidelity.delivery.bad_date",
+        lambda i: f"'{col}' must be a date (YYYY-MM-DD); got {values[i]!r}",
+        "write dates as YYYY-MM-DD",
+    )
     return parsed.dt.normalize()
 
 
 def _as_number(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
     parsed = pd.to_numeric(values, errors="coerce").astype("float64")
     bad = values.notna() & parsed.isna()
-    for idx in values.index[bad.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{name} {_row(idx)} column {col}",
-                code="fidelity.delivery.not_numeric",
-                message=f"'{col}' must be a number; got {values[idx]!r}",
-                hint="write a plain number",
-            )
-        )
+    _flag(
+        problems,
+        values.index[bad.to_numpy()],
+        name,
+        col,
+        "fidelity.delivery.not_numeric",
+        lambda i: f"'{col}' must be a number; got {values[i]!r}",
+        "write a plain number",
+    )
     return parsed
 
 

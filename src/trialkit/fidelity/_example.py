@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from trialkit.data.schema import DELIVERY_COLUMNS
+
 __all__ = ["example_tables"]
 
 
@@ -131,25 +133,7 @@ def example_tables(
                         "date": date,
                     }
                 )
-    columns = [
-        "record_type",
-        "la_id",
-        "keyworker_id",
-        "family_id",
-        "session_id",
-        "course",
-        "day",
-        "date",
-        "month",
-        "attended",
-        "genogram_used",
-        "duration_minutes",
-        "fte",
-        "timepoint",
-        "instrument",
-        "administered",
-    ]
-    delivery = pd.DataFrame(rows).reindex(columns=columns)
+    delivery = pd.DataFrame(rows).reindex(columns=list(DELIVERY_COLUMNS))
     return {
         "clusters": clusters,
         "keyworkers": pd.DataFrame(kw_rows),

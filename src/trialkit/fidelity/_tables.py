@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trialkit.data.schema import COURSES, DELIVERY_COLUMNS, RECORD_TYPES
 from trialkit.errors import FidelityError, Problem
 from trialkit.fidelity._convert import (
     _as_bool,
@@ -26,23 +27,12 @@ from trialkit.fidelity._convert import (
     _as_id,
     _as_number,
     _at,
+    _flag,
     _month_periods,
+    _not_in,
     _row,
 )
-
-RECORD_TYPES: tuple[str, ...] = (
-    "training",
-    "supervision_session",
-    "supervision_attendance",
-    "clinician_month",
-    "feedback",
-)
-"""Record types a delivery log may contain."""
-
-COURSES: tuple[str, ...] = ("cpd", "foundation")
-"""Training courses known to the built-in metrics."""
-
-ROLES: tuple[str, ...] = ("keyworker", "champion")
+from trialkit.fidelity._entities import _allocation_arms, _prepare_families, _prepare_keyworkers
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "training": ("la_id", "keyworker_id", "course", "attended"),
@@ -51,24 +41,9 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "clinician_month": ("la_id", "month", "fte"),
     "feedback": ("la_id", "family_id", "timepoint", "administered"),
 }
+"""Columns each record type needs (record types and courses: :mod:`trialkit.data.schema`)."""
 
-ALL_COLUMNS: tuple[str, ...] = (
-    "la_id",
-    "keyworker_id",
-    "family_id",
-    "session_id",
-    "course",
-    "day",
-    "date",
-    "month",
-    "attended",
-    "genogram_used",
-    "duration_minutes",
-    "fte",
-    "timepoint",
-    "instrument",
-    "administered",
-)
+ALL_COLUMNS: tuple[str, ...] = tuple(c for c in DELIVERY_COLUMNS if c != "record_type")
 """Columns of the long delivery table (absent ones are treated as empty)."""
 
 
@@ -193,15 +168,15 @@ def prepare_tables(
     for col in ("la_id", "keyworker_id", "family_id", "session_id"):
         d[col] = _as_id(d[col])
     rt = d["record_type"].astype("object").map(lambda v: str(v).strip() if pd.notna(v) else v)
-    for idx in d.index[~rt.isin(RECORD_TYPES).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column record_type",
-                code="fidelity.delivery.unknown_record_type",
-                message=f"'record_type' must be one of {', '.join(RECORD_TYPES)}; got {rt[idx]!r}",
-                hint="fix the record type or remove the row",
-            )
-        )
+    _flag(
+        problems,
+        d.index[~rt.isin(RECORD_TYPES).to_numpy()],
+        dname,
+        "record_type",
+        "fidelity.delivery.unknown_record_type",
+        lambda i: f"'record_type' must be one of {', '.join(RECORD_TYPES)}; got {rt[i]!r}",
+        "fix the record type or remove the row",
+    )
     d["record_type"] = rt
 
     # required columns per present record type
@@ -224,117 +199,86 @@ def prepare_tables(
                 if col in ("attended", "administered"):
                     continue
                 empty = part[col].isna() if col in part.columns else pd.Series(dtype=bool)
-                for idx in part.index[empty.to_numpy()]:
-                    problems.append(
-                        Problem(
-                            path=f"{dname} {_row(idx)} column {col}",
-                            code="fidelity.delivery.missing_value",
-                            message=f"'{col}' must be given for a {rtype} record; got an empty cell",
-                            hint="fill in the value or remove the row",
-                        )
-                    )
+                _flag(
+                    problems,
+                    part.index[empty.to_numpy()],
+                    dname,
+                    col,
+                    "fidelity.delivery.missing_value",
+                    f"'{col}' must be given for a {rtype} record; got an empty cell",
+                    "fill in the value or remove the row",
+                )
         parts[rtype] = part
 
     # LA ids
     if "la_id" in d.columns:
-        bad_la = d["la_id"].notna() & ~d["la_id"].isin(known_las)
-        for idx in d.index[bad_la.to_numpy()]:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column la_id",
-                    code="fidelity.delivery.unknown_la",
-                    message=f"'la_id' must be an allocated LA; got {_at(d, idx, 'la_id')!r}",
-                    hint="check the LA id against the allocation (allocation.csv column cluster)",
-                )
-            )
+        _not_in(
+            problems,
+            d,
+            "la_id",
+            known_las,
+            dname,
+            "fidelity.delivery.unknown_la",
+            "an allocated LA",
+            "check the LA id against the allocation (allocation.csv column cluster)",
+        )
 
     window = delivery_window(protocol)
-    kw_ids = set(kw["keyworker_id"])
     kw_la = dict(zip(kw["keyworker_id"], kw["la_id"], strict=False))
-    fam_ids = set(fam["family_id"])
-
-    def check_keyworker(part: pd.DataFrame, required: bool) -> None:
-        if "keyworker_id" not in part.columns:
-            return
-        for idx, k in part["keyworker_id"].items():
-            if k is pd.NA or k is None or (isinstance(k, float) and np.isnan(k)):
-                continue
-            if k not in kw_ids:
-                problems.append(
-                    Problem(
-                        path=f"{dname} {_row(idx)} column keyworker_id",
-                        code="fidelity.delivery.unknown_keyworker",
-                        message=f"'keyworker_id' must be listed in the keyworkers table; got {k!r}",
-                        hint="add the keyworker to keyworkers or fix the id",
-                    )
-                )
-            elif kw_la.get(k) != _at(part, idx, "la_id") and _at(part, idx, "la_id") in known_las:
-                problems.append(
-                    Problem(
-                        path=f"{dname} {_row(idx)} column la_id",
-                        code="fidelity.delivery.la_mismatch",
-                        message=(
-                            f"'la_id' must be the keyworker's LA ({kw_la.get(k)!r}); "
-                            f"got {_at(part, idx, 'la_id')!r}"
-                        ),
-                        hint="a keyworker's records belong to the LA listed in keyworkers",
-                    )
-                )
-        del required
+    fam_la = dict(zip(fam["family_id"], fam["la_id"], strict=False))
 
     # training ------------------------------------------------------------
     tr = parts["training"].copy()
-    check_keyworker(tr, True)
+    _check_owner(problems, tr, dname, "keyworker", "keyworkers", kw_la, known_las)
     tr["course"] = tr["course"].map(lambda v: str(v).strip().lower() if pd.notna(v) else v)
-    for idx in tr.index[(tr["course"].notna() & ~tr["course"].isin(COURSES)).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column course",
-                code="fidelity.delivery.unknown_course",
-                message=f"'course' must be one of {', '.join(COURSES)}; got {_at(tr, idx, 'course')!r}",
-                hint="use 'cpd' or 'foundation'",
-            )
-        )
+    _not_in(
+        problems,
+        tr,
+        "course",
+        COURSES,
+        dname,
+        "fidelity.delivery.unknown_course",
+        f"one of {', '.join(COURSES)}",
+        "use 'cpd' or 'foundation'",
+    )
     tr["attended"] = _as_bool(tr["attended"], dname, "attended", problems).fillna(False)
     tr["day"] = _as_number(tr["day"], dname, "day", problems) if "day" in tr.columns else np.nan
-    for idx in tr.index[(tr["day"] < 1).fillna(False).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column day",
-                code="fidelity.delivery.bad_day",
-                message=f"'day' must be a course day number >= 1; got {float(_at(tr, idx, 'day')):g}",
-                hint="number the course days 1, 2, ...",
-            )
-        )
+    _flag(
+        problems,
+        tr.index[(tr["day"] < 1).fillna(False).to_numpy()],
+        dname,
+        "day",
+        "fidelity.delivery.bad_day",
+        lambda i: f"'day' must be a course day number >= 1; got {float(_at(tr, i, 'day')):g}",
+        "number the course days 1, 2, ...",
+    )
     tr["date"] = _as_date(tr["date"], dname, "date", problems) if "date" in tr.columns else pd.NaT
-    no_day = tr["day"].isna() & tr["date"].isna()
-    for idx in tr.index[no_day.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column day",
-                code="fidelity.delivery.missing_value",
-                message="a training record must give 'day' (or at least 'date'); got neither",
-                hint="give the course day number",
-            )
-        )
+    _flag(
+        problems,
+        tr.index[(tr["day"].isna() & tr["date"].isna()).to_numpy()],
+        dname,
+        "day",
+        "fidelity.delivery.missing_value",
+        "a training record must give 'day' (or at least 'date'); got neither",
+        "give the course day number",
+    )
     # day key: the day number when known, else the date
     tr["day_key"] = [
         f"d{int(d_)}" if pd.notna(d_) else (f"t{t.date()}" if pd.notna(t) else None)
         for d_, t in zip(tr["day"], tr["date"], strict=False)
     ]
-    dup = tr.duplicated(["la_id", "keyworker_id", "course", "day_key"], keep="first")
-    for idx in tr.index[dup.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)}",
-                code="fidelity.delivery.duplicate",
-                message=(
-                    "training records must be unique per keyworker, course and day; "
-                    f"got a second record for keyworker {_at(tr, idx, 'keyworker_id')!r}"
-                ),
-                hint="remove the duplicate row (attendance would be counted twice)",
-            )
-        )
+    _flag(
+        problems,
+        tr.index[tr.duplicated(["la_id", "keyworker_id", "course", "day_key"]).to_numpy()],
+        dname,
+        None,
+        "fidelity.delivery.duplicate",
+        lambda i: (
+            "training records must be unique per keyworker, course and day; "
+            f"got a second record for keyworker {_at(tr, i, 'keyworker_id')!r}"
+        ),
+        "remove the duplicate row (attendance would be counted twice)",
+    )
     _window_warnings(tr, "date", window, dname, "training", warnings)
 
     # supervision sessions -------------------------------------------------
@@ -343,18 +287,18 @@ def prepare_tables(
     if window.start is not None and window.end is not None:
         lo, hi = pd.Timestamp(window.start), pd.Timestamp(window.end)
         out = ss["date"].notna() & ((ss["date"] < lo) | (ss["date"] > hi))
-        for idx in ss.index[out.to_numpy()]:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column date",
-                    code="fidelity.delivery.outside_window",
-                    message=(
-                        f"supervision session date must lie in the trial window {window.start} "
-                        f"to {window.end}; got {_at(ss, idx, 'date').date()}"
-                    ),
-                    hint="fix the date or the protocol's trial.start/trial.end",
-                )
-            )
+        _flag(
+            problems,
+            ss.index[out.to_numpy()],
+            dname,
+            "date",
+            "fidelity.delivery.outside_window",
+            lambda i: (
+                f"supervision session date must lie in the trial window {window.start} "
+                f"to {window.end}; got {_at(ss, i, 'date').date()}"
+            ),
+            "fix the date or the protocol's trial.start/trial.end",
+        )
     ss["genogram_used"] = (
         _as_bool(ss["genogram_used"], dname, "genogram_used", problems)
         if "genogram_used" in ss.columns
@@ -364,141 +308,128 @@ def prepare_tables(
         ss["duration_minutes"] = _as_number(
             ss["duration_minutes"], dname, "duration_minutes", problems
         )
-        for idx in ss.index[(ss["duration_minutes"] <= 0).fillna(False).to_numpy()]:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column duration_minutes",
-                    code="fidelity.delivery.negative_value",
-                    message=f"'duration_minutes' must be positive; got {float(_at(ss, idx, 'duration_minutes')):g}",
-                    hint="give the session length in minutes",
-                )
-            )
+        _flag(
+            problems,
+            ss.index[(ss["duration_minutes"] <= 0).fillna(False).to_numpy()],
+            dname,
+            "duration_minutes",
+            "fidelity.delivery.negative_value",
+            lambda i: (
+                f"'duration_minutes' must be positive; got {float(_at(ss, i, 'duration_minutes')):g}"
+            ),
+            "give the session length in minutes",
+        )
     else:
         ss["duration_minutes"] = np.nan
-    dup = ss.duplicated(["la_id", "session_id"], keep="first")
-    for idx in ss.index[dup.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column session_id",
-                code="fidelity.delivery.duplicate",
-                message=f"'session_id' must be unique within an LA; got {_at(ss, idx, 'session_id')!r} twice",
-                hint="give each supervision session its own id",
-            )
-        )
+    _flag(
+        problems,
+        ss.index[ss.duplicated(["la_id", "session_id"]).to_numpy()],
+        dname,
+        "session_id",
+        "fidelity.delivery.duplicate",
+        lambda i: (
+            f"'session_id' must be unique within an LA; got {_at(ss, i, 'session_id')!r} twice"
+        ),
+        "give each supervision session its own id",
+    )
 
     # attendance ------------------------------------------------------------
     at = parts["supervision_attendance"].copy()
-    check_keyworker(at, True)
+    _check_owner(problems, at, dname, "keyworker", "keyworkers", kw_la, known_las)
     at["attended"] = _as_bool(at["attended"], dname, "attended", problems).fillna(False)
     sess_keys = set(zip(ss["la_id"], ss["session_id"], strict=False))
-    for idx in at.index:
-        key = (_at(at, idx, "la_id"), _at(at, idx, "session_id"))
-        if pd.notna(key[1]) and key not in sess_keys:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column session_id",
-                    code="fidelity.delivery.unknown_session",
-                    message=(
-                        "'session_id' must match a supervision_session record of the same LA; "
-                        f"got {key[1]!r} in LA {key[0]!r}"
-                    ),
-                    hint="add the supervision_session record or fix the id",
-                )
-            )
+    _flag(
+        problems,
+        [
+            i
+            for i in at.index
+            if pd.notna(_at(at, i, "session_id"))
+            and (_at(at, i, "la_id"), _at(at, i, "session_id")) not in sess_keys
+        ],
+        dname,
+        "session_id",
+        "fidelity.delivery.unknown_session",
+        lambda i: (
+            "'session_id' must match a supervision_session record of the same LA; "
+            f"got {_at(at, i, 'session_id')!r} in LA {_at(at, i, 'la_id')!r}"
+        ),
+        "add the supervision_session record or fix the id",
+    )
     dates = ss.drop_duplicates(["la_id", "session_id"]).set_index(["la_id", "session_id"])["date"]
     at["date"] = [dates.get(k, pd.NaT) for k in zip(at["la_id"], at["session_id"], strict=False)]
     at["date"] = pd.to_datetime(at["date"])
-    dup = at.duplicated(["la_id", "session_id", "keyworker_id"], keep="first")
-    for idx in at.index[dup.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)}",
-                code="fidelity.delivery.duplicate",
-                message=(
-                    "supervision_attendance must be unique per session and keyworker; got keyworker "
-                    f"{_at(at, idx, 'keyworker_id')!r} twice in session {_at(at, idx, 'session_id')!r}"
-                ),
-                hint="remove the duplicate row",
-            )
-        )
+    _flag(
+        problems,
+        at.index[at.duplicated(["la_id", "session_id", "keyworker_id"]).to_numpy()],
+        dname,
+        None,
+        "fidelity.delivery.duplicate",
+        lambda i: (
+            "supervision_attendance must be unique per session and keyworker; got keyworker "
+            f"{_at(at, i, 'keyworker_id')!r} twice in session {_at(at, i, 'session_id')!r}"
+        ),
+        "remove the duplicate row",
+    )
 
     # clinician months ---------------------------------------------------------
     cm = parts["clinician_month"].copy()
     cm["month_start"] = _month_periods(cm["month"], dname, problems)
     cm["fte"] = _as_number(cm["fte"], dname, "fte", problems)
-    for idx in cm.index[(cm["fte"] < 0).fillna(False).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column fte",
-                code="fidelity.delivery.negative_fte",
-                message=f"'fte' must be >= 0; got {float(_at(cm, idx, 'fte')):g}",
-                hint="record the clinician's full-time equivalent in post that month (0 if vacant)",
-            )
-        )
+    _flag(
+        problems,
+        cm.index[(cm["fte"] < 0).fillna(False).to_numpy()],
+        dname,
+        "fte",
+        "fidelity.delivery.negative_fte",
+        lambda i: f"'fte' must be >= 0; got {float(_at(cm, i, 'fte')):g}",
+        "record the clinician's full-time equivalent in post that month (0 if vacant)",
+    )
     if window.start is not None and window.end is not None:
         lo = pd.Timestamp(window.start.replace(day=1))
         hi = pd.Timestamp(window.end)
         out = cm["month_start"].notna() & ((cm["month_start"] < lo) | (cm["month_start"] > hi))
-        for idx in cm.index[out.to_numpy()]:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column month",
-                    code="fidelity.delivery.outside_window",
-                    message=(
-                        f"clinician month must lie in the trial window {window.start} to "
-                        f"{window.end}; got {_at(cm, idx, 'month')!r}"
-                    ),
-                    hint="fix the month or the protocol's trial.start/trial.end",
-                )
-            )
-    dup = cm.duplicated(["la_id", "month_start"], keep="first") & cm["month_start"].notna()
-    for idx in cm.index[dup.to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column month",
-                code="fidelity.delivery.duplicate",
-                message=f"clinician_month must be unique per LA and month; got {_at(cm, idx, 'month')!r} twice",
-                hint="sum the FTE of clinicians in post into one record per LA and month",
-            )
+        _flag(
+            problems,
+            cm.index[out.to_numpy()],
+            dname,
+            "month",
+            "fidelity.delivery.outside_window",
+            lambda i: (
+                f"clinician month must lie in the trial window {window.start} to "
+                f"{window.end}; got {_at(cm, i, 'month')!r}"
+            ),
+            "fix the month or the protocol's trial.start/trial.end",
         )
+    dup = cm.duplicated(["la_id", "month_start"]) & cm["month_start"].notna()
+    _flag(
+        problems,
+        cm.index[dup.to_numpy()],
+        dname,
+        "month",
+        "fidelity.delivery.duplicate",
+        lambda i: (
+            f"clinician_month must be unique per LA and month; got {_at(cm, i, 'month')!r} twice"
+        ),
+        "sum the FTE of clinicians in post into one record per LA and month",
+    )
 
     # feedback -----------------------------------------------------------------
     fb = parts["feedback"].copy()
-    check_keyworker(fb, False)
+    _check_owner(problems, fb, dname, "keyworker", "keyworkers", kw_la, known_las)
     fb["administered"] = _as_bool(fb["administered"], dname, "administered", problems).fillna(False)
     fb["timepoint"] = fb["timepoint"].map(lambda v: str(v).strip() if pd.notna(v) else v)
     tps = set(protocol.trial.timepoints)
-    for idx in fb.index[(fb["timepoint"].notna() & ~fb["timepoint"].isin(tps)).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{dname} {_row(idx)} column timepoint",
-                code="fidelity.delivery.unknown_timepoint",
-                message=f"'timepoint' must be one of {', '.join(sorted(tps))}; got {_at(fb, idx, 'timepoint')!r}",
-                hint="use the timepoints declared in trial.timepoints",
-            )
-        )
-    fam_la = dict(zip(fam["family_id"], fam["la_id"], strict=False))
-    for idx, f in fb["family_id"].items():
-        if f is pd.NA or f is None:
-            continue
-        if f not in fam_ids:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column family_id",
-                    code="fidelity.delivery.unknown_family",
-                    message=f"'family_id' must be listed in the families table; got {f!r}",
-                    hint="add the family to families or fix the id",
-                )
-            )
-        elif fam_la.get(f) != _at(fb, idx, "la_id") and _at(fb, idx, "la_id") in known_las:
-            problems.append(
-                Problem(
-                    path=f"{dname} {_row(idx)} column la_id",
-                    code="fidelity.delivery.la_mismatch",
-                    message=f"'la_id' must be the family's LA ({fam_la.get(f)!r}); got {_at(fb, idx, 'la_id')!r}",
-                    hint="a family's records belong to the LA listed in families",
-                )
-            )
+    _not_in(
+        problems,
+        fb,
+        "timepoint",
+        tps,
+        dname,
+        "fidelity.delivery.unknown_timepoint",
+        f"one of {', '.join(sorted(tps))}",
+        "use the timepoints declared in trial.timepoints",
+    )
+    _check_owner(problems, fb, dname, "family", "families", fam_la, known_las)
     fb["date"] = _as_date(fb["date"], dname, "date", problems) if "date" in fb.columns else pd.NaT
     _window_warnings(fb, "date", window, dname, "feedback", warnings)
 
@@ -544,124 +475,44 @@ def _window_warnings(
         )
 
 
-def _allocation_arms(
-    protocol: Any, allocation: pd.DataFrame, name: str, problems: list[Problem]
-) -> pd.Series:
-    cols = {c.lower(): c for c in allocation.columns}
-    id_col = cols.get("cluster") or cols.get("la_id")
-    arm_col = cols.get("arm")
-    if id_col is None or arm_col is None:
-        raise FidelityError.from_problem(
-            path=name,
-            code="fidelity.allocation.missing_column",
-            message=f"allocation must have columns 'cluster' and 'arm'; got {list(allocation.columns)}",
-            hint="pass the allocation.csv written by 'trialkit randomise'",
-        )
-    ids = _as_id(allocation[id_col])
-    arms = allocation[arm_col].astype("object").map(lambda v: str(v).strip() if pd.notna(v) else v)
-    known = set(protocol.arms)
-    for i, (la, arm) in enumerate(zip(ids, arms, strict=False)):
-        if arm not in known:
+def _check_owner(
+    problems: list[Problem],
+    part: pd.DataFrame,
+    name: str,
+    entity: str,
+    table: str,
+    owner_la: Mapping[Any, Any],
+    known_las: set[str],
+) -> None:
+    """Each ``<entity>_id`` must be listed in ``table`` and belong to the record's LA.
+
+    Empty ids are skipped here (they are reported once, as missing values, elsewhere).
+    """
+    id_col = f"{entity}_id"
+    if id_col not in part.columns:
+        return
+    for idx, k in part[id_col].items():
+        if k is pd.NA or k is None or (isinstance(k, float) and np.isnan(k)):
+            continue
+        la = _at(part, idx, "la_id")
+        if k not in owner_la:
             problems.append(
                 Problem(
-                    path=f"{name} {_row(i)} column arm",
-                    code="fidelity.allocation.unknown_arm",
-                    message=f"'arm' must be one of {', '.join(sorted(known))}; got {arm!r}",
-                    hint="the arms are those declared in the protocol",
+                    path=f"{name} {_row(idx)} column {id_col}",
+                    code=f"fidelity.delivery.unknown_{entity}",
+                    message=f"'{id_col}' must be listed in the {table} table; got {k!r}",
+                    hint=f"add the {entity} to {table} or fix the id",
                 )
             )
-        if la is pd.NA:
+        elif owner_la.get(k) != la and la in known_las:
             problems.append(
                 Problem(
-                    path=f"{name} {_row(i)} column {id_col}",
-                    code="fidelity.allocation.missing_value",
-                    message="'cluster' must be given; got an empty cell",
-                    hint="fill in the LA id",
+                    path=f"{name} {_row(idx)} column la_id",
+                    code="fidelity.delivery.la_mismatch",
+                    message=f"'la_id' must be the {entity}'s LA ({owner_la.get(k)!r}); got {la!r}",
+                    hint=f"a {entity}'s records belong to the LA listed in {table}",
                 )
             )
-    s = pd.Series(list(arms), index=list(ids), name="arm")
-    s = s[np.asarray(~pd.isna(s.index), dtype=bool)]
-    dups = s.index[s.index.duplicated()]
-    for la in dups.unique():
-        problems.append(
-            Problem(
-                path=f"{name} column {id_col}",
-                code="fidelity.allocation.duplicate",
-                message=f"each LA must be allocated once; got {la!r} more than once",
-                hint="use the allocation written by 'trialkit randomise'",
-            )
-        )
-    return s[~s.index.duplicated()]
-
-
-def _prepare_keyworkers(
-    keyworkers: pd.DataFrame, name: str, known_las: set[str], problems: list[Problem]
-) -> pd.DataFrame:
-    kw = keyworkers.reset_index(drop=True).copy()
-    for col in ("keyworker_id", "la_id"):
-        if col not in kw.columns:
-            raise FidelityError.from_problem(
-                path=f"{name} column {col}",
-                code="fidelity.keyworkers.missing_column",
-                message=f"keyworkers table must have a '{col}' column",
-                hint="columns: keyworker_id, la_id, role, start_date, leave_date",
-            )
-        kw[col] = _as_id(kw[col])
-    if "role" not in kw.columns:
-        kw["role"] = "keyworker"
-    kw["role"] = kw["role"].map(lambda v: str(v).strip().lower() if pd.notna(v) else "keyworker")
-    for idx in kw.index[~kw["role"].isin(ROLES).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{name} {_row(idx)} column role",
-                code="fidelity.keyworkers.unknown_role",
-                message=f"'role' must be one of {', '.join(ROLES)}; got {_at(kw, idx, 'role')!r}",
-                hint="use 'keyworker' or 'champion'",
-            )
-        )
-    for idx in kw.index[(kw["la_id"].notna() & ~kw["la_id"].isin(known_las)).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{name} {_row(idx)} column la_id",
-                code="fidelity.keyworkers.unknown_la",
-                message=f"'la_id' must be an allocated LA; got {_at(kw, idx, 'la_id')!r}",
-                hint="check the LA id against the allocation",
-            )
-        )
-    for col in ("start_date", "leave_date"):
-        kw[col] = _as_date(kw[col], name, col, problems) if col in kw.columns else pd.NaT
-    return kw[["keyworker_id", "la_id", "role", "start_date", "leave_date"]]
-
-
-def _prepare_families(
-    families: pd.DataFrame, name: str, known_las: set[str], problems: list[Problem]
-) -> pd.DataFrame:
-    fam = families.reset_index(drop=True).copy()
-    for col in ("family_id", "la_id"):
-        if col not in fam.columns:
-            raise FidelityError.from_problem(
-                path=f"{name} column {col}",
-                code="fidelity.families.missing_column",
-                message=f"families table must have a '{col}' column",
-                hint="columns: family_id, keyworker_id, la_id, referral_date, consent_date, ...",
-            )
-        fam[col] = _as_id(fam[col])
-    for idx in fam.index[(fam["la_id"].notna() & ~fam["la_id"].isin(known_las)).to_numpy()]:
-        problems.append(
-            Problem(
-                path=f"{name} {_row(idx)} column la_id",
-                code="fidelity.families.unknown_la",
-                message=f"'la_id' must be an allocated LA; got {_at(fam, idx, 'la_id')!r}",
-                hint="check the LA id against the allocation",
-            )
-        )
-    if "consent_date" in fam.columns:
-        fam["consent_date"] = _as_date(fam["consent_date"], name, "consent_date", problems)
-        fam["consented"] = fam["consent_date"].notna()
-    else:
-        fam["consent_date"] = pd.NaT
-        fam["consented"] = True
-    return fam[["family_id", "la_id", "consent_date", "consented"]]
 
 
 def unique_nonnull(values: Iterable[Any]) -> list[Any]:

@@ -46,6 +46,7 @@ import pyarrow as pa
 from scipy import special, stats
 
 from trialkit._io import atomic_write_bytes, provenance, staged_directory, write_json
+from trialkit.data.schema import DELIVERY_COLUMNS
 from trialkit.data.scoring import INSTRUMENTS, MAX_ITEMS, Instrument, score_matrix
 from trialkit.errors import DataError
 from trialkit.protocol.model import Protocol
@@ -605,27 +606,7 @@ def _delivery(
     start: np.datetime64,
     end: np.datetime64,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    recs: dict[str, list[Any]] = {
-        c: []
-        for c in (
-            "record_type",
-            "la_id",
-            "keyworker_id",
-            "family_id",
-            "session_id",
-            "course",
-            "day",
-            "date",
-            "month",
-            "attended",
-            "genogram_used",
-            "duration_minutes",
-            "fte",
-            "timepoint",
-            "instrument",
-            "administered",
-        )
-    }
+    recs: dict[str, list[Any]] = {c: [] for c in DELIVERY_COLUMNS}
     realised: dict[str, dict[str, float]] = {}
     months = pd.period_range(pd.Timestamp(start), pd.Timestamp(end), freq="M")
     K = len(la_ids)

@@ -1,0 +1,158 @@
+"""Shared machinery of the validation rules.
+
+The problem collector, array helpers and :class:`_Checks`, the base of the rule
+classes (table file names, trial-window check).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from trialkit.data.schema import MAX_ROWS_PER_CODE, DataProblem
+from trialkit.data.scoring import Instrument
+from trialkit.protocol.model import Protocol
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: list[DataProblem] = []
+
+    def add(
+        self,
+        file: str,
+        row: int | None,
+        column: str | None,
+        code: str,
+        message: str,
+        hint: str = "",
+        severity: str = "error",
+    ) -> None:
+        self.items.append(
+            DataProblem(
+                file=file,
+                row=row,
+                column=column,
+                code=code,
+                message=message,
+                hint=hint,
+                severity="warning" if severity == "warning" else "error",
+            )
+        )
+
+    def rows(
+        self,
+        file: str,
+        positions: np.ndarray,
+        column: str | None,
+        code: str,
+        message: Callable[[int], str],
+        hint: str = "",
+        severity: str = "error",
+    ) -> None:
+        """One problem per position (0-based) up to MAX_ROWS_PER_CODE, then a summary."""
+        pos = np.flatnonzero(positions) if positions.dtype == bool else np.asarray(positions)
+        if len(pos) == 0:
+            return
+        for p in pos[:MAX_ROWS_PER_CODE]:
+            self.add(file, int(p) + 1, column, code, message(int(p)), hint, severity)
+        rest = len(pos) - MAX_ROWS_PER_CODE
+        if rest > 0:
+            self.add(
+                file,
+                None,
+                column,
+                code,
+                f"{rest} more row(s) with the same problem (first listed rows above)",
+                hint,
+                severity,
+            )
+
+    @property
+    def n_errors(self) -> int:
+        return sum(p.severity == "error" for p in self.items)
+
+
+def _str(s: pd.Series) -> np.ndarray:
+    return np.asarray(s.astype(object).where(s.notna(), None).to_numpy())
+
+
+def _dates(s: pd.Series) -> np.ndarray:
+    """datetime64[D] numpy array (NaT for missing) from a date32 column."""
+    if len(s) == 0:
+        return np.array([], dtype="datetime64[D]")
+    arr = pa.chunked_array(pa.array(s.array)).cast(pa.date32()).cast(pa.int32())
+    days = arr.to_numpy(zero_copy_only=False)
+    nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    out = (
+        np.where(nulls, 0, np.nan_to_num(np.asarray(days, dtype=float)))
+        .astype("int64")
+        .astype("datetime64[D]")
+    )
+    out[nulls] = np.datetime64("NaT")
+    return out
+
+
+def _val(v: Any) -> str:
+    return "missing" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v)
+
+
+class _Checks:
+    def __init__(
+        self,
+        protocol: Protocol,
+        tables: dict[str, pd.DataFrame],
+        files: dict[str, str],
+        col: _Collector,
+        start: dt.date | None,
+        end: dt.date | None,
+        custom: Mapping[str, Instrument],
+        score15_reverse: str,
+    ) -> None:
+        self.p = protocol
+        self.t = tables
+        self.f = files
+        self.col = col
+        self.start = np.datetime64(start, "D") if start else None
+        self.end = np.datetime64(end, "D") if end else None
+        self.custom = custom
+        self.score15_reverse = score15_reverse
+        self.la_ids: set[str] = set()
+        self.kw_la: dict[str, str] = {}
+        self.fam_ids: set[str] = set()
+
+    def file(self, name: str) -> str:
+        return self.f.get(name, f"{name}.csv")
+
+    def window(
+        self,
+        name: str,
+        column: str,
+        d: np.ndarray,
+        severity: str = "error",
+        only_after_end: bool = False,
+    ) -> None:
+        if self.start is None and self.end is None:
+            return
+        ok = ~np.isnat(d)
+        out = np.zeros(len(d), dtype=bool)
+        if self.start is not None and not only_after_end:
+            out |= ok & (d < self.start)
+        if self.end is not None:
+            out |= ok & (d > self.end)
+        self.col.rows(
+            self.file(name),
+            out,
+            column,
+            f"{name}.date_outside_window",
+            lambda i: (
+                f"'{column}' must be within the trial window {self.start} to {self.end}; got {d[i]}"
+            ),
+            "check the date (typo in the year?)",
+            severity,
+        )

@@ -1,0 +1,419 @@
+"""Rules for the measurements table.
+
+Identifiers, timepoints, items, scoring and missing-data patterns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trialkit.data import scoring
+from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data.load import STRING, to_object
+from trialkit.data.load import isin as _isin
+from trialkit.data.schema import LEVELS
+from trialkit.data.scoring import MAX_ITEMS, item_columns
+
+MISSING_WARN = 0.2
+DIFFERENTIAL_WARN = 0.1
+
+
+class _MeasurementChecks(_Checks):
+    # ------------------------------------------------------------------ measurements
+    def check_measurements(self) -> pd.DataFrame:
+        empty = pd.DataFrame(
+            {
+                "outcome_id": pd.Series(dtype=object),
+                "entity_id": pd.Series(dtype=object),
+                "level": pd.Series(dtype=object),
+                "timepoint": pd.Series(dtype=object),
+                "value": pd.Series(dtype=float),
+                "n_answered": pd.Series(dtype="int64"),
+            }
+        )
+        m = self.t.get("measurements")
+        if m is None:
+            return empty
+        f = self.file("measurements")
+        n = len(m)
+        level = m["level"].astype(STRING)
+        lv = to_object(level)
+        ent_o = to_object(m["entity_id"])
+        tp_o = to_object(m["timepoint"])
+        inst_o = to_object(m["instrument"])
+        badl = (
+            np.array([x is not None and x not in LEVELS for x in lv], dtype=bool)
+            if n < 0
+            else (
+                ~_isin(lv, LEVELS) & np.asarray(level.notna().to_numpy(dtype=bool, na_value=False))
+            )
+        )
+        self.col.rows(
+            f,
+            badl,
+            "level",
+            "measurements.invalid_value",
+            lambda i: f"'level' must be family or keyworker; got {lv[i]!r}",
+            "use family or keyworker",
+        )
+        ent = m["entity_id"].astype(STRING)
+        is_fam = lv == "family"
+        is_kw = lv == "keyworker"
+        if "families" in self.t:
+            known = np.asarray(_isin(ent, self.fam_ids))
+            unk = is_fam & ~known & np.asarray(ent.notna().to_numpy(dtype=bool, na_value=False))
+            self.col.rows(
+                f,
+                unk,
+                "entity_id",
+                "measurements.unknown_entity",
+                lambda i: (
+                    f"entity_id of a family measurement must be a family_id; got {ent.iloc[i]!r}"
+                ),
+                "check the id (or the level column)",
+            )
+        if "keyworkers" in self.t:
+            known = np.asarray(_isin(ent, self.kw_la))
+            unk = is_kw & ~known & np.asarray(ent.notna().to_numpy(dtype=bool, na_value=False))
+            self.col.rows(
+                f,
+                unk,
+                "entity_id",
+                "measurements.unknown_entity",
+                lambda i: (
+                    f"entity_id of a keyworker measurement must be a keyworker_id; got {ent.iloc[i]!r}"
+                ),
+                "check the id (or the level column)",
+            )
+        inst = m["instrument"].astype(STRING)
+        known_inst = list(scoring.INSTRUMENTS) + list(self.custom)
+        badi = ~_isin(inst_o, known_inst) & np.asarray(
+            inst.notna().to_numpy(dtype=bool, na_value=False)
+        )
+        self.col.rows(
+            f,
+            badi,
+            "instrument",
+            "measurements.unknown_instrument",
+            lambda i: f"'instrument' must be one of {', '.join(known_inst)}; got {inst.iloc[i]!r}",
+            "use a built-in instrument id or declare a custom instrument",
+        )
+        tp = m["timepoint"].astype(STRING)
+        tps = list(self.p.trial.timepoints)
+        badt = ~_isin(tp_o, tps) & np.asarray(tp.notna().to_numpy(dtype=bool, na_value=False))
+        self.col.rows(
+            f,
+            badt,
+            "timepoint",
+            "measurements.unknown_timepoint",
+            lambda i: f"'timepoint' must be one of {', '.join(tps)}; got {tp.iloc[i]!r}",
+            "use the protocol's timepoints",
+        )
+        key = pd.DataFrame({"e": ent_o, "l": lv, "i": inst_o, "t": tp_o}, dtype=object)
+        dup = key.duplicated(keep="first").to_numpy() & ~key.isna().any(axis=1).to_numpy()
+        self.col.rows(
+            f,
+            dup,
+            "timepoint",
+            "measurements.duplicate",
+            lambda i: (
+                f"one measurement per entity, instrument and timepoint; got {ent.iloc[i]!r} "
+                f"{inst.iloc[i]} {tp.iloc[i]} again"
+            ),
+            "remove the repeated row or fix its timepoint",
+        )
+        d = _dates(m["date"])
+        self.window("measurements", "date", d)
+        # dates versus consent / withdrawal / leaving
+        if "families" in self.t and is_fam.any():
+            fm = self.t["families"]
+            fidx = pd.Index(_str(fm["family_id"])).drop_duplicates()
+            fm1 = fm.drop_duplicates("family_id")
+            pos = fidx.get_indexer(ent_o)
+            cons = _dates(fm1["consent_date"])
+            wd = _dates(fm1["withdrawal_date"])
+            ok = (pos >= 0) & is_fam
+            cc = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+            ww = cc.copy()
+            cc[ok] = cons[pos[ok]]
+            ww[ok] = wd[pos[ok]]
+            before = ~np.isnat(d) & ~np.isnat(cc) & (d < cc)
+            self.col.rows(
+                f,
+                before,
+                "date",
+                "measurements.before_consent",
+                lambda i: f"measurement date must not be before consent ({cc[i]}); got {d[i]}",
+                "data collected before consent cannot be used; check the date",
+            )
+            nocons = ok & np.isnat(cc)
+            self.col.rows(
+                f,
+                nocons,
+                "entity_id",
+                "measurements.without_consent",
+                lambda i: f"family {ent.iloc[i]!r} has a measurement but no consent_date",
+                "record the consent date or remove the measurement",
+            )
+            after = ~np.isnat(d) & ~np.isnat(ww) & (d > ww)
+            self.col.rows(
+                f,
+                after,
+                "date",
+                "measurements.after_withdrawal",
+                lambda i: f"measurement dated {d[i]} after the family withdrew ({ww[i]})",
+                "check whether the family withdrew from data collection",
+                "warning",
+            )
+        # items
+        items = item_columns(MAX_ITEMS)
+        present_cols = [c for c in items if c in m.columns]
+        last = np.zeros(n, dtype=np.int64)
+        mats: dict[int, np.ndarray] = {}
+        for j, c in enumerate(items, start=1):
+            if c in m.columns:
+                v = m[c].to_numpy(dtype=float, na_value=np.nan)
+                mats[j] = v
+                last = np.where(~np.isnan(v), j, last)
+        del present_cols
+        scores_out: list[pd.DataFrame] = []
+        inst_arr = inst_o
+        codes, uniq = pd.factorize(inst_arr, use_na_sentinel=True)
+        total = m["total"].to_numpy(dtype=float, na_value=np.nan)
+        for k, name in enumerate(uniq):
+            if name not in known_inst:
+                continue
+            ins = scoring.get_instrument(name, self.custom)
+            rows = np.flatnonzero(codes == k)
+            extra = last[rows] > ins.n_items
+            self.col.rows(
+                f,
+                rows[extra],
+                f"item_{ins.n_items + 1}",
+                "measurements.wrong_item_count",
+                lambda i, ii=ins: (  # type: ignore[misc]
+                    f"{ii.id} has {ii.n_items} items; got a response in item_{last[i]}"
+                ),
+                "check the instrument column or move the responses",
+            )
+            if any(j not in mats for j in range(1, ins.n_items + 1)) and not ins.total_given:
+                miss = [f"item_{j}" for j in range(1, ins.n_items + 1) if j not in mats]
+                self.col.add(
+                    f,
+                    None,
+                    miss[0],
+                    "measurements.wrong_item_count",
+                    f"{ins.id} has {ins.n_items} items; columns {', '.join(miss[:5])}"
+                    f"{'…' if len(miss) > 5 else ''} are absent",
+                    "add the item columns",
+                )
+            x = np.full((len(rows), ins.n_items), np.nan)
+            for j in range(1, ins.n_items + 1):
+                if j in mats:
+                    x[:, j - 1] = mats[j][rows]
+            present = ~np.isnan(x)
+            if ins.allowed:
+                bad = present & ~np.isin(x, np.asarray(ins.allowed))
+                rule = f"one of {', '.join(f'{a:g}' for a in ins.allowed)}"
+            else:
+                bad = present & ((x < ins.low) | (x > ins.high))
+                if ins.integer:
+                    bad |= present & (x != np.round(x))
+                rule = f"{'a whole number ' if ins.integer else ''}from {ins.low:g} to {ins.high:g}"
+            if bad.any():
+                rr, cc2 = np.nonzero(bad)
+                for j in np.unique(cc2):
+                    sel = rows[rr[cc2 == j]]
+                    self.col.rows(
+                        f,
+                        sel,
+                        f"item_{j + 1}",
+                        "measurements.item_out_of_range",
+                        lambda i, jj=j, rl=rule, ii=ins: (  # type: ignore[misc]
+                            f"{ii.id} item_{jj + 1} must be {rl}; got {mats[jj + 1][i]:g}"
+                        ),
+                        "correct the response or leave it empty",
+                    )
+                x[bad] = np.nan
+            tot = total[rows]
+            if ins.total_given and ins.total_range:
+                lo, hi = ins.total_range
+                badt2 = ~np.isnan(tot) & ((tot < lo) | (tot > hi))
+                self.col.rows(
+                    f,
+                    rows[badt2],
+                    "total",
+                    "measurements.total_out_of_range",
+                    lambda i, a=lo, b=hi: f"total must be from {a:g} to {b:g}; got {total[i]:g}",  # type: ignore[misc]
+                    "correct the total",
+                )
+                tot = np.where(badt2, np.nan, tot)
+            elif (~np.isnan(tot)).any():
+                self.col.rows(
+                    f,
+                    rows[~np.isnan(tot)],
+                    "total",
+                    "measurements.total_ignored",
+                    lambda i, ii=ins: (  # type: ignore[misc]
+                        f"{ii.id} scores are computed from the items; the given total is ignored"
+                    ),
+                    "leave 'total' empty except for ORS/SRS",
+                    "warning",
+                )
+            if ins.id == "SCORE-15" and self.score15_reverse != "strengths":
+                ins = scoring._score15(self.score15_reverse)
+            res = scoring.score_matrix(x, ins)
+            if ins.total_given and "total" in res:
+                res["total"] = np.where(np.isnan(res["total"]), tot, res["total"])
+            noresp = (present.sum(axis=1) == 0) & np.isnan(tot)
+            self.col.rows(
+                f,
+                rows[noresp],
+                "item_1",
+                "measurements.no_responses",
+                lambda i: "measurement has no item responses and no total",
+                "remove the row or enter the responses",
+                "warning",
+            )
+            for oc in self.p.outcomes:
+                if oc.instrument != name and not (oc.instrument == "custom" and oc.score == name):
+                    continue
+                scale = oc.score if oc.instrument != "custom" else "total"
+                if scale not in res:
+                    self.col.add(
+                        f,
+                        None,
+                        "instrument",
+                        "measurements.unknown_scale",
+                        f"outcome '{oc.id}' asks for scale '{scale}' of {name}, which has "
+                        f"{', '.join(ins.scale_names)}",
+                        "fix the outcome's score in the protocol",
+                    )
+                    continue
+                lvl_ok = lv[rows] == oc.level.value
+                sel = rows[lvl_ok]
+                scores_out.append(
+                    pd.DataFrame(
+                        {
+                            "outcome_id": oc.id,
+                            "entity_id": ent_o[sel],
+                            "level": oc.level.value,
+                            "timepoint": tp_o[sel],
+                            "value": res[scale][lvl_ok],
+                            "n_answered": res["n_answered"][lvl_ok].astype("int64"),
+                        }
+                    )
+                )
+        if not scores_out:
+            return empty
+        sc = pd.concat(scores_out, ignore_index=True)
+        sc["entity_id"] = sc["entity_id"].astype(object)
+        for c in ("outcome_id", "level", "timepoint"):
+            sc[c] = sc[c].astype("category")
+        sc = sc[sc["timepoint"].notna() & sc["entity_id"].notna()]
+        sc = sc.drop_duplicates(["outcome_id", "entity_id", "timepoint"], keep="first").reset_index(
+            drop=True
+        )
+        return sc
+
+    # ------------------------------------------------------------------ missing data
+    def missing_patterns(self, scores: pd.DataFrame) -> None:
+        alloc = self.t.get("allocation")
+        if alloc is None or alloc.empty or "families" not in self.t:
+            return
+        arm_of = dict(zip(_str(alloc["cluster"]), _str(alloc["arm"]), strict=True))
+        fam = self.t["families"]
+        kw = self.t["keyworkers"]
+        consented = {
+            "family": pd.DataFrame(
+                {
+                    "id": _str(fam["family_id"]),
+                    "la": _str(fam["la_id"]),
+                    "ok": fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
+                },
+                dtype=object,
+            ),
+            "keyworker": pd.DataFrame(
+                {"id": _str(kw["keyworker_id"]), "la": _str(kw["la_id"]), "ok": True},
+                dtype=object,
+            ),
+        }
+        for lv_, frame_ in list(consented.items()):
+            frame_ = frame_[frame_["ok"].astype(bool)].drop_duplicates("id")
+            frame_["arm"] = pd.Series(
+                [arm_of.get(x) for x in frame_["la"].to_numpy(dtype=object)],
+                index=frame_.index,
+                dtype=object,
+            )
+            consented[lv_] = frame_
+        f = self.file("measurements")
+        sc_e = scores["entity_id"].to_numpy(dtype=object)
+        sc_ok = ~np.isnan(scores["value"].to_numpy(dtype=float))
+        for oc in self.p.outcomes:
+            if oc.instrument == "binary" and oc.level.value == "keyworker":
+                continue
+            base = consented[oc.level.value]
+            if base.empty:
+                continue
+            arm = base["arm"]
+            mask_o = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool)
+            for t in oc.timepoints:
+                have = sc_e[mask_o & (scores["timepoint"] == t).to_numpy(dtype=bool) & sc_ok]
+                if not mask_o.any():
+                    self.col.add(
+                        f,
+                        None,
+                        "instrument",
+                        "measurements.outcome_missing",
+                        f"outcome '{oc.id}' ({oc.instrument}) has no scored measurement at '{t}'",
+                        "check the instrument and timepoint labels",
+                        "warning",
+                    )
+                    continue
+                got = pd.Series(_isin(base["id"].to_numpy(dtype=object), have), index=base.index)
+                share = {a: 1 - float(got[arm == a].mean()) for a in sorted(set(arm.dropna()))}
+                if not share:
+                    continue
+                worst = max(share.values())
+                if worst > MISSING_WARN:
+                    txt = ", ".join(f"{a} {v:.0%}" for a, v in share.items())
+                    self.col.add(
+                        f,
+                        None,
+                        "instrument",
+                        "measurements.missing_pattern",
+                        f"outcome '{oc.id}' at '{t}' is missing for {txt} of consented {oc.level.value} entities",
+                        "check collection; the analysis assumes data missing at random given covariates",
+                        "warning",
+                    )
+                if (
+                    len(share) >= 2
+                    and max(share.values()) - min(share.values()) > DIFFERENTIAL_WARN
+                ):
+                    self.col.add(
+                        f,
+                        None,
+                        "instrument",
+                        "measurements.differential_missingness",
+                        f"outcome '{oc.id}' at '{t}': missingness differs between arms "
+                        f"({', '.join(f'{a} {v:.0%}' for a, v in share.items())})",
+                        "consider a sensitivity analysis for missing data",
+                        "warning",
+                    )
+        m = self.t.get("measurements")
+        if m is not None and len(m):
+            items = [c for c in item_columns(MAX_ITEMS) if c in m.columns]
+            if items:
+                part = scores[scores["value"].isna()]
+                if len(part):
+                    self.col.add(
+                        f,
+                        None,
+                        None,
+                        "measurements.score_missing",
+                        f"{len(part)} outcome measurement(s) have too few items answered to be "
+                        "scored under the prorating rules",
+                        "see docs/scoring.md (prorating)",
+                        "warning",
+                    )
