@@ -72,3 +72,39 @@ def test_strict_mode_threshold() -> None:
     assert DisclosureSettings(mode="strict").threshold == 10
     s = DisclosureSettings.from_mapping({"mode": "strict", "min_count": 5})
     assert s.threshold == 10 and "strict" in s.describe()
+
+
+def test_bridge_between_two_cycles_is_not_recoverable() -> None:
+    """Each line has two unknowns, yet the linking entry is determined: it must be widened."""
+    from trialkit.report.disclosure import SuppressedTable, _determined
+
+    counts = np.array(
+        [
+            [2, 3, 20, 20],
+            [3, 2, 20, 20],
+            [20, 20, 2, 3],
+            [20, 20, 3, 2],
+        ]
+    )
+    full = np.zeros((5, 5), dtype=np.int64)
+    full[:4, :4] = counts
+    full[:4, 4] = counts.sum(axis=1)
+    full[4, :4] = counts.sum(axis=0)
+    full[4, 4] = counts.sum()
+    mask = np.zeros((5, 5), dtype=bool)
+    # two 2x2 cycles of unknowns plus one entry linking row 1 to column 2
+    mask[:2, :2] = True
+    mask[2:4, 2:4] = True
+    mask[1, 2] = True
+    mask[1, 1] = True
+    # the link makes row 1 hold 3 unknowns and column 2 hold 3: no line has a single unknown
+    assert all(line.sum() != 1 for line in [*mask, *mask.T])
+    exposed = _determined(full, mask)
+    assert exposed[1, 2]  # ... and yet it is recoverable by combining equations
+    t = SuppressedTable(
+        values=full, primary=mask, mask=mask, row_labels=("a", "b", "c", "d"),
+        col_labels=("w", "x", "y", "z"),
+    )  # fmt: skip
+    assert recoverable(t)[1, 2]
+    safe = suppress_counts(counts, 4)
+    assert not recoverable(safe).any()

@@ -13,10 +13,13 @@ Notes
 Complementary suppression is greedy: while some line (row or column, including
 the total row and total column) holds exactly one suppressed entry, the smallest
 unsuppressed entry of that line (cells before totals, non-zero before zero) is
-suppressed as well.  Every added suppression only increases the count in its
-lines, so the loop ends; on exit no line has exactly one unknown, so solving the
-line equations cannot start and no suppressed value is recoverable from the
-totals (Hundepool et al. 2012, ch. 4; ONS disclosure control guidance).
+suppressed as well.  No line with a single unknown is not enough on its own: a
+suppressed entry that lies on no cycle of suppressed entries (a "bridge") can be
+found by adding and subtracting line equations.  So the result is then checked by
+an exact linear attack (rank of the line equations restricted to the suppressed
+entries) and widened until no suppressed entry is determined.  Suppressions only
+grow, so the loops end (Hundepool et al. 2012, ch. 4; ONS disclosure control
+guidance).  Bounds from non-negativity are not part of the attack.
 
 References
 ----------
@@ -162,18 +165,35 @@ def suppress_counts(
         v = int(full[i, j])
         return (margin, int(v == 0), v, i, j)
 
-    changed = True
-    while changed:
-        changed = False
-        for line in lines:
-            hidden = [ij for ij in line if mask[ij]]
-            if len(hidden) == 1:
-                free = [ij for ij in line if not mask[ij]]
-                if not free:
-                    continue
-                pick = min(free, key=lambda ij: cost(*ij))
-                mask[pick] = True
-                changed = True
+    def close_lines() -> None:
+        changed = True
+        while changed:
+            changed = False
+            for line in lines:
+                hidden = [ij for ij in line if mask[ij]]
+                if len(hidden) == 1:
+                    free = [ij for ij in line if not mask[ij]]
+                    if not free:
+                        continue
+                    pick = min(free, key=lambda ij: cost(*ij))
+                    mask[pick] = True
+                    changed = True
+
+    close_lines()
+    # A line with two or more unknowns can still be solved by combining lines (a suppressed
+    # entry that lies on no cycle of unknowns). Widen the suppression until the exact
+    # linear attack of :func:`recoverable` finds nothing.
+    while True:
+        exposed = np.argwhere(_determined(full, mask))
+        if len(exposed) == 0:
+            break
+        i, j = (int(x) for x in exposed[0])
+        free = [(i, jj) for jj in range(c + 1) if not mask[i, jj]]
+        free += [(ii, j) for ii in range(r + 1) if not mask[ii, j]]
+        if not free:
+            free = [(int(a), int(b)) for a, b in np.argwhere(~mask)]
+        mask[min(free, key=lambda ij: cost(*ij))] = True
+        close_lines()
     return SuppressedTable(
         values=full,
         primary=primary,
@@ -183,26 +203,43 @@ def suppress_counts(
     )
 
 
-def recoverable(table: SuppressedTable) -> np.ndarray:
-    """Entries an attacker can recover from the published values and the line totals.
+def _determined(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Suppressed entries fixed by the line equations of the table with its margins.
 
-    Repeatedly solves any row or column (margins included) with exactly one unknown
-    entry.  Returns the mask of suppressed entries that become known (all False when
-    the suppression is safe).
+    Every row and column of the (r+1)×(c+1) table says "interior entries sum to the
+    margin entry". With the published entries moved to the right-hand side, a
+    suppressed entry ``k`` is determined exactly when the unit vector ``e_k`` lies in
+    the row space of the equations restricted to the suppressed entries, i.e. when
+    dropping its column lowers the rank by one.
     """
-    known = ~table.mask
-    r1, c1 = table.values.shape
-    lines = [[(i, j) for j in range(c1)] for i in range(r1)]
-    lines += [[(i, j) for i in range(r1)] for j in range(c1)]
-    progress = True
-    while progress:
-        progress = False
-        for line in lines:
-            unknown = [ij for ij in line if not known[ij]]
-            if len(unknown) == 1:
-                known[unknown[0]] = True
-                progress = True
-    return table.mask & known
+    r1, c1 = values.shape
+    unknown = [(int(i), int(j)) for i, j in np.argwhere(mask)]
+    out = np.zeros_like(mask, dtype=bool)
+    if not unknown:
+        return out
+    rows = []
+    for i in range(r1):  # row i: sum of its interior entries minus its margin entry
+        rows.append({(i, j): 1.0 for j in range(c1 - 1)} | {(i, c1 - 1): -1.0})
+    for j in range(c1):
+        rows.append({(i, j): 1.0 for i in range(r1 - 1)} | {(r1 - 1, j): -1.0})
+    A = np.array([[eq.get(u, 0.0) for u in unknown] for eq in rows])
+    full_rank = np.linalg.matrix_rank(A)
+    for k, u in enumerate(unknown):
+        if np.linalg.matrix_rank(np.delete(A, k, axis=1)) < full_rank:
+            out[u] = True
+    return out
+
+
+def recoverable(table: SuppressedTable) -> np.ndarray:
+    """Suppressed entries an attacker can recover exactly from the published table.
+
+    The attacker knows every published entry and that each row and column (margins
+    included) adds up; any linear combination of those equations may be used, not
+    only lines with a single unknown. Returns the mask of suppressed entries that are
+    determined (all False when the suppression is safe). Bounds from non-negativity
+    (interval attacks) are not considered.
+    """
+    return _determined(table.values, table.mask)
 
 
 def suppress_means(
