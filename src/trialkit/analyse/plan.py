@@ -701,7 +701,7 @@ def analyse_trial(
             from trialkit.fidelity import estimate_cace
 
             for oc in protocol.outcomes:
-                if oc.role != "primary" or oc.type != "continuous":
+                if oc.role != "primary" or oc.type not in ("continuous", "binary"):
                     continue
                 fr = frames[oc.id]
                 covs = formulas[oc.id]["covariates"]
@@ -723,6 +723,7 @@ def analyse_trial(
                     continue
                 cf = cres.to_frame()
                 cf.insert(0, "outcome_id", oc.id)
+                cf["scale"] = "risk difference" if oc.type == "binary" else "outcome units"
                 cf["measure"] = cres.measure
                 cf["threshold"] = cres.threshold
                 cf["complier_share_intervention"] = float(

@@ -576,7 +576,8 @@ def cace_table(analysis: TrialAnalysis) -> ReportTable:
     rows = [
         {
             "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
-            "Estimand": names.get(str(r["term"]), str(r["term"])),
+            "Estimand": names.get(str(r["term"]), str(r["term"]))
+            + (" (risk difference)" if r.get("scale") == "risk difference" else ""),
             "Estimate": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
             "df (Satterthwaite)": fmt(r["df"], 1),
