@@ -225,18 +225,7 @@ def kenward_roger(inf: Inference, L: Any) -> ContrastTest:
         g = np.einsum("i,kij,j->k", u, inf.P, u)
         ddf = float(2.0 * v**2 / (g @ W @ g))
         se = float(np.sqrt(VA[0, 0]))
-        t = float(est[0] / se)
-        return ContrastTest(
-            estimate=(float(est[0]),),
-            std_error=(se,),
-            statistic=t,
-            ndf=1,
-            ddf=ddf,
-            scale=1.0,
-            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
-            df_method="kenward-roger",
-            distribution=f"t({ddf:.6g})",
-        )
+        return _t_test(float(est[0]), se, ddf, "kenward-roger")
     Theta = Lm.T @ np.linalg.solve(Lm @ Phi @ Lm.T, Lm)
     TPP = np.einsum("ij,jk,rkl,lm->rim", Theta, Phi, inf.P, Phi)  # ΘΦP_rΦ
     tr = np.einsum("rii->r", TPP)
@@ -300,18 +289,7 @@ def satterthwaite(inf: Inference, L: Any) -> ContrastTest:
     if q == 1:
         v, ddf = _sat_df_one(inf, Lm[0], A)
         se = float(np.sqrt(v))
-        t = float(est[0] / se)
-        return ContrastTest(
-            estimate=(float(est[0]),),
-            std_error=(se,),
-            statistic=t,
-            ndf=1,
-            ddf=ddf,
-            scale=1.0,
-            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
-            df_method="satterthwaite",
-            distribution=f"t({ddf:.6g})",
-        )
+        return _t_test(float(est[0]), se, ddf, "satterthwaite")
     V = Lm @ inf.Phi @ Lm.T
     d, U = np.linalg.eigh(V)
     PL = U.T @ Lm
@@ -350,6 +328,22 @@ def between_within_df(inf: Inference, L: np.ndarray) -> float:
     return float(inf.n - inf.n_top - (inf.p - rb))
 
 
+def _t_test(estimate: float, se: float, ddf: float, method: str) -> ContrastTest:
+    """Two-sided t test of one contrast with ``ddf`` denominator df."""
+    t = estimate / se
+    return ContrastTest(
+        estimate=(estimate,),
+        std_error=(se,),
+        statistic=t,
+        ndf=1,
+        ddf=ddf,
+        scale=1.0,
+        p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
+        df_method=method,
+        distribution=f"t({ddf:.6g})",
+    )
+
+
 def _simple(inf: Inference, L: Any, ddf: float, method: str) -> ContrastTest:
     Lm = _as_L(L, inf.p)
     q = Lm.shape[0]
@@ -357,18 +351,7 @@ def _simple(inf: Inference, L: Any, ddf: float, method: str) -> ContrastTest:
     V = Lm @ inf.Phi @ Lm.T
     if q == 1:
         se = float(np.sqrt(V[0, 0]))
-        t = float(est[0] / se)
-        return ContrastTest(
-            estimate=(float(est[0]),),
-            std_error=(se,),
-            statistic=t,
-            ndf=1,
-            ddf=ddf,
-            scale=1.0,
-            p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
-            df_method=method,
-            distribution=f"t({ddf:.6g})",
-        )
+        return _t_test(float(est[0]), se, ddf, method)
     F = float(est @ np.linalg.solve(V, est)) / q
     return ContrastTest(
         estimate=tuple(float(x) for x in est),
