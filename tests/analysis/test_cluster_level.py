@@ -117,3 +117,14 @@ def test_affine_outcome(kind: str) -> None:
     assert b.std_error == pytest.approx(3.0 * a.std_error, rel=1e-10)
     assert b.p_value == pytest.approx(a.p_value, rel=1e-8)
     assert b.df == a.df
+
+
+def test_treatment_varying_within_clusters_is_refused() -> None:
+    rng = np.random.default_rng(4)
+    d = pd.DataFrame(
+        {"y": rng.normal(size=60), "t": np.arange(60) % 2, "cl": np.repeat(np.arange(6), 10)}
+    )
+    f = build_model_frame(d, outcome="y", treatment="t", clusters=["cl"])
+    with pytest.raises(FitError) as err:
+        fit_cluster_level(f)
+    assert err.value.codes == ("fit.cluster_level.treatment_varies",)

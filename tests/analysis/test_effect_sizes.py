@@ -69,3 +69,22 @@ def test_fit_reports_effect_sizes_and_icc():
     assert res.icc["cl"] == pytest.approx(vc["cl"] / (vc["cl"] + vc["residual"]))
     iv = res.extra["icc_intervals"]["cl"]
     assert iv["conf_low"] <= res.icc["cl"] <= iv["conf_high"]
+
+
+def test_icc_interval_logit_delta_closed_form():
+    # one level: logit ρ = log ψ₁ − log ψ₂, so Var = c11/ψ₁² + c22/ψ₂² − 2c12/(ψ₁ψ₂)
+    from scipy import stats
+    from scipy.special import expit
+
+    psi = np.array([0.3, 1.2])
+    cov = np.array([[0.02, -0.003], [-0.003, 0.01]])
+    out = icc_intervals(psi, cov, ["la"], alpha=0.1)["la"]
+    rho = 0.3 / 1.5
+    se_logit = np.sqrt(0.02 / 0.09 + 0.01 / 1.44 - 2 * -0.003 / 0.36)
+    z = stats.norm.ppf(0.95)
+    lg = np.log(rho / (1 - rho))
+    assert out["icc"] == pytest.approx(rho)
+    assert out["conf_low"] == pytest.approx(expit(lg - z * se_logit), rel=1e-12)
+    assert out["conf_high"] == pytest.approx(expit(lg + z * se_logit), rel=1e-12)
+    # SE on the ICC scale: ρ(1 − ρ) × the logit-scale SE
+    assert out["std_error"] == pytest.approx(rho * (1 - rho) * se_logit, rel=1e-12)

@@ -136,3 +136,22 @@ def test_shuffled_rows_give_same_fit() -> None:
     a, b = fit_gee(f).treatment, fit_gee(_frame("b", "yb")).treatment
     assert a.estimate == pytest.approx(b.estimate, abs=1e-10)
     assert a.std_error == pytest.approx(b.std_error, abs=1e-10)
+
+
+def test_marginal_risk_difference_closed_form_treatment_only() -> None:
+    # Treatment-only independence GEE: fitted risks are the arm proportions, and the
+    # delta-method CR0 SE of their difference is the cluster-robust SE of p̂₁ − p̂₀:
+    # Var(p̂_a) = Σ_{j in arm a} (Σ_i (y_ij − p̂_a))² / N_a² (Liang & Zeger 1986).
+    d = tol.data("a")
+    f = build_model_frame(d, outcome="yb", treatment="treat", clusters=["cluster"])
+    r = fit_gee(f, corr="independence", vcov="CR0")
+    y, t = d["yb"].to_numpy(float), d["treat"].to_numpy(int)
+    p1, p0 = y[t == 1].mean(), y[t == 0].mean()
+    var = 0.0
+    for arm, p in ((1, p1), (0, p0)):
+        s = d.assign(e=y - p)[t == arm].groupby("cluster")["e"].sum().to_numpy()
+        var += float(s @ s) / (t == arm).sum() ** 2
+    assert r.extra["marginal_risk_treated"] == pytest.approx(p1, abs=1e-10)
+    assert r.extra["marginal_risk_control"] == pytest.approx(p0, abs=1e-10)
+    assert r.extra["risk_difference"] == pytest.approx(p1 - p0, abs=1e-10)
+    assert r.extra["risk_difference_std_error"] == pytest.approx(math.sqrt(var), rel=1e-8)

@@ -123,6 +123,15 @@ def test_missing_treatment_level_exit_1(csv, capsys):
     assert "'control', 'intervention'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("name", "content"), [("o.parquet", b"junk"), ("o.csv", b'a,b\n"x\n')])
+def test_unreadable_data_exit_1(tmp_path, capsys, name, content):
+    p = tmp_path / name
+    p.write_bytes(content)
+    assert main(["fit", str(p), "--outcome", "a", "--treatment", "b"]) == 1
+    err = capsys.readouterr().err
+    assert "fit.data_unreadable" in err and "internal error" not in err
+
+
 def test_usage_error_exit_2(csv):
     assert main(["fit", str(csv), "--treatment", "arm"]) == 2
 

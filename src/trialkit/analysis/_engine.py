@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from trialkit.analysis.dfmethods import _pinv_safe
+
 __all__ = [
     "Evaluation",
     "Layout",
@@ -743,17 +745,10 @@ def single_df(fitted: LMMFitted, Lvec: np.ndarray, method: str) -> tuple[np.ndar
         return var, df
     if method == "satterthwaite":
         gvp = np.einsum("rai,ra->ri", fitted.J_vp, g)
-        A = 2.0 * _safe_inv(fitted.H_vp)
+        A = 2.0 * _pinv_safe(fitted.H_vp)
         df = 2.0 * v**2 / np.einsum("ri,rij,rj->r", gvp, A, gvp)
         return v, df
     raise ValueError(method)
-
-
-def _safe_inv(H: np.ndarray) -> np.ndarray:
-    try:
-        return np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(H)
 
 
 def fit_lmm_batch(

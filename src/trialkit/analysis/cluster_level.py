@@ -94,6 +94,16 @@ def fit_cluster_level(
     X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
     codes = fp["clusters"][0]
     J = int(codes.max()) + 1
+    if not fp["cluster_level"][ti]:
+        raise FitError.from_problem(
+            path="treatment",
+            code="fit.cluster_level.treatment_varies",
+            message=(
+                f"a cluster-level analysis needs treatment constant within each "
+                f"{fp['cluster_names'][0]}; got clusters with both arms."
+            ),
+            hint="Use method='lmm' or 'ols-cr2' when treatment varies within clusters.",
+        )
     arm = np.round(_cluster_means(X[:, ti], codes, J)).astype(int)
     n1, n0 = int(arm.sum()), int(J - arm.sum())
     if n1 < 2 or n0 < 2:

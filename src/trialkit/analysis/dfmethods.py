@@ -377,17 +377,24 @@ def test_contrast(inf: Inference, L: Any, df_method: str = "kenward-roger") -> C
         return _simple(inf, Lm, between_within_df(inf, Lm), df_method)
     if df_method == "residual":
         return _simple(inf, L, float(inf.n - inf.p), df_method)
-    raise FitError(
-        "unknown df method",
-        [
-            Problem(
-                path="df_method",
-                code="fit.df_method",
-                message=f"df_method must be one of {', '.join(DF_METHODS)}; got {df_method!r}.",
-                hint="kenward-roger is the default for continuous outcomes.",
-            )
-        ],
-    )
+    check_df_method(df_method)
+    raise AssertionError(df_method)  # pragma: no cover - check_df_method raised
+
+
+def check_df_method(df_method: str) -> None:
+    """Raise :class:`FitError` (``fit.df_method``) unless ``df_method`` is in DF_METHODS."""
+    if df_method not in DF_METHODS:
+        raise FitError(
+            "unknown df method",
+            [
+                Problem(
+                    path="df_method",
+                    code="fit.df_method",
+                    message=f"df_method must be one of {', '.join(DF_METHODS)}; got {df_method!r}.",
+                    hint="kenward-roger is the default for continuous outcomes.",
+                )
+            ],
+        )
 
 
 # pytest must not collect test_contrast as a test when imported into a test module

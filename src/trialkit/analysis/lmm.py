@@ -25,11 +25,11 @@ from trialkit.analysis import _engine
 from trialkit.analysis.design import ModelFrame
 from trialkit.analysis.dfmethods import (
     _W,
-    DF_METHODS,
     ContrastTest,
     Inference,
     _pinv_safe,
     between_within_df,
+    check_df_method,
     kr_adjusted_vcov,
     test_contrast,
 )
@@ -39,28 +39,12 @@ from trialkit.errors import (
     ConvergenceWarning,
     FewClustersWarning,
     FitError,
-    Problem,
     SingularFitWarning,
 )
 
 __all__ = ["contrast", "fit_lmm_frame", "with_df_method"]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on θ
-
-
-def _check_df_method(df_method: str) -> None:
-    if df_method not in DF_METHODS:
-        raise FitError(
-            "unknown df method",
-            [
-                Problem(
-                    path="df_method",
-                    code="fit.df_method",
-                    message=f"df_method must be one of {', '.join(DF_METHODS)}; got {df_method!r}.",
-                    hint="kenward-roger is the default for continuous outcomes.",
-                )
-            ],
-        )
 
 
 def _terms(inf: Inference, names: Sequence[str], df_method: str, alpha: float) -> list[Term]:
@@ -79,10 +63,7 @@ def _terms(inf: Inference, names: Sequence[str], df_method: str, alpha: float) -
     elif df_method == "satterthwaite":
         g = np.einsum("ij,rjk,ki->ri", Phi, inf.P, Phi)
         gvp = np.einsum("ra,rj->aj", inf.J_vp, g)
-        try:
-            A = 2.0 * _pinv_safe(inf.H_vp)
-        except np.linalg.LinAlgError:  # pragma: no cover - degenerate Hessian
-            A = 2.0 * np.linalg.pinv(inf.H_vp)
+        A = 2.0 * _pinv_safe(inf.H_vp)  # pseudo-inverse if the Hessian is singular
         df = 2.0 * v**2 / np.einsum("aj,ab,bj->j", gvp, A, gvp)
         var = v
     elif df_method == "between-within":
@@ -91,7 +72,18 @@ def _terms(inf: Inference, names: Sequence[str], df_method: str, alpha: float) -
     else:
         df = np.full(p, float(inf.n - p))
         var = v
-    se = np.sqrt(var)
+    return _t_terms(names, beta, np.sqrt(var), df, alpha, df_method)
+
+
+def _t_terms(
+    names: Sequence[str],
+    beta: np.ndarray,
+    se: np.ndarray,
+    df: np.ndarray,
+    alpha: float,
+    df_method: str,
+) -> list[Term]:
+    """t statistics, two-sided p-values and (1 − α) intervals, vectorised over coefficients."""
     t = beta / se
     pv = 2.0 * stats.t.sf(np.abs(t), df)
     q = stats.t.ppf(1.0 - alpha / 2.0, df)
@@ -108,7 +100,7 @@ def _terms(inf: Inference, names: Sequence[str], df_method: str, alpha: float) -
             df_method=df_method,
             distribution=f"t({df[j]:.6g})",
         )
-        for j in range(p)
+        for j in range(len(names))
     ]
 
 
@@ -147,7 +139,7 @@ def fit_lmm_frame(
     of :mod:`~trialkit.analysis._engine`, :mod:`~trialkit.analysis.dfmethods` and
     :mod:`~trialkit.analysis.effect_sizes`.
     """
-    _check_df_method(df_method)
+    check_df_method(df_method)
     if not frame.clusters:
         raise FitError.from_problem(
             path="clusters",
@@ -267,25 +259,8 @@ def _robust_terms(
     p = frame.X.shape[1]
     se = np.sqrt(np.diag(crv.vcov))
     df = np.array([crv.satterthwaite_df(np.eye(p)[j]) for j in range(p)])
-    t = beta / se
-    pv = 2.0 * stats.t.sf(np.abs(t), df)
-    q = stats.t.ppf(1.0 - alpha / 2.0, df)
     name = f"{vcov.lower()}-satterthwaite"
-    terms = [
-        Term(
-            term=frame.column_names[j],
-            estimate=float(beta[j]),
-            std_error=float(se[j]),
-            df=float(df[j]),
-            statistic=float(t[j]),
-            p_value=float(pv[j]),
-            conf_low=float(beta[j] - q[j] * se[j]),
-            conf_high=float(beta[j] + q[j] * se[j]),
-            df_method=name,
-            distribution=f"t({df[j]:.6g})",
-        ).to_dict()
-        for j in range(p)
-    ]
+    terms = [t.to_dict() for t in _t_terms(frame.column_names, beta, se, df, alpha, name)]
     return {"vcov_type": vcov, "terms": terms, "vcov": crv.vcov.tolist()}
 
 
@@ -345,7 +320,7 @@ def _inference_of(result: FitResult) -> Inference:
 
 def with_df_method(result: FitResult, df_method: str) -> FitResult:
     """The same fit with another denominator-df method (a new result; no refit)."""
-    _check_df_method(df_method)
+    check_df_method(df_method)
     inf = _inference_of(result)
     names = result.extra.get("column_names") or [t.term for t in result.fixed_effects]
     alpha = float(result.extra.get("alpha", 0.05))

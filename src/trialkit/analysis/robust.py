@@ -47,6 +47,26 @@ def _sym_power(a: Array, power: float, *, rtol: float = 1e-12) -> Array:
     return np.asarray((v * wp) @ v.T, dtype=np.float64)
 
 
+def _check_type(type: str) -> None:
+    if type not in CR_TYPES:
+        raise FitError.from_problem(
+            path="type",
+            code="fit.robust.type",
+            message=f"`type` must be one of {', '.join(CR_TYPES)}; got {type!r}.",
+            hint="CR2 is recommended with few clusters.",
+        )
+
+
+def _check_n_clusters(J: int) -> None:
+    if J < 2:
+        raise FitError.from_problem(
+            path="cluster",
+            code="fit.robust.one_cluster",
+            message=f"cluster-robust variance needs at least 2 clusters; got {J}.",
+            hint="Check the cluster column.",
+        )
+
+
 def _as_block(b: Any, n: int) -> Array:
     arr = np.asarray(b, dtype=np.float64)
     if arr.ndim == 0:
@@ -258,13 +278,7 @@ def vcov_cr(
     H = X M X'W (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018, eq. 7;
     ``clubSandwich::vcovCR``). For OLS this is A_j = (I − H_jj)^{-1/2} (symmetric root).
     """
-    if type not in CR_TYPES:
-        raise FitError.from_problem(
-            path="type",
-            code="fit.robust.type",
-            message=f"`type` must be one of {', '.join(CR_TYPES)}; got {type!r}.",
-            hint="CR2 is recommended with few clusters.",
-        )
+    _check_type(type)
     Xa = np.asarray(X, dtype=np.float64)
     if Xa.ndim == 1:
         Xa = Xa[:, None]
@@ -272,13 +286,7 @@ def vcov_cr(
     N, p = Xa.shape
     codes, uniq = pd.factorize(pd.Series(np.asarray(cluster)), sort=True)
     J = len(uniq)
-    if J < 2:
-        raise FitError.from_problem(
-            path="cluster",
-            code="fit.robust.one_cluster",
-            message=f"cluster-robust variance needs at least 2 clusters; got {J}.",
-            hint="Check the cluster column.",
-        )
+    _check_n_clusters(J)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes, minlength=J)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
@@ -403,13 +411,7 @@ def vcov_cr_gls(
     K contributes nothing to the sandwich or the Satterthwaite df, so the computation is exact in
     a basis Z of K: X̃_j = Z'X_j, ẽ_j = Z'e_j, Ṽ_j = aI + (Z'U)(Z'U)'.
     """
-    if type not in CR_TYPES:
-        raise FitError.from_problem(
-            path="type",
-            code="fit.robust.type",
-            message=f"`type` must be one of {', '.join(CR_TYPES)}; got {type!r}.",
-            hint="CR2 is recommended with few clusters.",
-        )
+    _check_type(type)
     Xa = np.asarray(X, dtype=np.float64)
     if Xa.ndim == 1:
         Xa = Xa[:, None]
@@ -431,13 +433,7 @@ def vcov_cr_gls(
             hint="Give blocks in sorted cluster-label order or as a mapping label -> block.",
         )
     J = len(labels)
-    if J < 2:
-        raise FitError.from_problem(
-            path="cluster",
-            code="fit.robust.one_cluster",
-            message=f"cluster-robust variance needs at least 2 clusters; got {J}.",
-            hint="Check the cluster column.",
-        )
+    _check_n_clusters(J)
     N, p = Xa.shape
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=J))])

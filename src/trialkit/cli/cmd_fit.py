@@ -29,6 +29,7 @@ _INPUT_CODES = {
     "fit.non_finite",
     "fit.rank_deficient",
     "fit.no_clusters",
+    "fit.cluster_level.treatment_varies",
 }
 
 
@@ -81,18 +82,29 @@ def _read(path: str, columns: list[str]) -> Any:
 
     from trialkit.errors import DataError
 
-    if path.lower().endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if not path.lower().endswith((".csv", ".txt", ".csv.gz")):
+    if not path.lower().endswith((".parquet", ".pq", ".csv", ".txt", ".csv.gz")):
         raise DataError.from_problem(
             path=path,
             code="fit.data_format",
             message=f"DATA must be a .csv or .parquet file; got {path!r}.",
             hint="convert the data to CSV or Parquet.",
         )
-    head = pd.read_csv(path, nrows=0)
-    ids = {c: str for c in columns if c in head.columns}
-    return pd.read_csv(path, dtype=ids)  # cluster ids as text: '01' stays '01'
+    try:
+        if path.lower().endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        head = pd.read_csv(path, nrows=0)
+        ids = {c: str for c in columns if c in head.columns}
+        return pd.read_csv(path, dtype=ids)  # cluster ids as text: '01' stays '01'
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # reported by the CLI as an unreadable path
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        # pandas' ParserError and EmptyDataError and pyarrow's ArrowInvalid are ValueErrors
+        raise DataError.from_problem(
+            path=path,
+            code="fit.data_unreadable",
+            message=f"DATA must be a readable CSV or Parquet file; got error: {exc}",
+            hint="re-export the data as UTF-8 CSV or Parquet.",
+        ) from None
 
 
 def _json_payload(result: Any) -> dict[str, Any]:
