@@ -31,6 +31,21 @@ def test_bonferroni_hochberg_none() -> None:
         adjust_pvalues(p, "sidak")
 
 
+def test_adjustment_matches_statsmodels_with_ties_and_nan() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.uniform(size=9), [0.02, 0.02, 0.5, 0.5]])
+    for ours, theirs in (
+        ("holm", "holm"),
+        ("hochberg", "simes-hochberg"),
+        ("bonferroni", "bonferroni"),
+    ):
+        np.testing.assert_array_equal(adjust_pvalues(p, ours), multipletests(p, method=theirs)[1])
+    withnan = np.insert(p, 4, np.nan)
+    np.testing.assert_array_equal(np.delete(adjust_pvalues(withnan, "holm"), 4), adjust_pvalues(p))
+
+
 def test_every_outcome_and_sensitivity_is_analysed(demo: DemoResult) -> None:
     a = load_analysis(demo.analysis)
     res = a.table("results")
@@ -81,6 +96,14 @@ def test_tables_fidelity_cace_mdes(demo: DemoResult) -> None:
     assert set(cace["term"]) >= {"cace", "itt", "first_stage"}
     m = a.table("mdes")
     assert (m["mdes"] > 0.2).all() and (m["mdes"] < 3).all()
+    # the MDES gives the stated power under the noncentral t (scipy, not trialkit.power)
+    from scipy import stats
+
+    c = stats.t.ppf(1 - m["alpha"] / 2, m["df"])
+    lam = m["mdes"] / ((m["mdes_conf_high"] - m["mdes"]) / c)
+    achieved = stats.nct.sf(c, m["df"], lam) + stats.nct.cdf(-c, m["df"], lam)
+    np.testing.assert_allclose(achieved, m["power"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(m["mdes"] - m["mdes_conf_low"], m["mdes_conf_high"] - m["mdes"])
     tid = a.table("tidier")
     actual = tid[(tid["arm"] == "intervention") & (tid["item"] == "how_well_actual")]["text"]
     assert actual.iloc[0].strip() != ""

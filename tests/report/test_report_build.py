@@ -164,3 +164,11 @@ def test_report_summary_and_frame(demo: DemoResult) -> None:
     f = r.to_frame()
     assert f["caption"].str.startswith("Table").all()
     assert f["disclosure"].str.len().gt(10).all()
+
+
+def test_mdes_table_shows_the_analysis_mdes(demo: DemoResult) -> None:
+    m = load_analysis(demo.analysis).table("mdes")
+    shown = pd.read_csv(demo.report / "tables" / "mdes.csv", dtype=str)
+    assert len(shown) == len(m)
+    assert list(shown["MDES (SD units)"]) == [f"{v:.2f}" for v in m["mdes"]]
+    assert list(shown["LAs"]) == [str(int(v)) for v in m["n_la"]]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trialkit._io import ensure_new_directory
 from trialkit.analyse.plan import analyse_trial
 from trialkit.analyse.results import TrialAnalysis, write_analysis
 from trialkit.errors import ReportError, VerificationError
@@ -165,14 +166,7 @@ def run_demo(
     from trialkit.report import build_report, write_report
     from trialkit.simulate.trial import simulate_trial
 
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ReportError.from_problem(
-            path=str(out),
-            code="demo.output_exists",
-            message=f"the demo output directory must be new or empty; got '{out}' with files",
-            hint=f"pass another --out, or delete it first (rm -r {out})",
-        )
+    out = ensure_new_directory(out_dir, error=ReportError, code="demo.output_exists")
     if protocol_path is None or clusters_path is None:
         bp, bc = bundled_example()
         protocol_path = protocol_path or bp

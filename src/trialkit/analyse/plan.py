@@ -77,6 +77,15 @@ RESULT_COLUMNS = [
 ]
 
 
+#: trialkit's multiplicity names and statsmodels' ``multipletests`` methods.
+_MULTIPLETESTS = {
+    "none": "",
+    "bonferroni": "bonferroni",
+    "holm": "holm",
+    "hochberg": "simes-hochberg",
+}
+
+
 def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
     """Family-wise adjusted p-values (Holm, Hochberg, Bonferroni or none).
 
@@ -85,7 +94,8 @@ def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
     Holm (1979): sort :math:`p_{(1)} \\le \\dots \\le p_{(m)}`, then
     :math:`\\tilde p_{(i)} = \\max_{j \\le i} \\min\\{1, (m-j+1) p_{(j)}\\}`.
     Hochberg (1988) is the step-up analogue with a running minimum from the top.
-    NaN p-values are left NaN and do not count towards *m*.
+    NaN p-values are left NaN and do not count towards *m*.  The adjustment itself
+    is ``statsmodels.stats.multitest.multipletests``.
 
     References
     ----------
@@ -94,28 +104,19 @@ def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
     significance. Biometrika 1988;75:800–802.
     """
     p = np.asarray(p, dtype=float)
+    if method not in _MULTIPLETESTS:
+        raise ValueError(f"unknown multiplicity method {method!r}")
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
     q = p[ok]
-    m = len(q)
-    if m == 0:
+    if len(q) == 0:
         return out
     if method == "none":
         adj = q.copy()
-    elif method == "bonferroni":
-        adj = np.minimum(1.0, q * m)
-    elif method == "holm":
-        order = np.argsort(q, kind="stable")
-        stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
-        adj = np.empty(m)
-        adj[order] = np.minimum(1.0, stepped)
-    elif method == "hochberg":
-        order = np.argsort(q, kind="stable")[::-1]
-        stepped = np.minimum.accumulate((np.arange(m) + 1) * q[order])
-        adj = np.empty(m)
-        adj[order] = np.minimum(1.0, stepped)
     else:
-        raise ValueError(f"unknown multiplicity method {method!r}")
+        from statsmodels.stats.multitest import multipletests
+
+        adj = multipletests(q, method=_MULTIPLETESTS[method])[1]
     out[ok] = adj
     return out
 
@@ -423,7 +424,10 @@ def _subgroups(
 
 
 def _mdes(
-    protocol: Protocol, results: pd.DataFrame, frames: Mapping[str, pd.DataFrame]
+    protocol: Protocol,
+    results: pd.DataFrame,
+    frames: Mapping[str, pd.DataFrame],
+    notes: list[str],
 ) -> pd.DataFrame:
     from trialkit.power import CRTDesign, analytic_mdes
 
@@ -471,7 +475,8 @@ def _mdes(
                     cluster_covariates=n_la_cov,
                 )
             res = analytic_mdes(design, power=0.8, alpha=protocol.analysis.alpha)
-        except TrialkitError:
+        except TrialkitError as exc:
+            notes.append(f"MDES not computed for {oc.id}: {exc}")
             continue
         rows.append(
             {
@@ -735,7 +740,7 @@ def analyse_trial(
     tables["tidier"] = _tidier(protocol, actual)
     tables["logic_model"] = _logic_model(protocol, ind, protocol.intervention_arm)
     try:
-        tables["mdes"] = _mdes(protocol, results, frames)
+        tables["mdes"] = _mdes(protocol, results, frames, notes)
     except ImportError:
         notes.append("MDES not computed: trialkit.power is not available")
     if protocol.analysis.subgroups:

@@ -9,7 +9,6 @@ report is the only place that rounds.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Mapping
@@ -22,9 +21,9 @@ import pandas as pd
 
 from trialkit._io import (
     SCHEMA_VERSION,
-    atomic_write_bytes,
     sha256_file,
     staged_directory,
+    write_frame,
     write_json,
 )
 from trialkit._version import __version__
@@ -166,9 +165,7 @@ def write_analysis(analysis: TrialAnalysis, out_dir: str | os.PathLike[str]) -> 
     with staged_directory(out, error=ReportError, code="analyse.output_exists") as tmp:
         outputs: dict[str, str] = {}
         for name, frame in analysis.tables.items():
-            buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            atomic_write_bytes(tmp / f"{name}.parquet", buf.getvalue())
+            write_frame(tmp / f"{name}.parquet", frame)
             outputs[f"{name}.parquet"] = sha256_file(tmp / f"{name}.parquet")
         doc = analysis.to_dict()
         doc["outputs"] = {k: {"sha256": v} for k, v in sorted(outputs.items())}

@@ -685,6 +685,19 @@ class AnalyticResult:
 
 
 # ---------------------------------------------------------------------- solvers
+def _binary_effect(d: CRTDesign, purpose: str) -> float:
+    """``p_intervention − p_control`` of a binary design, or a PowerError if not given."""
+    p0, p1 = d.proportions  # type: ignore[misc]
+    if math.isnan(p1):
+        raise PowerError.from_problem(
+            path="proportions",
+            code="power.proportions_missing",
+            message=f"`p_intervention` must be given to {purpose} for a binary outcome.",
+            hint="Give --proportions p_control,p_intervention.",
+        )
+    return float(p1 - p0)
+
+
 def analytic_power(
     design: CRTDesign,
     *,
@@ -721,15 +734,7 @@ def analytic_power(
     _check_test(alpha, two_tailed)
     _check_multiplier(multiplier)
     if d.outcome == "binary":
-        p0, p1 = d.proportions  # type: ignore[misc]
-        if math.isnan(p1):
-            raise PowerError.from_problem(
-                path="proportions",
-                code="power.proportions_missing",
-                message="`p_intervention` must be given to compute power for a binary outcome.",
-                hint="Give --proportions p_control,p_intervention.",
-            )
-        effect = p1 - p0
+        effect = _binary_effect(d, "compute power")
     elif effect is None or not math.isfinite(effect):
         raise PowerError.from_problem(
             path="effect",
@@ -857,15 +862,7 @@ def required_clusters(
     _check_test(alpha, two_tailed, power)
     _check_multiplier(multiplier)
     if d.outcome == "binary":
-        p0, p1 = d.proportions  # type: ignore[misc]
-        if math.isnan(p1):
-            raise PowerError.from_problem(
-                path="proportions",
-                code="power.proportions_missing",
-                message="`p_intervention` must be given to find the clusters for a binary outcome.",
-                hint="Give --proportions p_control,p_intervention.",
-            )
-        effect = p1 - p0
+        effect = _binary_effect(d, "find the clusters")
     if effect is None or not math.isfinite(effect) or effect == 0:
         raise PowerError.from_problem(
             path="effect",

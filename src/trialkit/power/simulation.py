@@ -45,7 +45,7 @@ from scipy import stats
 
 from trialkit._version import __version__
 from trialkit.errors import PowerError, Problem
-from trialkit.power.analytic import CRTDesign, analytic_power
+from trialkit.power.analytic import CRTDesign, _clean, analytic_power
 from trialkit.power.backends import LocalBackend, Progress, chunk_indices
 from trialkit.simulate.outcomes import (
     HierarchicalLayout,
@@ -72,12 +72,6 @@ __all__ = [
     "simulate_power",
     "simulate_power_grid",
 ]
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 # ---------------------------------------------------------------------- scenario

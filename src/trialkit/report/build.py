@@ -31,6 +31,7 @@ from trialkit._io import (
     sha256_file,
     staged_directory,
     versions,
+    write_frame,
     write_json,
 )
 from trialkit._version import __version__
@@ -731,10 +732,7 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
         atomic_write_text(tmp / "report.html", render_html(report))
         atomic_write_text(tmp / "report.md", render_markdown(report))
         for t in report.tables():
-            atomic_write_bytes(
-                tmp / "tables" / f"{t.id}.csv",
-                t.frame.to_csv(index=False, lineterminator="\n").encode("utf-8"),
-            )
+            write_frame(tmp / "tables" / f"{t.id}.csv", t.frame)
             atomic_write_bytes(
                 tmp / "tables" / f"{t.id}.xlsx",
                 xlsx_bytes(t.frame, sheet=t.id, caption=t.caption, note=t.note),
