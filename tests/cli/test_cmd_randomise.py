@@ -225,3 +225,24 @@ def test_limits_flag_round_trips_through_verify(tmp_path):
         _main([*args[:-2], "--limits", "imd_score", "--seed", "3", "--out", str(tmp_path / "x")])
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [(["--cutoff", "0.2"], (0.2, None)), (["--keep", "7"], (None, 7))]
+)
+def test_cutoff_or_keep_flag_replaces_protocol_rule(
+    tmp_path: Path, flag: list[str], expected: tuple[float | None, int | None]
+) -> None:
+    from trialkit.cli import build_parser
+    from trialkit.cli.cmd_randomise import settings_from_args
+
+    text = (ROOT / "protocols" / "supporting-families-systemic-pilot.toml").read_text("utf-8")
+    assert "\ncutoff = 0.1\n" in text
+    protocol = tmp_path / "keep.toml"
+    protocol.write_text(text.replace("\ncutoff = 0.1\n", "\nkeep = 20\n"), "utf-8")
+    args = build_parser().parse_args(
+        ["randomise", "--protocol", str(protocol), str(CLUSTERS), *flag, "--seed", "1"]
+        + ["--out", str(tmp_path / "o")]
+    )
+    settings = settings_from_args(args)
+    assert (settings.cutoff, settings.keep) == expected

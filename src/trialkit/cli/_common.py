@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -28,4 +27,4 @@ def emit(payload: Any, text: str, fmt: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-__all__ = ["add_format", "emit", "json"]
+__all__ = ["add_format", "emit"]

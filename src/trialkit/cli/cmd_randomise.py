@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "randomise"
 HELP = "Randomise clusters (simple, stratified, matched or constrained) with a verifiable audit record."
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="new output directory (never overwritten)"
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -89,7 +89,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(
                 f"protocol {args.protocol} has no [randomisation] table; pass --method etc."
             )
-        mapping = {k: v for k, v in protocol.randomisation.model_dump().items()}
+        mapping = protocol.randomisation.model_dump()
         default_arms = list(protocol.arm_ids)
     overrides: dict[str, Any] = {
         "id_column": args.id_column,
@@ -106,13 +106,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             overrides["ratio"] = [int(x) for x in args.ratio.split(":")]
         except ValueError as err:
             raise UsageError(f"--ratio must look like 1:1 or 2:1; got {args.ratio!r}") from err
-    if args.cutoff is not None:
-        overrides.update(cutoff=args.cutoff, keep=None)
-    if args.keep is not None:
-        overrides.update(keep=args.keep, cutoff=None)
     mapping.update({k: v for k, v in overrides.items() if v is not None})
+    # --cutoff and --keep are exclusive: the one given replaces both protocol values.
+    if args.cutoff is not None:
+        mapping.update(cutoff=args.cutoff, keep=None)
     if args.keep is not None:
-        mapping["cutoff"] = None
+        mapping.update(keep=args.keep, cutoff=None)
     if "method" not in mapping:
         raise UsageError("--method is required unless --protocol gives one")
     return RandomisationSettings.from_mapping(mapping, default_arms=default_arms)
@@ -129,13 +128,10 @@ def run(args: argparse.Namespace) -> int:
     record = write_allocation(
         allocation, args.out, clusters_path=args.clusters, protocol_path=args.protocol
     )
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps({"ok": True, "out": str(args.out), "audit": record}, indent=2) + "\n"
-        )
-    else:
-        sys.stdout.write(
-            allocation.summary()
-            + f"\nwritten to {args.out} (outputs SHA-256 {record['outputs_sha256']})\n"
-        )
+    emit(
+        {"ok": True, "out": str(args.out), "audit": record},
+        allocation.summary()
+        + f"\nwritten to {args.out} (outputs SHA-256 {record['outputs_sha256']})",
+        args.format,
+    )
     return 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "randtest"
 HELP = "Randomisation test of an outcome over the allocation's (kept) randomisation space, with a CI by inversion."
@@ -31,21 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", choices=["gaussian", "binomial"], default="gaussian")
     parser.add_argument("--tolerance", type=float, default=1e-9, help="relative tie tolerance")
     parser.add_argument("--conf-level", type=float, default=0.95)
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from trialkit.randomise import randtest
-    from trialkit.randomise.audit import recorded_id_column
+    from trialkit.randomise.audit import read_clusters, recorded_id_column
 
-    path = str(args.data)
     id_column = args.cluster_column or recorded_id_column(args.allocation)
-    if path.endswith(".parquet"):
-        data = pd.read_parquet(path)
-    else:
-        data = pd.read_csv(path, dtype={id_column: str})  # ids as text: '01' stays '01'
+    # ids as text ('01' stays '01'); an unparsable file is a RandomisationError, not a crash
+    data = read_clusters(args.data, id_column, what="outcome data file")
     result = randtest(
         data,
         args.allocation,
@@ -57,8 +52,5 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         conf_level=args.conf_level,
     )
-    if args.format == "json":
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(result.summary() + "\n")
+    emit(result.to_dict(), result.summary(), args.format)
     return 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "verify"
 HELP = "Re-derive a randomisation from its audit record; exit 0 only if every output is identical."
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CLUSTERS",
         help="clusters file (default: the path recorded in the audit)",
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +34,5 @@ def run(args: argparse.Namespace) -> int:
             f"{args.directory} does not verify ({len(report.differences)} difference(s))",
             report.problems(),
         )
-    if args.format == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
-        sys.stdout.write(report.summary() + "\n")
+    emit(report.to_dict(), report.summary(), args.format)
     return 0

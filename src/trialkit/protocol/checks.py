@@ -259,7 +259,7 @@ def _check_arms(p: Protocol, stage: str) -> list[Problem]:
         for key, q in arm.tidier.quantities():
             out += _check_quantity(f"{base}.{key}.quantities[{q.id}]", q)
         ids = [q.id for _, q in arm.tidier.quantities()]
-        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        for dup in _duplicates(ids):
             out.append(
                 _p(
                     f"{base}",
@@ -358,7 +358,7 @@ def _check_logic_model(p: Protocol) -> list[Problem]:
             )
         ]
     ids = [n.id for n in nodes]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+    for dup in _duplicates(ids):
         out.append(
             _p(
                 "logic_model.nodes",
@@ -392,12 +392,6 @@ def _check_logic_model(p: Protocol) -> list[Problem]:
                         "warning",
                     )
                 )
-        if (
-            n.kind == "outcome"
-            and n.leads_to
-            and all(by_id.get(t) is not None and by_id[t].kind != "outcome" for t in n.leads_to)
-        ):
-            pass
         if n.kind in ("activity", "output"):
             if not n.indicators:
                 out.append(
@@ -455,8 +449,6 @@ def _check_logic_model(p: Protocol) -> list[Problem]:
                             "use a level listed in trial.levels",
                         )
                     )
-        elif n.indicators and n.kind != "outcome":
-            pass
         if n.kind == "outcome":
             if not n.measured_by:
                 out.append(
@@ -636,7 +628,7 @@ def _check_outcomes(p: Protocol) -> list[Problem]:
             )
         ]
     ids = [o.id for o in p.outcomes]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+    for dup in _duplicates(ids):
         out.append(
             _p(
                 "outcomes",
@@ -866,6 +858,11 @@ def _check_plans(p: Protocol) -> list[Problem]:
             )
         )
     return out
+
+
+def _duplicates(ids: list[str]) -> list[str]:
+    """Ids used more than once, sorted."""
+    return sorted({i for i in ids if ids.count(i) > 1})
 
 
 def _close(word: str, options: Iterable[str]) -> str | None:

@@ -123,12 +123,11 @@ def protocol_from_mapping(doc: Mapping[str, Any], *, source: str = "<protocol>")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
+    """``('arms', 0, 'id')`` -> ``arms[0].id`` (validator steps already removed)."""
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("function-before[_from_string()]",) or str(item).startswith("function-"):
-            continue
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or "<root>"
@@ -150,9 +149,7 @@ def _problem(err: Mapping[str, Any], doc: Mapping[str, Any]) -> Problem:
     etype = err["type"]
     if etype == "extra_forbidden":
         key = str(loc[-1]) if loc else ""
-        from trialkit.protocol.model import Protocol as _P
-
-        known = _known_keys(_P, loc[:-1])
+        known = _known_keys(Protocol, loc[:-1])
         close = difflib.get_close_matches(key, known, n=1)
         hint = (
             f"did you mean '{close[0]}'?"
@@ -189,9 +186,7 @@ def _problem(err: Mapping[str, Any], doc: Mapping[str, Any]) -> Problem:
 
 def _hint_for(etype: str, err: Mapping[str, Any]) -> str:
     ctx = err.get("ctx") or {}
-    if etype == "literal_error" and "expected" in ctx:
-        return f"use one of {ctx['expected']}"
-    if etype == "enum" and "expected" in ctx:
+    if etype in ("literal_error", "enum") and "expected" in ctx:
         return f"use one of {ctx['expected']}"
     if etype == "string_pattern_mismatch":
         return "identifiers start with a letter and use letters, digits, '_', '.' or '-'"

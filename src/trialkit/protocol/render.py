@@ -115,7 +115,7 @@ def render_tidier(protocol: Protocol, fmt: Literal["md", "html", "html-fragment"
         lines = [
             f"# TIDieR: {protocol.trial.title}",
             "",
-            "| TIDieR item | " + " | ".join(f"{a['label']} ({a['id']})" for a in arms) + " |",
+            "| TIDieR item | " + " | ".join(esc(f"{a['label']} ({a['id']})") for a in arms) + " |",
             "|---|" + "---|" * len(arms),
         ]
         for row in rows:

@@ -145,6 +145,13 @@ def stratified_sizes(
     return combos
 
 
+def group_positions(labels: Sequence[str] | None, n: int) -> list[np.ndarray]:
+    """Positions of each stratum/pair label (sorted labels); one group of ``n`` when unlabelled."""
+    if labels is None:
+        return [np.arange(n)]
+    return [np.array([i for i, g in enumerate(labels) if g == lab]) for lab in sorted(set(labels))]
+
+
 def count_stratified(groups: Sequence[np.ndarray], combos: Sequence[tuple[int, ...]]) -> int:
     """Number of allocations in a stratified space."""
     return sum(

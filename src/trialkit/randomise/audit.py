@@ -38,10 +38,16 @@ from trialkit.randomise.settings import RandomisationSettings
 AUDIT = "audit.json"
 OUTPUTS = ("allocation.csv", "space.parquet", "balance.csv")
 _VOLATILE = ("created_utc", "input.path", "protocol.path", "record_sha256")
+_OUT_EXISTS = "randomise.output.exists"
 
 
-def read_clusters(path: str | os.PathLike[str], id_column: str = "la_id") -> pd.DataFrame:
-    """Read a clusters table (CSV, Parquet or Excel); the id column is read as text."""
+def read_clusters(
+    path: str | os.PathLike[str], id_column: str = "la_id", *, what: str = "clusters file"
+) -> pd.DataFrame:
+    """Read a clusters table (CSV, Parquet or Excel); the id column is read as text.
+
+    ``what`` names the table in the error raised when it cannot be parsed.
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     try:
@@ -57,8 +63,8 @@ def read_clusters(path: str | os.PathLike[str], id_column: str = "la_id") -> pd.
         raise RandomisationError.from_problem(
             path=str(p),
             code="randomise.input.unreadable",
-            message=f"the clusters file cannot be read: {err}.",
-            hint="give a CSV, Parquet or Excel file with one row per cluster",
+            message=f"the {what} cannot be read: {err}.",
+            hint="give a CSV, Parquet or Excel file",
         ) from err
     if id_column in frame.columns:
         frame[id_column] = frame[id_column].astype("string")
@@ -76,14 +82,7 @@ def recorded_id_column(directory: str | os.PathLike[str]) -> str:
 
 def check_output_dir(out: str | os.PathLike[str]) -> None:
     """Raise unless ``out`` is absent or an empty directory (outputs are never overwritten)."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RandomisationError.from_problem(
-            path=str(out),
-            code="randomise.output.exists",
-            message=f"output directory `{out}` already exists and is not empty; it is never overwritten.",
-            hint="choose a new --out directory (an allocation is made once)",
-        )
+    _io.ensure_new_directory(out, error=RandomisationError, code=_OUT_EXISTS)
 
 
 def _audit_record(
@@ -160,10 +159,9 @@ def write_allocation(
 ) -> dict[str, Any]:
     """Write the allocation, kept space, balance table and audit record into ``out``.
 
-    ``out`` must not exist or be empty.  Returns the audit record.
+    ``out`` must not exist or be empty; it appears whole or not at all.  Returns
+    the audit record.
     """
-    out_dir = Path(out)
-    check_output_dir(out_dir)
     outputs: dict[str, str] = {}
     files: dict[str, Any] = {"allocation.csv": allocation.to_frame()}
     if allocation.space is not None:
@@ -172,17 +170,17 @@ def write_allocation(
         )
     if allocation.balance:
         files["balance.csv"] = allocation.balance_frame()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in files.items():
-        _io.write_frame(out_dir / name, frame)
-        outputs[name] = _io.sha256_file(out_dir / name)
-    record = _audit_record(
-        allocation,
-        clusters_path=Path(clusters_path).resolve(),
-        protocol_path=None if protocol_path is None else Path(protocol_path).resolve(),
-        outputs=outputs,
-    )
-    _io.write_json(out_dir / AUDIT, record)
+    with _io.staged_directory(out, error=RandomisationError, code=_OUT_EXISTS) as out_dir:
+        for name, frame in files.items():
+            _io.write_frame(out_dir / name, frame)
+            outputs[name] = _io.sha256_file(out_dir / name)
+        record = _audit_record(
+            allocation,
+            clusters_path=Path(clusters_path).resolve(),
+            protocol_path=None if protocol_path is None else Path(protocol_path).resolve(),
+            outputs=outputs,
+        )
+        _io.write_json(out_dir / AUDIT, record)
     return record
 
 

@@ -628,7 +628,7 @@ def build_space(
     groups: list[np.ndarray],
     *,
     keep_all: bool = False,
-) -> tuple[ConstrainedSpace, dict[str, Any]]:
+) -> ConstrainedSpace:
     """Enumerate or sample the two-arm space, score it and select the kept set.
 
     ``groups`` are the canonical positions of each stratum (one group when
@@ -724,7 +724,7 @@ def build_space(
     summary = {f"all_{k}": v for k, v in _summary(scores).items()}
     summary.update({f"kept_{k}": v for k, v in _summary(kept_scores).items()})
     chosen = int(rng.integers(len(kept_codes)))
-    space = ConstrainedSpace(
+    return ConstrainedSpace(
         n_possible=int(n_possible),
         n_considered=len(codes),
         enumerated=bool(enumerated),
@@ -736,7 +736,6 @@ def build_space(
         chosen_index=chosen,
         score_summary=summary,
     )
-    return space, {"n_treated": n_t, "n_control": n_c}
 
 
 def randomise(
@@ -865,14 +864,8 @@ def randomise(
             _, coding = code_covariates(frame, list(settings.covariates), dict(settings.weights))
     else:
         z, coding = code_covariates(frame, list(settings.covariates), dict(settings.weights))
-        if stratum is not None:
-            groups = [
-                np.array([i for i, s in enumerate(stratum) if s == lab])
-                for lab in sorted(set(stratum))
-            ]
-        else:
-            groups = [np.arange(n)]
-        space, _ = build_space(z, coding, settings, rng, groups)
+        groups = _space.group_positions(stratum, n)
+        space = build_space(z, coding, settings, rng, groups)
         chosen = int(space.codes[space.chosen_index])
         arm_of = [arms[0] if (chosen >> i) & 1 else arms[1] for i in range(n)]
         validity = _validity(space.codes, ids, tuple(settings.validity_warn))  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ import pandas as pd
 from trialkit._version import __version__
 from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
 from trialkit.randomise import _space
+from trialkit.randomise._coding import is_categorical
 from trialkit.randomise.core import Allocation, make_rng
 from trialkit.randomise.settings import RandomisationSettings
 
@@ -114,18 +115,17 @@ def _load_allocation(
     allocation: Allocation | str | os.PathLike[str],
 ) -> tuple[
     RandomisationSettings,
-    int,
     tuple[str, ...],
     tuple[str, ...],
     tuple[str, ...] | None,
     np.ndarray | None,
 ]:
+    """Settings, clusters, arms, stratum/pair labels and kept codes of an allocation."""
     if isinstance(allocation, Allocation):
         codes = allocation.space.codes if allocation.space is not None else None
         groups = allocation.stratum if allocation.stratum is not None else allocation.pair
         return (
             allocation.settings,
-            allocation.seed,
             allocation.clusters,
             allocation.arms,
             groups,
@@ -140,8 +140,17 @@ def _load_allocation(
             message="`audit.json` must exist in the allocation directory.",
             hint="pass the --out directory written by `trialkit randomise`",
         )
-    audit = json.loads(audit_file.read_text(encoding="utf-8"))
-    settings = RandomisationSettings.from_mapping(audit["settings"])
+    try:
+        settings = RandomisationSettings.from_mapping(
+            json.loads(audit_file.read_text(encoding="utf-8"))["settings"]
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise RandomisationError.from_problem(
+            path=str(audit_file),
+            code="randomise.randtest.bad_audit",
+            message=f"`audit.json` cannot be read: {err!r}.",
+            hint="check the directory with `trialkit verify`",
+        ) from None
     alloc = pd.read_csv(root / "allocation.csv", dtype=str)
     clusters = tuple(alloc["cluster"])
     arms = tuple(alloc["arm"])
@@ -156,18 +165,14 @@ def _load_allocation(
             [(space[c].astype(str) == settings.arms[0]).to_numpy() for c in clusters]
         ).astype(np.uint8)
         codes = _space.codes_of(bits)
-    return settings, int(audit["seed"]), clusters, arms, groups, codes
+    return settings, clusters, arms, groups, codes
 
 
 def _design_matrix(frame: pd.DataFrame, covariates: list[str], categorical: set[str]) -> np.ndarray:
     cols = [np.ones(len(frame))]
     for cov in covariates:
         s = frame[cov]
-        if (
-            cov in categorical
-            or not pd.api.types.is_numeric_dtype(s)
-            or pd.api.types.is_bool_dtype(s)
-        ):
+        if cov in categorical or is_categorical(s):
             vals = s.astype(str).to_numpy()
             for lev in sorted(set(vals))[1:]:
                 cols.append((vals == lev).astype(float))
@@ -223,7 +228,7 @@ def randtest(
     -------
     RandTestResult
     """
-    settings, _, clusters, arms_of, groups_lab, codes = _load_allocation(allocation)
+    settings, clusters, arms_of, groups_lab, codes = _load_allocation(allocation)
     arm_names = (settings.arms[0], settings.arms[1])
     if len(settings.arms) != 2:
         raise RandomisationError.from_problem(
@@ -309,15 +314,10 @@ def randtest(
     counts = np.bincount(idx, minlength=n)
     e = np.bincount(idx, weights=resid, minlength=n) / counts
     obs_bits = np.array([1 if a == arm_names[0] else 0 for a in arms_of], dtype=np.uint8)
-    obs_code = _space.codes_of(obs_bits[None, :])[0]
     if codes is not None:
         space_kind = "kept"
     else:
-        if groups_lab is None:
-            groups = [np.arange(n)]
-        else:
-            labs = sorted(set(groups_lab))
-            groups = [np.array([i for i, g in enumerate(groups_lab) if g == lab]) for lab in labs]
+        groups = _space.group_positions(groups_lab, n)
         combo = tuple(int(obs_bits[g].sum()) for g in groups)
         total = _space.count_stratified(groups, [combo])
         if total <= max_allocations:
@@ -367,7 +367,6 @@ def randtest(
             scale = max(float(np.std(u)) / abs(v_obs), abs(estimate), 1e-8)
             low = _bound(p_at, estimate, -scale, alpha)
             high = _bound(p_at, estimate, scale, alpha)
-    _ = obs_code
     return RandTestResult(
         outcome=outcome,
         family=family,
