@@ -123,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  hint: check the path exists and is readable (inputs) or writable (--out).\n"
         )
         return EXIT_INVALID
+    except UnicodeDecodeError as err:
+        sys.stderr.write(
+            f"trialkit: an input file is not UTF-8 text ({err.reason} at byte {err.start}).\n"
+            "  hint: save text inputs (CSV, TOML) as UTF-8, or use Parquet.\n"
+        )
+        return EXIT_INVALID
     except KeyboardInterrupt:
         sys.stderr.write("trialkit: interrupted\n")
         return 130

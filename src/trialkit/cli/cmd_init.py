@@ -15,7 +15,12 @@ EXAMPLE = "trialkit init my-trial && trialkit check my-trial/protocol.toml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", metavar="DIR", help="directory to create (or an empty one)")
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        help="directory for protocol.toml (created if needed; an existing protocol.toml is never "
+        "overwritten)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
