@@ -58,52 +58,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
 
-def _fidelity(args: argparse.Namespace) -> tuple[Any, Any]:
-    from trialkit.cli.cmd_fidelity import assess
+def _load_fidelity(path_dir: str) -> Any:
+    """The report written by ``trialkit fidelity --out DIR``."""
     from trialkit.errors import FidelityError
     from trialkit.fidelity import FidelityReport
+
+    path = Path(path_dir) / "fidelity_summary.json"
+    if not path.is_file():
+        raise FidelityError.from_problem(
+            path=str(path),
+            code="cace.fidelity_missing",
+            message=f"'{path}' must exist (written by 'trialkit fidelity')",
+            hint="run 'trialkit fidelity ... --out DIR' and pass --fidelity DIR",
+        )
+    return FidelityReport.from_dict(json.loads(path.read_text(encoding="utf-8"))["report"])
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    """Protocol, fidelity report, analysis frame and outcome column.
+
+    Without ``--analysis-frame`` the data directory is validated once and its tables
+    serve both the analysis frame and (without ``--fidelity``) the fidelity assessment.
+    """
+    from trialkit.cli.cmd_fidelity import assess
+    from trialkit.fidelity import assess_fidelity
+    from trialkit.fidelity._read import read_table
     from trialkit.protocol.load import load_protocol
 
-    if args.fidelity:
-        path = Path(args.fidelity) / "fidelity_summary.json"
-        if not path.is_file():
-            raise FidelityError.from_problem(
-                path=str(path),
-                code="cace.fidelity_missing",
-                message=f"'{path}' must exist (written by 'trialkit fidelity')",
-                hint="run 'trialkit fidelity ... --out DIR' and pass --fidelity DIR",
-            )
-        report = FidelityReport.from_dict(json.loads(path.read_text(encoding="utf-8"))["report"])
-        return load_protocol(args.protocol), report
-    return assess(args)
-
-
-def _frame(args: argparse.Namespace, protocol: Any) -> tuple[Any, str]:
-    from trialkit.errors import UsageError
-    from trialkit.fidelity._read import read_table
-
+    report = _load_fidelity(args.fidelity) if args.fidelity else None
     if args.analysis_frame:
+        if report is None:
+            protocol, report = assess(args)
+        else:
+            protocol = load_protocol(args.protocol)
         frame = read_table(args.analysis_frame)
-        col = args.outcome_column or ("y" if "y" in frame.columns else args.outcome)
-        return frame, col
-    try:  # the data stage's validator and frame builder
-        import trialkit.data as tdata
+    else:  # the data stage's validator and frame builder
+        from trialkit.data import analysis_frame, validate
 
-        validate: Any = getattr(tdata, "validate")  # noqa: B009
-        build: Any = getattr(tdata, "analysis_frame")  # noqa: B009
-    except (ImportError, AttributeError):
-        raise UsageError.from_problem(
-            path="--analysis-frame",
-            code="cace.no_analysis_frame",
-            message="the analysis frame cannot be built from --data in this version",
-            hint="pass --analysis-frame FILE with columns la_id, arm, y (and keyworker_id, covariates)",
-        ) from None
-    trial = validate(protocol, args.data, args.allocation)
-    trial.raise_for_errors()
-    af = build(trial, protocol, args.outcome)
-    frame = getattr(af, "frame", af)
+        protocol = load_protocol(args.protocol)
+        trial = validate(protocol, args.data, args.allocation)
+        trial.raise_for_errors()
+        if report is None:
+            t = trial.tables
+            report = assess_fidelity(
+                protocol,
+                t["delivery"],
+                t["keyworkers"],
+                t["families"],
+                t["allocation"],
+                clusters=t.get("clusters"),
+                sources={
+                    k: trial.files[k]
+                    for k in ("delivery", "keyworkers", "families", "allocation")
+                    if k in trial.files
+                },
+            )
+        frame = analysis_frame(trial, protocol, args.outcome).frame
     col = args.outcome_column or ("y" if "y" in frame.columns else args.outcome)
-    return frame, col
+    return protocol, report, frame, col
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         ensure_new_output_dir(out)
-    protocol, report = _fidelity(args)
-    frame, ycol = _frame(args, protocol)
+    protocol, report, frame, ycol = _inputs(args)
     if "arm" not in frame.columns and "la_id" in frame.columns:
         arms = report.overall.set_index("la_id")["arm"]
         frame = frame.assign(arm=frame["la_id"].astype(str).map(arms))

@@ -8,10 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trialkit.data.load import convert
 from trialkit.errors import Problem
-
-_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0"}
 
 
 def _row(i: Any) -> str:
@@ -66,27 +64,19 @@ def _not_in(
 
 
 def _as_bool(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
-    out: list[Any] = []
-    for idx, v in values.items():
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            out.append(pd.NA)
-        elif isinstance(v, (bool, np.bool_)):
-            out.append(bool(v))
-        elif str(v).strip().lower() in _TRUE:
-            out.append(True)
-        elif str(v).strip().lower() in _FALSE:
-            out.append(False)
-        else:
-            out.append(pd.NA)
-            problems.append(
-                Problem(
-                    path=f"{name} {_row(idx)} column {col}",
-                    code="fidelity.delivery.not_boolean",
-                    message=f"'{col}' must be true or false; got {v!r}",
-                    hint="use true/false (or 1/0)",
-                )
-            )
-    return pd.Series(out, index=values.index, dtype="boolean")
+    """Booleans (true/false, yes/no, 1/0 as the data stage reads them); bad cells flagged."""
+    parsed, bad = convert(values, "bool")
+    got = dict(zip(values.index[bad], values[bad].tolist(), strict=True))
+    _flag(
+        problems,
+        got,
+        name,
+        col,
+        "fidelity.delivery.not_boolean",
+        lambda i: f"'{col}' must be true or false; got {got[i]!r}",
+        "use true/false (or 1/0)",
+    )
+    return parsed.astype("boolean")
 
 
 def _as_date(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:

@@ -7,17 +7,20 @@ Parquet directory alike (identifier columns are read as text, so ``01`` stays ``
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from trialkit.errors import FidelityError, Problem
+from trialkit.data import load
+from trialkit.errors import DataError, FidelityError, Problem
 
 __all__ = ["find_table", "read_allocation", "read_delivery_dir", "read_table"]
 
 TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".xlsx")
 
-_ID_DTYPES = {c: str for c in ("la_id", "cluster", "keyworker_id", "family_id", "session_id")}
+_ID_COLUMNS = ("la_id", "cluster", "keyworker_id", "family_id", "session_id")
+_CODES = {"data.unreadable": "fidelity.table.unreadable", "data.format": "fidelity.table.format"}
 
 
 def find_table(directory: str | os.PathLike[str], name: str) -> Path | None:
@@ -31,38 +34,25 @@ def find_table(directory: str | os.PathLike[str], name: str) -> Path | None:
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read one CSV, Parquet or Excel table (all columns kept as read)."""
-    p = Path(path)
-    suffix = p.suffix.lower()
+    """Read one CSV, Parquet or Excel table with the data stage's loader (ids kept as text).
+
+    An unreadable table or unknown format raises :class:`FidelityError`
+    (codes ``fidelity.table.unreadable`` / ``fidelity.table.format``).
+    """
     try:
-        if suffix == ".parquet":
-            return pd.read_parquet(p)
-        if suffix == ".csv":
-            return pd.read_csv(p, keep_default_na=True, na_values=[""], dtype=_ID_DTYPES)
-        if suffix == ".xlsx":
-            return pd.read_excel(p)
-    except (ValueError, OSError, ImportError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise FidelityError.from_problem(
-            path=str(p),
-            code="fidelity.table.unreadable",
-            message=f"table '{p.name}' cannot be read: {exc}",
-            hint="check the file is a valid CSV, Parquet or Excel table",
-        ) from None
-    raise FidelityError.from_problem(
-        path=str(p),
-        code="fidelity.table.format",
-        message=f"table format must be .csv, .parquet or .xlsx; got '{suffix}'",
-        hint="convert the table to CSV or Parquet",
-    )
+        return load.read_table(path, _ID_COLUMNS)
+    except DataError as exc:
+        problems = [
+            replace(p, path=str(path), code=_CODES.get(p.code, p.code)) for p in exc.problems
+        ]
+        raise FidelityError(f"{path}: {exc.message}", problems) from None
 
 
 def read_delivery_dir(directory: str | os.PathLike[str]) -> dict[str, tuple[pd.DataFrame, str]]:
     """Read ``delivery``, ``keyworkers``, ``families`` (and ``clusters`` if present).
 
-    Returns a mapping ``name -> (frame, file name)``.  Used by the CLI until the
-    shared data loader is available; any of CSV/Parquet/Excel is accepted.
+    Returns a mapping ``name -> (frame, file name)``; any of CSV/Parquet/Excel is
+    accepted (Parquet preferred when a table is given in several formats).
     """
     root = Path(directory)
     if not root.is_dir():

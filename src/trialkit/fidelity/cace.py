@@ -26,7 +26,7 @@ import pandas as pd
 from trialkit._version import __version__
 from trialkit.analysis.result import TERM_COLUMNS, Exclusion, Term
 from trialkit.errors import FidelityError, FitError, Problem
-from trialkit.fidelity.iv import iv_2sls, vcov_cr2
+from trialkit.fidelity.iv import iv_2sls
 
 __all__ = [
     "CaceResult",
@@ -35,7 +35,6 @@ __all__ = [
     "compliance_indicator",
     "estimate_cace",
     "iv_2sls",
-    "vcov_cr2",
 ]
 
 SCHEMA_VERSION = 1
