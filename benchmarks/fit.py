@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trialkit.analysis import _engine
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.fit import fit
+from trialkit.models import _engine
+from trialkit.models.design import build_model_frame
+from trialkit.models.fit import fit
 
 
 def make(n_la: int, kw: int, fam: int, seed: int = 1) -> pd.DataFrame:

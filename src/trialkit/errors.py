@@ -15,12 +15,14 @@ Severity = Literal["error", "warning"]
 
 __all__ = [
     "CheckError",
+    "ComputationError",
     "ConvergenceWarning",
     "DataError",
     "FewClustersWarning",
     "FidelityError",
     "FitError",
     "MissingDataWarning",
+    "ModelSpecError",
     "PowerError",
     "Problem",
     "ProtocolError",
@@ -140,10 +142,23 @@ class FidelityError(TrialkitError):
     """Fidelity assessment or compliance inputs are invalid."""
 
 
-class FitError(TrialkitError):
-    """A model could not be specified or fitted."""
+class ComputationError(TrialkitError):
+    """A computation failed on input that was valid (CLI exit code 3).
+
+    Invalid input is never a ``ComputationError``: the class, not a list of codes,
+    decides the exit status.
+    """
 
     exit_code = 3
+
+
+class ModelSpecError(TrialkitError):
+    """A model cannot be specified from the input (missing columns, a constant
+    treatment, an unknown method or option): invalid input, CLI exit code 1."""
+
+
+class FitError(ComputationError):
+    """A model was specified correctly but could not be fitted (exit code 3)."""
 
 
 class PowerError(TrialkitError):

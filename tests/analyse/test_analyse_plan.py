@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from trialkit.analyse import TABLES, TrialAnalysis, adjust_pvalues, load_analysis, write_analysis
-from trialkit.analyse.pipeline import DemoResult
 from trialkit.errors import ReportError
+from trialkit.pipeline import DemoResult
 
 
 def test_holm_matches_hand_calculation() -> None:
@@ -138,8 +138,8 @@ def test_round_trip_and_refuses_overwrite(demo: DemoResult, tmp_path) -> None:
 
 def test_prespecified_subgroup_interaction(demo: DemoResult) -> None:
     from trialkit.analyse import analyse_trial
-    from trialkit.analyse.pipeline import bundled_example
     from trialkit.data import validate
+    from trialkit.pipeline import bundled_example
     from trialkit.protocol import load_protocol
     from trialkit.protocol.model import Subgroup
 
@@ -171,8 +171,8 @@ def test_without_delivery_data_fidelity_is_not_assessed(demo: DemoResult, tmp_pa
     import shutil
 
     from trialkit.analyse import analyse_trial
-    from trialkit.analyse.pipeline import bundled_example
     from trialkit.data import validate
+    from trialkit.pipeline import bundled_example
     from trialkit.protocol import load_protocol
     from trialkit.report import build_report, render_html
 
@@ -192,12 +192,12 @@ def test_glmm_failure_falls_back_to_cluster_level(demo: DemoResult, monkeypatch)
     import sys
 
     from trialkit.analyse import analyse_trial
-    from trialkit.analyse.pipeline import bundled_example
     from trialkit.data import validate
     from trialkit.errors import FitError
+    from trialkit.pipeline import bundled_example
     from trialkit.protocol import load_protocol
 
-    fitmod = sys.modules["trialkit.analysis.fit"]
+    fitmod = sys.modules["trialkit.models.fit"]
     real = fitmod.fit
 
     def failing(*args, **kw):
@@ -220,8 +220,8 @@ def test_glmm_failure_falls_back_to_cluster_level(demo: DemoResult, monkeypatch)
 def test_cace_for_a_binary_primary_outcome(demo: DemoResult) -> None:
     """A binary primary outcome gets a CACE on the risk-difference scale (2SLS, CR2)."""
     from trialkit.analyse import analyse_trial
-    from trialkit.analyse.pipeline import bundled_example
     from trialkit.data import validate
+    from trialkit.pipeline import bundled_example
     from trialkit.protocol import load_protocol
 
     p = load_protocol(bundled_example()[0])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trialkit.analyse.pipeline import run_demo
 from trialkit.cli import main
+from trialkit.pipeline import run_demo
 
 PILOT = (
     Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"

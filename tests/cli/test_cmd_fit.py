@@ -155,7 +155,7 @@ def test_method_options_pass_through(csv, capsys, extra, method):
 
 
 def test_cluster_level_means_matches_python(csv, capsys):
-    from trialkit.analysis import fit
+    from trialkit.models import fit
 
     data = pd.read_csv(csv, dtype={"la": str})
     py = fit(

@@ -204,7 +204,7 @@ def test_collinear_covariates_named(data) -> None:  # type: ignore[no-untyped-de
 
 def _independent_cr2(X: np.ndarray, e: np.ndarray, cluster: np.ndarray, c: np.ndarray):  # type: ignore[no-untyped-def]
     """CR2 covariance and Satterthwaite df written from the formulas, independently of
-    ``trialkit.analysis.robust`` (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018).
+    ``trialkit.models.robust`` (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018).
 
     With :math:`M = (X'X)^{-1}`, :math:`A_j = (I - H_{jj})^{-1/2}` and
     :math:`V = M[\\sum_j X_j' A_j e_j e_j' A_j X_j]M`; the df is
@@ -238,7 +238,7 @@ def _independent_cr2(X: np.ndarray, e: np.ndarray, cluster: np.ndarray, c: np.nd
 
 
 def test_independent_cr2_equals_shared(data) -> None:  # type: ignore[no-untyped-def]
-    from trialkit.analysis.robust import vcov_cr
+    from trialkit.models.robust import vcov_cr
 
     one = np.ones(len(data))
     X = np.column_stack([one, data.d2, data.x])

@@ -14,6 +14,7 @@ from scipy import stats
 from trialkit.errors import PowerError
 from trialkit.power import CRTDesign
 from trialkit.power.backends import DaskBackend, LocalBackend, Progress, chunk_indices
+from trialkit.power.dgp import make_layout, replicate_seeds, simulate_outcomes
 from trialkit.power.simulation import (
     PowerSimulation,
     Scenario,
@@ -25,7 +26,6 @@ from trialkit.power.simulation import (
     simulate_power,
     simulate_power_grid,
 )
-from trialkit.simulate.outcomes import make_layout, replicate_seeds, simulate_outcomes
 
 ROOT = Path(__file__).parents[2]
 D3 = CRTDesign(
@@ -275,7 +275,7 @@ def test_dask_identical_to_local() -> None:
 
 
 def _fit_or_skip():  # pragma: no cover - depends on the analysis package
-    mod = pytest.importorskip("trialkit.analysis.fit")
+    mod = pytest.importorskip("trialkit.models.fit")
     return mod.fit
 
 
@@ -342,7 +342,7 @@ LMM_CASES = [
 
 @pytest.mark.parametrize(("design", "df_method"), LMM_CASES)
 def test_lmm_batch_equals_one_at_a_time_fit(design: CRTDesign, df_method: str) -> None:
-    """Batched REML + KR equals a loop of `trialkit.analysis.fit.fit` to 1e-12."""
+    """Batched REML + KR equals a loop of `trialkit.models.fit.fit` to 1e-12."""
     fit = _fit_or_skip()
     s = Scenario(design=design, effect=0.3, reps=6, seed=12, method="lmm", df_method=df_method)
     batch = s.generate(range(6))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trialkit.analyse.pipeline import DemoResult, run_demo
+from trialkit.pipeline import DemoResult, run_demo
 
 
 @pytest.fixture(scope="package")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from trialkit.analyse import load_analysis
-from trialkit.analyse.pipeline import DemoResult
+from trialkit.pipeline import DemoResult
 from trialkit.report import SECTION_IDS, DisclosureSettings, build_report, write_report
 from trialkit.report.disclosure import SUPPRESSED
 

@@ -8,7 +8,7 @@
 """
 
 from trialkit.analyse.plan import adjust_pvalues, analyse_trial
-from trialkit.analyse.results import TABLES, TrialAnalysis, load_analysis, write_analysis
+from trialkit.analyse.trial_analysis import TABLES, TrialAnalysis, load_analysis, write_analysis
 
 __all__ = [
     "TABLES",

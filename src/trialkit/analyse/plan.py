@@ -21,7 +21,7 @@ import pandas as pd
 
 from trialkit._io import provenance
 from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
-from trialkit.analyse.results import TrialAnalysis
+from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
 
@@ -169,7 +169,7 @@ def _term_row(res: Any, **base: Any) -> dict[str, Any]:
 
 
 def _fit_quiet(collected: list[str], **kw: Any) -> Any:
-    from trialkit.analysis.fit import fit
+    from trialkit.models.fit import fit
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trialkit.analyse import write_analysis
-    from trialkit.analyse.pipeline import analyse_directory
     from trialkit.errors import ReportError
+    from trialkit.pipeline import analyse_directory
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

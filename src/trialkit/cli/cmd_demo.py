@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trialkit.analyse.pipeline import DEMO_SEED, run_demo
+    from trialkit.pipeline import DEMO_SEED, run_demo
 
     result = run_demo(
         args.out,

@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from trialkit._io import sha256_file
-    from trialkit.analysis.fit import fit
     from trialkit.errors import DataError, FitError, TrialkitWarning
+    from trialkit.models.fit import fit
 
     clusters = _split(args.clusters)
     data = _read(str(args.data), clusters)

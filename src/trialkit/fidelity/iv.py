@@ -1,7 +1,7 @@
 """Two-stage least squares with CR2 cluster-robust variance and Satterthwaite df.
 
 The CR2 covariance and its Satterthwaite df come from
-:func:`trialkit.analysis.robust.vcov_cr` (shared with the analysis stage); an
+:func:`trialkit.models.robust.vcov_cr` (shared with the analysis stage); an
 independent implementation lives in the tests as a cross-check.
 """
 
@@ -12,9 +12,9 @@ import math
 import numpy as np
 from scipy import stats
 
-from trialkit.analysis.result import Term
-from trialkit.analysis.robust import vcov_cr
 from trialkit.errors import FitError
+from trialkit.models.result import Term
+from trialkit.models.robust import vcov_cr
 
 __all__ = ["iv_2sls"]
 
@@ -78,7 +78,7 @@ def iv_2sls(
     -----
     :math:`\\hat X = Z(Z'Z)^{-1}Z'X`, :math:`\\hat\\beta = (\\hat X'\\hat X)^{-1}\\hat X'y`,
     residuals :math:`e = y - X\\hat\\beta`; CR2 (Bell & McCaffrey 2002;
-    Pustejovsky & Tipton 2018) by :func:`trialkit.analysis.robust.vcov_cr` with
+    Pustejovsky & Tipton 2018) by :func:`trialkit.models.robust.vcov_cr` with
     :math:`\\hat X` as the design (as clubSandwich does for ``ivreg``).  When
     ``Z`` equals ``X`` this is OLS with CR2.
     """

@@ -21,7 +21,7 @@ Analyses (``method``):
 ``lmm``
     REML linear mixed model with nested random intercepts and Kenward–Roger
     (default) or other denominator df, through the batched engine of
-    :mod:`trialkit.analysis` (the same code path as ``trialkit fit``).
+    :mod:`trialkit.models` (the same code path as ``trialkit fit``).
 
 Failed fits (non-finite estimate, SE or p-value) and singular fits are kept:
 they count as replicates, a failed fit counts as "not rejected", and both are
@@ -47,7 +47,7 @@ from trialkit._version import __version__
 from trialkit.errors import PowerError, Problem
 from trialkit.power.analytic import CRTDesign, _clean, analytic_power
 from trialkit.power.backends import LocalBackend, Progress, chunk_indices
-from trialkit.simulate.outcomes import (
+from trialkit.power.dgp import (
     HierarchicalLayout,
     SimulatedOutcomes,
     make_layout,
@@ -299,7 +299,7 @@ def _cluster_level(
 
 def _model_frame(batch: SimulatedOutcomes) -> Any:
     """``trialkit fit``'s model frame for replicate 0 (layout, columns, cluster codes)."""
-    from trialkit.analysis.design import build_model_frame
+    from trialkit.models.design import build_model_frame
 
     clusters = ["cluster", "subcluster"] if batch.layout.levels == 3 else ["cluster"]
     return build_model_frame(
@@ -315,9 +315,9 @@ def _lmm(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.ndarray]:
     """REML mixed model for every replicate through the analysis engine's batched path.
 
     The model frame (fixed-effects columns, nested cluster codes, cluster-level
-    columns) is built by :func:`trialkit.analysis.design.build_model_frame`, as
+    columns) is built by :func:`trialkit.models.design.build_model_frame`, as
     ``trialkit fit`` builds it; the replicates share its layout and are fitted
-    together by :func:`trialkit.analysis._engine.fit_lmm_batch`, whose results
+    together by :func:`trialkit.models._engine.fit_lmm_batch`, whose results
     equal one-at-a-time fits (tested in ``tests/power/test_simulation.py``).
     If the batch as a whole raises, each replicate is refitted alone and the
     ones that still fail are counted as failed.
@@ -330,7 +330,7 @@ def _lmm(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.ndarray]:
             hint="Use method = 'cluster-level' for binary outcomes.",
         )
     try:
-        from trialkit.analysis import _engine
+        from trialkit.models import _engine
     except ImportError as exc:  # pragma: no cover - the analysis package ships with trialkit
         raise PowerError.from_problem(
             path="method",

@@ -35,7 +35,7 @@ from trialkit._io import (
     write_json,
 )
 from trialkit._version import __version__
-from trialkit.analyse.results import TrialAnalysis
+from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import ReportError
 from trialkit.report import svg
 from trialkit.report import tables as T

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.analyse.results import TrialAnalysis
+from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.report.disclosure import (
     SUPPRESSED,
     DisclosureSettings,

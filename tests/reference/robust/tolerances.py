@@ -1,7 +1,7 @@
 """Tolerances (absolute) for the robust / cluster-level / GLMM / GEE reference tests.
 
 One place so that a loosened tolerance is visible in review.  Loaded by
-tests/analysis/test_{robust,cluster_level,glmm,gee}.py through :func:`load`.
+tests/models/test_{robust,cluster_level,glmm,gee}.py through :func:`load`.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import optimize, stats
 from scipy.special import expit, log_expit
 
-from trialkit.analysis.design import ModelFrame
-from trialkit.analysis.result import FitResult
-from trialkit.analysis.robust import frame_parts, t_term
 from trialkit.errors import FitError
+from trialkit.models.design import ModelFrame
+from trialkit.models.result import FitResult
+from trialkit.models.robust import frame_parts, t_term
 
 __all__ = ["GLMM_DF_METHODS", "fit_glmm", "glmm_deviance"]
 

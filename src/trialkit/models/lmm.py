@@ -1,9 +1,9 @@
 """Linear mixed model with nested random intercepts: from a ModelFrame to a FitResult.
 
-The engine (:mod:`trialkit.analysis._engine`) fits the model by REML (or ML);
-this module turns the fit into a :class:`~trialkit.analysis.result.FitResult`
-with small-sample inference (:mod:`trialkit.analysis.dfmethods`), variance
-components, ICCs with intervals and Hedges' g (:mod:`trialkit.analysis.effect_sizes`).
+The engine (:mod:`trialkit.models._engine`) fits the model by REML (or ML);
+this module turns the fit into a :class:`~trialkit.models.result.FitResult`
+with small-sample inference (:mod:`trialkit.models.dfmethods`), variance
+components, ICCs with intervals and Hedges' g (:mod:`trialkit.models.effect_sizes`).
 
 The result stays data-free but keeps, in ``extra["inference"]``, the small
 matrices every df method needs (``β̂``, ``Φ``, ``X'Σ⁻¹G_rΣ⁻¹X``, ...), so that
@@ -21,9 +21,15 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from trialkit.analysis import _engine
-from trialkit.analysis.design import ModelFrame
-from trialkit.analysis.dfmethods import (
+from trialkit.errors import (
+    ConvergenceWarning,
+    FewClustersWarning,
+    FitError,
+    SingularFitWarning,
+)
+from trialkit.models import _engine
+from trialkit.models.design import ModelFrame
+from trialkit.models.dfmethods import (
     _W,
     ContrastTest,
     Inference,
@@ -33,14 +39,8 @@ from trialkit.analysis.dfmethods import (
     kr_adjusted_vcov,
     test_contrast,
 )
-from trialkit.analysis.effect_sizes import hedges_g, icc_intervals
-from trialkit.analysis.result import FitResult, Term
-from trialkit.errors import (
-    ConvergenceWarning,
-    FewClustersWarning,
-    FitError,
-    SingularFitWarning,
-)
+from trialkit.models.effect_sizes import hedges_g, icc_intervals
+from trialkit.models.result import FitResult, Term
 
 __all__ = ["contrast", "fit_lmm_frame", "with_df_method"]
 
@@ -118,7 +118,7 @@ def fit_lmm_frame(
     Parameters
     ----------
     frame : ModelFrame
-        From :func:`trialkit.analysis.design.build_model_frame`; needs at least one
+        From :func:`trialkit.models.design.build_model_frame`; needs at least one
         cluster level.
     df_method : {"kenward-roger", "satterthwaite", "between-within", "residual"}
     reml : bool
@@ -136,8 +136,8 @@ def fit_lmm_frame(
     Notes
     -----
     Formulas and sources: ``docs/methods-analysis.md`` and the module docstrings
-    of :mod:`~trialkit.analysis._engine`, :mod:`~trialkit.analysis.dfmethods` and
-    :mod:`~trialkit.analysis.effect_sizes`.
+    of :mod:`~trialkit.models._engine`, :mod:`~trialkit.models.dfmethods` and
+    :mod:`~trialkit.models.effect_sizes`.
     """
     check_df_method(df_method)
     if not frame.clusters:
@@ -252,7 +252,7 @@ def _robust_terms(
     frame: ModelFrame, beta: np.ndarray, psi: np.ndarray, vcov: str, alpha: float
 ) -> dict[str, Any]:
     """Cluster-robust (CR) inference for the LMM fixed effects via ``analysis.robust``."""
-    from trialkit.analysis.robust import nested_intercept_blocks, vcov_cr_gls
+    from trialkit.models.robust import nested_intercept_blocks, vcov_cr_gls
 
     blocks = nested_intercept_blocks(frame.cluster_codes, psi[:-1].tolist(), float(psi[-1]))
     crv = vcov_cr_gls(frame.X, frame.y - frame.X @ beta, frame.cluster_codes[0], blocks, type=vcov)

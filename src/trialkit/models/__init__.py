@@ -5,11 +5,11 @@ mixed model (REML/ML with Kenward–Roger, Satterthwaite, between-within or
 residual df), OLS with CR2, cluster-level analyses, the binary GLMM and GEE.
 """
 
-from trialkit.analysis.design import ModelFrame, build_model_frame
-from trialkit.analysis.fit import fit
-from trialkit.analysis.lmm import contrast, with_df_method
-from trialkit.analysis.result import Exclusion, FitResult, Term
-from trialkit.analysis.robust import CRVariance, vcov_cr, vcov_cr_gls
+from trialkit.models.design import ModelFrame, build_model_frame
+from trialkit.models.fit import fit
+from trialkit.models.lmm import contrast, with_df_method
+from trialkit.models.result import Exclusion, FitResult, Term
+from trialkit.models.robust import CRVariance, vcov_cr, vcov_cr_gls
 
 __all__ = [
     "CRVariance",

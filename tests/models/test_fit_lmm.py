@@ -1,4 +1,4 @@
-"""``trialkit.analysis.fit.fit`` for linear mixed models: result object and dispatch."""
+"""``trialkit.models.fit.fit`` for linear mixed models: result object and dispatch."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis import _engine
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.fit import fit
-from trialkit.analysis.lmm import with_df_method
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FitError, SingularFitWarning
+from trialkit.models import _engine
+from trialkit.models.design import build_model_frame
+from trialkit.models.fit import fit
+from trialkit.models.lmm import with_df_method
+from trialkit.models.result import FitResult
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +230,8 @@ def test_confounded_levels_are_flagged():
     import numpy as _np
     import pandas as _pd
 
-    from trialkit.analysis import fit as _fit
     from trialkit.errors import SingularFitWarning as _SFW
+    from trialkit.models import fit as _fit
 
     rng = _np.random.default_rng(3)
     rows = [(la, f"k{la}", la % 2, rng.normal()) for la in range(8) for _ in range(5)]

@@ -15,10 +15,10 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit
 
-from trialkit.analysis.design import ModelFrame
-from trialkit.analysis.result import FitResult
-from trialkit.analysis.robust import _sym_power, frame_parts, t_term
 from trialkit.errors import FitError
+from trialkit.models.design import ModelFrame
+from trialkit.models.result import FitResult
+from trialkit.models.robust import _sym_power, frame_parts, t_term
 
 __all__ = ["GEE_CORR", "GEE_VCOV", "fit_gee", "gee_sandwich"]
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trialkit.analysis.result import Exclusion
 from trialkit.errors import FitError, Problem
+from trialkit.models.result import Exclusion
 
 __all__ = ["ModelFrame", "build_model_frame"]
 

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from trialkit.analysis.dfmethods import _pinv_safe
+from trialkit.models.dfmethods import _pinv_safe
 
 __all__ = [
     "Evaluation",

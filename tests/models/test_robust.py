@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.robust import fit_ols_cr, nested_intercept_blocks, vcov_cr, vcov_cr_gls
 from trialkit.errors import FitError
+from trialkit.models.design import build_model_frame
+from trialkit.models.robust import fit_ols_cr, nested_intercept_blocks, vcov_cr, vcov_cr_gls
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis import _engine
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.dfmethods import Inference, test_contrast
-from trialkit.analysis.lmm import fit_lmm_frame
 from trialkit.errors import SingularFitWarning
+from trialkit.models import _engine
+from trialkit.models.design import build_model_frame
+from trialkit.models.dfmethods import Inference, test_contrast
+from trialkit.models.lmm import fit_lmm_frame
 
 HERE = Path(__file__).resolve().parents[1] / "reference" / "lmm"
 _spec = importlib.util.spec_from_file_location("lmm_tolerances", HERE / "tolerances.py")

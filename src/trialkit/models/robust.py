@@ -19,9 +19,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from trialkit.analysis.design import ModelFrame
-from trialkit.analysis.result import FitResult, Term
 from trialkit.errors import FitError
+from trialkit.models.design import ModelFrame
+from trialkit.models.result import FitResult, Term
 
 __all__ = [
     "CR_TYPES",
@@ -521,7 +521,7 @@ def frame_parts(frame: ModelFrame) -> dict[str, Any]:
 
 
 def t_term(name: str, est: float, se: float, df: float, alpha: float, df_method: str) -> Term:
-    """Build a :class:`~trialkit.analysis.result.Term` from estimate, SE and df (t or z)."""
+    """Build a :class:`~trialkit.models.result.Term` from estimate, SE and df (t or z)."""
     stat = est / se if se > 0 else float("nan")
     if np.isfinite(df):
         dist = stats.t(df)

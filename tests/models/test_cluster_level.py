@@ -11,10 +11,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from trialkit.analysis.cluster_level import fit_cluster_level
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FitError
+from trialkit.models.cluster_level import fit_cluster_level
+from trialkit.models.design import build_model_frame
+from trialkit.models.result import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis.design import build_model_frame
 from trialkit.errors import FitError
+from trialkit.models.design import build_model_frame
 
 
 @pytest.fixture

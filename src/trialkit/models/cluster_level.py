@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from trialkit.analysis.design import ModelFrame
-from trialkit.analysis.result import FitResult, Term
-from trialkit.analysis.robust import frame_parts, t_term
 from trialkit.errors import FitError
+from trialkit.models.design import ModelFrame
+from trialkit.models.result import FitResult, Term
+from trialkit.models.robust import frame_parts, t_term
 
 __all__ = ["CLUSTER_LEVEL_KINDS", "fit_cluster_level"]
 

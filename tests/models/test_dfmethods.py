@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis import _engine
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.dfmethods import Inference, test_contrast
-from trialkit.analysis.fit import fit
-from trialkit.analysis.lmm import contrast, with_df_method
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FewClustersWarning, FitError, SingularFitWarning
+from trialkit.models import _engine
+from trialkit.models.design import build_model_frame
+from trialkit.models.dfmethods import Inference, test_contrast
+from trialkit.models.fit import fit
+from trialkit.models.lmm import contrast, with_df_method
+from trialkit.models.result import FitResult
 
 
 def balanced(J: int = 10, m: int = 8, seed: int = 0, icc: float = 0.2) -> pd.DataFrame:

@@ -21,7 +21,7 @@ Four methods, selected by name:
     ``n - p`` (too liberal with few clusters; a :class:`FewClustersWarning` is
     issued by :func:`trialkit.fit`).
 
-The functions take the private fitted object of :mod:`trialkit.analysis._engine`
+The functions take the private fitted object of :mod:`trialkit.models._engine`
 (or the :class:`Inference` summary stored on a :class:`FitResult`), so that a
 result can be re-tested with another method without the data.
 """
@@ -89,7 +89,7 @@ class Inference:
     def from_fitted(
         cls, fitted: Any, *, n_top: int, cluster_level: Sequence[bool], r: int = 0
     ) -> Inference:
-        """Take replicate ``r`` of an :class:`~trialkit.analysis._engine.LMMFitted`."""
+        """Take replicate ``r`` of an :class:`~trialkit.models._engine.LMMFitted`."""
         return cls(
             beta=fitted.beta[r].copy(),
             Phi=fitted.Phi[r].copy(),

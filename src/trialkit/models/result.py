@@ -132,9 +132,9 @@ class FitResult:
     def with_df_method(self, df_method: str) -> FitResult:
         """The same linear mixed model fit with another df method (new object, no refit).
 
-        Available for ``method == "lmm"``; see :func:`trialkit.analysis.lmm.with_df_method`.
+        Available for ``method == "lmm"``; see :func:`trialkit.models.lmm.with_df_method`.
         """
-        from trialkit.analysis.lmm import with_df_method
+        from trialkit.models.lmm import with_df_method
 
         return with_df_method(self, df_method)
 

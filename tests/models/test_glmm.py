@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.glmm import fit_glmm, glmm_deviance
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FitError
+from trialkit.models.design import build_model_frame
+from trialkit.models.glmm import fit_glmm, glmm_deviance
+from trialkit.models.result import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"

@@ -18,7 +18,7 @@ from typing import Any
 
 from trialkit._io import ensure_new_directory
 from trialkit.analyse.plan import analyse_trial
-from trialkit.analyse.results import TrialAnalysis, write_analysis
+from trialkit.analyse.trial_analysis import TrialAnalysis, write_analysis
 from trialkit.errors import ReportError, VerificationError
 
 __all__ = [
@@ -40,7 +40,7 @@ def bundled_example() -> tuple[Path, Path]:
     """
     names = ("supporting-families-systemic-pilot.toml", "supporting-families-clusters.csv")
     here = Path(__file__).resolve()
-    candidates = [here.parents[3] / "protocols", Path.cwd() / "protocols"]
+    candidates = [here.parents[2] / "protocols", Path.cwd() / "protocols"]
     for base in candidates:
         if all((base / n).is_file() for n in names):
             return base / names[0], base / names[1]

@@ -1,6 +1,6 @@
 """``trialkit.fit``: one entry point for every outcome analysis.
 
-:func:`fit` builds the :class:`~trialkit.analysis.design.ModelFrame` (complete
+:func:`fit` builds the :class:`~trialkit.models.design.ModelFrame` (complete
 cases, coding, nested cluster ids) and dispatches on ``method`` and ``family``:
 
 ============================  ==========================================================
@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FitError, Problem
+from trialkit.models.design import build_model_frame
+from trialkit.models.result import FitResult
 
 __all__ = ["FAMILIES", "METHODS", "fit"]
 
@@ -37,7 +37,7 @@ def _bad(path: str, code: str, message: str, hint: str) -> FitError:
 
 def _impl(module: str, name: str) -> Any:
     try:
-        mod = importlib.import_module(f"trialkit.analysis.{module}")
+        mod = importlib.import_module(f"trialkit.models.{module}")
         return getattr(mod, name)
     except (ImportError, AttributeError) as err:
         raise _bad(
@@ -144,7 +144,7 @@ def fit(
         treatment_level=treatment_level,
     )
     if method == "lmm" and family == "gaussian":
-        from trialkit.analysis.lmm import fit_lmm_frame
+        from trialkit.models.lmm import fit_lmm_frame
 
         return fit_lmm_frame(
             frame,

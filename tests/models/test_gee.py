@@ -11,10 +11,10 @@ import pytest
 from scipy import linalg
 from scipy.special import expit
 
-from trialkit.analysis.design import build_model_frame
-from trialkit.analysis.gee import fit_gee, gee_sandwich
-from trialkit.analysis.result import FitResult
 from trialkit.errors import FitError
+from trialkit.models.design import build_model_frame
+from trialkit.models.gee import fit_gee, gee_sandwich
+from trialkit.models.result import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.analysis.effect_sizes import hedges_g, icc_intervals, tilde_n
-from trialkit.analysis.fit import fit
+from trialkit.models.effect_sizes import hedges_g, icc_intervals, tilde_n
+from trialkit.models.fit import fit
 
 
 def test_tilde_n_equal_sizes_is_cluster_size():
