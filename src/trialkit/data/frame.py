@@ -27,7 +27,7 @@ from trialkit.errors import DataError
 from trialkit.protocol.model import Outcome, Protocol
 
 if TYPE_CHECKING:
-    from trialkit.data.validate import TrialData
+    from trialkit.data._result import TrialData
 
 __all__ = ["AnalysisFrame", "analysis_frame", "build_flow_and_exclusions"]
 
@@ -303,8 +303,6 @@ def analysis_frame(
         ``data.has_errors``, ``data.no_allocation``, ``data.unknown_outcome``,
         ``data.unknown_timepoint``.
     """
-    from trialkit.data.validate import outcome_of
-
     if not trial_data.ok:
         raise DataError.from_problem(
             path="trial data",
@@ -312,7 +310,7 @@ def analysis_frame(
             message=f"analysis frames need valid data; got {len(trial_data.errors)} error(s)",
             hint="run trialkit validate and fix the errors first",
         )
-    oc = outcome_of(protocol, outcome_id)
+    oc = _outcome_of(protocol, outcome_id)
     arm_of = trial_data.arms
     if not arm_of:
         raise DataError.from_problem(
@@ -529,3 +527,15 @@ def build_flow_and_exclusions(
     )
     flow = pd.DataFrame(rows, columns=["arm", "level", "stage", "detail", "n"])
     return flow, exclusions
+
+
+def _outcome_of(protocol: Protocol, outcome_id: str) -> Outcome:
+    oc = protocol.outcome(outcome_id)
+    if oc is None:
+        raise DataError.from_problem(
+            path=f"outcome {outcome_id}",
+            code="data.unknown_outcome",
+            message=f"outcome must be one of {', '.join(o.id for o in protocol.outcomes)}; got {outcome_id!r}",
+            hint="use an outcome id declared in the protocol",
+        )
+    return oc

@@ -31,7 +31,7 @@ from trialkit.data.load import find_tables, read_table
 from trialkit.data.schema import COLUMNS, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
 from trialkit.errors import DataError
-from trialkit.protocol.model import Outcome, Protocol
+from trialkit.protocol.model import Protocol
 
 __all__ = ["TrialData", "save_validated", "validate"]
 
@@ -166,15 +166,3 @@ def validate(
         trial_start=start,
         trial_end=end,
     )
-
-
-def outcome_of(protocol: Protocol, outcome_id: str) -> Outcome:
-    oc = protocol.outcome(outcome_id)
-    if oc is None:
-        raise DataError.from_problem(
-            path=f"outcome {outcome_id}",
-            code="data.unknown_outcome",
-            message=f"outcome must be one of {', '.join(o.id for o in protocol.outcomes)}; got {outcome_id!r}",
-            hint="use an outcome id declared in the protocol",
-        )
-    return oc
