@@ -26,7 +26,7 @@ import pandas as pd
 from trialkit._version import __version__
 from trialkit.errors import FidelityError, FitError, Problem
 from trialkit.fidelity.iv import iv_2sls
-from trialkit.models.result import TERM_COLUMNS, Exclusion, Term
+from trialkit.models.results import TERM_COLUMNS, Exclusion, Term
 
 __all__ = [
     "CaceResult",

@@ -14,17 +14,17 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.special import expit, log_expit
 
-from trialkit.errors import FitError
+from trialkit.errors import FitError, ModelSpecError
+from trialkit.methods import check_glmm_df_method
 from trialkit.models.design import ModelFrame
-from trialkit.models.result import FitResult
-from trialkit.models.robust import frame_parts, t_term
+from trialkit.models.inference import t_inference, t_terms
+from trialkit.models.results import BinaryEffects, GlmmResult
+from trialkit.models.robust import frame_parts
 
-__all__ = ["GLMM_DF_METHODS", "fit_glmm", "glmm_deviance"]
-
-GLMM_DF_METHODS = ("between-within", "residual", "z")
+__all__ = ["fit_glmm", "glmm_deviance"]
 Array = np.ndarray
 
 
@@ -228,7 +228,7 @@ def fit_glmm(
     df_method: str = "between-within",
     nagq: int = 1,
     alpha: float = 0.05,
-) -> FitResult:
+) -> GlmmResult:
     """Random-intercept logistic GLMM fitted by maximum likelihood (method ``"glmm"``).
 
     Parameters
@@ -246,8 +246,8 @@ def fit_glmm(
 
     Returns
     -------
-    FitResult
-        Coefficients on the log-odds scale; ``extra`` holds the odds ratio with CI, the marginal
+    GlmmResult
+        Coefficients on the log-odds scale; ``effects`` holds the odds ratio with CI, the marginal
         risks and risk difference with a delta-method CI, θ = σ and the number of nodes.
 
     Notes
@@ -271,15 +271,9 @@ def fit_glmm(
     σ_l²/(Σ σ² + π²/3). A variance below 1e-4 is a singular fit; its row is left out of the
     Hessian before inversion.
     """
-    if df_method not in GLMM_DF_METHODS:
-        raise FitError.from_problem(
-            path="df_method",
-            code="fit.glmm.df_method",
-            message=f"`df_method` must be one of {', '.join(GLMM_DF_METHODS)}; got {df_method!r}.",
-            hint="between-within is recommended with few clusters (Li & Redden 2015).",
-        )
+    check_glmm_df_method(df_method)
     if int(nagq) < 1:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="nagq",
             code="fit.glmm.nagq",
             message=f"`nagq` must be >= 1; got {nagq}.",
@@ -289,7 +283,7 @@ def fit_glmm(
     X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
     nlev = len(fp["clusters"])
     if nlev not in (1, 2) or (nlev == 2 and int(nagq) != 1):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="clusters",
             code="fit.glmm.levels",
             message=(
@@ -299,7 +293,7 @@ def fit_glmm(
             hint="Give fewer cluster levels, use nagq=1, or use method='gee'.",
         )
     if not np.all((y == 0) | (y == 1)):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="outcome",
             code="fit.glmm.outcome",
             message="a binomial GLMM needs a 0/1 outcome; got other values.",
@@ -360,9 +354,7 @@ def fit_glmm(
             dfs.append(float(N - p))
         else:
             dfs.append(float(J - n_between) if cl[k] else float(N - J - (p - n_between)))
-    terms = [
-        t_term(nm, beta[k], se[k], dfs[k], alpha, df_method) for k, nm in enumerate(fp["names"])
-    ]
+    terms = t_terms(fp["names"], beta, se, dfs, alpha, df_method)
     tr = terms[ti]
     # odds ratio and marginal risk difference
     zq, wq = _ghrule(40)
@@ -386,8 +378,7 @@ def fit_glmm(
     rd = float(r[0] - r[1])
     grad_rd = _num_grad(rd_of, par, 1e-6)
     se_rd = float(np.sqrt(grad_rd @ cov_full @ grad_rd))
-    dist = stats.norm() if not np.isfinite(tr.df) else stats.t(tr.df)
-    crit = float(dist.ppf(1 - alpha / 2))
+    _t, _p, rd_low, rd_high = t_inference(rd, se_rd, tr.df, alpha)
     cnames = fp["cluster_names"]
     vc = {nm: float(sg**2) for nm, sg in zip(cnames, sigmas, strict=True)}
     tot = sum(vc.values()) + math.pi**2 / 3
@@ -396,7 +387,7 @@ def fit_glmm(
         warnings.append("singular fit: a cluster variance is estimated at zero")
     if not converged:
         warnings.append(f"optimiser did not converge (max |gradient| {gnorm:.2g})")
-    return FitResult(
+    return GlmmResult(
         method="glmm",
         family="binomial",
         outcome=fp["outcome"],
@@ -418,20 +409,20 @@ def fit_glmm(
         formula=fp["formula"],
         data_hash=fp["data_hash"],
         warnings=tuple(warnings),
-        extra={
-            "nagq": int(nagq),
-            "theta": float(sigmas[0]) if nlev == 1 else [float(v) for v in sigmas],
-            "approximation": "laplace" if nagq == 1 else "adaptive-gauss-hermite",
-            "icc_scale": "latent (pi^2/3)",
-            "odds_ratio": math.exp(tr.estimate),
-            "odds_ratio_conf_low": math.exp(tr.conf_low),
-            "odds_ratio_conf_high": math.exp(tr.conf_high),
-            "marginal_risk_treated": float(r[0]),
-            "marginal_risk_control": float(r[1]),
-            "risk_difference": rd,
-            "risk_difference_std_error": se_rd,
-            "risk_difference_conf_low": rd - crit * se_rd,
-            "risk_difference_conf_high": rd + crit * se_rd,
-            "max_abs_gradient": gnorm,
-        },
+        nagq=int(nagq),
+        theta=float(sigmas[0]) if nlev == 1 else tuple(float(v) for v in sigmas),
+        approximation="laplace" if nagq == 1 else "adaptive-gauss-hermite",
+        icc_scale="latent (pi^2/3)",
+        effects=BinaryEffects(
+            odds_ratio=math.exp(tr.estimate),
+            odds_ratio_conf_low=math.exp(tr.conf_low),
+            odds_ratio_conf_high=math.exp(tr.conf_high),
+            marginal_risk_treated=float(r[0]),
+            marginal_risk_control=float(r[1]),
+            risk_difference=rd,
+            risk_difference_std_error=se_rd,
+            risk_difference_conf_low=float(rd_low),
+            risk_difference_conf_high=float(rd_high),
+        ),
+        max_abs_gradient=gnorm,
     )
