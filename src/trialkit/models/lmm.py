@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+import trialkit.models._engine as _engine
 from trialkit.errors import (
     ConvergenceWarning,
     FewClustersWarning,
@@ -27,7 +28,6 @@ from trialkit.errors import (
     SingularFitWarning,
 )
 from trialkit.methods import check_df_method
-from trialkit.models import _engine
 from trialkit.models.design import ModelFrame
 from trialkit.models.dfmethods import _W, ContrastTest, Inference, coefficient_terms
 from trialkit.models.effect_sizes import hedges_g, icc_intervals
