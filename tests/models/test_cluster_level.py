@@ -11,10 +11,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
 from trialkit.models.cluster_level import fit_cluster_level
 from trialkit.models.design import build_model_frame
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"
@@ -87,7 +87,7 @@ def test_result_round_trips() -> None:
 
 def test_bad_kind() -> None:
     _, f = _frame("a")
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         fit_cluster_level(f, kind="median")
     assert exc.value.problems[0].code == "fit.cluster_level.kind"
 
@@ -97,7 +97,7 @@ def test_too_few_clusters_per_arm() -> None:
         {"y": np.arange(9.0), "treat": [1, 1, 1, 0, 0, 0, 0, 0, 0], "cluster": list("aaabbbccc")}
     )
     f = build_model_frame(d, outcome="y", treatment="treat", clusters=["cluster"])
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         fit_cluster_level(f)
     assert exc.value.problems[0].code == "fit.cluster_level.too_few_clusters"
 
@@ -125,6 +125,6 @@ def test_treatment_varying_within_clusters_is_refused() -> None:
         {"y": rng.normal(size=60), "t": np.arange(60) % 2, "cl": np.repeat(np.arange(6), 10)}
     )
     f = build_model_frame(d, outcome="y", treatment="t", clusters=["cl"])
-    with pytest.raises(FitError) as err:
+    with pytest.raises(ModelSpecError) as err:
         fit_cluster_level(f)
     assert err.value.codes == ("fit.cluster_level.treatment_varies",)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import FewClustersWarning, FitError, SingularFitWarning
+from trialkit.errors import FewClustersWarning, ModelSpecError, SingularFitWarning
 from trialkit.models import _engine
 from trialkit.models.design import build_model_frame
 from trialkit.models.dfmethods import Inference, test_contrast
 from trialkit.models.fit import fit
 from trialkit.models.lmm import contrast, with_df_method
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
 
 def balanced(J: int = 10, m: int = 8, seed: int = 0, icc: float = 0.2) -> pd.DataFrame:
@@ -97,7 +97,7 @@ def test_residual_df_warns():
 
 
 def test_unknown_df_method():
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         fit(balanced(), outcome="y", treatment="treat", clusters=["cl"], df_method="bogus")
     assert e.value.codes == ("fit.df_method",)
 
@@ -121,7 +121,7 @@ def test_contrast_on_result_and_after_round_trip():
 
 def test_contrast_shape_error():
     res = fit(balanced(), outcome="y", treatment="treat", clusters=["cl"], effect_sizes=False)
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         contrast(res, [1, 0, 0])
     assert e.value.codes == ("fit.contrast_shape",)
 

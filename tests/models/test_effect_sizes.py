@@ -60,14 +60,14 @@ def test_fit_reports_effect_sizes_and_icc():
         }
     )
     res = fit(d, outcome="y", treatment="t", clusters=["cl"])
-    es = res.extra["effect_sizes"]
+    es = res.effect_sizes
     assert set(es) >= {"conditional", "unconditional"}
     vc = res.variance_components
     g = es["conditional"]["g_total"]
     J = 1 - 3 / (4 * 118 - 1)
     assert g == pytest.approx(J * res.treatment.estimate / np.sqrt(vc["cl"] + vc["residual"]))
     assert res.icc["cl"] == pytest.approx(vc["cl"] / (vc["cl"] + vc["residual"]))
-    iv = res.extra["icc_intervals"]["cl"]
+    iv = res.icc_intervals["cl"]
     assert iv["conf_low"] <= res.icc["cl"] <= iv["conf_high"]
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import FitError, SingularFitWarning
+from trialkit.errors import ModelSpecError, SingularFitWarning
 from trialkit.models import _engine
 from trialkit.models.design import build_model_frame
 from trialkit.models.fit import fit
 from trialkit.models.lmm import with_df_method
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_exclusions_on_result(data):
 
 
 def test_no_clusters_error(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         fit(data, outcome="score", treatment="arm", treatment_level="int")
     assert e.value.codes == ("fit.no_clusters",)
 
@@ -131,7 +131,7 @@ def test_no_clusters_error(data):
     ],
 )
 def test_argument_errors(data, kw, code):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         fit(data, outcome="score", treatment="arm", treatment_level="int", clusters=["la"], **kw)
     assert e.value.codes == (code,)
 
@@ -219,9 +219,10 @@ def test_lmm_with_robust_vcov(data):
         vcov="CR2",
         effect_sizes=False,
     )
-    rob = res.extra["robust"]
-    assert rob["vcov_type"] == "CR2" and rob["terms"][1]["df_method"] == "cr2-satterthwaite"
-    assert rob["terms"][1]["estimate"] == res.treatment.estimate
+    rob = res.robust
+    assert rob.vcov_type == "CR2" and rob.terms[1].df_method == "cr2-satterthwaite"
+    assert rob.terms[1].estimate == res.treatment.estimate
+    assert res.to_dict()["extra"]["robust"]["terms"][1] == rob.terms[1].to_dict()
 
 
 def test_confounded_levels_are_flagged():

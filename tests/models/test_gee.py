@@ -11,10 +11,10 @@ import pytest
 from scipy import linalg
 from scipy.special import expit
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
 from trialkit.models.design import build_model_frame
 from trialkit.models.gee import fit_gee, gee_sandwich
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"
@@ -60,7 +60,7 @@ def test_robust_se_matches_geepack(
 @pytest.mark.parametrize("name", tol.DATASETS)
 def test_exchangeable_alpha_matches_geepack(name: str) -> None:
     r = fit_gee(_frame(name, "yb"), corr="exchangeable", family="binomial")
-    assert r.extra["alpha_corr"] == pytest.approx(
+    assert r.alpha_corr == pytest.approx(
         REF[name]["gee_bin_exchangeable"]["alpha"], abs=tol.GEE_ALPHA
     )
 
@@ -108,22 +108,22 @@ def test_binomial_extras_and_round_trip() -> None:
     r = fit_gee(_frame("a", "yb"))
     assert r.method == "gee"
     assert r.treatment.df == r.n_clusters["cluster"] - 4
-    assert r.extra["odds_ratio"] == pytest.approx(math.exp(r.treatment.estimate))
+    assert r.effects.odds_ratio == pytest.approx(math.exp(r.treatment.estimate))
     assert (
-        r.extra["risk_difference_conf_low"]
-        < r.extra["risk_difference"]
-        < r.extra["risk_difference_conf_high"]
+        r.effects.risk_difference_conf_low
+        < r.effects.risk_difference
+        < r.effects.risk_difference_conf_high
     )
     assert FitResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
 
 
 def test_bad_options() -> None:
     f = _frame("a", "yb")
-    with pytest.raises(FitError):
+    with pytest.raises(ModelSpecError):
         fit_gee(f, corr="ar1")
-    with pytest.raises(FitError):
+    with pytest.raises(ModelSpecError):
         fit_gee(f, vcov="HC9")
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         fit_gee(_frame("a", "y"), family="binomial")
     assert exc.value.problems[0].code == "fit.gee.outcome"
 
@@ -151,7 +151,7 @@ def test_marginal_risk_difference_closed_form_treatment_only() -> None:
     for arm, p in ((1, p1), (0, p0)):
         s = d.assign(e=y - p)[t == arm].groupby("cluster")["e"].sum().to_numpy()
         var += float(s @ s) / (t == arm).sum() ** 2
-    assert r.extra["marginal_risk_treated"] == pytest.approx(p1, abs=1e-10)
-    assert r.extra["marginal_risk_control"] == pytest.approx(p0, abs=1e-10)
-    assert r.extra["risk_difference"] == pytest.approx(p1 - p0, abs=1e-10)
-    assert r.extra["risk_difference_std_error"] == pytest.approx(math.sqrt(var), rel=1e-8)
+    assert r.effects.marginal_risk_treated == pytest.approx(p1, abs=1e-10)
+    assert r.effects.marginal_risk_control == pytest.approx(p0, abs=1e-10)
+    assert r.effects.risk_difference == pytest.approx(p1 - p0, abs=1e-10)
+    assert r.effects.risk_difference_std_error == pytest.approx(math.sqrt(var), rel=1e-8)

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
 from trialkit.models.design import build_model_frame
 from trialkit.models.glmm import fit_glmm, glmm_deviance
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
 _spec = importlib.util.spec_from_file_location(
     "robust_tolerances", Path(__file__).parents[1] / "reference" / "robust" / "tolerances.py"
@@ -54,7 +54,7 @@ def test_laplace_beta_matches_glmer_tight(name: str) -> None:
 @pytest.mark.parametrize("name", tol.DATASETS)
 def test_laplace_theta_matches_glmer_tight(name: str) -> None:
     ref = REF[name]["glmer_agq1_tight"]
-    assert _fit(name, 1).extra["theta"] == pytest.approx(ref["theta"], abs=tol.GLMM_THETA_TIGHT)
+    assert _fit(name, 1).theta == pytest.approx(ref["theta"], abs=tol.GLMM_THETA_TIGHT)
 
 
 @pytest.mark.parametrize("name", tol.DATASETS)
@@ -79,7 +79,7 @@ def test_laplace_beta_matches_glmer_default(name: str) -> None:
 def test_agq10_matches_glmer(name: str) -> None:
     r, ref = _fit(name, 10), REF[name]["glmer_agq10"]
     np.testing.assert_allclose(_est(r), ref["beta"], rtol=0, atol=tol.GLMM_BETA_AGQ)
-    assert r.extra["theta"] == pytest.approx(ref["theta"], abs=tol.GLMM_BETA_AGQ)
+    assert r.theta == pytest.approx(ref["theta"], abs=tol.GLMM_BETA_AGQ)
     assert r.loglik == pytest.approx(ref["loglik"], abs=tol.GLMM_LOGLIK_AGQ)
 
 
@@ -99,11 +99,11 @@ def test_between_within_df_and_extras() -> None:
     r = _fit("a", 1)
     assert r.treatment.df == r.n_clusters["cluster"] - 3  # intercept, treat, z are cluster-level
     assert r.fixed_effects[2].df == r.n_obs - r.n_clusters["cluster"] - 1
-    assert r.extra["odds_ratio"] == pytest.approx(math.exp(r.treatment.estimate))
+    assert r.effects.odds_ratio == pytest.approx(math.exp(r.treatment.estimate))
     assert (
-        r.extra["risk_difference_conf_low"]
-        < r.extra["risk_difference"]
-        < r.extra["risk_difference_conf_high"]
+        r.effects.risk_difference_conf_low
+        < r.effects.risk_difference
+        < r.effects.risk_difference_conf_high
     )
     assert FitResult.from_dict(r.to_dict()).to_dict() == r.to_dict()
 
@@ -140,7 +140,7 @@ def test_nested_laplace_beta_matches_glmer(name: str) -> None:
 def test_nested_laplace_theta_matches_glmer(name: str) -> None:
     ref = REF[name]["glmer3_agq1_tight"]  # lme4 orders theta (sub:cluster, cluster)
     np.testing.assert_allclose(
-        _fit_nested(name).extra["theta"], ref["theta"][::-1], rtol=0, atol=tol.GLMM_THETA_TIGHT
+        _fit_nested(name).theta, ref["theta"][::-1], rtol=0, atol=tol.GLMM_THETA_TIGHT
     )
 
 
@@ -162,7 +162,7 @@ def test_nested_singular_flag() -> None:
 
 
 def test_nested_agq_rejected() -> None:
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         fit_glmm(_nested_frame("a"), nagq=5)
     assert exc.value.problems[0].code == "fit.glmm.levels"
 
@@ -171,7 +171,7 @@ def test_three_levels_rejected() -> None:
     d = tol.data("a").assign(sub=lambda t: t.groupby("cluster").cumcount() % 4)
     d = d.assign(subsub=d.groupby(["cluster", "sub"]).cumcount() % 2)
     f = build_model_frame(d, outcome="yb", treatment="treat", clusters=["cluster", "sub", "subsub"])
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         fit_glmm(f)
     assert exc.value.problems[0].code == "fit.glmm.levels"
 

@@ -207,6 +207,6 @@ def test_cr2_for_lmm_fixed_effects(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingularFitWarning)
         res = fit_lmm_frame(frame(case), effect_sizes=False, vcov="CR2")
-    terms = res.extra["robust"]["terms"]
-    np.testing.assert_allclose([t["std_error"] for t in terms], ref["se"], rtol=TOL.CR2_REL)
-    np.testing.assert_allclose([t["df"] for t in terms], ref["df"], rtol=TOL.CR2_REL)
+    terms = res.robust.terms
+    np.testing.assert_allclose([t.std_error for t in terms], ref["se"], rtol=TOL.CR2_REL)
+    np.testing.assert_allclose([t.df for t in terms], ref["df"], rtol=TOL.CR2_REL)

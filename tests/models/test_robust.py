@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
 from trialkit.models.design import build_model_frame
 from trialkit.models.robust import fit_ols_cr, nested_intercept_blocks, vcov_cr, vcov_cr_gls
 
@@ -143,14 +143,14 @@ def test_affine_outcome_scales_se_keeps_df() -> None:
 
 def test_bad_type_raises_fit_error() -> None:
     _, X, y = _design("a")
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         vcov_cr(X, y, np.zeros(len(y)), type="CR9")
     assert exc.value.problems[0].code == "fit.robust.type"
 
 
 def test_one_cluster_raises() -> None:
     _, X, y = _design("a")
-    with pytest.raises(FitError) as exc:
+    with pytest.raises(ModelSpecError) as exc:
         vcov_cr(X, y, np.zeros(len(y)))
     assert exc.value.problems[0].code == "fit.robust.one_cluster"
 

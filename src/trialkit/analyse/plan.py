@@ -23,6 +23,7 @@ from trialkit._io import provenance
 from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
+from trialkit.models.results import FitResult, GeeResult, GlmmResult, LmmResult
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
 
 __all__ = ["RESULT_COLUMNS", "adjust_pvalues", "analyse_trial"]
@@ -121,10 +122,10 @@ def adjust_pvalues(p: np.ndarray, method: str = "holm") -> np.ndarray:
     return out
 
 
-def _term_row(res: Any, **base: Any) -> dict[str, Any]:
+def _term_row(res: FitResult, **base: Any) -> dict[str, Any]:
     t = res.treatment
     icc = dict(res.icc)
-    ivals = dict(res.extra.get("icc_intervals", {}))
+    ivals = dict(res.icc_intervals) if isinstance(res, LmmResult) else {}
     row = dict(base)
     row.update(
         method=res.method,
@@ -152,17 +153,22 @@ def _term_row(res: Any, **base: Any) -> dict[str, Any]:
         converged=bool(res.converged),
         formula=res.formula,
     )
-    es = res.extra.get("effect_sizes")
+    es = res.effect_sizes if isinstance(res, LmmResult) else None
     if isinstance(es, Mapping):
         u = es.get("unconditional", {})
         row.update(
             g=u.get("g_total"), g_low=u.get("g_total_conf_low"), g_high=u.get("g_total_conf_high")
         )
-    for k in ("odds_ratio", "risk_difference"):
-        if k in res.extra:
-            row[k] = res.extra[k]
-            row[f"{k}_low"] = res.extra.get(f"{k}_conf_low")
-            row[f"{k}_high"] = res.extra.get(f"{k}_conf_high")
+    effects = res.effects if isinstance(res, GlmmResult | GeeResult) else None
+    if effects is not None:
+        row.update(
+            odds_ratio=effects.odds_ratio,
+            odds_ratio_low=effects.odds_ratio_conf_low,
+            odds_ratio_high=effects.odds_ratio_conf_high,
+            risk_difference=effects.risk_difference,
+            risk_difference_low=effects.risk_difference_conf_low,
+            risk_difference_high=effects.risk_difference_conf_high,
+        )
     if res.warnings:
         row["note"] = "; ".join(res.warnings)
     return row

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from trialkit._version import __version__
-from trialkit.errors import FidelityError, FitError, Problem
+from trialkit.errors import FidelityError, FitError, ModelSpecError, Problem
 from trialkit.fidelity.iv import iv_2sls
-from trialkit.models.result import TERM_COLUMNS, Exclusion, Term
+from trialkit.models.results import TERM_COLUMNS, Exclusion, Term
 
 __all__ = [
     "CaceResult",
@@ -581,7 +581,7 @@ def cace_sweep(
             results.append(r)
             notes.append("")
             first = first or r
-        except FitError as err:
+        except (FitError, ModelSpecError) as err:  # not estimable at this threshold
             results.append(None)
             notes.append(err.problems[0].message if err.problems else str(err))
     measure = first.measure if first else (comp.measure if comp else "la_fidelity_index")

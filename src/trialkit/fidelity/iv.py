@@ -10,46 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from trialkit.errors import FitError
-from trialkit.models.result import Term
+from trialkit.models.inference import t_term
+from trialkit.models.results import Term
 from trialkit.models.robust import vcov_cr
 
 __all__ = ["iv_2sls"]
 
 
 # ----------------------------------------------------------------------------- 2SLS
-def _term(name: str, est: float, se: float, df: float, alpha: float) -> Term:
-    if not (se > 0 and math.isfinite(se) and math.isfinite(df) and df > 0):
-        return Term(
-            term=name,
-            estimate=est,
-            std_error=se,
-            df=df,
-            statistic=math.nan,
-            p_value=math.nan,
-            conf_low=math.nan,
-            conf_high=math.nan,
-            df_method="satterthwaite",
-            distribution=f"t({df:.6g})",
-        )
-    t = est / se
-    q = float(stats.t.isf(alpha / 2.0, df))
-    return Term(
-        term=name,
-        estimate=est,
-        std_error=se,
-        df=df,
-        statistic=t,
-        p_value=float(2.0 * stats.t.sf(abs(t), df)),
-        conf_low=est - q * se,
-        conf_high=est + q * se,
-        df_method="satterthwaite",
-        distribution=f"t({df:.6g})",
-    )
-
-
 def iv_2sls(
     y: np.ndarray,
     X: np.ndarray,
@@ -111,4 +81,4 @@ def iv_2sls(
     vcov = np.asarray(cr.vcov, dtype=float)
     df = float(cr.satterthwaite_df(c))
     se = math.sqrt(max(float(c @ vcov @ c), 0.0))
-    return beta, vcov, _term(name, float(beta[coef]), se, df, alpha)
+    return beta, vcov, t_term(name, float(beta[coef]), se, df, alpha, "satterthwaite")

@@ -62,9 +62,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from trialkit.models.dfmethods import _pinv_safe
+from trialkit.models.inference import t_inference
 
 __all__ = [
     "Evaluation",
@@ -803,17 +804,15 @@ def fit_lmm_batch(
         else:
             raise ValueError(df_method)
     se = np.sqrt(var)
-    t = est / se
-    pval = 2.0 * stats.t.sf(np.abs(t), df)
-    q = stats.t.ppf(1.0 - alpha / 2.0, df)
+    t, pval, low, high = t_inference(est, se, df, alpha)
     return {
         "estimate": est,
         "std_error": se,
         "df": df,
         "statistic": t,
         "p_value": pval,
-        "conf_low": est - q * se,
-        "conf_high": est + q * se,
+        "conf_low": low,
+        "conf_high": high,
         "sigma2": fitted.sigma2,
         "theta": fitted.theta,
         "singular": (fitted.theta < 1e-4).any(axis=1),

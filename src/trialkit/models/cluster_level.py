@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
+from trialkit.methods import check_cluster_level_kind
 from trialkit.models.design import ModelFrame
-from trialkit.models.result import FitResult, Term
-from trialkit.models.robust import frame_parts, t_term
+from trialkit.models.inference import t_term
+from trialkit.models.results import ClusterLevelResult, Term
+from trialkit.models.robust import frame_parts
 
-__all__ = ["CLUSTER_LEVEL_KINDS", "fit_cluster_level"]
-
-CLUSTER_LEVEL_KINDS = ("means", "two-stage", "ancova")
+__all__ = ["fit_cluster_level"]
 
 
 def _cluster_means(v: np.ndarray, codes: np.ndarray, J: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def fit_cluster_level(
     kind: str = "means",
     alpha: float = 0.05,
     welch: bool = False,
-) -> FitResult:
+) -> ClusterLevelResult:
     """Cluster-level analysis: t-test on cluster means, two-stage, or cluster-level ANCOVA.
 
     Parameters
@@ -70,9 +70,9 @@ def fit_cluster_level(
 
     Returns
     -------
-    FitResult
-        ``method="cluster-level"``; ``extra["kind"]`` records the variant and
-        ``extra["cluster_summaries"]`` the per-cluster values.
+    ClusterLevelResult
+        ``method="cluster-level"``; ``kind`` records the variant and
+        ``cluster_summaries`` the per-cluster values.
 
     Notes
     -----
@@ -83,19 +83,13 @@ def fit_cluster_level(
     cluster-level covariate columns (Hayes & Moulton recommend removing one df per
     cluster-level covariate). ANCOVA: ȳ_j = γ₀ + δ T_j + γ'x̄_j + ε_j by OLS, df = J − p.
     """
-    if kind not in CLUSTER_LEVEL_KINDS:
-        raise FitError.from_problem(
-            path="kind",
-            code="fit.cluster_level.kind",
-            message=f"`kind` must be one of {', '.join(CLUSTER_LEVEL_KINDS)}; got {kind!r}.",
-            hint="Use kind='means', 'two-stage' or 'ancova'.",
-        )
+    check_cluster_level_kind(kind)
     fp = frame_parts(frame)
     X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
     codes = fp["clusters"][0]
     J = int(codes.max()) + 1
     if not fp["cluster_level"][ti]:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="treatment",
             code="fit.cluster_level.treatment_varies",
             message=(
@@ -107,7 +101,7 @@ def fit_cluster_level(
     arm = np.round(_cluster_means(X[:, ti], codes, J)).astype(int)
     n1, n0 = int(arm.sum()), int(J - arm.sum())
     if n1 < 2 or n0 < 2:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="treatment",
             code="fit.cluster_level.too_few_clusters",
             message=f"each arm needs at least 2 clusters; got {n1} treated and {n0} control.",
@@ -145,7 +139,7 @@ def fit_cluster_level(
         bm, *_ = np.linalg.lstsq(Xm, summ, rcond=None)
         p = Xm.shape[1]
         if J - p < 1:
-            raise FitError.from_problem(
+            raise ModelSpecError.from_problem(
                 path="covariates",
                 code="fit.cluster_level.too_many_covariates",
                 message=f"cluster-level ANCOVA needs more clusters ({J}) than columns ({p}).",
@@ -162,7 +156,7 @@ def fit_cluster_level(
     warnings = []
     if J < 10:
         warnings.append(f"only {J} clusters")
-    return FitResult(
+    return ClusterLevelResult(
         method="cluster-level",
         family="gaussian",
         outcome=fp["outcome"],
@@ -181,12 +175,10 @@ def fit_cluster_level(
         formula=fp["formula"],
         data_hash=fp["data_hash"],
         warnings=tuple(warnings),
-        extra={
-            "kind": kind,
-            "welch": bool(welch),
-            "n_clusters_treated": n1,
-            "n_clusters_control": n0,
-            "cluster_summaries": [float(v) for v in summ],
-            "cluster_arm": [int(a) for a in arm],
-        },
+        kind=kind,
+        welch=bool(welch),
+        n_clusters_treated=n1,
+        n_clusters_control=n0,
+        cluster_summaries=tuple(float(v) for v in summ),
+        cluster_arm=tuple(int(a) for a in arm),
     )

@@ -22,7 +22,7 @@ Four methods, selected by name:
     issued by :func:`trialkit.fit`).
 
 The functions take the private fitted object of :mod:`trialkit.models._engine`
-(or the :class:`Inference` summary stored on a :class:`FitResult`), so that a
+(or the :class:`Inference` summary stored on an ``LmmResult``), so that a
 result can be re-tested with another method without the data.
 """
 
@@ -35,19 +35,20 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from trialkit.errors import FitError, Problem
+from trialkit.errors import ModelSpecError
+from trialkit.methods import check_df_method
+from trialkit.models.inference import distribution_label, t_inference, t_terms
+from trialkit.models.terms import Term
 
 __all__ = [
-    "DF_METHODS",
     "ContrastTest",
     "Inference",
     "between_within_df",
+    "coefficient_terms",
     "kenward_roger",
     "satterthwaite",
     "test_contrast",
 ]
-
-DF_METHODS = ("kenward-roger", "satterthwaite", "between-within", "residual")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -180,14 +181,14 @@ def kr_adjusted_vcov(inf: Inference) -> np.ndarray:
 def _as_L(L: np.ndarray | Sequence[float] | Sequence[Sequence[float]], p: int) -> np.ndarray:
     Lm = np.atleast_2d(np.asarray(L, dtype=float))
     if Lm.shape[1] != p:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="contrast",
             code="fit.contrast_shape",
             message=f"contrast rows must have {p} entries (one per fixed effect); got {Lm.shape[1]}.",
             hint="build L with one column per term of result.fixed_effects.",
         )
     if np.linalg.matrix_rank(Lm) < Lm.shape[0]:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="contrast",
             code="fit.contrast_rank",
             message="contrast rows must be linearly independent.",
@@ -330,17 +331,17 @@ def between_within_df(inf: Inference, L: np.ndarray) -> float:
 
 def _t_test(estimate: float, se: float, ddf: float, method: str) -> ContrastTest:
     """Two-sided t test of one contrast with ``ddf`` denominator df."""
-    t = estimate / se
+    t, p, _lo, _hi = t_inference(estimate, se, ddf)
     return ContrastTest(
         estimate=(estimate,),
         std_error=(se,),
-        statistic=t,
+        statistic=float(t),
         ndf=1,
         ddf=ddf,
         scale=1.0,
-        p_value=float(2.0 * stats.t.sf(abs(t), ddf)),
+        p_value=float(p),
         df_method=method,
-        distribution=f"t({ddf:.6g})",
+        distribution=distribution_label(ddf),
     )
 
 
@@ -381,20 +382,36 @@ def test_contrast(inf: Inference, L: Any, df_method: str = "kenward-roger") -> C
     raise AssertionError(df_method)  # pragma: no cover - check_df_method raised
 
 
-def check_df_method(df_method: str) -> None:
-    """Raise :class:`FitError` (``fit.df_method``) unless ``df_method`` is in DF_METHODS."""
-    if df_method not in DF_METHODS:
-        raise FitError(
-            "unknown df method",
-            [
-                Problem(
-                    path="df_method",
-                    code="fit.df_method",
-                    message=f"df_method must be one of {', '.join(DF_METHODS)}; got {df_method!r}.",
-                    hint="kenward-roger is the default for continuous outcomes.",
-                )
-            ],
-        )
+def coefficient_terms(
+    inf: Inference, names: Sequence[str], df_method: str, alpha: float
+) -> list[Term]:
+    """Inference for every coefficient with the named df method (vectorised over coefficients).
+
+    Kenward–Roger uses the adjusted covariance ``Φ_A`` for the standard errors; the
+    other methods the model-based ``Φ``.
+    """
+    p = inf.p
+    Phi = inf.Phi
+    v = np.diag(Phi).copy()
+    if df_method == "kenward-roger":
+        W = _W(inf)
+        g = np.einsum("ij,rjk,ki->ri", Phi, inf.P, Phi)  # g_rj = (Φ P_r Φ)_jj
+        df = 2.0 * v**2 / np.einsum("rj,rs,sj->j", g, W, g)
+        var = np.diag(kr_adjusted_vcov(inf)).copy()
+    elif df_method == "satterthwaite":
+        g = np.einsum("ij,rjk,ki->ri", Phi, inf.P, Phi)
+        gvp = np.einsum("ra,rj->aj", inf.J_vp, g)
+        A = 2.0 * _pinv_safe(inf.H_vp)  # pseudo-inverse if the Hessian is singular
+        df = 2.0 * v**2 / np.einsum("aj,ab,bj->j", gvp, A, gvp)
+        var = v
+    elif df_method == "between-within":
+        df = np.array([between_within_df(inf, np.eye(p)[j]) for j in range(p)])
+        var = v
+    else:
+        check_df_method(df_method)
+        df = np.full(p, float(inf.n - p))
+        var = v
+    return t_terms(names, inf.beta, np.sqrt(var), df, alpha, df_method)
 
 
 # pytest must not collect test_contrast as a test when imported into a test module

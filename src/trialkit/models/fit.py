@@ -1,51 +1,32 @@
 """``trialkit.fit``: one entry point for every outcome analysis.
 
 :func:`fit` builds the :class:`~trialkit.models.design.ModelFrame` (complete
-cases, coding, nested cluster ids) and dispatches on ``method`` and ``family``:
+cases, coding, nested cluster ids) and dispatches on ``method`` and ``family`` (names from :mod:`trialkit.methods`):
 
 ============================  ==========================================================
-``method="lmm"``, gaussian    linear mixed model, REML, Kenward–Roger df (this package)
-``method="lmm"``, binomial    random-intercept logistic GLMM (``analysis.glmm``)
-``method="ols-cr2"``          OLS with CR2 cluster-robust variance (``analysis.robust``)
-``method="cluster-level"``    cluster-level analyses (``analysis.cluster_level``)
-``method="gee"``              GEE with small-sample corrected variance (``analysis.gee``)
+``method="lmm"``, gaussian    linear mixed model, REML, Kenward–Roger df (``models.lmm``)
+``method="lmm"``, binomial    random-intercept logistic GLMM (``models.glmm``)
+``method="ols-cr2"``          OLS with CR2 cluster-robust variance (``models.robust``)
+``method="cluster-level"``    cluster-level analyses (``models.cluster_level``)
+``method="gee"``              GEE with small-sample corrected variance (``models.gee``)
 ============================  ==========================================================
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from trialkit.errors import FitError, Problem
+from trialkit.errors import ModelSpecError
+from trialkit.methods import check_choice, check_family, check_fit_method
 from trialkit.models.design import build_model_frame
-from trialkit.models.result import FitResult
+from trialkit.models.results import FitResult
 
-__all__ = ["FAMILIES", "METHODS", "fit"]
+__all__ = ["fit"]
 
-METHODS = ("lmm", "ols-cr2", "cluster-level", "gee")
-FAMILIES = ("gaussian", "binomial")
-_OPTIONS = {"effect_sizes", "nagq", "vcov", "kind", "corr"}
-
-
-def _bad(path: str, code: str, message: str, hint: str) -> FitError:
-    return FitError(message, [Problem(path=path, code=code, message=message, hint=hint)])
-
-
-def _impl(module: str, name: str) -> Any:
-    try:
-        mod = importlib.import_module(f"trialkit.models.{module}")
-        return getattr(mod, name)
-    except (ImportError, AttributeError) as err:
-        raise _bad(
-            "method",
-            "fit.method_unavailable",
-            f"the analysis `{module}.{name}` is not available in this installation ({err}).",
-            "use method='lmm' or update trialkit.",
-        ) from err
+_OPTIONS = ("corr", "effect_sizes", "kind", "nagq", "vcov")
 
 
 def fit(
@@ -91,18 +72,22 @@ def fit(
     **options
         Passed to the method: ``kind`` (cluster-level), ``corr``/``vcov`` (GEE),
         ``nagq`` (GLMM), ``vcov`` (OLS; for the LMM an additional cluster-robust
-        covariance reported in ``extra["robust"]``), ``effect_sizes`` (LMM).
+        covariance reported in ``LmmResult.robust``), ``effect_sizes`` (LMM).
 
     Returns
     -------
     FitResult
+        The subclass of the model family: ``LmmResult``, ``GlmmResult``,
+        ``RobustOlsResult``, ``ClusterLevelResult`` or ``GeeResult``.
 
     Raises
     ------
+    ModelSpecError
+        Invalid input (exit code 1): unknown columns (``fit.column_missing``), bad
+        treatment coding (``fit.treatment_levels``), no complete rows, rank-deficient
+        design, unknown method/family/df method/option.
     FitError
-        Unknown columns (``fit.column_missing``), bad treatment coding
-        (``fit.treatment_levels``), no complete rows, rank-deficient design,
-        unknown method/family/df method, or a failed fit.
+        A valid model could not be fitted (exit code 3).
 
     Examples
     --------
@@ -111,29 +96,22 @@ def fit(
     ...           covariates=["baseline"], clusters=["la", "keyworker"])  # doctest: +SKIP
     >>> res.treatment.estimate, res.treatment.df  # doctest: +SKIP
     """
-    if method not in METHODS:
-        raise _bad(
-            "method",
-            "fit.method",
-            f"method must be one of {', '.join(METHODS)}; got {method!r}.",
-            "lmm is the default primary analysis.",
-        )
-    if family not in FAMILIES:
-        raise _bad(
-            "family",
-            "fit.family",
-            f"family must be one of {', '.join(FAMILIES)}; got {family!r}.",
-            "use binomial for 0/1 outcomes.",
-        )
+    check_fit_method(method)
+    check_family(family)
     if not 0.0 < alpha < 1.0:
-        raise _bad("alpha", "fit.alpha", f"alpha must be in (0, 1); got {alpha!r}.", "e.g. 0.05.")
-    unknown = sorted(set(options) - _OPTIONS)
-    if unknown:
-        raise _bad(
-            "options",
-            "fit.option",
-            f"options must be among {', '.join(sorted(_OPTIONS))}; got {', '.join(unknown)}.",
-            "check the spelling of the keyword arguments.",
+        raise ModelSpecError.from_problem(
+            path="alpha",
+            code="fit.alpha",
+            message=f"alpha must be in (0, 1); got {alpha!r}.",
+            hint="e.g. 0.05.",
+        )
+    for name in sorted(options):
+        check_choice(
+            name,
+            _OPTIONS,
+            path="options",
+            code="fit.option",
+            hint="check the spelling of the keyword arguments.",
         )
     frame = build_model_frame(
         data,
@@ -155,21 +133,25 @@ def fit(
             vcov=options.pop("vcov", None),
         )
     if method == "lmm":
-        fn = _impl("glmm", "fit_glmm")
-        return fn(
+        from trialkit.models.glmm import fit_glmm
+
+        return fit_glmm(
             frame,
             df_method=df_method or "between-within",
             nagq=int(options.pop("nagq", 1)),
             alpha=alpha,
         )
     if method == "ols-cr2":
-        fn = _impl("robust", "fit_ols_cr")
-        return fn(frame, vcov=options.pop("vcov", "CR2"), alpha=alpha)
+        from trialkit.models.robust import fit_ols_cr
+
+        return fit_ols_cr(frame, vcov=options.pop("vcov", "CR2"), alpha=alpha)
     if method == "cluster-level":
-        fn = _impl("cluster_level", "fit_cluster_level")
-        return fn(frame, kind=options.pop("kind", "two-stage"), alpha=alpha)
-    fn = _impl("gee", "fit_gee")
-    return fn(
+        from trialkit.models.cluster_level import fit_cluster_level
+
+        return fit_cluster_level(frame, kind=options.pop("kind", "two-stage"), alpha=alpha)
+    from trialkit.models.gee import fit_gee
+
+    return fit_gee(
         frame,
         corr=options.pop("corr", "exchangeable"),
         vcov=options.pop("vcov", "CR2"),

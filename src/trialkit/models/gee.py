@@ -12,19 +12,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 from scipy.special import expit
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
+from trialkit.methods import FAMILIES, check_choice, check_gee_corr, check_vcov
 from trialkit.models.design import ModelFrame
-from trialkit.models.result import FitResult
-from trialkit.models.robust import _sym_power, frame_parts, t_term
+from trialkit.models.inference import t_inference, t_terms
+from trialkit.models.results import BinaryEffects, GeeResult
+from trialkit.models.robust import _sym_power, frame_parts
 
-__all__ = ["GEE_CORR", "GEE_VCOV", "fit_gee", "gee_sandwich"]
-
-GEE_CORR = ("exchangeable", "independence")
-GEE_VCOV = ("CR0", "CR2", "CR3")
+__all__ = ["fit_gee", "gee_sandwich"]
 Array = np.ndarray
+_VCOV_NAMES = {"CR0": "Liang-Zeger", "CR2": "Kauermann-Carroll", "CR3": "Mancl-DeRouen"}
 
 
 def gee_sandwich(
@@ -72,12 +71,7 @@ def gee_sandwich(
             ht = vmh @ d @ M @ d.T @ vmh
             a = vh @ (_sym_power(np.eye(n) - ht, -0.5) @ (vmh @ ej))
         else:
-            raise FitError.from_problem(
-                path="vcov",
-                code="fit.gee.vcov",
-                message=f"`vcov` must be one of {', '.join(GEE_VCOV)}; got {type!r}.",
-                hint="CR2 (Kauermann–Carroll) is recommended with few clusters.",
-            )
+            check_vcov(type, "gee")
         u = d.T @ (vi @ a)
         meat += np.outer(u, u)
     cov = M @ meat @ M
@@ -93,7 +87,7 @@ def fit_gee(
     alpha: float = 0.05,
     tol: float = 1e-12,
     maxit: int = 200,
-) -> FitResult:
+) -> GeeResult:
     """Logistic or linear GEE with small-sample corrected sandwich variance (method ``"gee"``).
 
     Parameters
@@ -111,9 +105,9 @@ def fit_gee(
 
     Returns
     -------
-    FitResult
+    GeeResult
         Wald t-tests with df = J − p (clusters minus mean-model parameters; Li & Redden 2015
-        consider this with the KC and MD corrections). For binomial models ``extra`` holds the
+        consider this with the KC and MD corrections). For binomial models ``effects`` holds the
         odds ratio and the marginal risk difference with CIs.
 
     Notes
@@ -126,32 +120,20 @@ def fit_gee(
     with the treatment column set to 1 and 0, with a delta-method SE from the corrected
     sandwich and the same t reference distribution.
     """
-    if corr not in GEE_CORR:
-        raise FitError.from_problem(
-            path="corr",
-            code="fit.gee.corr",
-            message=f"`corr` must be one of {', '.join(GEE_CORR)}; got {corr!r}.",
-            hint="Use 'exchangeable' or 'independence'.",
-        )
-    if family not in ("binomial", "gaussian"):
-        raise FitError.from_problem(
-            path="family",
-            code="fit.gee.family",
-            message=f"`family` must be 'binomial' or 'gaussian'; got {family!r}.",
-            hint="Use family='binomial' for a 0/1 outcome.",
-        )
-    if vcov not in GEE_VCOV:
-        raise FitError.from_problem(
-            path="vcov",
-            code="fit.gee.vcov",
-            message=f"`vcov` must be one of {', '.join(GEE_VCOV)}; got {vcov!r}.",
-            hint="CR2 (Kauermann–Carroll) is recommended with few clusters.",
-        )
+    check_gee_corr(corr)
+    check_choice(
+        family,
+        FAMILIES,
+        path="family",
+        code="fit.gee.family",
+        hint="use family='binomial' for a 0/1 outcome.",
+    )
+    check_vcov(vcov, "gee")
     fp = frame_parts(frame)
     X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
     binom = family == "binomial"
     if binom and not np.all((y == 0) | (y == 1)):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="outcome",
             code="fit.gee.outcome",
             message="a binomial GEE needs a 0/1 outcome; got other values.",
@@ -207,18 +189,9 @@ def fit_gee(
     se = np.sqrt(np.diag(cov))
     df = float(J - p)
     df_method = "clusters-minus-p"
-    terms = [t_term(nm, beta[k], se[k], df, alpha, df_method) for k, nm in enumerate(fp["names"])]
+    terms = t_terms(fp["names"], beta, se, df, alpha, df_method)
     tr = terms[ti]
-    crit = float(stats.t.ppf(1 - alpha / 2, df))
-    extra: dict[str, object] = {
-        "corr": corr,
-        "alpha_corr": a_,
-        "scale": phi,
-        "vcov_type": vcov,
-        "vcov_name": {"CR0": "Liang-Zeger", "CR2": "Kauermann-Carroll", "CR3": "Mancl-DeRouen"}[
-            vcov
-        ],
-    }
+    effects = None
     if binom:
         X1, X0 = X.copy(), X.copy()
         X1[:, ti], X0[:, ti] = 1.0, 0.0
@@ -228,7 +201,8 @@ def fit_gee(
         )
         rd = float(m1.mean() - m0.mean())
         se_rd = float(np.sqrt(grad @ cov @ grad))
-        extra.update(
+        _t, _p, rd_low, rd_high = t_inference(rd, se_rd, df, alpha)
+        effects = BinaryEffects(
             odds_ratio=math.exp(tr.estimate),
             odds_ratio_conf_low=math.exp(tr.conf_low),
             odds_ratio_conf_high=math.exp(tr.conf_high),
@@ -236,13 +210,13 @@ def fit_gee(
             marginal_risk_control=float(m0.mean()),
             risk_difference=rd,
             risk_difference_std_error=se_rd,
-            risk_difference_conf_low=rd - crit * se_rd,
-            risk_difference_conf_high=rd + crit * se_rd,
+            risk_difference_conf_low=float(rd_low),
+            risk_difference_conf_high=float(rd_high),
         )
     warnings = []
     if not converged:
         warnings.append("GEE iterations did not converge")
-    return FitResult(
+    return GeeResult(
         method="gee",
         family=family,
         outcome=fp["outcome"],
@@ -262,5 +236,10 @@ def fit_gee(
         formula=fp["formula"],
         data_hash=fp["data_hash"],
         warnings=tuple(warnings),
-        extra=extra,
+        corr=corr,
+        alpha_corr=a_,
+        scale=phi,
+        vcov_type=vcov,
+        vcov_name=_VCOV_NAMES[vcov],
+        effects=effects,
     )

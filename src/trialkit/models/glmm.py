@@ -14,17 +14,17 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.special import expit, log_expit
 
-from trialkit.errors import FitError
+from trialkit.errors import FitError, ModelSpecError
+from trialkit.methods import check_glmm_df_method
 from trialkit.models.design import ModelFrame
-from trialkit.models.result import FitResult
-from trialkit.models.robust import frame_parts, t_term
+from trialkit.models.inference import t_inference, t_terms
+from trialkit.models.results import BinaryEffects, GlmmResult
+from trialkit.models.robust import frame_parts
 
-__all__ = ["GLMM_DF_METHODS", "fit_glmm", "glmm_deviance"]
-
-GLMM_DF_METHODS = ("between-within", "residual", "z")
+__all__ = ["fit_glmm", "glmm_deviance"]
 Array = np.ndarray
 
 
@@ -176,29 +176,44 @@ class _NestedProblem:
         return float(-2.0 * np.sum(f) + logdet)
 
 
-def _num_grad(f: Callable[[Array], float], x: Array, h: float = 1e-5) -> Array:
+def _steps(x: Array, power: float) -> Array:
+    """Central-difference steps relative to the parameter scale: ``ε^power · max(|x|, 1)``.
+
+    ``power = 1/3`` balances truncation and rounding error for first derivatives,
+    ``1/4`` for second derivatives from function values.  Each step is made exactly
+    representable (``(x + h) - x``) so that the divided difference uses the step taken.
+    """
+    h = np.finfo(float).eps ** power * np.maximum(np.abs(x), 1.0)
+    return (x + h) - x
+
+
+def _num_grad(f: Callable[[Array], float], x: Array) -> Array:
+    """Central-difference gradient with steps relative to the scale of ``x``."""
+    h = _steps(x, 1.0 / 3.0)
     g = np.empty_like(x)
     for i in range(len(x)):
         e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+        e[i] = h[i]
+        g[i] = (f(x + e) - f(x - e)) / (2 * h[i])
     return g
 
 
-def _num_hess(f: Callable[[Array], float], x: Array, h: float = 1e-4) -> Array:
+def _num_hess(f: Callable[[Array], float], x: Array) -> Array:
+    """Central-difference Hessian with steps relative to the scale of ``x``."""
+    h = _steps(x, 0.25)
     n = len(x)
     H = np.empty((n, n))
     f0 = f(x)
     for i in range(n):
         ei = np.zeros(n)
-        ei[i] = h
-        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h**2
+        ei[i] = h[i]
+        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
         for j in range(i):
             ej = np.zeros(n)
-            ej[j] = h
+            ej[j] = h[j]
             H[i, j] = H[j, i] = (
                 f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
-            ) / (4 * h * h)
+            ) / (4 * h[i] * h[j])
     return H
 
 
@@ -228,7 +243,7 @@ def fit_glmm(
     df_method: str = "between-within",
     nagq: int = 1,
     alpha: float = 0.05,
-) -> FitResult:
+) -> GlmmResult:
     """Random-intercept logistic GLMM fitted by maximum likelihood (method ``"glmm"``).
 
     Parameters
@@ -246,8 +261,8 @@ def fit_glmm(
 
     Returns
     -------
-    FitResult
-        Coefficients on the log-odds scale; ``extra`` holds the odds ratio with CI, the marginal
+    GlmmResult
+        Coefficients on the log-odds scale; ``effects`` holds the odds ratio with CI, the marginal
         risks and risk difference with a delta-method CI, θ = σ and the number of nodes.
 
     Notes
@@ -262,7 +277,8 @@ def fit_glmm(
     log|H_c| = Σ_s log d_s + log(h_uu − Σ_s h_uv,s²/d_s), d_s = 1 + σ₂² Σ_{i∈s} w_i,
     h_uu = 1 + σ₁² Σ_{i∈c} w_i, h_uv,s = σ₁σ₂ Σ_{i∈s} w_i, w = μ(1 − μ).
     The deviance is minimised over (σ, β) by BFGS and polished by Newton steps on a
-    central-difference Hessian; the covariance of β̂ is the β block of 2 H^{-1} (H the Hessian
+    central-difference Hessian (steps ε^(1/4)·max(|x|, 1); gradients with ε^(1/3)·max(|x|, 1));
+    the covariance of β̂ is the β block of 2 H^{-1} (H the Hessian
     of the deviance in (σ, β)), as ``vcov.merMod`` with ``use.hessian = TRUE``.
     Marginal risk difference: p̄_a = N^{-1} Σ_i ∫ expit(x_i(a)'β + σu) φ(u) du with the
     treatment column set to a ∈ {0, 1} (40-node Gauss–Hermite); RD = p̄₁ − p̄₀ with a
@@ -271,15 +287,9 @@ def fit_glmm(
     σ_l²/(Σ σ² + π²/3). A variance below 1e-4 is a singular fit; its row is left out of the
     Hessian before inversion.
     """
-    if df_method not in GLMM_DF_METHODS:
-        raise FitError.from_problem(
-            path="df_method",
-            code="fit.glmm.df_method",
-            message=f"`df_method` must be one of {', '.join(GLMM_DF_METHODS)}; got {df_method!r}.",
-            hint="between-within is recommended with few clusters (Li & Redden 2015).",
-        )
+    check_glmm_df_method(df_method)
     if int(nagq) < 1:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="nagq",
             code="fit.glmm.nagq",
             message=f"`nagq` must be >= 1; got {nagq}.",
@@ -289,7 +299,7 @@ def fit_glmm(
     X, y, ti = fp["X"], fp["y"], fp["treatment_index"]
     nlev = len(fp["clusters"])
     if nlev not in (1, 2) or (nlev == 2 and int(nagq) != 1):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="clusters",
             code="fit.glmm.levels",
             message=(
@@ -299,7 +309,7 @@ def fit_glmm(
             hint="Give fewer cluster levels, use nagq=1, or use method='gee'.",
         )
     if not np.all((y == 0) | (y == 1)):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="outcome",
             code="fit.glmm.outcome",
             message="a binomial GLMM needs a 0/1 outcome; got other values.",
@@ -360,9 +370,7 @@ def fit_glmm(
             dfs.append(float(N - p))
         else:
             dfs.append(float(J - n_between) if cl[k] else float(N - J - (p - n_between)))
-    terms = [
-        t_term(nm, beta[k], se[k], dfs[k], alpha, df_method) for k, nm in enumerate(fp["names"])
-    ]
+    terms = t_terms(fp["names"], beta, se, dfs, alpha, df_method)
     tr = terms[ti]
     # odds ratio and marginal risk difference
     zq, wq = _ghrule(40)
@@ -384,10 +392,9 @@ def fit_glmm(
         return float(rr[0] - rr[1])
 
     rd = float(r[0] - r[1])
-    grad_rd = _num_grad(rd_of, par, 1e-6)
+    grad_rd = _num_grad(rd_of, par)
     se_rd = float(np.sqrt(grad_rd @ cov_full @ grad_rd))
-    dist = stats.norm() if not np.isfinite(tr.df) else stats.t(tr.df)
-    crit = float(dist.ppf(1 - alpha / 2))
+    _t, _p, rd_low, rd_high = t_inference(rd, se_rd, tr.df, alpha)
     cnames = fp["cluster_names"]
     vc = {nm: float(sg**2) for nm, sg in zip(cnames, sigmas, strict=True)}
     tot = sum(vc.values()) + math.pi**2 / 3
@@ -396,7 +403,7 @@ def fit_glmm(
         warnings.append("singular fit: a cluster variance is estimated at zero")
     if not converged:
         warnings.append(f"optimiser did not converge (max |gradient| {gnorm:.2g})")
-    return FitResult(
+    return GlmmResult(
         method="glmm",
         family="binomial",
         outcome=fp["outcome"],
@@ -418,20 +425,20 @@ def fit_glmm(
         formula=fp["formula"],
         data_hash=fp["data_hash"],
         warnings=tuple(warnings),
-        extra={
-            "nagq": int(nagq),
-            "theta": float(sigmas[0]) if nlev == 1 else [float(v) for v in sigmas],
-            "approximation": "laplace" if nagq == 1 else "adaptive-gauss-hermite",
-            "icc_scale": "latent (pi^2/3)",
-            "odds_ratio": math.exp(tr.estimate),
-            "odds_ratio_conf_low": math.exp(tr.conf_low),
-            "odds_ratio_conf_high": math.exp(tr.conf_high),
-            "marginal_risk_treated": float(r[0]),
-            "marginal_risk_control": float(r[1]),
-            "risk_difference": rd,
-            "risk_difference_std_error": se_rd,
-            "risk_difference_conf_low": rd - crit * se_rd,
-            "risk_difference_conf_high": rd + crit * se_rd,
-            "max_abs_gradient": gnorm,
-        },
+        nagq=int(nagq),
+        theta=float(sigmas[0]) if nlev == 1 else tuple(float(v) for v in sigmas),
+        approximation="laplace" if nagq == 1 else "adaptive-gauss-hermite",
+        icc_scale="latent (pi^2/3)",
+        effects=BinaryEffects(
+            odds_ratio=math.exp(tr.estimate),
+            odds_ratio_conf_low=math.exp(tr.conf_low),
+            odds_ratio_conf_high=math.exp(tr.conf_high),
+            marginal_risk_treated=float(r[0]),
+            marginal_risk_control=float(r[1]),
+            risk_difference=rd,
+            risk_difference_std_error=se_rd,
+            risk_difference_conf_low=float(rd_low),
+            risk_difference_conf_high=float(rd_high),
+        ),
+        max_abs_gradient=gnorm,
     )

@@ -19,20 +19,19 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
+from trialkit.methods import CR_TYPES, check_choice
 from trialkit.models.design import ModelFrame
-from trialkit.models.result import FitResult, Term
+from trialkit.models.inference import t_term
+from trialkit.models.results import RobustOlsResult
 
 __all__ = [
-    "CR_TYPES",
     "CRVariance",
     "fit_ols_cr",
     "vcov_cr",
     "nested_intercept_blocks",
     "vcov_cr_gls",
 ]
-
-CR_TYPES = ("CR0", "CR1", "CR1S", "CR2", "CR3")
 
 Array = np.ndarray
 
@@ -48,18 +47,18 @@ def _sym_power(a: Array, power: float, *, rtol: float = 1e-12) -> Array:
 
 
 def _check_type(type: str) -> None:
-    if type not in CR_TYPES:
-        raise FitError.from_problem(
-            path="type",
-            code="fit.robust.type",
-            message=f"`type` must be one of {', '.join(CR_TYPES)}; got {type!r}.",
-            hint="CR2 is recommended with few clusters.",
-        )
+    check_choice(
+        type,
+        CR_TYPES,
+        path="type",
+        code="fit.robust.type",
+        hint="CR2 is recommended with few clusters.",
+    )
 
 
 def _check_n_clusters(J: int) -> None:
     if J < 2:
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="cluster",
             code="fit.robust.one_cluster",
             message=f"cluster-robust variance needs at least 2 clusters; got {J}.",
@@ -73,7 +72,7 @@ def _as_block(b: Any, n: int) -> Array:
         return np.eye(n) * float(arr)
     if arr.ndim == 1:
         if arr.shape[0] != n:
-            raise FitError.from_problem(
+            raise ModelSpecError.from_problem(
                 path="weights_blocks",
                 code="fit.robust.block_size",
                 message=f"a weight block must have {n} entries; got {arr.shape[0]}.",
@@ -81,7 +80,7 @@ def _as_block(b: Any, n: int) -> Array:
             )
         return np.diag(arr)
     if arr.shape != (n, n):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="weights_blocks",
             code="fit.robust.block_size",
             message=f"a working-model block must be {n}×{n}; got {arr.shape}.",
@@ -103,7 +102,7 @@ def _blocks_list(
     else:
         seq = list(blocks)
     if len(seq) != len(labels):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path=name,
             code="fit.robust.block_count",
             message=f"`{name}` must have one block per cluster ({len(labels)}); got {len(seq)}.",
@@ -209,7 +208,7 @@ class CRVariance:
                 "p_value": float(stats.chi2.sf(Q, q)),
             }
         if test != "HTZ":
-            raise FitError.from_problem(
+            raise ModelSpecError.from_problem(
                 path="test",
                 code="fit.robust.test",
                 message=f"`test` must be 'HTZ' or 'chi-sq'; got {test!r}.",
@@ -426,7 +425,7 @@ def vcov_cr_gls(
         W = [np.linalg.inv(v) for v in Vl]
         return vcov_cr(X, resid, cluster, type=type, weights_blocks=W, target_blocks=Vl)
     if len(seq) != len(labels):
-        raise FitError.from_problem(
+        raise ModelSpecError.from_problem(
             path="V_blocks",
             code="fit.robust.block_count",
             message=f"`V_blocks` must have one block per cluster ({len(labels)}); got {len(seq)}.",
@@ -520,32 +519,7 @@ def frame_parts(frame: ModelFrame) -> dict[str, Any]:
     }
 
 
-def t_term(name: str, est: float, se: float, df: float, alpha: float, df_method: str) -> Term:
-    """Build a :class:`~trialkit.models.result.Term` from estimate, SE and df (t or z)."""
-    stat = est / se if se > 0 else float("nan")
-    if np.isfinite(df):
-        dist = stats.t(df)
-        label = f"t({df:.4g})"
-    else:
-        dist = stats.norm()
-        label = "z"
-    p = float(2 * dist.sf(abs(stat))) if np.isfinite(stat) else float("nan")
-    crit = float(dist.ppf(1 - alpha / 2))
-    return Term(
-        term=name,
-        estimate=float(est),
-        std_error=float(se),
-        df=float(df),
-        statistic=float(stat),
-        p_value=p,
-        conf_low=float(est - crit * se),
-        conf_high=float(est + crit * se),
-        df_method=df_method,
-        distribution=label,
-    )
-
-
-def fit_ols_cr(frame: ModelFrame, *, vcov: str = "CR2", alpha: float = 0.05) -> FitResult:
+def fit_ols_cr(frame: ModelFrame, *, vcov: str = "CR2", alpha: float = 0.05) -> RobustOlsResult:
     """OLS with a cluster-robust covariance and Satterthwaite df (method ``"ols-cr2"``).
 
     Clusters are the top level of ``frame``. See :func:`vcov_cr` for the estimators.
@@ -576,7 +550,7 @@ def fit_ols_cr(frame: ModelFrame, *, vcov: str = "CR2", alpha: float = 0.05) -> 
     warnings = []
     if cr.n_clusters < 40:
         warnings.append(f"{cr.n_clusters} clusters: small-sample {vcov} with Satterthwaite df used")
-    return FitResult(
+    return RobustOlsResult(
         method="ols-cr2",
         family="gaussian",
         outcome=fp["outcome"],
@@ -595,5 +569,7 @@ def fit_ols_cr(frame: ModelFrame, *, vcov: str = "CR2", alpha: float = 0.05) -> 
         formula=fp["formula"],
         data_hash=fp["data_hash"],
         warnings=tuple(warnings),
-        extra={"vcov_type": vcov, "vcov": cr.vcov.tolist(), "n_top_clusters": cr.n_clusters},
+        vcov_type=vcov,
+        vcov=tuple(tuple(float(v) for v in row) for row in cr.vcov),
+        n_top_clusters=cr.n_clusters,
     )

@@ -45,6 +45,8 @@ from scipy import stats
 
 from trialkit._version import __version__
 from trialkit.errors import PowerError, Problem
+from trialkit.methods import DF_METHODS, POWER_METHODS
+from trialkit.models.inference import t_inference
 from trialkit.power.analytic import CRTDesign, _clean, analytic_power
 from trialkit.power.backends import LocalBackend, Progress, chunk_indices
 from trialkit.power.dgp import (
@@ -56,12 +58,10 @@ from trialkit.power.dgp import (
 )
 
 RESULT_SCHEMA_VERSION = 1
-METHODS = ("cluster-level", "lmm")
 #: Replicates are analysed in aligned blocks of this many (replicates 0–124, 125–249, ...).
 #: A batched fit's rounding can depend on which replicates share the batch, so fixing the
 #: blocks makes every result bit-for-bit independent of chunk size, backend and workers.
 ANALYSIS_BLOCK = 125
-DF_METHODS = ("kenward-roger", "satterthwaite", "between-within", "residual")
 
 __all__ = [
     "PowerSimulation",
@@ -151,12 +151,12 @@ class Scenario:
                     hint="",
                 )
             )
-        if self.method not in METHODS:
+        if self.method not in POWER_METHODS:
             out.append(
                 Problem(
                     path="method",
                     code="power.method",
-                    message=f"`method` must be one of {', '.join(METHODS)}; got {self.method!r}.",
+                    message=f"`method` must be one of {', '.join(POWER_METHODS)}; got {self.method!r}.",
                     hint="",
                 )
             )
@@ -282,17 +282,14 @@ def _cluster_level(
         inv = np.linalg.inv(xtx)
         est = beta[:, 1]
         se = np.sqrt(s2 * inv[:, 1, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = est / se
-    p = 2 * stats.t.sf(np.abs(stat), df) if two_tailed else stats.t.sf(stat, df)
-    q = stats.t.isf(alpha / 2, df)
+    _stat, p, low, high = t_inference(est, se, df, alpha, two_sided=two_tailed)
     return {
         "estimate": est,
         "std_error": se,
         "df": np.full(est.shape, df),
         "p_value": p,
-        "conf_low": est - q * se,
-        "conf_high": est + q * se,
+        "conf_low": low,
+        "conf_high": high,
         "singular": np.zeros(est.shape, dtype=bool),
     }
 
@@ -370,7 +367,9 @@ def _lmm(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.ndarray]:
     except (np.linalg.LinAlgError, ValueError, FloatingPointError):
         out = _lmm_one_by_one(_engine, lay, X, batch.y, frame.treatment_index, kw)
     if not scenario.two_tailed:
-        out["p_value"] = stats.t.sf(out["statistic"], out["df"])
+        out["p_value"] = t_inference(
+            out["estimate"], out["std_error"], out["df"], scenario.alpha, two_sided=False
+        )[1]
     return out
 
 

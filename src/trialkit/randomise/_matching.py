@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from trialkit.errors import FitError
+from trialkit.errors import ComputationError
 
 
 def distances(z: np.ndarray, kind: str) -> np.ndarray:
@@ -43,6 +43,6 @@ def optimal_pairs(dist: np.ndarray) -> list[tuple[int, int]]:
         bounds=Bounds(0, 1),
     )
     if not res.success or res.x is None:  # pragma: no cover - solver failure
-        raise FitError(f"optimal matching failed: {res.message}")
+        raise ComputationError(f"optimal matching failed: {res.message}")
     chosen = np.flatnonzero(res.x > 0.5)
     return sorted((int(iu[c]), int(ju[c])) for c in chosen)
