@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import FitError
+from trialkit.errors import ModelSpecError
 from trialkit.models.design import build_model_frame
 
 
@@ -30,7 +30,7 @@ def data() -> pd.DataFrame:
 
 
 def test_column_missing_lists_available(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(data, outcome="yy", treatment="arm", clusters=["lax"])
     assert e.value.codes == ("fit.column_missing", "fit.column_missing")
     assert "yy" in str(e.value)
@@ -38,14 +38,14 @@ def test_column_missing_lists_available(data):
 
 
 def test_treatment_labels_need_level(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(data, outcome="y", treatment="arm", clusters=["la"])
     assert e.value.codes == ("fit.treatment_levels",)
     assert "'ctl', 'int'" in e.value.problems[0].message
 
 
 def test_treatment_level_not_found(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(data, outcome="y", treatment="arm", clusters=["la"], treatment_level="x")
     assert e.value.codes == ("fit.treatment_levels",)
 
@@ -106,7 +106,7 @@ def test_cluster_level_columns(data):
 
 def test_rank_deficient(data):
     d = data.assign(age2=data["age"] * 2)
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(
             d, outcome="y", treatment="t01", covariates=["age", "age2"], clusters=["la"]
         )
@@ -116,19 +116,19 @@ def test_rank_deficient(data):
 
 def test_no_rows(data):
     d = data.assign(y=np.nan)
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(d, outcome="y", treatment="t01", clusters=["la"])
     assert e.value.codes == ("fit.no_rows",)
 
 
 def test_outcome_must_be_numeric(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(data, outcome="sex", treatment="t01", clusters=["la"])
     assert e.value.codes == ("fit.outcome_type",)
 
 
 def test_duplicate_column(data):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         build_model_frame(data, outcome="y", treatment="t01", covariates=["y"], clusters=["la"])
     assert "fit.duplicate_column" in e.value.codes
 

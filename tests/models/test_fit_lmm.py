@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import FitError, SingularFitWarning
+from trialkit.errors import FitError, ModelSpecError, SingularFitWarning
 from trialkit.models import _engine
 from trialkit.models.design import build_model_frame
 from trialkit.models.fit import fit
@@ -131,7 +131,7 @@ def test_no_clusters_error(data):
     ],
 )
 def test_argument_errors(data, kw, code):
-    with pytest.raises(FitError) as e:
+    with pytest.raises(ModelSpecError) as e:
         fit(data, outcome="score", treatment="arm", treatment_level="int", clusters=["la"], **kw)
     assert e.value.codes == (code,)
 

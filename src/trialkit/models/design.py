@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trialkit.errors import FitError, Problem
+from trialkit.errors import ModelSpecError, Problem
 from trialkit.models.result import Exclusion
 
 __all__ = ["ModelFrame", "build_model_frame"]
@@ -146,8 +146,8 @@ def _levels(s: pd.Series) -> list[object]:
         return sorted(vals, key=str)
 
 
-def _fail(summary: str, code: str, path: str, message: str, hint: str = "") -> FitError:
-    return FitError(summary, [Problem(path=path, code=code, message=message, hint=hint)])
+def _fail(summary: str, code: str, path: str, message: str, hint: str = "") -> ModelSpecError:
+    return ModelSpecError(summary, [Problem(path=path, code=code, message=message, hint=hint)])
 
 
 def build_model_frame(
@@ -180,7 +180,7 @@ def build_model_frame(
 
     Raises
     ------
-    FitError
+    ModelSpecError
         ``fit.column_missing`` (a named column is absent), ``fit.outcome_type``,
         ``fit.treatment_levels``, ``fit.no_rows``, ``fit.rank_deficient``,
         ``fit.duplicate_column``.
@@ -220,7 +220,7 @@ def build_model_frame(
             )
         seen.add(col)
     if problems:
-        raise FitError("the model names columns that are not in the data", problems)
+        raise ModelSpecError("the model names columns that are not in the data", problems)
 
     n_input = int(len(data))
     sub = data.loc[:, list(used)]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.errors import FitError, Problem
+from trialkit.errors import ModelSpecError, Problem
 from trialkit.models.design import build_model_frame
 from trialkit.models.result import FitResult
 
@@ -31,8 +31,8 @@ FAMILIES = ("gaussian", "binomial")
 _OPTIONS = {"effect_sizes", "nagq", "vcov", "kind", "corr"}
 
 
-def _bad(path: str, code: str, message: str, hint: str) -> FitError:
-    return FitError(message, [Problem(path=path, code=code, message=message, hint=hint)])
+def _bad(path: str, code: str, message: str, hint: str) -> ModelSpecError:
+    return ModelSpecError(message, [Problem(path=path, code=code, message=message, hint=hint)])
 
 
 def _impl(module: str, name: str) -> Any:
@@ -99,10 +99,12 @@ def fit(
 
     Raises
     ------
-    FitError
+    ModelSpecError
         Unknown columns (``fit.column_missing``), bad treatment coding
         (``fit.treatment_levels``), no complete rows, rank-deficient design,
-        unknown method/family/df method, or a failed fit.
+        unknown method, family or option.
+    FitError
+        A fit that failed on valid input.
 
     Examples
     --------
