@@ -14,9 +14,12 @@ Every verb lives in its own module ``trialkit.cli.cmd_<verb>`` and defines
     does the work and returns the exit status.
 
 Modules are discovered automatically, so adding a verb touches no other file.
-No statistics live here: commands call the library and format its results.
+No statistics live here: commands call the library and format its results, through
+the shared arguments and output helpers of :mod:`trialkit.cli._common`.
 
 Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 a computation failed.
+Commands raise and never catch trialkit's errors: :func:`handle_error` is the one
+place where an error becomes an exit code, by its class alone.
 """
 
 from __future__ import annotations

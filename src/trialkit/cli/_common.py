@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trialkit._io import atomic_write_text, to_json_text
-from trialkit.errors import UsageError
+from trialkit.errors import TrialkitError, UsageError
 
 __all__ = [
     "add_allocation",
@@ -126,18 +126,27 @@ def emit_text(text: str) -> None:
 def refuse_existing(
     path: str | Path,
     *,
+    directory: bool = False,
+    error: type[TrialkitError] = UsageError,
     code: str = "cli.output_exists",
     message: str | None = None,
     hint: str = "choose a new --out file",
 ) -> None:
-    """Raise :class:`UsageError` (exit 2) when ``path`` exists: outputs are never overwritten."""
-    if Path(path).exists():
-        raise UsageError.from_problem(
-            path=str(path),
-            code=code,
-            message=message or f"output file must not exist; got '{path}'",
-            hint=hint,
-        )
+    """Refuse to overwrite an output: raise ``error`` when ``path`` exists.
+
+    With ``directory=True`` an existing empty directory is accepted (only one that
+    holds files is refused).  ``error`` is :class:`UsageError` (exit 2) unless a verb
+    has always reported the case with its stage's error class.
+    """
+    p = Path(path)
+    if not p.exists() or (directory and p.is_dir() and not any(p.iterdir())):
+        return
+    raise error.from_problem(
+        path=str(path),
+        code=code,
+        message=message or f"output file must not exist; got '{path}'",
+        hint=hint,
+    )
 
 
 def write_or_print(text: str, out: str | Path | None) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trialkit.cli._common import add_alpha, add_format, add_out, add_seed, emit
+from trialkit.cli._common import add_alpha, add_format, add_out, add_seed, emit, refuse_existing
 from trialkit.errors import PowerError, UsageError
 
 NAME = "power"
@@ -262,9 +262,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
             raise UsageError("'power simulate' needs --effect (or --config FILE).")
         scenarios = scenarios_from_config({"defaults": {**design_kw, **overrides}}, "command line")
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
-        raise PowerError.from_problem(
-            path=str(out_dir),
+    if out_dir is not None:
+        refuse_existing(
+            out_dir,
+            directory=True,
+            error=PowerError,
             code="power.out_exists",
             message="`--out` must be a new or empty directory; it already has files.",
             hint="Choose another directory; trialkit never overwrites earlier results.",
