@@ -14,9 +14,12 @@ Every verb lives in its own module ``trialkit.cli.cmd_<verb>`` and defines
     does the work and returns the exit status.
 
 Modules are discovered automatically, so adding a verb touches no other file.
-No statistics live here: commands call the library and format its results.
+No statistics live here: commands call the library and format its results, through
+the shared arguments and output helpers of :mod:`trialkit.cli._common`.
 
 Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 a computation failed.
+Commands raise and never catch trialkit's errors: :func:`handle_error` is the one
+place where an error becomes an exit code, by its class alone.
 """
 
 from __future__ import annotations
@@ -108,38 +111,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_module", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    fmt = getattr(args, "format", "text") or "text"
     try:
         return int(args._module.run(args))
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    except TrialkitError as err:
+    except BaseException as err:  # the one place where errors become exit codes
+        return handle_error(err, getattr(args, "format", "text") or "text")
+
+
+def handle_error(err: BaseException, fmt: str = "text") -> int:
+    """Report ``err`` and return its exit status; the class alone decides the status.
+
+    ``TrialkitError`` subclasses carry their own ``exit_code`` (1 invalid input, 2 usage,
+    3 a computation that failed on valid input); an unreadable path or a non-UTF-8
+    input is invalid input (1); ``SystemExit`` from argparse keeps its code (2 for
+    usage); anything else is a bug in trialkit (3, with a crash note).
+    """
+    if isinstance(err, SystemExit):
+        return int(err.code) if isinstance(err.code, int) else EXIT_USAGE
+    if isinstance(err, TrialkitError):
         report_error(err, fmt)
         return err.exit_code
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+    if isinstance(err, UnicodeDecodeError):
+        sys.stderr.write(
+            f"trialkit: an input file is not UTF-8 text ({err.reason} at byte {err.start}).\n"
+            "  hint: save text inputs (CSV, TOML) as UTF-8, or use Parquet.\n"
+        )
+        return EXIT_INVALID
+    if isinstance(err, OSError):
         name = getattr(err, "filename", None) or ""
         sys.stderr.write(
             f"trialkit: cannot read or write '{name}': {err.strerror or err}.\n"
             "  hint: check the path exists and is readable (inputs) or writable (--out).\n"
         )
         return EXIT_INVALID
-    except UnicodeDecodeError as err:
-        sys.stderr.write(
-            f"trialkit: an input file is not UTF-8 text ({err.reason} at byte {err.start}).\n"
-            "  hint: save text inputs (CSV, TOML) as UTF-8, or use Parquet.\n"
-        )
-        return EXIT_INVALID
-    except KeyboardInterrupt:
+    if isinstance(err, KeyboardInterrupt):
         sys.stderr.write("trialkit: interrupted\n")
         return 130
-    except Exception as err:  # pragma: no cover - a bug, not a user mistake
-        if os.environ.get("TRIALKIT_DEBUG"):
-            traceback.print_exc()
-        sys.stderr.write(
-            f"trialkit: internal error: {type(err).__name__}: {err}\n"
-            "  hint: this is a bug in trialkit; rerun with TRIALKIT_DEBUG=1 for details and report it.\n"
-        )
-        return EXIT_FAILED
+    if not isinstance(err, Exception):  # GeneratorExit and the like: not ours to handle
+        raise err
+    if os.environ.get("TRIALKIT_DEBUG"):
+        traceback.print_exception(err)
+    sys.stderr.write(
+        f"trialkit: internal error: {type(err).__name__}: {err}\n"
+        "  hint: this is a bug in trialkit; rerun with TRIALKIT_DEBUG=1 for details and report it.\n"
+    )
+    return EXIT_FAILED
 
 
 def console_main() -> None:

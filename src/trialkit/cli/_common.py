@@ -1,30 +1,157 @@
-"""Helpers shared by CLI commands (argument types and output)."""
+"""Helpers shared by CLI commands: common arguments, output and refusals.
+
+Each option that several verbs take is declared once here, with one flag, type and
+default; a verb passes its own ``help`` only where its wording is more specific.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from trialkit._io import to_json_text
+from trialkit._io import atomic_write_text, to_json_text
+from trialkit.errors import TrialkitError, UsageError
+
+__all__ = [
+    "add_allocation",
+    "add_alpha",
+    "add_data",
+    "add_format",
+    "add_out",
+    "add_protocol",
+    "add_seed",
+    "emit",
+    "emit_text",
+    "refuse_existing",
+    "write_or_print",
+]
+
+# argparse's parser and argument groups share ``add_argument``
+_Target = argparse.ArgumentParser | argparse._ArgumentGroup
+
+# ----------------------------------------------------------------------------- common arguments
 
 
-def add_format(parser: argparse.ArgumentParser) -> None:
-    """Add ``--format text|json``."""
-    parser.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="output format (json for programs; default text)",
-    )
+def add_protocol(
+    parser: _Target, *, positional: bool = False, help: str = "protocol TOML file"
+) -> None:
+    """Add the protocol file: ``--protocol P`` (required) or the positional ``PROTOCOL``."""
+    if positional:
+        parser.add_argument("protocol", metavar="PROTOCOL", help=help)
+    else:
+        parser.add_argument("--protocol", required=True, help=help)
+
+
+def add_data(parser: _Target, *, help: str = "validated data directory") -> None:
+    """Add ``--data DIR`` (required)."""
+    parser.add_argument("--data", required=True, help=help)
+
+
+def add_allocation(parser: _Target, *, help: str = "allocation directory") -> None:
+    """Add ``--allocation DIR`` (required)."""
+    parser.add_argument("--allocation", required=True, help=help)
+
+
+def add_out(
+    parser: _Target,
+    *,
+    help: str,
+    required: bool = False,
+    metavar: str | None = None,
+) -> None:
+    """Add ``--out`` (a new file or directory; ``help`` says which)."""
+    parser.add_argument("--out", required=required, default=None, metavar=metavar, help=help)
+
+
+def add_seed(parser: _Target, *, help: str, required: bool = False) -> None:
+    """Add ``--seed N`` (an integer; ``help`` gives the default when optional)."""
+    parser.add_argument("--seed", type=int, required=required, default=None, help=help)
+
+
+def add_alpha(
+    parser: _Target, *, default: float | None = None, help: str = "significance level (0.05)"
+) -> None:
+    """Add ``--alpha A`` (``None`` by default: the library's own default applies)."""
+    parser.add_argument("--alpha", type=float, default=default, help=help)
+
+
+def add_format(
+    parser: _Target,
+    *,
+    choices: tuple[str, ...] = ("text", "json"),
+    default: str = "text",
+    help: str | None = "output format (json for programs; default text)",
+) -> None:
+    """Add ``--format`` (``text|json`` unless ``choices`` says otherwise)."""
+    parser.add_argument("--format", choices=choices, default=default, help=help)
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _json_value(obj: Any) -> Any:
+    """JSON fallback: trialkit's own conversions, then the value's text."""
+    try:
+        return json.loads(to_json_text(obj))
+    except TypeError:
+        return str(obj)
 
 
 def emit(payload: Any, text: str, fmt: str) -> None:
-    """Print ``payload`` as JSON or ``text`` to stdout."""
+    """Print ``payload`` as JSON (``fmt == 'json'``) or ``text`` to stdout.
+
+    ``payload`` is a JSON-safe mapping or list (numpy scalars, paths and objects
+    with ``to_dict`` are converted; any other value is written as its text), or
+    JSON text already serialised.
+    """
     if fmt == "json":
-        sys.stdout.write(to_json_text(payload) if not isinstance(payload, str) else payload)
+        if isinstance(payload, str):
+            sys.stdout.write(payload)
+        else:
+            sys.stdout.write(
+                json.dumps(payload, indent=2, ensure_ascii=False, default=_json_value) + "\n"
+            )
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        emit_text(text)
 
 
-__all__ = ["add_format", "emit"]
+def emit_text(text: str) -> None:
+    """Print ``text`` to stdout, ending it with one newline."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def refuse_existing(
+    path: str | Path,
+    *,
+    directory: bool = False,
+    error: type[TrialkitError] = UsageError,
+    code: str = "cli.output_exists",
+    message: str | None = None,
+    hint: str = "choose a new --out file",
+) -> None:
+    """Refuse to overwrite an output: raise ``error`` when ``path`` exists.
+
+    With ``directory=True`` an existing empty directory is accepted (only one that
+    holds files is refused).  ``error`` is :class:`UsageError` (exit 2) unless a verb
+    has always reported the case with its stage's error class.
+    """
+    p = Path(path)
+    if not p.exists() or (directory and p.is_dir() and not any(p.iterdir())):
+        return
+    raise error.from_problem(
+        path=str(path),
+        code=code,
+        message=message or f"output file must not exist; got '{path}'",
+        hint=hint,
+    )
+
+
+def write_or_print(text: str, out: str | Path | None) -> None:
+    """Write ``text`` as is to the file ``out`` (atomically), or to stdout without ``out``."""
+    if out:
+        atomic_write_text(out, text)
+    else:
+        sys.stdout.write(text)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from trialkit.cli._common import add_allocation, add_data, add_format, add_out, add_protocol, emit
 
 NAME = "cace"
 HELP = (
@@ -23,9 +24,9 @@ EXAMPLE = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", required=True, help="protocol TOML file")
-    parser.add_argument("--data", required=True, help="validated data directory")
-    parser.add_argument("--allocation", required=True, help="allocation directory")
+    add_protocol(parser)
+    add_data(parser)
+    add_allocation(parser)
     parser.add_argument("--outcome", required=True, help="outcome id declared in the protocol")
     parser.add_argument(
         "--fidelity",
@@ -54,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="covariate columns (default: protocol's present in frame)",
     )
-    parser.add_argument("--out", default=None, help="new directory for JSON/CSV/plot outputs")
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    add_out(parser, help="new directory for JSON/CSV/plot outputs")
+    add_format(parser, help="output format")
 
 
 def _load_fidelity(path_dir: str) -> Any:
@@ -74,15 +75,15 @@ def _load_fidelity(path_dir: str) -> Any:
     return FidelityReport.from_dict(json.loads(path.read_text(encoding="utf-8"))["report"])
 
 
-def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
-    """Protocol, fidelity report, analysis frame and outcome column.
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Protocol, fidelity report and analysis frame named on the command line.
 
     Without ``--analysis-frame`` the data directory is validated once and its tables
     serve both the analysis frame and (without ``--fidelity``) the fidelity assessment.
     """
     from trialkit.cli.cmd_fidelity import assess
-    from trialkit.fidelity import assess_fidelity
     from trialkit.fidelity._read import read_table
+    from trialkit.fidelity.compliance import compliance_inputs
     from trialkit.protocol.load import load_protocol
 
     report = _load_fidelity(args.fidelity) if args.fidelity else None
@@ -91,110 +92,43 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
             protocol, report = assess(args)
         else:
             protocol = load_protocol(args.protocol)
-        frame = read_table(args.analysis_frame)
-    else:  # the data stage's validator and frame builder
-        from trialkit.data import analysis_frame, validate
+        return protocol, report, read_table(args.analysis_frame)
+    from trialkit.data import validate
 
-        protocol = load_protocol(args.protocol)
-        trial = validate(protocol, args.data, args.allocation)
-        trial.raise_for_errors()
-        if report is None:
-            t = trial.tables
-            report = assess_fidelity(
-                protocol,
-                t["delivery"],
-                t["keyworkers"],
-                t["families"],
-                t["allocation"],
-                clusters=t.get("clusters"),
-                sources={
-                    k: trial.files[k]
-                    for k in ("delivery", "keyworkers", "families", "allocation")
-                    if k in trial.files
-                },
-            )
-        frame = analysis_frame(trial, protocol, args.outcome).frame
-    col = args.outcome_column or ("y" if "y" in frame.columns else args.outcome)
-    return protocol, report, frame, col
+    protocol = load_protocol(args.protocol)
+    trial = validate(protocol, args.data, args.allocation)
+    trial.raise_for_errors()
+    report, frame = compliance_inputs(trial, protocol, args.outcome, fidelity=report)
+    return protocol, report, frame
 
 
 def run(args: argparse.Namespace) -> int:
-    from trialkit._io import atomic_write_bytes, provenance, write_frame, write_json
-    from trialkit.fidelity import cace_sweep, estimate_cace
+    from trialkit.fidelity.compliance import analyse_compliance, write_compliance_outputs
     from trialkit.fidelity.outputs import ensure_new_output_dir
-    from trialkit.fidelity.plots import render_figure, sweep_figure
 
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        ensure_new_output_dir(out)
-    protocol, report, frame, ycol = _inputs(args)
-    if "arm" not in frame.columns and "la_id" in frame.columns:
-        arms = report.overall.set_index("la_id")["arm"]
-        frame = frame.assign(arm=frame["la_id"].astype(str).map(arms))
-    if args.covariates is None:
-        covs = [c for c in protocol.analysis.covariates if c in frame.columns]
-        if (
-            protocol.analysis.adjust_for_baseline
-            and "baseline" in frame.columns
-            and frame["baseline"].notna().any()
-        ):
-            covs.append("baseline")
-    else:
-        covs = list(args.covariates)
-    common = dict(
-        fidelity=report,
-        protocol=protocol,
-        outcome=ycol,
+    if args.out:
+        ensure_new_output_dir(args.out)
+    protocol, report, frame = _inputs(args)
+    analysis = analyse_compliance(
+        frame,
+        report,
+        protocol,
         outcome_id=args.outcome,
-        covariates=covs,
+        outcome_column=args.outcome_column,
+        threshold=args.threshold,
+        thresholds=args.thresholds,
+        sweep=args.sweep,
+        covariates=args.covariates,
     )
-    result = estimate_cace(frame, threshold=args.threshold, **common)
-    sweep = None
-    ths = args.thresholds
-    if ths is None and args.sweep and protocol.analysis.compliance is not None:
-        ths = list(protocol.analysis.compliance.thresholds)
-    if ths:
-        sweep = cace_sweep(frame, thresholds=ths, **common)
     files: list[str] = []
-    if out is not None:
-        write_frame(out / "cace.csv", result.to_frame())
-        files.append("cace.csv")
-        figures: dict[str, Any] = {}
-        if sweep is not None:
-            write_frame(out / "cace_sweep.csv", sweep.to_frame())
-            files.append("cace_sweep.csv")
-            for fmt in ("png", "svg"):
-                fig, alt = sweep_figure(sweep.to_frame(), outcome=args.outcome, scale=result.scale)
-                atomic_write_bytes(out / f"cace_sweep.{fmt}", render_figure(fig, fmt))
-                files.append(f"cace_sweep.{fmt}")
-            figures["cace_sweep"] = {"files": ["cace_sweep.png", "cace_sweep.svg"], "alt_text": alt}
+    if args.out:
         inputs = {"protocol": args.protocol, "data": args.data, "allocation": args.allocation}
         if args.fidelity:
             inputs["fidelity"] = args.fidelity
         if args.analysis_frame:
             inputs["analysis_frame"] = args.analysis_frame
-        write_json(
-            out / "cace.json",
-            {
-                "ok": True,
-                "result": result.to_dict(),
-                "sweep": None if sweep is None else sweep.to_dict(),
-                "figures": figures,
-                "files": [*files, "cace.json"],
-                "provenance": provenance(inputs=inputs, seed=None),
-            },
-        )
-        files.append("cace.json")
-    if args.format == "json":
-        payload = {
-            "ok": True,
-            "result": result.to_dict(),
-            "sweep": None if sweep is None else sweep.to_dict(),
-            "files": files,
-        }
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-    else:
-        sys.stdout.write(result.summary() + "\n")
-        if sweep is not None:
-            sys.stdout.write(sweep.summary() + "\n")
+        files = write_compliance_outputs(analysis, args.out, inputs=inputs)
+    d = analysis.to_dict()
+    payload = {"ok": True, "result": d["result"], "sweep": d["sweep"], "files": files}
+    emit(payload, analysis.summary(), args.format)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trialkit.cli._common import add_format, emit
+from trialkit.cli._common import add_format, add_protocol, emit
 from trialkit.protocol import check_protocol, load_protocol
 
 NAME = "check"
@@ -18,7 +18,7 @@ EXAMPLE = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("protocol", metavar="PROTOCOL", help="protocol TOML file")
+    add_protocol(parser, positional=True)
     parser.add_argument(
         "--stage",
         choices=("protocol", "report"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
+
+from trialkit.cli._common import add_alpha, add_format, emit
 
 NAME = "fit"
 HELP = (
@@ -18,19 +18,6 @@ EXAMPLE = [
     "trialkit fit outcomes.parquet --outcome retained --treatment arm --treatment-level intervention "
     "--clusters la --family binomial --format json",
 ]
-
-# input problems (exit 1) rather than computation failures (exit 3)
-_INPUT_CODES = {
-    "fit.column_missing",
-    "fit.duplicate_column",
-    "fit.treatment_levels",
-    "fit.outcome_type",
-    "fit.no_rows",
-    "fit.non_finite",
-    "fit.rank_deficient",
-    "fit.no_clusters",
-    "fit.cluster_level.treatment_varies",
-}
 
 
 def _split(text: str) -> list[str]:
@@ -73,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--nagq", type=int, help="binomial GLMM: 1 = Laplace (default), >1 adaptive quadrature"
     )
     parser.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_alpha(parser, default=0.05, help="1 - confidence level")
+    add_format(parser, help=None)
 
 
 def _read(path: str, columns: list[str]) -> Any:
@@ -152,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from trialkit._io import sha256_file
-    from trialkit.errors import DataError, FitError, TrialkitWarning
+    from trialkit.errors import TrialkitWarning
     from trialkit.models.fit import fit
 
     clusters = _split(args.clusters)
@@ -160,29 +147,20 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # warnings are recorded on the result and printed below
         warnings.simplefilter("ignore", TrialkitWarning)
-        try:
-            result = fit(
-                data,
-                outcome=args.outcome,
-                treatment=args.treatment,
-                treatment_level=args.treatment_level,
-                covariates=_split(args.covariates),
-                clusters=clusters,
-                family=args.family,
-                method=args.method,
-                df_method=args.df_method,
-                reml=not args.ml,
-                alpha=args.alpha,
-                **_options(args),
-            )
-        except FitError as err:
-            if err.codes and all(c in _INPUT_CODES for c in err.codes):
-                raise DataError(err.message, err.problems) from err
-            raise
-    if args.format == "json":
-        payload = _json_payload(result)
-        payload["input_sha256"] = sha256_file(args.data)
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        sys.stdout.write(result.summary() + "\n")
+        result = fit(
+            data,
+            outcome=args.outcome,
+            treatment=args.treatment,
+            treatment_level=args.treatment_level,
+            covariates=_split(args.covariates),
+            clusters=clusters,
+            family=args.family,
+            method=args.method,
+            df_method=args.df_method,
+            reml=not args.ml,
+            alpha=args.alpha,
+            **_options(args),
+        )
+    payload = {**_json_payload(result), "input_sha256": sha256_file(args.data)}
+    emit(payload, result.summary(), args.format)
     return 0

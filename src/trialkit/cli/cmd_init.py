@@ -7,7 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from trialkit._io import atomic_write_text
-from trialkit.errors import UsageError
+from trialkit.cli._common import emit_text, refuse_existing
 
 NAME = "init"
 HELP = "Write a commented template protocol (protocol.toml) into DIR."
@@ -25,14 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     target = Path(args.dir) / "protocol.toml"
-    if target.exists():
-        raise UsageError.from_problem(
-            path=str(target),
-            code="cli.init.exists",
-            message=f"'{target}' already exists; trialkit never overwrites a protocol",
-            hint="choose another DIR or move the existing file away",
-        )
+    refuse_existing(
+        target,
+        code="cli.init.exists",
+        message=f"'{target}' already exists; trialkit never overwrites a protocol",
+        hint="choose another DIR or move the existing file away",
+    )
     text = files("trialkit").joinpath("templates/protocol-template.toml").read_text("utf-8")
     atomic_write_text(target, text)
-    print(f"wrote {target}; fill in every 'TBC' and run: trialkit check {target}")
+    emit_text(f"wrote {target}; fill in every 'TBC' and run: trialkit check {target}")
     return 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from trialkit.cli._common import add_alpha, add_format, add_out, add_seed, emit, refuse_existing
 from trialkit.errors import PowerError, UsageError
 
 NAME = "power"
@@ -58,7 +58,7 @@ def _design_arguments(p: argparse.ArgumentParser, *, simulate: bool = False) -> 
     g.add_argument("--proportions", help="binary: p_control,p_intervention (proportion scale)")
     g.add_argument("--test", choices=("t", "z"), help="binary: t with J−2 df (default) or z")
     t = p.add_argument_group("test")
-    t.add_argument("--alpha", type=float, default=None, help="significance level (0.05)")
+    add_alpha(t)
     t.add_argument("--one-tailed", action="store_true", help="one-tailed test")
     t.add_argument("--effect", type=float, help="effect size in SD units")
     if not simulate:
@@ -69,7 +69,7 @@ def _design_arguments(p: argparse.ArgumentParser, *, simulate: bool = False) -> 
             default="exact",
             help="exact: noncentral t inversion (default); powerup: t quantiles summed",
         )
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    add_format(p, help="output format")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _design_arguments(sp, simulate=True)
     s = sp.add_argument_group("simulation")
     s.add_argument("--reps", type=int, help="replicates per scenario (1000)")
-    s.add_argument("--seed", type=int, help="master seed (1)")
+    add_seed(s, help="master seed (1)")
     s.add_argument(
         "--method",
         choices=("lmm", "cluster-level"),
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--workers", type=int, help="workers of the local Dask cluster (2)")
     s.add_argument("--chunk-size", type=int, default=250, help="replicates per batch (250)")
     s.add_argument("--config", help="TOML file with [defaults], [grid] and [[scenarios]]")
-    s.add_argument("--out", help="directory for results.json, results.csv and plots (new)")
+    add_out(s, help="directory for results.json, results.csv and plots (new)")
 
 
 _DESIGN_FLAGS = {
@@ -186,13 +186,6 @@ def _check_levels(kw: dict[str, Any]) -> None:
         )
 
 
-def _print(obj: dict[str, Any], text: str, fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(json.dumps(obj, indent=2) + "\n")
-    else:
-        sys.stdout.write(text + "\n")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.power_command == "simulate":
         return _run_simulate(args)
@@ -228,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         res = required_clusters(design, effect=args.effect, power=target, **common)
     out = res.to_json_summary()
     out["design"] = design.to_dict()
-    _print(out, res.summary(), args.format)
+    emit(out, res.summary(), args.format)
     return 0
 
 
@@ -269,9 +262,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
             raise UsageError("'power simulate' needs --effect (or --config FILE).")
         scenarios = scenarios_from_config({"defaults": {**design_kw, **overrides}}, "command line")
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
-        raise PowerError.from_problem(
-            path=str(out_dir),
+    if out_dir is not None:
+        refuse_existing(
+            out_dir,
+            directory=True,
+            error=PowerError,
             code="power.out_exists",
             message="`--out` must be a new or empty directory; it already has files.",
             hint="Choose another directory; trialkit never overwrites earlier results.",
@@ -300,7 +295,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = grid.results[0].to_json_summary()
     else:
         payload = {"scenarios": [r.to_json_summary() for r in grid.results]}
-    _print(payload, grid.summary(), args.format)
+    emit(payload, grid.summary(), args.format)
     if failed:
         sys.stderr.write(
             f"trialkit: WARNING: {failed} fits failed across the scenarios; they "

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from trialkit._io import atomic_write_text
+from trialkit.cli._common import add_format, add_out, add_protocol, write_or_print
 from trialkit.protocol import load_protocol, render_tidier
 
 NAME = "render"
@@ -18,15 +17,11 @@ EXAMPLE = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=("tidier",), help="what to render")
-    parser.add_argument("protocol", metavar="PROTOCOL", help="protocol TOML file")
-    parser.add_argument("--format", choices=("md", "html"), default="md", help="default md")
-    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    add_protocol(parser, positional=True)
+    add_format(parser, choices=("md", "html"), default="md", help="default md")
+    add_out(parser, metavar="FILE", help="write to FILE instead of stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    text = render_tidier(load_protocol(args.protocol), args.format)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    write_or_print(render_tidier(load_protocol(args.protocol), args.format), args.out)
     return 0

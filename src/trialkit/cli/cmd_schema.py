@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from trialkit._io import atomic_write_text, to_json_text
+from trialkit._io import to_json_text
+from trialkit.cli._common import add_out, write_or_print
 from trialkit.protocol import protocol_json_schema
 
 NAME = "schema"
@@ -14,13 +14,9 @@ EXAMPLE = ["trialkit schema > protocol.schema.json", "trialkit schema --out prot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    add_out(parser, metavar="FILE", help="write to FILE instead of stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    text = to_json_text(protocol_json_schema())
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    write_or_print(to_json_text(protocol_json_schema()), args.out)
     return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
+
+from trialkit.cli._common import add_format, add_out, emit, refuse_existing
 
 NAME = "score"
 HELP = "Score questionnaire items (SCORE-15, WEMWBS, SWEMWBS, CBI, RCADS, ORS, SRS) into scales."
@@ -33,15 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SCORE-15 items to reverse-code (default strengths)",
     )
     parser.add_argument("--cbi-coding", choices=["0-100", "1-5"], default="0-100")
-    parser.add_argument("--out", default=None, help="output CSV or Parquet file (must not exist)")
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    add_out(parser, help="output CSV or Parquet file (must not exist)")
+    add_format(parser, help="output format")
 
 
 def run(args: argparse.Namespace) -> int:
     from trialkit._io import write_frame
     from trialkit.data.load import read_table
     from trialkit.data.scoring import score
-    from trialkit.errors import UsageError
 
     frame = read_table(args.input, ("entity_id",))
     if "instrument" in frame.columns:
@@ -54,26 +52,13 @@ def run(args: argparse.Namespace) -> int:
         cbi_coding=args.cbi_coding,
     )
     if args.out:
-        if Path(args.out).exists():
-            raise UsageError.from_problem(
-                path=args.out,
-                code="cli.output_exists",
-                message=f"output file must not exist; got '{args.out}'",
-                hint="choose a new --out file",
-            )
+        refuse_existing(args.out)
         write_frame(args.out, out)
-    if args.format == "json":
-        recs = out.astype(object).where(out.notna(), None).to_dict(orient="records")
-        sys.stdout.write(
-            json.dumps(
-                {"ok": True, "instrument": args.instrument, "n": len(out), "scores": recs},
-                indent=2,
-                default=str,
-            )
-            + "\n"
-        )
-    elif not args.out:
-        sys.stdout.write(out.to_string(index=False) + "\n")
+    recs = out.astype(object).where(out.notna(), None).to_dict(orient="records")
+    payload = {"ok": True, "instrument": args.instrument, "n": len(out), "scores": recs}
+    if args.out:
+        text = f"{len(out)} rows scored; written to {args.out}"
     else:
-        sys.stdout.write(f"{len(out)} rows scored; written to {args.out}\n")
+        text = out.to_string(index=False)
+    emit(payload, text, args.format)
     return 0
