@@ -119,10 +119,11 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trialkit._io import atomic_write_bytes, provenance, write_frame, write_json
+    from trialkit._io import provenance, write_frame, write_json
     from trialkit.fidelity import cace_sweep, estimate_cace
     from trialkit.fidelity.outputs import ensure_new_output_dir
-    from trialkit.fidelity.plots import render_figure, sweep_figure
+    from trialkit.fidelity.plots import sweep_figure
+    from trialkit.plotting import write_figure
 
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -163,10 +164,9 @@ def run(args: argparse.Namespace) -> int:
         if sweep is not None:
             write_frame(out / "cace_sweep.csv", sweep.to_frame())
             files.append("cace_sweep.csv")
-            for fmt in ("png", "svg"):
-                fig, alt = sweep_figure(sweep.to_frame(), outcome=args.outcome, scale=result.scale)
-                atomic_write_bytes(out / f"cace_sweep.{fmt}", render_figure(fig, fmt))
-                files.append(f"cace_sweep.{fmt}")
+            fig, alt = sweep_figure(sweep.to_frame(), outcome=args.outcome, scale=result.scale)
+            write_figure(fig, out / "cace_sweep", title="CACE by compliance threshold", desc=alt)
+            files += ["cace_sweep.png", "cace_sweep.svg"]
             figures["cace_sweep"] = {"files": ["cace_sweep.png", "cace_sweep.svg"], "alt_text": alt}
         inputs = {"protocol": args.protocol, "data": args.data, "allocation": args.allocation}
         if args.fidelity:
