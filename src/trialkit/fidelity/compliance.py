@@ -20,13 +20,14 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit._io import atomic_write_bytes, provenance, write_frame, write_json
+from trialkit._io import provenance, write_frame, write_json
 from trialkit._version import __version__
 from trialkit.data.frame import analysis_frame
 from trialkit.fidelity.assess import assess_fidelity
 from trialkit.fidelity.cace import CaceResult, CaceSweep, cace_sweep, estimate_cace
-from trialkit.fidelity.plots import render_figure, sweep_figure
+from trialkit.fidelity.plots import sweep_figure
 from trialkit.fidelity.report import FidelityReport
+from trialkit.plotting import write_figure
 
 __all__ = [
     "ComplianceAnalysis",
@@ -222,13 +223,9 @@ def write_compliance_outputs(
     if sweep is not None:
         write_frame(out / "cace_sweep.csv", sweep.to_frame())
         files.append("cace_sweep.csv")
-        alt = ""
-        for fmt in ("png", "svg"):
-            fig, alt = sweep_figure(
-                sweep.to_frame(), outcome=analysis.outcome_id, scale=result.scale
-            )
-            atomic_write_bytes(out / f"cace_sweep.{fmt}", render_figure(fig, fmt))
-            files.append(f"cace_sweep.{fmt}")
+        fig, alt = sweep_figure(sweep.to_frame(), outcome=analysis.outcome_id, scale=result.scale)
+        write_figure(fig, out / "cace_sweep", title="CACE by compliance threshold", desc=alt)
+        files += ["cace_sweep.png", "cace_sweep.svg"]
         figures["cace_sweep"] = {"files": ["cace_sweep.png", "cace_sweep.svg"], "alt_text": alt}
     write_json(
         out / "cace.json",

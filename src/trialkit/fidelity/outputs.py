@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trialkit._io import atomic_write_bytes, provenance, write_frame, write_json
+from trialkit._io import provenance, write_frame, write_json
 from trialkit.errors import FidelityError
-from trialkit.fidelity.plots import heatmap_figure, render_figure
+from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.fidelity.report import FidelityReport
 from trialkit.fidelity.writeback import tidier_texts, write_back
+from trialkit.plotting import write_figure
 
 __all__ = ["ensure_new_output_dir", "write_fidelity_outputs"]
 
@@ -62,11 +63,7 @@ def write_fidelity_outputs(
             files.append(f"{name}{suffix}")
     arms = [report.intervention_arm, report.control_arm]
     fig, alt = heatmap_figure(report.components, order_arms=arms)
-    png = render_figure(fig, "png")
-    fig, _ = heatmap_figure(report.components, order_arms=arms)
-    svg = render_figure(fig, "svg")
-    atomic_write_bytes(out / "fidelity_heatmap.png", png)
-    atomic_write_bytes(out / "fidelity_heatmap.svg", svg)
+    write_figure(fig, out / "fidelity_heatmap", title=HEATMAP_TITLE, desc=alt)
     files += ["fidelity_heatmap.png", "fidelity_heatmap.svg"]
     texts = tidier_texts(report, protocol)
     completed = None

@@ -1,9 +1,10 @@
-"""Power curves: analytic lines with simulated points (matplotlib, Agg backend).
+"""Power curves: analytic lines with simulated points.
 
-Colours come from the Okabe–Ito palette (safe for the common colour-vision
-deficiencies); lines also differ in marker and dash, and each figure carries a
-title and an alt-text description stored in the SVG/PNG metadata and returned
-to the caller.
+Drawn in the house style of :mod:`trialkit.plotting` (matplotlib figures, no
+pyplot, deterministic SVG, Okabe–Ito colours); lines also differ in marker and
+dash so they stay apart in greyscale.  Each figure's alt text is returned to
+the caller and stored in the SVG (``<desc>``), the PNG metadata and a
+``.alt.txt`` file.
 """
 
 from __future__ import annotations
@@ -14,24 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from trialkit._io import atomic_write_bytes
+from trialkit.plotting import CYCLE, new_figure, style, write_figure
 from trialkit.power.analytic import CRTDesign, analytic_power
 
-__all__ = ["OKABE_ITO", "plot_power_curve", "plot_simulation_grid", "save_figure"]
+__all__ = ["plot_power_curve", "plot_simulation_grid"]
 
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _DASHES = ("-", "--", "-.", ":")
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _vary(design: CRTDesign, axis: str, value: float) -> CRTDesign:
@@ -52,7 +45,7 @@ def plot_power_curve(
     two_tailed: bool = True,
     simulated: Sequence[tuple[float, float, float, float, float]] = (),
     title: str | None = None,
-) -> tuple[Any, str]:
+) -> tuple[Figure, str]:
     """Analytic power against number of clusters or cluster size, one line per effect.
 
     Parameters
@@ -71,55 +64,54 @@ def plot_power_curve(
     (Figure, str)
         The figure and its alt text.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     xs = np.asarray(sorted(values), dtype=float)
     fine = (
         np.arange(int(xs.min()), int(xs.max()) + 1)
         if vary == "clusters"
         else np.linspace(xs.min(), xs.max(), 60)
     )
-    for i, es in enumerate(effects):
-        col = OKABE_ITO[i % len(OKABE_ITO)]
-        pw = [
-            analytic_power(
-                _vary(design, vary, float(x)), effect=es, alpha=alpha, two_tailed=two_tailed
-            ).power
-            for x in fine
-        ]
-        ax.plot(
-            fine,
-            pw,
-            color=col,
-            linestyle=_DASHES[i % len(_DASHES)],
-            label=f"analytic, effect {es:g}",
-        )
-        pts = [s for s in simulated if np.isclose(s[0], es)]
-        if pts:
-            arr = np.asarray(pts, dtype=float)
-            ax.errorbar(
-                arr[:, 1],
-                arr[:, 2],
-                yerr=[arr[:, 2] - arr[:, 3], arr[:, 4] - arr[:, 2]],
-                fmt=_MARKERS[i % len(_MARKERS)],
-                color=col,
-                capsize=3,
-                label=f"simulated, effect {es:g}",
-            )
-    ax.axhline(0.8, color="#777777", linewidth=0.8, linestyle=":")
     xlabel = (
         "number of clusters"
         if vary == "clusters"
         else ("units per cluster" if design.levels == 2 else "units per subcluster")
     )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("power")
-    ax.set_ylim(0, 1.02)
-    ttl = title or f"Power by {xlabel} ({design.levels}-level design, alpha {alpha:g})"
-    ax.set_title(ttl)
-    ax.legend(frameon=False, fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    with style():
+        fig = new_figure(6.4, 4.2)
+        ax = fig.add_subplot()
+        for i, es in enumerate(effects):
+            col = CYCLE[i % len(CYCLE)]
+            pw = [
+                analytic_power(
+                    _vary(design, vary, float(x)), effect=es, alpha=alpha, two_tailed=two_tailed
+                ).power
+                for x in fine
+            ]
+            ax.plot(
+                fine,
+                pw,
+                color=col,
+                linestyle=_DASHES[i % len(_DASHES)],
+                label=f"analytic, effect {es:g}",
+            )
+            pts = [s for s in simulated if np.isclose(s[0], es)]
+            if pts:
+                arr = np.asarray(pts, dtype=float)
+                ax.errorbar(
+                    arr[:, 1],
+                    arr[:, 2],
+                    yerr=[arr[:, 2] - arr[:, 3], arr[:, 4] - arr[:, 2]],
+                    fmt=_MARKERS[i % len(_MARKERS)],
+                    color=col,
+                    capsize=3,
+                    label=f"simulated, effect {es:g}",
+                )
+        ax.axhline(0.8, color="#777777", linewidth=0.8, linestyle=":")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("power")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(title or f"Power by {xlabel} ({design.levels}-level design, alpha {alpha:g})")
+        ax.legend(frameon=False)
+        ax.grid(True)
     alt = (
         f"Line chart of power (0 to 1) against {xlabel} from {xs.min():g} to {xs.max():g} "
         f"for effect sizes {', '.join(f'{e:g}' for e in effects)}; analytic curves are lines"
@@ -127,26 +119,6 @@ def plot_power_curve(
         + "; a dotted line marks 80% power."
     )
     return fig, alt
-
-
-def save_figure(fig: Any, path_stem: str | Path, alt: str) -> list[Path]:
-    """Save ``fig`` as PNG and SVG (atomic writes; alt text in the metadata)."""
-    import io
-
-    plt = _pyplot()
-    stem = Path(path_stem)
-    written = []
-    for ext, meta in (
-        ("png", {"Description": alt, "Software": "trialkit"}),
-        ("svg", {"Description": alt, "Title": alt[:80], "Date": None}),
-    ):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, metadata=meta)
-        target = stem.with_suffix(f".{ext}")
-        atomic_write_bytes(target, buf.getvalue())
-        written.append(target)
-    plt.close(fig)
-    return written
 
 
 def plot_simulation_grid(grid: Any, out_dir: str | Path) -> list[Path]:
@@ -192,7 +164,7 @@ def plot_simulation_grid(grid: Any, out_dir: str | Path) -> list[Path]:
                 simulated=sims,
             )
             stem = out / f"power-by-{vary.replace('_', '-')}-{i + 1}"
-            written += save_figure(fig, stem, alt)
+            written += write_figure(fig, stem, title=fig.axes[0].get_title(), desc=alt)
             alt_path = stem.with_suffix(".alt.txt")
             atomic_write_bytes(alt_path, (alt + "\n").encode())
             written.append(alt_path)

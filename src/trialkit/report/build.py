@@ -37,9 +37,12 @@ from trialkit._io import (
 from trialkit._version import __version__
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import ReportError
-from trialkit.report import svg
+from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
+from trialkit.plotting import figure_to_svg
+from trialkit.report import diagrams
 from trialkit.report import tables as T
 from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.figures import forest_figure
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
 __all__ = ["SECTION_IDS", "Figure", "Report", "Section", "build_report", "write_report"]
@@ -67,11 +70,13 @@ class Figure:
 
     @property
     def display_width(self) -> int:
-        """Width in CSS pixels: as given, else the SVG's own width."""
+        """Width in CSS pixels: as given, else the SVG's own width (points are 4/3 px)."""
         if self.width:
             return self.width
-        m = re.search(r"width='([0-9.]+)'", self.svg)
-        return round(float(m.group(1))) if m else 800
+        m = re.search(r"<svg[^>]*?\swidth=['\"]([0-9.]+)(pt)?['\"]", self.svg)
+        if not m:
+            return 800
+        return round(float(m.group(1)) * (4 / 3 if m.group(2) else 1))
 
     @property
     def kind(self) -> str:
@@ -299,7 +304,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
         ]
         arms_boxes.append((arms_labels.get(arm, arm), boxes))
     n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
-    fig = svg.flow_svg(
+    fig = diagrams.flow_svg(
         arms_boxes,
         [f"Local authorities randomised: {n_la}", "(cluster randomisation of LAs)"],
         title="CONSORT-cluster flow diagram",
@@ -350,7 +355,7 @@ def _logic_section(a: TrialAnalysis) -> Section:
                 "indicators": inds,
             }
         )
-    fig = svg.logic_model_svg(nodes, title="Logic model with achieved fidelity")
+    fig = diagrams.logic_model_svg(nodes, title="Logic model with achieved fidelity")
     alt = "Logic model: " + "; ".join(
         f"{n['label']} ({n['kind']})"
         + (": " + "; ".join(n["indicators"]) if n["indicators"] else "")  # type: ignore[arg-type]
@@ -388,13 +393,13 @@ def _outcome_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
                 rows.append((lab, _f(r["g"]), _f(r["g_low"]), _f(r["g_high"]), str(r["role"])))
     figs: tuple[Figure, ...] = ()
     if rows:
-        fig = svg.forest_svg(
-            rows,
-            title="Forest plot of Hedges' g",
-            xlabel="Hedges' g (intervention − control), 95% CI",
-        )
         alt = "Forest plot of Hedges' g: " + "; ".join(
             f"{lab} {e:.2f} (95% CI {lo:.2f} to {hi:.2f})" for lab, e, lo, hi, _ in rows
+        )
+        fig = figure_to_svg(
+            forest_figure(rows, xlabel="Hedges' g (intervention − control), 95% CI"),
+            title="Forest plot of Hedges' g",
+            desc=alt,
         )
         figs = (
             Figure(
@@ -432,7 +437,6 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
             paragraphs=(f"Fidelity {a.methods.get('fidelity', 'not assessed')}; no CACE.",),
         )
     rows, cols, vals = T.heatmap_data(a)
-    fig = svg.heatmap_svg(rows, cols, vals, title="Fidelity by LA and component")
     alt = "Heatmap of fidelity index by LA and component: " + "; ".join(
         f"{r}: "
         + ", ".join(
@@ -441,6 +445,11 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
         )
         for r, vs in zip(rows, vals, strict=True)
     )
+    components = a.table("fidelity_components")
+    heatmap, _ = heatmap_figure(
+        components, order_arms=sorted(dict.fromkeys(components["arm"].astype(str)))
+    )
+    fig = figure_to_svg(heatmap, title=HEATMAP_TITLE, desc=alt)
     cace = a.table("cace")
     paras = [
         "Fidelity compares what was delivered with what the logic model intended, by LA and "
