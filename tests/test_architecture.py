@@ -19,8 +19,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "trialkit"
 # independent of each other. Keep in step with docs/architecture.md.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "_version"),
-    ("_io", "methods", "_settings", "plotting"),
-    ("store",),
+    ("_io", "methods", "_settings"),
+    ("store", "plotting"),
     ("protocol",),
     ("data", "models"),
     ("randomise", "simulate", "power", "fidelity"),
