@@ -29,7 +29,6 @@ Rosenbaum PR. Observational Studies, 2nd ed. Springer 2002, ch. 2 (test inversio
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -40,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from trialkit import store
 from trialkit._version import __version__
 from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
 from trialkit.randomise import _space
@@ -132,7 +132,7 @@ def _load_allocation(
             codes,
         )
     root = Path(allocation)
-    audit_file = root / "audit.json"
+    audit_file = root / store.AUDIT
     if not audit_file.is_file():
         raise RandomisationError.from_problem(
             path=str(root),
@@ -140,10 +140,9 @@ def _load_allocation(
             message="`audit.json` must exist in the allocation directory.",
             hint="pass the --out directory written by `trialkit randomise`",
         )
+    record = store.read_allocation(root, with_space=True)
     try:
-        settings = RandomisationSettings.from_mapping(
-            json.loads(audit_file.read_text(encoding="utf-8"))["settings"]
-        )
+        settings = RandomisationSettings.from_mapping((record.audit or {})["settings"])
     except (ValueError, KeyError, TypeError) as err:
         raise RandomisationError.from_problem(
             path=str(audit_file),
@@ -151,7 +150,7 @@ def _load_allocation(
             message=f"`audit.json` cannot be read: {err!r}.",
             hint="check the directory with `trialkit verify`",
         ) from None
-    alloc = pd.read_csv(root / "allocation.csv", dtype=str)
+    alloc = record.frame
     clusters = tuple(alloc["cluster"])
     arms = tuple(alloc["arm"])
     groups = None
@@ -159,8 +158,8 @@ def _load_allocation(
         if col in alloc.columns:
             groups = tuple(alloc[col])
     codes = None
-    if (root / "space.parquet").is_file():
-        space = pd.read_parquet(root / "space.parquet")
+    if record.space is not None:
+        space = record.space
         bits = np.column_stack(
             [(space[c].astype(str) == settings.arms[0]).to_numpy() for c in clusters]
         ).astype(np.uint8)
