@@ -129,8 +129,27 @@ def test_randomise_writes_through_the_store_and_verify_ignores_the_manifest(tmp_
     write(alloc, tmp_path / "a", clusters_path=CLUSTERS)
     assert _manifest(tmp_path / "a")["stage"] == "allocation"
     assert verify(tmp_path / "a", CLUSTERS).ok
-    back = store.read_allocation(tmp_path / "a")
+    back = store.read_allocation(tmp_path / "a", with_space=True)
     assert list(back.frame["arm"]) == list(alloc.arms)
+
+
+def test_randtest_takes_the_record_or_the_directory(tmp_path):
+    from trialkit.randomise import RandomisationSettings, randomise, randtest, read_clusters
+    from trialkit.randomise import write_allocation as write
+
+    settings = RandomisationSettings.from_mapping(
+        {"method": "constrained", "covariates": ["imd_score"], "cutoff": 0.2}
+    )
+    data = read_clusters(CLUSTERS)
+    write(randomise(data, settings, seed=5), tmp_path / "a", clusters_path=CLUSTERS)
+    record = store.read_allocation(tmp_path / "a", with_space=True)
+    by_record = randtest(data, record, outcome="families_referred_2023")
+    by_path = randtest(data, tmp_path / "a", outcome="families_referred_2023")
+    assert by_record.to_dict() == by_path.to_dict()
+    _tamper(tmp_path / "a" / "space.parquet")
+    with pytest.raises(VerificationError) as e:
+        randtest(data, tmp_path / "a", outcome="families_referred_2023")
+    assert "space.parquet" in str(e.value)
 
 
 # ---------------------------------------------------------------------- data

@@ -67,16 +67,24 @@ def analyse_directory(
 ) -> TrialAnalysis:
     """Load the protocol, validate the data and run the analysis plan.
 
+    The allocation is read through the stage store here and passed down as a record.
+
     Raises
     ------
     DataError
         When the data have errors (every problem listed).
+    VerificationError
+        When a file of the allocation directory differs from its manifest.
     """
     from trialkit.data import validate
     from trialkit.protocol import load_protocol
 
     protocol = load_protocol(protocol_path)
-    td = validate(protocol, data_dir, allocation_dir)
+    allocation: store.AllocationRecord | str | os.PathLike[str] | None = allocation_dir
+    if allocation_dir is not None and store.locate_allocation(allocation_dir).is_file():
+        # read (and verify) once here; a missing file is left to validate to report
+        allocation = store.read_allocation(allocation_dir, keep_default_na=False)
+    td = validate(protocol, data_dir, allocation)
     td.raise_for_errors()
     inputs: dict[str, str | os.PathLike[str]] = {"protocol": protocol_path, "data": data_dir}
     if allocation_dir is not None:

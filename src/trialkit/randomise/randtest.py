@@ -112,7 +112,7 @@ class RandTestResult:
 
 
 def _load_allocation(
-    allocation: Allocation | str | os.PathLike[str],
+    allocation: Allocation | store.AllocationRecord | str | os.PathLike[str],
 ) -> tuple[
     RandomisationSettings,
     tuple[str, ...],
@@ -131,16 +131,20 @@ def _load_allocation(
             groups,
             codes,
         )
-    root = Path(allocation)
+    if isinstance(allocation, store.AllocationRecord):
+        record = allocation
+        root = record.path.parent
+    else:
+        root = Path(allocation)
+        if not (root / store.AUDIT).is_file():
+            raise RandomisationError.from_problem(
+                path=str(root),
+                code="randomise.randtest.no_audit",
+                message="`audit.json` must exist in the allocation directory.",
+                hint="pass the --out directory written by `trialkit randomise`",
+            )
+        record = store.read_allocation(root, with_space=True)
     audit_file = root / store.AUDIT
-    if not audit_file.is_file():
-        raise RandomisationError.from_problem(
-            path=str(root),
-            code="randomise.randtest.no_audit",
-            message="`audit.json` must exist in the allocation directory.",
-            hint="pass the --out directory written by `trialkit randomise`",
-        )
-    record = store.read_allocation(root, with_space=True)
     try:
         settings = RandomisationSettings.from_mapping((record.audit or {})["settings"])
     except (ValueError, KeyError, TypeError) as err:
@@ -182,7 +186,7 @@ def _design_matrix(frame: pd.DataFrame, covariates: list[str], categorical: set[
 
 def randtest(
     data: pd.DataFrame,
-    allocation: Allocation | str | os.PathLike[str],
+    allocation: Allocation | store.AllocationRecord | str | os.PathLike[str],
     *,
     outcome: str,
     covariates: tuple[str, ...] | list[str] = (),
@@ -200,8 +204,10 @@ def randtest(
     ----------
     data : DataFrame
         Individual-level rows with the cluster id, outcome and covariates.
-    allocation : Allocation or path
-        The result of :func:`randomise` or its output directory.
+    allocation : Allocation, AllocationRecord or path
+        The result of :func:`randomise`, its output directory as read by
+        :func:`trialkit.store.read_allocation` (with ``with_space=True``), or the
+        directory itself (read through the store, verified against its manifest).
     outcome : str
     covariates : sequence of str
         Adjustment covariates (string columns are dummy-coded, first sorted
