@@ -68,7 +68,9 @@ def _imports(name: str, path: Path) -> Iterator[str]:
                 target = node.module or ""
             if target.split(".")[0] != "trialkit":
                 continue
-            submodules = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES]
+            submodules = [
+                f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES
+            ]
             if submodules and len(submodules) == len(node.names):
                 yield from submodules  # `from trialkit import _io`: the submodule only
             else:
@@ -197,7 +199,5 @@ def test_package_names_differ_by_more_than_two_letters() -> None:
 @pytest.mark.parametrize("package", sorted({_top(m) for m in MODULES} - {TOP}))
 def test_submodules_do_not_import_their_own_package_root(package: str) -> None:
     root = f"trialkit.{package}"
-    offenders = [
-        m for m, targets in GRAPH.items() if m.startswith(root + ".") and root in targets
-    ]
+    offenders = [m for m, targets in GRAPH.items() if m.startswith(root + ".") and root in targets]
     assert not offenders, f"import the defining module instead of {root}: {offenders}"

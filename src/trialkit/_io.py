@@ -42,11 +42,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+STAGE_MANIFEST = "manifest.json"
+
+
 def sha256_dir(path: str | os.PathLike[str]) -> str:
-    """Return a SHA-256 over every file below ``path`` (relative names and contents)."""
+    """Return a SHA-256 over every file below ``path`` (relative names and contents).
+
+    A stage directory's own ``manifest.json`` is left out: it only records the hashes
+    of the other files, so a directory hashes the same with or without one.
+    """
     root = Path(path)
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+    top = root / STAGE_MANIFEST
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p != top):
         h.update(str(f.relative_to(root).as_posix()).encode())
         h.update(b"\0")
         h.update(sha256_file(f).encode())

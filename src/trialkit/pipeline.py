@@ -4,7 +4,10 @@
 :func:`run_demo` runs every stage on the bundled pilot protocol: randomise the LAs
 with the protocol's method (and verify the audit record), simulate a realistic
 trial given that allocation, validate and save the data, assess fidelity, analyse
-and write the report.
+and write the report.  Every stage directory is written and read back through the
+stage store (:mod:`trialkit.store`), so each carries its ``manifest.json``; the
+stages between receive objects (the allocation record, ``TrialData``,
+``FidelityReport``, ``TrialAnalysis``), not paths.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trialkit import store
 from trialkit._io import ensure_new_directory
 from trialkit.analyse.plan import analyse_trial
 from trialkit.analyse.trial_analysis import TrialAnalysis, write_analysis
@@ -63,16 +67,24 @@ def analyse_directory(
 ) -> TrialAnalysis:
     """Load the protocol, validate the data and run the analysis plan.
 
+    The allocation is read through the stage store here and passed down as a record.
+
     Raises
     ------
     DataError
         When the data have errors (every problem listed).
+    VerificationError
+        When a file of the allocation directory differs from its manifest.
     """
     from trialkit.data import validate
     from trialkit.protocol import load_protocol
 
     protocol = load_protocol(protocol_path)
-    td = validate(protocol, data_dir, allocation_dir)
+    allocation: store.AllocationRecord | str | os.PathLike[str] | None = allocation_dir
+    if allocation_dir is not None and store.locate_allocation(allocation_dir).is_file():
+        # read (and verify) once here; a missing file is left to validate to report
+        allocation = store.read_allocation(allocation_dir, keep_default_na=False)
+    td = validate(protocol, data_dir, allocation)
     td.raise_for_errors()
     inputs: dict[str, str | os.PathLike[str]] = {"protocol": protocol_path, "data": data_dir}
     if allocation_dir is not None:
@@ -152,8 +164,6 @@ def run_demo(
     VerificationError
         When the allocation does not re-derive from its audit record.
     """
-    import pandas as pd
-
     from trialkit.data import save_validated, validate
     from trialkit.protocol import load_protocol
     from trialkit.randomise import (
@@ -198,8 +208,9 @@ def run_demo(
             "the demo allocation does not re-derive from its audit record",
             [],
         )
-    # 2. simulate a trial given the allocation
-    alloc = pd.read_csv(out / "allocation" / "allocation.csv", dtype=str)
+    # 2. simulate a trial given the allocation (read back through the store, verified)
+    record = store.read_allocation(out / "allocation", keep_default_na=False)
+    alloc = record.frame
     cl = clusters.astype(object)
     cl = cl.where(cl.notna(), None)
     with warnings.catch_warnings(record=True) as caught:
@@ -212,7 +223,7 @@ def run_demo(
         inputs={"protocol": protocol_path, "clusters": clusters_path},
     )
     # 3. validate and save
-    td = validate(protocol, out / "data", out / "allocation")
+    td = validate(protocol, out / "data", record)
     td.raise_for_errors()
     save_validated(td, out / "validated")
     # 4. fidelity
@@ -253,14 +264,14 @@ def run_demo(
         inputs={
             "protocol": protocol_path,
             "data": out / "data",
-            "allocation": out / "allocation" / "allocation.csv",
+            "allocation": record.path,
         },
         seeds={"randomisation": seed, "simulation": seed + 1},
     )
     write_analysis(analysis, out / "analysis")
     # 6. report
     report = build_report(analysis, generated=generated)
-    write_report(report, out / "report")
+    write_report(report, out / "report", inputs={"analysis": out / "analysis"})
     return DemoResult(
         out=out,
         allocation=out / "allocation",

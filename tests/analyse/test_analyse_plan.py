@@ -177,7 +177,7 @@ def test_without_delivery_data_fidelity_is_not_assessed(demo: DemoResult, tmp_pa
     from trialkit.report import build_report, render_html
 
     data = tmp_path / "data"
-    shutil.copytree(demo.data, data)
+    shutil.copytree(demo.data, data, ignore=shutil.ignore_patterns("manifest.json"))
     (data / "delivery.csv").unlink()
     p = load_protocol(bundled_example()[0])
     p = p.model_copy(update={"analysis": p.analysis.model_copy(update={"sensitivity": []})})

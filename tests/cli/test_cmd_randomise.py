@@ -38,6 +38,7 @@ def test_outputs(alloc: Path) -> None:
         "allocation.csv",
         "audit.json",
         "balance.csv",
+        "manifest.json",
         "space.parquet",
     ]
     audit = json.loads((alloc / "audit.json").read_text())

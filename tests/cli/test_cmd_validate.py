@@ -68,7 +68,7 @@ def test_validate_errors_exit_1(sim, tmp_path, capsys):
     import shutil
 
     d = tmp_path / "bad"
-    shutil.copytree(sim, d)
+    shutil.copytree(sim, d, ignore=shutil.ignore_patterns("manifest.json"))
     f = d / "families.csv"
     df = pd.read_csv(f, dtype=str, keep_default_na=False)
     df.loc[0, "keyworker_id"] = "NOBODY"

@@ -67,8 +67,9 @@ def test_parquet_and_csv_give_same_result(protocol, synthetic, sim_dir, tmp_path
 
 
 def _copy(sim_dir: Path, tmp_path: Path) -> Path:
+    """A hand-edited copy of the simulated data (without its stage manifest)."""
     d = tmp_path / "broken"
-    shutil.copytree(sim_dir, d)
+    shutil.copytree(sim_dir, d, ignore=shutil.ignore_patterns("manifest.json"))
     return d
 
 
@@ -404,7 +405,8 @@ def test_save_validated(protocol, sim_dir, tmp_path):
     td = validate(protocol, sim_dir, sim_dir)
     out = save_validated(td, tmp_path / "valid")
     man = json.loads((out / "manifest.json").read_text())
-    assert man["row_counts"]["measurements"] == td.row_counts()["measurements"]
+    assert man["stage"] == "validated"
+    assert man["details"]["row_counts"]["measurements"] == td.row_counts()["measurements"]
     assert "families.csv" in man["inputs"] and "families.parquet" in man["outputs"]
     assert (out / "flow.csv").is_file() and (out / "exclusions.csv").is_file()
     back = pd.read_parquet(out / "families.parquet")

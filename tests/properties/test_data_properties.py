@@ -82,7 +82,7 @@ def base_dir(tmp_path_factory):
 def test_row_order_irrelevant(base_dir, tmp_path_factory, perm_seed):
     ref = validate(PROTOCOL, base_dir, base_dir)
     d = tmp_path_factory.mktemp("perm") / "d"
-    shutil.copytree(base_dir, d)
+    shutil.copytree(base_dir, d, ignore=shutil.ignore_patterns("manifest.json"))
     rng = np.random.default_rng(perm_seed)
     for t in ("keyworkers", "families", "measurements", "delivery", "clusters"):
         f = d / f"{t}.csv"
@@ -141,7 +141,7 @@ cell = st.one_of(
 )
 def test_arbitrary_tables_never_crash(base_dir, tmp_path_factory, table, cols, rows):
     d = tmp_path_factory.mktemp("fuzz") / "d"
-    shutil.copytree(base_dir, d)
+    shutil.copytree(base_dir, d, ignore=shutil.ignore_patterns("manifest.json"))
     frame = pd.DataFrame([r[: len(cols)] for r in rows], columns=cols)
     frame.to_csv(d / f"{table}.csv", index=False)
     try:

@@ -9,7 +9,6 @@ report is the only place that rounds.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,15 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trialkit._io import (
-    SCHEMA_VERSION,
-    sha256_file,
-    staged_directory,
-    write_frame,
-    write_json,
-)
+from trialkit import store
+from trialkit._io import SCHEMA_VERSION
 from trialkit._version import __version__
-from trialkit.errors import ReportError
 
 __all__ = ["TABLES", "TrialAnalysis", "load_analysis", "write_analysis"]
 
@@ -156,49 +149,44 @@ class TrialAnalysis:
 def write_analysis(analysis: TrialAnalysis, out_dir: str | os.PathLike[str]) -> Path:
     """Write ``<table>.parquet`` for every table plus ``analysis.json`` to a new directory.
 
+    Written through :func:`trialkit.store.write_analysis`, which adds the stage manifest
+    (its inputs are the hashes recorded in the analysis provenance).
+
     Raises
     ------
     ReportError
         ``analyse.output_exists`` when ``out_dir`` exists and is not empty.
     """
-    out = Path(out_dir)
-    with staged_directory(out, error=ReportError, code="analyse.output_exists") as tmp:
-        outputs: dict[str, str] = {}
-        for name, frame in analysis.tables.items():
-            write_frame(tmp / f"{name}.parquet", frame)
-            outputs[f"{name}.parquet"] = sha256_file(tmp / f"{name}.parquet")
-        doc = analysis.to_dict()
-        doc["outputs"] = {k: {"sha256": v} for k, v in sorted(outputs.items())}
-        write_json(tmp / "analysis.json", doc)
-    return out
+    prov = analysis.provenance or {}
+    inputs = {
+        role: str(rec["sha256"])
+        for role, rec in (prov.get("inputs") or {}).items()
+        if isinstance(rec, Mapping) and "sha256" in rec
+    }
+    seed = prov.get("seed")
+    return store.write_analysis(
+        out_dir,
+        tables=analysis.tables,
+        document=analysis.to_dict(),
+        inputs=inputs,
+        seed=seed if isinstance(seed, int) else None,
+    )
 
 
 def load_analysis(directory: str | os.PathLike[str]) -> TrialAnalysis:
     """Read a directory written by :func:`write_analysis`.
 
     Tables come from the Parquet files (full precision and dtypes); the rest from
-    ``analysis.json``.
+    ``analysis.json`` (read through :func:`trialkit.store.read_analysis`).
 
     Raises
     ------
     ReportError
-        ``report.analysis_missing`` when the directory has no ``analysis.json``.
+        ``report.analysis_missing`` when the directory has no ``analysis.json``;
+        ``analysis.manifest_mismatch`` when a file no longer has the SHA-256 its
+        manifest records.
     """
-    root = Path(directory)
-    doc_path = root / "analysis.json"
-    if not doc_path.is_file():
-        raise ReportError.from_problem(
-            path=str(root),
-            code="report.analysis_missing",
-            message=f"--analysis must be a directory written by `trialkit analyse`; "
-            f"got '{root}' without analysis.json",
-            hint="run `trialkit analyse --protocol P --data DIR --allocation DIR --out DIR` first",
-        )
-    doc = json.loads(doc_path.read_text(encoding="utf-8"))
-    tables: dict[str, pd.DataFrame] = {}
-    for name in doc.get("tables", {}):
-        p = root / f"{name}.parquet"
-        tables[name] = pd.read_parquet(p) if p.is_file() else pd.DataFrame(doc["tables"][name])
+    doc, tables = store.read_analysis(directory)
     return TrialAnalysis(
         tables=tables,
         protocol=doc.get("protocol", {}),

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trialkit._io import atomic_write_text, to_json_text
+from trialkit._io import atomic_write_text, ensure_new_directory, to_json_text
 from trialkit.errors import TrialkitError, UsageError
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "emit",
     "emit_text",
     "refuse_existing",
+    "require_new_directory",
     "write_or_print",
 ]
 
@@ -155,3 +156,15 @@ def write_or_print(text: str, out: str | Path | None) -> None:
         atomic_write_text(out, text)
     else:
         sys.stdout.write(text)
+
+
+# ----------------------------------------------------------------------------- stage directories
+
+
+def require_new_directory(out: str, *, error: type[TrialkitError], code: str) -> Path:
+    """Return ``--out`` as a Path; raise ``error`` (with ``code``) now if it already holds files.
+
+    Commands call this before any work so an existing output is refused at once;
+    the stage store refuses it again when it writes.
+    """
+    return ensure_new_directory(out, error=error, code=code)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from trialkit.cli._common import add_format, emit, require_new_directory
 
 NAME = "analyse"
 HELP = (
@@ -34,26 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for Monte Carlo randomisation tests (default 0)"
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from trialkit.analyse import write_analysis
     from trialkit.errors import ReportError
     from trialkit.pipeline import analyse_directory
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ReportError.from_problem(
-            path=str(out),
-            code="analyse.output_exists",
-            message=f"output directory must be new or empty; got '{out}' with files",
-            hint="choose a new --out directory (outputs are never overwritten)",
-        )
+    out = require_new_directory(args.out, error=ReportError, code="analyse.output_exists")
     analysis = analyse_directory(args.protocol, args.data, args.allocation, seed=args.seed)
     write_analysis(analysis, out)
+    text = ""
     if args.format == "json":
         res = analysis.table("results")
         payload = {
@@ -62,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
             "results": json.loads(res.to_json(orient="records")),
             "notes": list(analysis.methods.get("notes", [])),
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        sys.stdout.write(analysis.summary() + f"\nwritten to {out}\n")
+        text = json.dumps(payload, indent=2) + "\n"
+    emit(text, analysis.summary() + f"\nwritten to {out}\n", args.format)
     return 0

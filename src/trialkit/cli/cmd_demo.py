@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "demo"
 HELP = (
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed (default 20240901)")
     parser.add_argument("--protocol", default=None, help="protocol (default: the bundled pilot)")
     parser.add_argument("--clusters", default=None, help="clusters CSV (default: bundled)")
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,10 +37,9 @@ def run(args: argparse.Namespace) -> int:
         protocol_path=args.protocol,
         clusters_path=args.clusters,
     )
-    if args.format == "json":
-        sys.stdout.write(json.dumps({"ok": True, **result.to_dict()}, indent=2) + "\n")
-    else:
-        sys.stdout.write(
-            result.summary() + f"\n\nOpen the report: {result.report / 'report.html'}\n"
-        )
+    emit(
+        json.dumps({"ok": True, **result.to_dict()}, indent=2) + "\n",
+        result.summary() + f"\n\nOpen the report: {result.report / 'report.html'}\n",
+        args.format,
+    )
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "fidelity"
 HELP = (
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="count LAs with no delivery records of a type as zero delivery (default: from protocol)",
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    add_format(parser)
 
 
 def load_inputs(protocol_path: str, data_dir: str, allocation_dir: str) -> dict[str, Any]:
@@ -110,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
             "contaminated_las": report.contaminated_las(),
             "warnings": [w.to_dict() for w in report.warnings],
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        emit(json.dumps(payload, indent=2) + "\n", "", "json")
     else:
-        sys.stdout.write(report.summary() + "\n")
-        sys.stdout.write(f"wrote {len(summary['files'])} files to {out}\n")
+        emit("", report.summary() + f"\nwrote {len(summary['files'])} files to {out}\n", "text")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "report"
 HELP = (
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="protocol",
         help="disclosure-control mode (default: the protocol's [analysis.disclosure])",
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
         base["mode"] = args.disclosure
         settings = DisclosureSettings.from_mapping(base)
     report = build_report(analysis, disclosure=settings)
-    out = write_report(report, Path(args.out))
+    out = write_report(report, Path(args.out), inputs={"analysis": args.analysis})
     html = out / "report.html"
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps({"ok": True, "out": str(out), "report": str(html)}, indent=2) + "\n"
-        )
-    else:
-        sys.stdout.write(report.summary() + f"\nreport: {html}\n")
+    emit(
+        json.dumps({"ok": True, "out": str(out), "report": str(html)}, indent=2) + "\n",
+        report.summary() + f"\nreport: {html}\n",
+        args.format,
+    )
     return 0

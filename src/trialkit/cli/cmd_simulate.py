@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from trialkit.cli._common import add_format, emit
 
 NAME = "simulate"
 HELP = (
@@ -44,29 +45,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fidelity", type=float, default=None, help="delivered fidelity of every intervention LA"
     )
     parser.add_argument("--contamination", type=float, default=0.05, help="control-arm delivery")
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
     import pandas as pd
 
-    from trialkit.data.load import read_table
     from trialkit.errors import UsageError
     from trialkit.protocol.load import load_protocol
     from trialkit.simulate.trial import simulate_trial
+    from trialkit.store import read_allocation, read_table
 
     protocol = load_protocol(args.protocol)
     clusters = read_table(args.clusters, ("la_id",)).astype(object)
     clusters = clusters.where(clusters.notna(), None)
     inputs = {"protocol": args.protocol, "clusters": args.clusters}
     if args.allocation:
-        p = Path(args.allocation)
-        path = p if p.is_file() else p / "allocation.csv"
-        allocation = pd.read_csv(path, dtype=str)
-        inputs["allocation"] = str(path)
+        record = read_allocation(args.allocation)
+        allocation = record.frame
+        inputs["allocation"] = str(record.path)
     else:
         rng = np.random.default_rng(np.random.SeedSequence([int(args.seed), 1]))
         ids = clusters["la_id"].astype(str).to_numpy()
@@ -100,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
         contamination=args.contamination,
     )
     st.save(args.out, fmt=args.table_format, inputs=inputs)
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps({"ok": True, "out": args.out, **st.to_dict()}, indent=2, default=str) + "\n"
-        )
-    else:
-        sys.stdout.write(st.summary() + f"\nwritten to {args.out}\n")
+    emit(
+        json.dumps({"ok": True, "out": args.out, **st.to_dict()}, indent=2, default=str) + "\n",
+        st.summary() + f"\nwritten to {args.out}\n",
+        args.format,
+    )
     return 0

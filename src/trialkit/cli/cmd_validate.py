@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from trialkit.cli._common import add_format, emit
+
 NAME = "validate"
 HELP = "Validate trial data tables against the protocol and allocation; list every problem."
 EXAMPLE = [
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, help="new directory for the validated dataset (Parquet)"
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,15 +50,16 @@ def run(args: argparse.Namespace) -> int:
             "row_counts": d["row_counts"],
             "out": args.out if td.ok else None,
         }
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        emit(json.dumps(payload, indent=2, default=str) + "\n", "", "json")
     else:
-        sys.stdout.write(td.summary() + "\n")
+        lines = [td.summary()]
         for p in td.problems:
-            sys.stdout.write(f"{p.severity}: {p.path}: {p.message} [{p.code}]\n")
+            lines.append(f"{p.severity}: {p.path}: {p.message} [{p.code}]")
             if p.hint:
-                sys.stdout.write(f"  hint: {p.hint}\n")
+                lines.append(f"  hint: {p.hint}")
         if td.ok and args.out:
-            sys.stdout.write(f"validated dataset written to {args.out}\n")
-        elif not td.ok:
+            lines.append(f"validated dataset written to {args.out}")
+        emit("", "\n".join(lines) + "\n", "text")
+        if not td.ok:
             sys.stderr.write("trialkit: the data have errors; nothing was written\n")
     return 0 if td.ok else 1

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from trialkit import store
 from trialkit._io import sha256_file
 from trialkit.data._checks import _Collector, _str, _val
 from trialkit.data.load import STRING, convert
 from trialkit.data.schema import COLUMNS, NOT_NULL, REQUIRED
 from trialkit.data.scoring import MAX_ITEMS, item_columns
+from trialkit.errors import DataError
 from trialkit.protocol.model import Protocol
 
 
@@ -107,7 +108,7 @@ def _convert_table(
 
 def _read_allocation(
     protocol: Protocol,
-    allocation_dir: str | os.PathLike[str] | None,
+    allocation: str | os.PathLike[str] | store.AllocationRecord | None,
     clusters: pd.DataFrame | None,
     files: dict[str, str],
     inputs: dict[str, str],
@@ -119,9 +120,9 @@ def _read_allocation(
     cfile = files.get("clusters", "clusters.csv")
     if clusters is not None and "arm" in clusters.columns:
         ids = _str(clusters["la_id"])
-        a = _str(convert(clusters["arm"], "str")[0])
-        cl_arm = {i: x for i, x in zip(ids, a, strict=True) if i is not None and x is not None}
-    if allocation_dir is None:
+        given = _str(convert(clusters["arm"], "str")[0])
+        cl_arm = {i: x for i, x in zip(ids, given, strict=True) if i is not None and x is not None}
+    if allocation is None:
         if not cl_arm:
             col.add(
                 "allocation.csv",
@@ -145,33 +146,33 @@ def _read_allocation(
                 "use the protocol's arm ids",
             )
         return alloc
-    p = Path(allocation_dir)
-    path = p if p.is_file() else p / "allocation.csv"
-    if not path.is_file():
-        col.add(
-            path.name,
-            None,
-            None,
-            "allocation.missing",
-            f"allocation file '{path}' must exist",
-            "pass the directory written by 'trialkit randomise'",
-        )
-        return empty
+    if isinstance(allocation, store.AllocationRecord):
+        record = allocation
+    else:
+        path = store.locate_allocation(allocation)
+        if not path.is_file():
+            col.add(
+                path.name,
+                None,
+                None,
+                "allocation.missing",
+                f"allocation file '{path}' must exist",
+                "pass the directory written by 'trialkit randomise'",
+            )
+            return empty
+        try:
+            record = store.read_allocation(path, keep_default_na=False)
+        except DataError as exc:
+            files["allocation"] = path.name
+            inputs[path.name] = sha256_file(path)
+            for p in exc.problems:
+                col.add(path.name, None, None, p.code, p.message, p.hint)
+            return empty
+    path = record.path
     files["allocation"] = path.name
-    inputs[path.name] = sha256_file(path)
-    try:
-        a = pd.read_csv(path, dtype=str, keep_default_na=False)  # type: ignore[assignment]
-    except (ValueError, OSError) as exc:
-        col.add(
-            path.name,
-            None,
-            None,
-            "data.unreadable",
-            f"allocation must be a readable CSV; got {exc}",
-            "re-create it with 'trialkit randomise'",
-        )
-        return empty
-    if not {"cluster", "arm"} <= set(a.columns):  # type: ignore[attr-defined]
+    inputs[path.name] = record.sha256
+    a = record.frame
+    if not {"cluster", "arm"} <= set(a.columns):
         col.add(
             path.name,
             None,
@@ -181,7 +182,7 @@ def _read_allocation(
             "use the file from 'trialkit randomise'",
         )
         return empty
-    a = a[["cluster", "arm"]].apply(lambda s: s.str.strip()).astype(STRING)  # type: ignore[attr-defined]
+    a = a[["cluster", "arm"]].apply(lambda s: s.str.strip()).astype(STRING)
     cl = _str(a["cluster"])
     ar = _str(a["arm"])
     dup = pd.Series(cl).duplicated(keep="first").to_numpy()

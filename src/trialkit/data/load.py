@@ -1,4 +1,7 @@
-"""Read data tables (CSV, Parquet, Excel) and convert columns to pyarrow-backed dtypes.
+"""Find data tables and convert columns to pyarrow-backed dtypes.
+
+Tables are found and read through the stage store (:func:`trialkit.store.read_table`,
+re-exported here).
 
 Conversion never raises for bad values: it returns the converted column and a
 mask of the cells that could not be converted, so validation can report every
@@ -7,7 +10,6 @@ one with its row.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -15,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from trialkit.data.schema import SUFFIXES, DataProblem, Kind
+from trialkit import store
+from trialkit.data.schema import DataProblem, Kind
 from trialkit.errors import DataError
+from trialkit.store import read_table
 
 __all__ = ["convert", "find_tables", "read_table"]
 
@@ -33,7 +37,11 @@ _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 def find_tables(
     directory: str | os.PathLike[str], names: tuple[str, ...]
 ) -> tuple[dict[str, Path], list[DataProblem]]:
-    """Locate ``<name>.csv|.parquet|.xlsx`` for each table; report ambiguous duplicates."""
+    """Locate ``<name>.csv|.parquet|.xlsx`` for each table; report ambiguous duplicates.
+
+    A directory with a stage manifest (``trialkit simulate``/``validate`` output) is
+    checked against it first.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise DataError.from_problem(
@@ -42,10 +50,11 @@ def find_tables(
             message=f"data directory must be an existing directory; got '{root}'",
             hint="pass the folder holding clusters, keyworkers, families, measurements, delivery",
         )
+    store.verify_data_directory(root)
     found: dict[str, Path] = {}
     problems: list[DataProblem] = []
     for name in names:
-        hits = [root / f"{name}{s}" for s in SUFFIXES if (root / f"{name}{s}").is_file()]
+        hits = store.table_files(root, name)
         if len(hits) > 1:
             problems.append(
                 DataProblem(
@@ -60,44 +69,6 @@ def find_tables(
         if hits:
             found[name] = hits[0]
     return found, problems
-
-
-def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return next(csv.reader(fh), [])
-
-
-def read_table(path: str | os.PathLike[str], id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read one table as written (ids kept as strings); raises DataError if unreadable."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(p, dtype_backend="pyarrow")
-        if suffix == ".csv":
-            header = _csv_header(p)
-            dtype = {c: "string" for c in header if c in id_columns or c in {"month", "role"}}
-            try:
-                return pd.read_csv(p, engine="pyarrow", dtype=dtype, dtype_backend="pyarrow")
-            except (pa.ArrowInvalid, ValueError):
-                return pd.read_csv(p, dtype=str, keep_default_na=True, encoding="utf-8-sig")
-        if suffix == ".xlsx":
-            return pd.read_excel(p, dtype=object)
-    except (ValueError, OSError, ImportError, pa.ArrowException, UnicodeDecodeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise DataError.from_problem(
-            path=p.name,
-            code="data.unreadable",
-            message=f"table '{p.name}' must be a readable {suffix[1:]} file; got error: {exc}",
-            hint="re-export the table as UTF-8 CSV or Parquet",
-        ) from None
-    raise DataError.from_problem(
-        path=p.name,
-        code="data.format",
-        message=f"table format must be .csv, .parquet or .xlsx; got '{suffix}'",
-        hint="convert the table to CSV or Parquet",
-    )
 
 
 def to_object(s: pd.Series) -> np.ndarray:

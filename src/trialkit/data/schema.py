@@ -1,7 +1,8 @@
 """The data contract: tables, columns, dtypes and the problem-record type.
 
 A data directory holds one file per table (``<table>.csv``, ``.parquet`` or
-``.xlsx``).  See ``docs/data-spec.md`` for the full specification.
+``.xlsx``); the tables and their required columns are declared by the stage
+store (:mod:`trialkit.store.stages`), their types here.  See ``docs/data-spec.md`` for the full specification.
 
 Row numbers in problems are **1-based data rows, header not counted**: row 1 is
 the first row under the header (line 2 of a CSV file, row 2 of a spreadsheet).
@@ -14,6 +15,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trialkit.errors import Problem
+from trialkit.store.stages import (
+    DATA_TABLES,
+    REQUIRED_DATA_COLUMNS,
+    REQUIRED_DATA_TABLES,
+)
+from trialkit.store.tables import DATA_SUFFIXES
 
 __all__ = [
     "COLUMNS",
@@ -27,9 +34,9 @@ __all__ = [
     "DataProblem",
 ]
 
-TABLES: tuple[str, ...] = ("clusters", "keyworkers", "families", "measurements", "delivery")
-REQUIRED_TABLES: tuple[str, ...] = ("clusters", "keyworkers", "families", "measurements")
-SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
+TABLES: tuple[str, ...] = DATA_TABLES
+REQUIRED_TABLES: tuple[str, ...] = REQUIRED_DATA_TABLES
+SUFFIXES: tuple[str, ...] = DATA_SUFFIXES
 
 Kind = Literal["id", "str", "date", "float", "int", "bool", "month"]
 
@@ -86,13 +93,7 @@ DELIVERY_COLUMNS: tuple[str, ...] = tuple(COLUMNS["delivery"])
 
 The one list shared by the data, fidelity and simulation stages."""
 
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "clusters": ("la_id",),
-    "keyworkers": ("keyworker_id", "la_id", "role"),
-    "families": ("family_id", "keyworker_id", "la_id"),
-    "measurements": ("entity_id", "level", "instrument", "timepoint"),
-    "delivery": ("record_type", "la_id"),
-}
+REQUIRED: dict[str, tuple[str, ...]] = REQUIRED_DATA_COLUMNS
 """Columns that must be present in the file."""
 
 NOT_NULL: dict[str, tuple[str, ...]] = {

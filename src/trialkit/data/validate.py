@@ -32,6 +32,7 @@ from trialkit.data.schema import COLUMNS, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
 from trialkit.errors import DataError
 from trialkit.protocol.model import Protocol
+from trialkit.store import AllocationRecord
 
 __all__ = ["TrialData", "save_validated", "validate"]
 
@@ -47,7 +48,7 @@ class _Context(_EntityChecks, _MeasurementChecks, _DeliveryChecks):
 def validate(
     protocol: Protocol,
     data_dir: str | os.PathLike[str],
-    allocation_dir: str | os.PathLike[str] | None = None,
+    allocation_dir: str | os.PathLike[str] | AllocationRecord | None = None,
     *,
     custom_instruments: Mapping[str, Instrument] | None = None,
     score15_reverse: str = "strengths",
@@ -61,9 +62,11 @@ def validate(
     data_dir : path-like
         Folder with ``clusters``, ``keyworkers``, ``families``, ``measurements``
         and (optionally) ``delivery`` tables as .csv, .parquet or .xlsx.
-    allocation_dir : path-like, optional
-        Output of ``trialkit randomise`` (holds ``allocation.csv`` with ``cluster, arm``)
-        or the CSV file itself.  Without it, an ``arm`` column in ``clusters`` is used.
+    allocation_dir : path-like or AllocationRecord, optional
+        The allocation as read by :func:`trialkit.store.read_allocation`, or the
+        output of ``trialkit randomise`` (holds ``allocation.csv`` with ``cluster, arm``)
+        or the CSV file itself, read through the store.  Without it, an ``arm`` column
+        in ``clusters`` is used.
     custom_instruments : mapping, optional
         Instruments beyond the built-in ones, by id.
     score15_reverse : str
@@ -77,7 +80,10 @@ def validate(
     Raises
     ------
     DataError
-        Only when ``data_dir`` is not a directory.
+        Only when ``data_dir`` is not a directory, or when a file of a data directory
+        with a manifest no longer has its recorded SHA-256 (``data.manifest_mismatch``).
+    VerificationError
+        When a file of the allocation directory no longer has its recorded SHA-256.
     """
     col = _Collector()
     found, amb = find_tables(data_dir, TABLES)

@@ -1,7 +1,8 @@
 """Read delivery, keyworker, family and allocation tables (CSV, Parquet or Excel).
 
 Used by the CLI: it reads a raw data directory or the data stage's validated
-Parquet directory alike (identifier columns are read as text, so ``01`` stays ``01``).
+Parquet directory alike (identifier columns are read as text, so ``01`` stays ``01``),
+finding and reading each table through the stage store (:mod:`trialkit.store`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from trialkit.data import load
+from trialkit import store
 from trialkit.errors import DataError, FidelityError, Problem
 
 __all__ = ["find_table", "read_allocation", "read_delivery_dir", "read_table"]
-
-TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".csv", ".xlsx")
 
 _ID_COLUMNS = ("la_id", "cluster", "keyworker_id", "family_id", "session_id")
 _CODES = {"data.unreadable": "fidelity.table.unreadable", "data.format": "fidelity.table.format"}
@@ -25,12 +24,8 @@ _CODES = {"data.unreadable": "fidelity.table.unreadable", "data.format": "fideli
 
 def find_table(directory: str | os.PathLike[str], name: str) -> Path | None:
     """Return the file holding table ``name`` in ``directory`` (Parquet, CSV or Excel)."""
-    root = Path(directory)
-    for suffix in TABLE_SUFFIXES:
-        candidate = root / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    hits = store.table_files(directory, name, order=store.PARQUET_FIRST)
+    return hits[0] if hits else None
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -40,7 +35,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     (codes ``fidelity.table.unreadable`` / ``fidelity.table.format``).
     """
     try:
-        return load.read_table(path, _ID_COLUMNS)
+        return store.read_table(path, _ID_COLUMNS)
     except DataError as exc:
         problems = [
             replace(p, path=str(path), code=_CODES.get(p.code, p.code)) for p in exc.problems
@@ -62,6 +57,7 @@ def read_delivery_dir(directory: str | os.PathLike[str]) -> dict[str, tuple[pd.D
             message=f"data directory '{root}' must be an existing directory",
             hint="pass the validated data directory with --data",
         )
+    store.verify_data_directory(root)
     out: dict[str, tuple[pd.DataFrame, str]] = {}
     problems = []
     for name in ("delivery", "keyworkers", "families", "clusters"):
@@ -84,9 +80,12 @@ def read_delivery_dir(directory: str | os.PathLike[str]) -> dict[str, tuple[pd.D
 
 
 def read_allocation(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
-    """Read ``allocation.csv`` (columns ``cluster, arm``) from an allocation directory or file."""
-    p = Path(directory)
-    path = p if p.is_file() else p / "allocation.csv"
+    """Read ``allocation.csv`` (columns ``cluster, arm``) from an allocation directory or file.
+
+    Read through :func:`trialkit.store.read_allocation` (a file given directly may be
+    CSV, Parquet or Excel); a directory with a manifest is verified against it.
+    """
+    path = store.locate_allocation(directory)
     if not path.is_file():
         raise FidelityError.from_problem(
             path=str(path),
@@ -94,4 +93,11 @@ def read_allocation(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, st
             message=f"allocation file '{path}' must exist",
             hint="pass the directory written by 'trialkit randomise' (it holds allocation.csv)",
         )
-    return read_table(path), path.name
+    try:
+        record = store.read_allocation(path, as_table=True)
+    except DataError as exc:
+        problems = [
+            replace(p, path=str(path), code=_CODES.get(p.code, p.code)) for p in exc.problems
+        ]
+        raise FidelityError(f"{path}: {exc.message}", problems) from None
+    return record.frame, path.name

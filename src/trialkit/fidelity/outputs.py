@@ -12,7 +12,9 @@ Files written by :func:`write_fidelity_outputs`:
     the list of files and the provenance record (versions, input hashes);
 ``<protocol file name>``
     a copy of the protocol with TIDieR ``how_well_actual`` and ``modifications``
-    filled in from the delivery records (the input file is not touched).
+    filled in from the delivery records (the input file is not touched);
+``manifest.json``
+    the stage store's manifest (input and output SHA-256).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trialkit._io import provenance, write_frame, write_json
+from trialkit import store
+from trialkit._io import provenance
 from trialkit.errors import FidelityError
 from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.fidelity.report import FidelityReport
 from trialkit.fidelity.writeback import tidier_texts, write_back
-from trialkit.plotting import write_figure
+from trialkit.plotting import figure_to_png, figure_to_svg
 
 __all__ = ["ensure_new_output_dir", "write_fidelity_outputs"]
 
@@ -54,24 +57,30 @@ def write_fidelity_outputs(
     protocol_path: str | os.PathLike[str] | None = None,
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, Any]:
-    """Write tables, heatmap, JSON summary and the completed protocol; return the summary dict."""
-    out = ensure_new_output_dir(out_dir)
-    files: list[str] = []
-    for name, frame in report.tables().items():
-        for suffix in (".parquet", ".csv"):
-            write_frame(out / f"{name}{suffix}", frame)
-            files.append(f"{name}{suffix}")
+    """Write tables, heatmap, JSON summary and the completed protocol; return the summary dict.
+
+    Written through :func:`trialkit.store.write_fidelity` (the directory appears whole,
+    with its stage manifest).
+
+    Raises
+    ------
+    FidelityError
+        ``fidelity.output.exists`` when ``out_dir`` holds files.
+    """
+    tables = report.tables()
+    files = [f"{name}{suffix}" for name in tables for suffix in (".parquet", ".csv")]
     arms = [report.intervention_arm, report.control_arm]
     fig, alt = heatmap_figure(report.components, order_arms=arms)
-    write_figure(fig, out / "fidelity_heatmap", title=HEATMAP_TITLE, desc=alt)
+    png = figure_to_png(fig, desc=alt)
+    svg = figure_to_svg(fig, title=HEATMAP_TITLE, desc=alt).encode("utf-8")
+    extra: dict[str, store.Content] = {"fidelity_heatmap.png": png, "fidelity_heatmap.svg": svg}
     files += ["fidelity_heatmap.png", "fidelity_heatmap.svg"]
     texts = tidier_texts(report, protocol)
     completed = None
     if protocol_path is not None:
-        dst = out / Path(protocol_path).name
-        write_back(protocol_path, dst, texts)
-        completed = dst.name
-        files.append(dst.name)
+        completed = Path(protocol_path).name
+        extra[completed] = lambda dst: write_back(protocol_path, dst, texts)
+        files.append(completed)
     summary = {
         "ok": True,
         "report": report.to_dict(),
@@ -87,5 +96,11 @@ def write_fidelity_outputs(
         "files": files + ["fidelity_summary.json"],
         "provenance": provenance(inputs=inputs or {}, seed=None),
     }
-    write_json(out / "fidelity_summary.json", summary)
+    store.write_fidelity(
+        out_dir,
+        tables=tables,
+        files=extra,
+        summary=summary,
+        inputs=store.hash_inputs(inputs),
+    )
     return summary

@@ -12,7 +12,11 @@
 ``audit.json``
     input SHA-256, canonical cluster ids, covariate coding, every setting,
     versions, bit generator and seed, score distribution, the chosen allocation,
-    the SHA-256 of each output and one over all outputs.
+    the SHA-256 of each output and one over all outputs;
+``manifest.json``
+    the stage store's manifest (:mod:`trialkit.store`).
+
+The files are written through :func:`trialkit.store.write_allocation_files`.
 
 ``verify`` re-derives everything from ``audit.json`` and the clusters file and
 lists every difference.
@@ -30,13 +34,12 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit import _io
-from trialkit.errors import Problem, RandomisationError
+from trialkit import _io, store
+from trialkit.errors import Problem, RandomisationError, TrialkitError
 from trialkit.randomise.core import Allocation, randomise
 from trialkit.randomise.settings import RandomisationSettings
 
-AUDIT = "audit.json"
-OUTPUTS = ("allocation.csv", "space.parquet", "balance.csv")
+AUDIT = store.AUDIT
 _VOLATILE = ("created_utc", "input.path", "protocol.path", "record_sha256")
 _OUT_EXISTS = "randomise.output.exists"
 
@@ -74,9 +77,8 @@ def read_clusters(
 def recorded_id_column(directory: str | os.PathLike[str]) -> str:
     """The id column recorded in an allocation directory's audit (``la_id`` if unreadable)."""
     try:
-        audit = json.loads((Path(directory) / AUDIT).read_text(encoding="utf-8"))
-        return str(audit["settings"]["id_column"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return store.read_allocation(directory).id_column
+    except TrialkitError:
         return "la_id"
 
 
@@ -162,26 +164,22 @@ def write_allocation(
     ``out`` must not exist or be empty; it appears whole or not at all.  Returns
     the audit record.
     """
-    outputs: dict[str, str] = {}
-    files: dict[str, Any] = {"allocation.csv": allocation.to_frame()}
-    if allocation.space is not None:
-        files["space.parquet"] = allocation.space.to_frame(
-            allocation.clusters, allocation.settings.arms
-        )
-    if allocation.balance:
-        files["balance.csv"] = allocation.balance_frame()
-    with _io.staged_directory(out, error=RandomisationError, code=_OUT_EXISTS) as out_dir:
-        for name, frame in files.items():
-            _io.write_frame(out_dir / name, frame)
-            outputs[name] = _io.sha256_file(out_dir / name)
-        record = _audit_record(
-            allocation,
-            clusters_path=Path(clusters_path).resolve(),
-            protocol_path=None if protocol_path is None else Path(protocol_path).resolve(),
-            outputs=outputs,
-        )
-        _io.write_json(out_dir / AUDIT, record)
-    return record
+    cpath = Path(clusters_path).resolve()
+    ppath = None if protocol_path is None else Path(protocol_path).resolve()
+    inputs = {"clusters": cpath} if ppath is None else {"clusters": cpath, "protocol": ppath}
+    return store.write_allocation_files(
+        out,
+        allocation=allocation.to_frame(),
+        space=None
+        if allocation.space is None
+        else allocation.space.to_frame(allocation.clusters, allocation.settings.arms),
+        balance=allocation.balance_frame() if allocation.balance else None,
+        audit=lambda outputs: _audit_record(
+            allocation, clusters_path=cpath, protocol_path=ppath, outputs=outputs
+        ),
+        inputs=store.hash_inputs(inputs),
+        seed=allocation.seed,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,7 +268,9 @@ def verify(
             f"{AUDIT}: record_sha256 does not match its content (a field of the audit record was edited)"
         )
     recorded = audit.get("outputs", {})
-    present = sorted(p.name for p in root.iterdir() if p.is_file() and p.name != AUDIT)
+    present = sorted(
+        p.name for p in root.iterdir() if p.is_file() and p.name not in (AUDIT, store.MANIFEST)
+    )
     for name in present:
         if name not in recorded:
             diffs.append(f"{name} is not listed in the audit record")

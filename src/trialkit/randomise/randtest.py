@@ -29,7 +29,6 @@ Rosenbaum PR. Observational Studies, 2nd ed. Springer 2002, ch. 2 (test inversio
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -40,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from trialkit import store
 from trialkit._version import __version__
 from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
 from trialkit.randomise import _space
@@ -112,7 +112,7 @@ class RandTestResult:
 
 
 def _load_allocation(
-    allocation: Allocation | str | os.PathLike[str],
+    allocation: Allocation | store.AllocationRecord | str | os.PathLike[str],
 ) -> tuple[
     RandomisationSettings,
     tuple[str, ...],
@@ -131,19 +131,22 @@ def _load_allocation(
             groups,
             codes,
         )
-    root = Path(allocation)
-    audit_file = root / "audit.json"
-    if not audit_file.is_file():
-        raise RandomisationError.from_problem(
-            path=str(root),
-            code="randomise.randtest.no_audit",
-            message="`audit.json` must exist in the allocation directory.",
-            hint="pass the --out directory written by `trialkit randomise`",
-        )
+    if isinstance(allocation, store.AllocationRecord):
+        record = allocation
+        root = record.path.parent
+    else:
+        root = Path(allocation)
+        if not (root / store.AUDIT).is_file():
+            raise RandomisationError.from_problem(
+                path=str(root),
+                code="randomise.randtest.no_audit",
+                message="`audit.json` must exist in the allocation directory.",
+                hint="pass the --out directory written by `trialkit randomise`",
+            )
+        record = store.read_allocation(root, with_space=True)
+    audit_file = root / store.AUDIT
     try:
-        settings = RandomisationSettings.from_mapping(
-            json.loads(audit_file.read_text(encoding="utf-8"))["settings"]
-        )
+        settings = RandomisationSettings.from_mapping((record.audit or {})["settings"])
     except (ValueError, KeyError, TypeError) as err:
         raise RandomisationError.from_problem(
             path=str(audit_file),
@@ -151,7 +154,7 @@ def _load_allocation(
             message=f"`audit.json` cannot be read: {err!r}.",
             hint="check the directory with `trialkit verify`",
         ) from None
-    alloc = pd.read_csv(root / "allocation.csv", dtype=str)
+    alloc = record.frame
     clusters = tuple(alloc["cluster"])
     arms = tuple(alloc["arm"])
     groups = None
@@ -159,8 +162,8 @@ def _load_allocation(
         if col in alloc.columns:
             groups = tuple(alloc[col])
     codes = None
-    if (root / "space.parquet").is_file():
-        space = pd.read_parquet(root / "space.parquet")
+    if record.space is not None:
+        space = record.space
         bits = np.column_stack(
             [(space[c].astype(str) == settings.arms[0]).to_numpy() for c in clusters]
         ).astype(np.uint8)
@@ -183,7 +186,7 @@ def _design_matrix(frame: pd.DataFrame, covariates: list[str], categorical: set[
 
 def randtest(
     data: pd.DataFrame,
-    allocation: Allocation | str | os.PathLike[str],
+    allocation: Allocation | store.AllocationRecord | str | os.PathLike[str],
     *,
     outcome: str,
     covariates: tuple[str, ...] | list[str] = (),
@@ -201,8 +204,10 @@ def randtest(
     ----------
     data : DataFrame
         Individual-level rows with the cluster id, outcome and covariates.
-    allocation : Allocation or path
-        The result of :func:`randomise` or its output directory.
+    allocation : Allocation, AllocationRecord or path
+        The result of :func:`randomise`, its output directory as read by
+        :func:`trialkit.store.read_allocation` (with ``with_space=True``), or the
+        directory itself (read through the store, verified against its manifest).
     outcome : str
     covariates : sequence of str
         Adjustment covariates (string columns are dummy-coded, first sorted

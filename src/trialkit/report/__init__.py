@@ -3,7 +3,8 @@
 * :func:`build_report` → :class:`Report` (nine sections) from a
   :class:`~trialkit.analyse.TrialAnalysis`;
 * :func:`write_report` writes the self-contained HTML, Markdown, every table as
-  CSV and .xlsx, and the SVG figures;
+  CSV and .xlsx, and the SVG figures, through the stage store (with ``report.json``
+  and the stage manifest);
 * :func:`suppress_counts` / :func:`suppress_means` / :class:`DisclosureSettings`:
   statistical disclosure control.
 

@@ -25,18 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit._io import (
-    atomic_write_bytes,
-    atomic_write_text,
-    sha256_file,
-    staged_directory,
-    versions,
-    write_frame,
-    write_json,
-)
+from trialkit import store
+from trialkit._io import versions
 from trialkit._version import __version__
 from trialkit.analyse.trial_analysis import TrialAnalysis
-from trialkit.errors import ReportError
 from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.plotting import figure_to_svg
 from trialkit.report import diagrams
@@ -728,45 +720,54 @@ def xlsx_bytes(
     return out.getvalue()
 
 
-def write_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
+def write_report(
+    report: Report,
+    out_dir: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+) -> Path:
     """Write ``report.html``, ``report.md``, tables (CSV, xlsx), figures (SVG), ``report.json``.
+
+    Written through :func:`trialkit.store.write_report`, which adds the stage manifest.
+
+    Parameters
+    ----------
+    report : Report
+    out_dir : path
+        Must not exist or be empty.
+    inputs : mapping of role -> path, optional
+        Inputs hashed into the manifest (e.g. ``{"analysis": analysis_dir}``).
 
     Raises
     ------
     ReportError
         ``report.output_exists`` when ``out_dir`` exists and is not empty.
     """
-    out = Path(out_dir)
-    with staged_directory(out, error=ReportError, code="report.output_exists") as tmp:
-        atomic_write_text(tmp / "report.html", render_html(report))
-        atomic_write_text(tmp / "report.md", render_markdown(report))
-        for t in report.tables():
-            write_frame(tmp / "tables" / f"{t.id}.csv", t.frame)
-            atomic_write_bytes(
-                tmp / "tables" / f"{t.id}.xlsx",
-                xlsx_bytes(t.frame, sheet=t.id, caption=t.caption, note=t.note),
-            )
-        for f in report.figures():
-            atomic_write_text(tmp / "figures" / f"{f.id}.svg", f.svg)
-        outputs = {
-            p.relative_to(tmp).as_posix(): sha256_file(p)
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
-        write_json(
-            tmp / "report.json",
-            {
-                "trialkit_version": __version__,
-                "versions": versions(),
-                "generated": report.generated,
-                "disclosure": {
-                    "mode": report.disclosure.mode,
-                    "min_count": report.disclosure.min_count,
-                    "min_people_for_mean": report.disclosure.min_people_for_mean,
-                },
-                "tables": report.to_frame().to_dict(orient="records"),
-                "analysis_provenance": dict(report.provenance),
-                "outputs": outputs,
-            },
+    files: dict[str, store.Content] = {
+        "report.html": render_html(report),
+        "report.md": render_markdown(report),
+    }
+    for t in report.tables():
+        files[f"tables/{t.id}.csv"] = t.frame
+        files[f"tables/{t.id}.xlsx"] = xlsx_bytes(
+            t.frame, sheet=t.id, caption=t.caption, note=t.note
         )
-    return out
+    for f in report.figures():
+        files[f"figures/{f.id}.svg"] = f.svg
+
+    def record(outputs: dict[str, str]) -> dict[str, Any]:
+        return {
+            "trialkit_version": __version__,
+            "versions": versions(),
+            "generated": report.generated,
+            "disclosure": {
+                "mode": report.disclosure.mode,
+                "min_count": report.disclosure.min_count,
+                "min_people_for_mean": report.disclosure.min_people_for_mean,
+            },
+            "tables": report.to_frame().to_dict(orient="records"),
+            "analysis_provenance": dict(report.provenance),
+            "outputs": dict(sorted(outputs.items())),
+        }
+
+    return store.write_report(out_dir, files=files, record=record, inputs=store.hash_inputs(inputs))

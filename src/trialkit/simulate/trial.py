@@ -32,7 +32,6 @@ latent-scale ICC, ``σ² = ρ π²/3 / (1−ρ)``.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Mapping
@@ -45,7 +44,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy import special, stats
 
-from trialkit._io import atomic_write_bytes, provenance, staged_directory, write_json
+from trialkit import store
+from trialkit._io import provenance
 from trialkit.data.schema import DELIVERY_COLUMNS
 from trialkit.data.scoring import INSTRUMENTS, MAX_ITEMS, Instrument, score_matrix
 from trialkit.errors import DataError
@@ -110,7 +110,7 @@ class SyntheticTrial:
         fmt: str = "parquet",
         inputs: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> Path:
-        """Write ``<table>.<fmt>``, ``allocation.csv`` and ``truth.json`` to a new directory."""
+        """Write ``<table>.<fmt>``, ``allocation.csv``, ``truth.json`` and the manifest to a new directory."""
         if fmt not in ("parquet", "csv"):
             raise DataError.from_problem(
                 path="format",
@@ -118,23 +118,17 @@ class SyntheticTrial:
                 message=f"format must be parquet or csv; got {fmt!r}",
                 hint="",
             )
-        out = Path(out_dir)
-        with staged_directory(out, error=DataError, code="simulate.output_exists") as tmp:
-            for name, frame in self.tables.items():
-                buf = io.BytesIO()
-                if fmt == "parquet":
-                    frame.to_parquet(buf, index=False)
-                else:
-                    buf.write(frame.to_csv(index=False, lineterminator="\n").encode())
-                atomic_write_bytes(tmp / f"{name}.{fmt}", buf.getvalue())
-            atomic_write_bytes(
-                tmp / "allocation.csv",
-                self.allocation.to_csv(index=False, lineterminator="\n").encode(),
-            )
-            record = dict(self.truth)
-            record["provenance"] = provenance(inputs=inputs, seed=self.seed)
-            write_json(tmp / "truth.json", record)
-        return out
+        record = dict(self.truth)
+        record["provenance"] = provenance(inputs=inputs, seed=self.seed)
+        return store.write_trial_data(
+            out_dir,
+            tables=self.tables,
+            fmt=fmt,
+            allocation=self.allocation,
+            truth=record,
+            inputs=store.hash_inputs(inputs),
+            seed=self.seed,
+        )
 
 
 def _date_col(days: np.ndarray) -> pd.Series:
