@@ -24,6 +24,15 @@ def test_every_bad_field_is_one_problem_with_path_and_code():
     assert first == "`method` must be one of simple, stratified, matched, constrained; got 'coin'."
 
 
+def test_type_errors_read_as_rules():
+    with pytest.raises(RandomisationError) as err:
+        RandomisationSettings(method="simple", samples="many")
+    (p,) = err.value.problems
+    assert p.code == "randomise.settings.samples"
+    assert p.message.startswith("`samples` must be a valid integer")
+    assert p.message.endswith("; got 'many'.")
+
+
 def test_unknown_keyword_is_refused_with_the_known_settings():
     with pytest.raises(RandomisationError) as err:
         RandomisationSettings(method="simple", seed=1)

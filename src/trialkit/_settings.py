@@ -46,7 +46,8 @@ def _rule(err: ErrorDetails) -> str:
         return f"{sign} {bound}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
-    return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "valid"
+    msg = err["msg"].removeprefix("Input should be ")
+    return msg[:1].lower() + msg[1:] if msg else "valid"
 
 
 def settings_problems(
