@@ -159,7 +159,7 @@ def test_bad_delivery_record_exit_1_names_file_row_column(
     )
     assert code == 1
     payload = json.loads(capsys.readouterr().out)
-    assert payload["issues"][0]["code"] == "fidelity.delivery.negative_fte"
+    assert payload["issues"][0]["code"] == "delivery.invalid_value"
     assert payload["issues"][0]["path"] == f"delivery.csv row {i + 1} column fte"
 
 

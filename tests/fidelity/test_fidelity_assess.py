@@ -254,20 +254,75 @@ def test_bad_delivery_records_named_by_row_and_column(make_protocol, small) -> N
     p = make_protocol([ind("geno", "share_sessions_with_genogram", "genograms")])
     with pytest.raises(FidelityError) as e:
         run(p, rows, small, sources={"delivery": "delivery.csv"})
-    by_code = {pr.code: pr for pr in e.value.problems}
-    assert by_code["fidelity.delivery.unknown_la"].path == "delivery.csv row 2 column la_id"
-    assert by_code["fidelity.delivery.negative_fte"].path == "delivery.csv row 3 column fte"
-    assert by_code["fidelity.delivery.outside_window"].path == "delivery.csv row 4 column date"
-    assert by_code["fidelity.delivery.unknown_course"].path == "delivery.csv row 5 column course"
-    assert (
-        by_code["fidelity.delivery.unknown_record_type"].path
-        == "delivery.csv row 6 column record_type"
+    # the data stage's rules and codes (the only validator of delivery records)
+    got = {(pr.code, pr.path) for pr in e.value.problems}
+    assert got == {
+        ("delivery.unknown_la", "delivery.csv row 2 column la_id"),
+        ("delivery.invalid_value", "delivery.csv row 3 column fte"),
+        ("delivery.date_outside_window", "delivery.csv row 4 column date"),
+        ("delivery.invalid_value", "delivery.csv row 5 column course"),
+        ("delivery.unknown_record_type", "delivery.csv row 6 column record_type"),
+        ("delivery.unknown_keyworker", "delivery.csv row 7 column keyworker_id"),
+    }
+    fte = next(pr for pr in e.value.problems if pr.path.endswith("column fte"))
+    assert "'fte' must be ≥ 0; got -0.5" in fte.message
+
+
+def test_linked_record_rules_are_the_data_stage_rules(make_protocol, small) -> None:  # type: ignore[no-untyped-def]
+    train = {"record_type": "training", "la_id": "A", "keyworker_id": "a1", "course": "cpd"}
+    rows = [
+        sess("A", "s1", "2025-01-10"),
+        {**train, "day": 1, "attended": True},
+        {**train, "day": 1, "attended": True},  # row 3: same keyworker, course and day
+        {"record_type": "supervision_attendance", "la_id": "A", "session_id": "s9"}
+        | {"keyworker_id": "a1", "attended": True},  # row 4: no such session
+        {"record_type": "clinician_month", "la_id": "A", "month": "2025-01", "fte": 1},
+        {"record_type": "clinician_month", "la_id": "A", "month": "2025-01", "fte": 1},  # row 6
+        {"record_type": "feedback", "la_id": "B", "family_id": "fa1"}
+        | {"timepoint": "baseline", "administered": True},  # row 7: fa1 is in LA A
+    ]
+    p = make_protocol([ind("geno", "share_sessions_with_genogram", "genograms")])
+    with pytest.raises(FidelityError) as e:
+        run(p, rows, small, sources={"delivery": "delivery.csv"})
+    got = {(pr.code, pr.path) for pr in e.value.problems}
+    assert got == {
+        ("delivery.duplicate", "delivery.csv row 3"),
+        ("delivery.unknown_session", "delivery.csv row 4 column session_id"),
+        ("delivery.duplicate", "delivery.csv row 6 column month"),
+        ("delivery.la_mismatch", "delivery.csv row 7 column la_id"),
+    }
+
+
+def test_registered_metric_declares_its_columns_to_the_data_stage(  # type: ignore[no-untyped-def]
+    make_protocol, small, monkeypatch
+) -> None:
+    import trialkit.data.schema as schema
+    import trialkit.fidelity.metrics as metrics
+    from trialkit.data._checks_delivery import check_delivery_table
+
+    monkeypatch.setattr(schema, "_METRIC_NEEDS", dict(schema._METRIC_NEEDS))
+    monkeypatch.setattr(metrics, "_REGISTRY", dict(metrics._REGISTRY))
+
+    @metrics.register_metric(
+        "minutes_of_supervision",
+        record_types=("supervision_session",),
+        columns=("duration_minutes",),
     )
-    assert (
-        by_code["fidelity.delivery.unknown_keyworker"].path
-        == "delivery.csv row 7 column keyworker_id"
-    )
-    assert "'fte' must be >= 0; got -0.5" in by_code["fidelity.delivery.negative_fte"].message
+    def minutes(ctx, la_id, params):  # type: ignore[no-untyped-def]
+        s = ctx.tables.sessions
+        return metrics.MetricValue(
+            delivered=float(s.loc[s["la_id"] == la_id, "duration_minutes"].sum())
+        )
+
+    assert schema.delivery_needs("minutes_of_supervision") == {
+        "supervision_session": ("la_id", "session_id", "date", "duration_minutes")
+    }
+    p = make_protocol([ind("mins", "minutes_of_supervision", "supervision", target=60)])
+    found = check_delivery_table(p, pd.DataFrame([sess("A", "s1", "2025-01-10")]))
+    assert [(x.code, x.column) for x in found] == [("delivery.missing_column", "duration_minutes")]
+    with pytest.raises(FidelityError) as e:
+        run(p, [sess("A", "s1", "2025-01-10")], small)
+    assert e.value.codes == ("delivery.missing_column",)
 
 
 def test_unknown_metric_and_missing_param(make_protocol, small) -> None:  # type: ignore[no-untyped-def]

@@ -217,3 +217,11 @@ def test_register_custom_metric(make_protocol, small) -> None:  # type: ignore[n
     p = make_protocol([ind("test_sessions_held", target=4)])
     r = run(p, log(rows), small)
     assert value(r, "A") == 2.0 and value(r, "A", "adherence") == 0.5
+
+
+def test_every_metric_declares_its_record_types_to_the_data_stage() -> None:
+    from trialkit.data.schema import delivery_needs
+    from trialkit.fidelity.metrics import available_metrics
+
+    for name, metric in available_metrics().items():
+        assert set(delivery_needs(name)) == set(metric.record_types), name

@@ -23,6 +23,7 @@ from trialkit._io import provenance
 from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
+from trialkit.models.coding import code_categorical
 from trialkit.models.results import FitResult, GeeResult, GlmmResult, LmmResult
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
 
@@ -353,7 +354,8 @@ def _subgroups(
     """Treatment × subgroup interactions for the primary outcomes.
 
     A numeric subgroup variable enters as is (effect modification per unit); a
-    two-level one as an indicator of its second (sorted) level.  The interaction
+    two-level one as the indicator of its non-reference level
+    (:mod:`trialkit.models.coding`).  The interaction
     is estimated in the primary model with the primary df method.
     """
     plan = protocol.analysis
@@ -374,18 +376,15 @@ def _subgroups(
                 z = pd.to_numeric(x, errors="coerce").astype(float)
                 contrast = f"per unit of {sg.variable}"
             else:
-                cats = sorted({str(v) for v in x.dropna()})
-                if len(cats) != 2:
+                indicator, coding = code_categorical(x, sg.variable)
+                if len(coding.levels) != 2:
                     notes.append(
                         f"subgroup {sg.id}: {sg.variable!r} must be numeric or have two "
-                        f"levels; got {len(cats)} levels; not analysed"
+                        f"levels; got {len(coding.levels)} levels; not analysed"
                     )
                     continue
-                z = pd.Series(
-                    np.where(x.isna(), np.nan, (x.astype(str) == cats[1]).astype(float)),
-                    index=fr.index,
-                )
-                contrast = f"{cats[1]} vs {cats[0]}"
+                z = pd.Series(np.where(x.isna(), np.nan, indicator[:, 0]), index=fr.index)
+                contrast = f"{coding.levels[1]} vs {coding.reference}"
             d = fr.copy()
             d["subgroup_level"] = z
             d["treated_x_subgroup"] = d["treated"] * z

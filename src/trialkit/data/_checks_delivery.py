@@ -1,15 +1,93 @@
-"""Rules for the delivery log."""
+"""Rules for the delivery log: the only validation of delivery records.
+
+:func:`trialkit.data.validate` runs them on the data directory, and the
+fidelity stage runs them (through :func:`check_delivery_table`) on the tables
+it is given, so a delivery record is judged by one set of rules and codes.
+Besides each record's own values, they check what the fidelity metrics need:
+every metric used by an indicator of the protocol declares its record types and
+columns in the data layer's registry (:func:`trialkit.data.schema.register_delivery_needs`,
+extended by :func:`trialkit.fidelity.register_metric`).
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _Checks, _dates, _str
-from trialkit.data.schema import COURSES, DELIVERY_NOT_NULL, RECORD_TYPES
+from trialkit.data._checks import _Checks, _Collector, _dates, _str
+from trialkit.data._tables import _convert_table
+from trialkit.data.schema import (
+    COURSES,
+    DELIVERY_NOT_NULL,
+    RECORD_TYPES,
+    DataProblem,
+    delivery_needs,
+)
+from trialkit.protocol.model import Protocol
+
+
+def check_delivery_table(
+    protocol: Protocol,
+    delivery: pd.DataFrame,
+    *,
+    file: str = "delivery.csv",
+    la_ids: Collection[str] = (),
+    kw_la: Mapping[str, str] | None = None,
+    fam_la: Mapping[str, str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[DataProblem]:
+    """Check a delivery table by the data stage's rules.
+
+    Parameters
+    ----------
+    protocol : Protocol
+    delivery : DataFrame
+        The delivery log as read (raw or already validated).
+    file : str
+        File name used in the problems' paths.
+    la_ids : collection of str
+        Known LAs (empty: not checked).
+    kw_la, fam_la : mapping, optional
+        LA of each known keyworker and family (absent: not checked).
+    start, end : date, optional
+        The delivery window (default ``trial.start`` and ``trial.end``).
+
+    Returns
+    -------
+    list of DataProblem
+        Errors and warnings, in the order the rules found them.
+    """
+    col = _Collector()
+    table = _convert_table("delivery", delivery, file, protocol, col)
+    ctx = _DeliveryChecks(
+        protocol,
+        {"delivery": table},
+        {"delivery": file},
+        col,
+        start if start is not None else protocol.trial.start,
+        end if end is not None else protocol.trial.end,
+        {},
+        "",
+    )
+    ctx.la_ids = {str(x) for x in la_ids}
+    ctx.kw_la = {str(k): str(v) for k, v in (kw_la or {}).items()}
+    ctx.fam_la = {str(k): str(v) for k, v in (fam_la or {}).items()}
+    ctx.fam_ids = set(ctx.fam_la)
+    ctx.delivery_columns = {str(c).strip() for c in delivery.columns}
+    ctx.check_delivery()
+    return col.items
 
 
 class _DeliveryChecks(_Checks):
+    fam_la: dict[str, str] | None = None
+    """LA of each family (default: from the families table)."""
+    delivery_columns: set[str] | None = None
+    """Columns present in the delivery file (default: every column)."""
+
     # ------------------------------------------------------------------ delivery
     def check_delivery(self) -> None:
         dlv = self.t.get("delivery")
@@ -160,28 +238,145 @@ class _DeliveryChecks(_Checks):
             "use the protocol's timepoints",
         )
         present_types = {x for x in rt if x is not None}
-        need = _metric_record_types()
+        have = self.delivery_columns
+        reported: set[tuple[str, str]] = set()
         for _node, ind in self.p.logic_model.indicators():
-            rtn = need.get(ind.metric)
-            if rtn and rtn not in present_types:
-                self.col.add(
-                    f,
-                    None,
-                    "record_type",
-                    "delivery.record_type_missing",
-                    f"indicator '{ind.id}' needs '{rtn}' records; none found",
-                    "add the delivery records or expect this indicator to be missing",
-                    "warning",
-                )
+            for rtn, needed in delivery_needs(ind.metric).items():
+                if rtn not in present_types:
+                    self.col.add(
+                        f,
+                        None,
+                        "record_type",
+                        "delivery.record_type_missing",
+                        f"indicator '{ind.id}' needs '{rtn}' records; none found",
+                        "add the delivery records or expect this indicator to be missing",
+                        "warning",
+                    )
+                    continue
+                for c in needed:
+                    if have is None or c in have or (rtn, c) in reported:
+                        continue
+                    reported.add((rtn, c))
+                    self.col.add(
+                        f,
+                        None,
+                        c,
+                        "delivery.missing_column",
+                        f"column '{c}' must be present for the {rtn} records "
+                        f"(indicator '{ind.id}', metric '{ind.metric}')",
+                        f"add the column to {f}",
+                    )
+        self._check_links(dlv, rt, las)
 
+    def _check_links(self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray) -> None:
+        """Records that must match other records: families' LAs, duplicates, sessions."""
+        f = self.file("delivery")
+        fam_la = self.fam_la
+        if fam_la is None:
+            fams_t = self.t.get("families")
+            fam_la = (
+                {}
+                if fams_t is None
+                else {
+                    str(k): str(v)
+                    for k, v in zip(_str(fams_t["family_id"]), _str(fams_t["la_id"]), strict=True)
+                    if k is not None and v is not None
+                }
+            )
+        fams = _str(dlv["family_id"])
+        fl = [fam_la.get(x) if x is not None else None for x in fams]
+        mism = np.array(
+            [a is not None and b is not None and a != b for a, b in zip(fl, las, strict=True)],
+            dtype=bool,
+        )
+        self.col.rows(
+            f,
+            mism,
+            "la_id",
+            "delivery.la_mismatch",
+            lambda i: f"la_id must be the family's LA ({fl[i]!r}); got {las[i]!r}",
+            "correct the LA or the family",
+        )
+        kws = _str(dlv["keyworker_id"])
+        sess = _str(dlv["session_id"])
+        course = _str(dlv["course"])
+        day = dlv["day"].to_numpy(dtype=float, na_value=np.nan)
+        date = _dates(dlv["date"])
+        month = _str(dlv["month"])
+        day_key = [
+            f"d{int(d)}" if not np.isnan(d) else (None if np.isnat(t) else f"t{t}")
+            for d, t in zip(day, date, strict=True)
+        ]
+        keys = pd.DataFrame(
+            {
+                "rt": rt,
+                "la": las,
+                "kw": kws,
+                "sess": sess,
+                "course": course,
+                "day": day_key,
+                "month": month,
+            }
+        )
 
-def _metric_record_types() -> dict[str, str]:
-    return {
-        "training_days_delivered": "training",
-        "share_completing_training": "training",
-        "supervision_sessions_per_month": "supervision_session",
-        "share_sessions_with_genogram": "supervision_session",
-        "supervision_attendance": "supervision_attendance",
-        "clinician_fte_months": "clinician_month",
-        "share_families_with_feedback": "feedback",
-    }
+        def duplicated(rtype: str, cols: list[str]) -> np.ndarray:
+            is_t = (keys["rt"] == rtype).to_numpy()
+            part = keys.loc[is_t, cols]
+            dup = part.duplicated(keep="first") & part.notna().all(axis=1)
+            out = np.zeros(len(keys), dtype=bool)
+            out[np.flatnonzero(is_t)[dup.to_numpy()]] = True
+            return out
+
+        dup = duplicated("training", ["la", "kw", "course", "day"])
+        self.col.rows(
+            f,
+            dup,
+            None,
+            "delivery.duplicate",
+            lambda i: (
+                "training records must be unique per keyworker, course and day; "
+                f"got a second record for keyworker {kws[i]!r}"
+            ),
+            "remove the duplicate row (attendance would be counted twice)",
+        )
+        dup = duplicated("supervision_attendance", ["la", "sess", "kw"])
+        self.col.rows(
+            f,
+            dup,
+            None,
+            "delivery.duplicate",
+            lambda i: (
+                "supervision_attendance must be unique per session and keyworker; got keyworker "
+                f"{kws[i]!r} twice in session {sess[i]!r}"
+            ),
+            "remove the duplicate row",
+        )
+        dup = duplicated("clinician_month", ["la", "month"])
+        self.col.rows(
+            f,
+            dup,
+            "month",
+            "delivery.duplicate",
+            lambda i: f"clinician_month must be unique per LA and month; got {month[i]!r} twice",
+            "sum the FTE of clinicians in post into one record per LA and month",
+        )
+        is_s = keys["rt"] == "supervision_session"
+        sessions = set(zip(keys.loc[is_s, "la"], keys.loc[is_s, "sess"], strict=True))
+        unknown = np.array(
+            [
+                r == "supervision_attendance" and s is not None and (la, s) not in sessions
+                for r, la, s in zip(rt, las, sess, strict=True)
+            ],
+            dtype=bool,
+        )
+        self.col.rows(
+            f,
+            unknown,
+            "session_id",
+            "delivery.unknown_session",
+            lambda i: (
+                "'session_id' must match a supervision_session record of the same LA; "
+                f"got {sess[i]!r} in LA {las[i]!r}"
+            ),
+            "add the supervision_session record or fix the id",
+        )

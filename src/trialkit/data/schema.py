@@ -32,6 +32,8 @@ __all__ = [
     "ROLES",
     "TABLES",
     "DataProblem",
+    "delivery_needs",
+    "register_delivery_needs",
 ]
 
 TABLES: tuple[str, ...] = DATA_TABLES
@@ -135,6 +137,61 @@ DELIVERY_NOT_NULL: dict[str, tuple[str, ...]] = {
     "clinician_month": ("month", "fte"),
     "feedback": ("family_id", "timepoint", "administered"),
 }
+
+_METRIC_NEEDS: dict[str, dict[str, tuple[str, ...]]] = {}
+
+
+def register_delivery_needs(
+    metric: str, record_types: tuple[str, ...], columns: tuple[str, ...] = ()
+) -> None:
+    """Declare the delivery records and columns fidelity metric ``metric`` reads.
+
+    :func:`trialkit.fidelity.register_metric` calls this for every metric it
+    registers, so that :func:`trialkit.data.validate` checks the delivery log for
+    every metric an indicator of the protocol uses.
+
+    Parameters
+    ----------
+    metric : str
+        Metric name.
+    record_types : tuple of str
+        Record types the metric reads (each from :data:`RECORD_TYPES`).
+    columns : tuple of str
+        Columns it reads beyond ``la_id`` and the record types' required
+        columns (:data:`DELIVERY_NOT_NULL`), e.g. ``genogram_used``.
+    """
+    unknown = [r for r in record_types if r not in RECORD_TYPES]
+    if unknown:
+        raise ValueError(f"record_types must be among {', '.join(RECORD_TYPES)}; got {unknown}")
+    _METRIC_NEEDS[metric] = {
+        rt: tuple(
+            dict.fromkeys(
+                (
+                    "la_id",
+                    *DELIVERY_NOT_NULL[rt],
+                    *(c for c in columns if c in DELIVERY_SUBSETS[rt]),
+                )
+            )
+        )
+        for rt in record_types
+    }
+
+
+def delivery_needs(metric: str) -> dict[str, tuple[str, ...]]:
+    """Columns of each record type that metric ``metric`` needs (empty if unregistered)."""
+    return dict(_METRIC_NEEDS.get(metric, {}))
+
+
+for _metric, _types, _cols in (
+    ("training_days_delivered", ("training",), ()),
+    ("share_completing_training", ("training",), ()),
+    ("supervision_sessions_per_month", ("supervision_session",), ()),
+    ("share_sessions_with_genogram", ("supervision_session",), ("genogram_used",)),
+    ("supervision_attendance", ("supervision_attendance",), ()),
+    ("clinician_fte_months", ("clinician_month",), ()),
+    ("share_families_with_feedback", ("feedback",), ()),
+):
+    register_delivery_needs(_metric, _types, _cols)
 
 ROLES: tuple[str, ...] = ("keyworker", "champion")
 LEVELS: tuple[str, ...] = ("family", "keyworker")

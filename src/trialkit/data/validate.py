@@ -142,6 +142,8 @@ def validate(
     ctx.check_keyworkers()
     ctx.check_families()
     scores = ctx.check_measurements()
+    if "delivery" in raw:
+        ctx.delivery_columns = {str(c).strip() for c in raw["delivery"].columns}
     ctx.check_delivery()
     for name in TABLES:
         tables.setdefault(name, _empty(name))

@@ -1,4 +1,10 @@
-"""Cell-level conversions that record a Problem (file, row, column) for every bad value."""
+"""Cell-level conversions of the fidelity tables.
+
+The ``_to_*`` functions convert columns the data stage's rules have already
+checked (the delivery log); :func:`_as_date` and :func:`_not_in` also record a
+Problem (file, row, column) for every bad value of the keyworkers and families
+tables.
+"""
 
 from __future__ import annotations
 
@@ -63,24 +69,23 @@ def _not_in(
     )
 
 
-def _as_bool(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
-    """Booleans (true/false, yes/no, 1/0 as the data stage reads them); bad cells flagged."""
-    parsed, bad = convert(values, "bool")
-    got = dict(zip(values.index[bad], values[bad].tolist(), strict=True))
-    _flag(
-        problems,
-        got,
-        name,
-        col,
-        "fidelity.delivery.not_boolean",
-        lambda i: f"'{col}' must be true or false; got {got[i]!r}",
-        "use true/false (or 1/0)",
-    )
-    return parsed.astype("boolean")
+def _to_bool(values: pd.Series) -> pd.Series:
+    """Booleans (true/false, yes/no, 1/0 as the data stage reads them), NA when empty."""
+    return convert(values, "bool")[0].astype("boolean")
+
+
+def _to_date(values: pd.Series) -> pd.Series:
+    """Dates as midnight timestamps, NaT when empty."""
+    return pd.to_datetime(values, errors="coerce").dt.normalize()
+
+
+def _to_number(values: pd.Series) -> pd.Series:
+    """Floats, NaN when empty."""
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def _as_date(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce")
+    parsed = _to_date(values)
     bad = values.notna() & parsed.isna()
     _flag(
         problems,
@@ -90,21 +95,6 @@ def _as_date(values: pd.Series, name: str, col: str, problems: list[Problem]) ->
         "fidelity.delivery.bad_date",
         lambda i: f"'{col}' must be a date (YYYY-MM-DD); got {values[i]!r}",
         "write dates as YYYY-MM-DD",
-    )
-    return parsed.dt.normalize()
-
-
-def _as_number(values: pd.Series, name: str, col: str, problems: list[Problem]) -> pd.Series:
-    parsed = pd.to_numeric(values, errors="coerce").astype("float64")
-    bad = values.notna() & parsed.isna()
-    _flag(
-        problems,
-        values.index[bad.to_numpy()],
-        name,
-        col,
-        "fidelity.delivery.not_numeric",
-        lambda i: f"'{col}' must be a number; got {values[i]!r}",
-        "write a plain number",
     )
     return parsed
 
@@ -122,30 +112,12 @@ def _as_id(values: pd.Series) -> pd.Series:
     return values.map(conv).astype("object")
 
 
-def _month_periods(values: pd.Series, name: str, problems: list[Problem]) -> pd.Series:
-    out: list[Any] = []
-    for idx, v in values.items():
+def _to_month(values: pd.Series) -> pd.Series:
+    """First day of each ``YYYY-MM`` month, NaT when empty."""
+
+    def start(v: Any) -> Any:
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            out.append(pd.NaT)
-            problems.append(
-                Problem(
-                    path=f"{name} {_row(idx)} column month",
-                    code="fidelity.delivery.missing_value",
-                    message="'month' must be given for a clinician_month record; got an empty cell",
-                    hint="write the month as YYYY-MM",
-                )
-            )
-            continue
-        try:
-            out.append(pd.Timestamp(pd.Period(str(v)[:7], freq="M").start_time))
-        except (ValueError, TypeError):
-            out.append(pd.NaT)
-            problems.append(
-                Problem(
-                    path=f"{name} {_row(idx)} column month",
-                    code="fidelity.delivery.bad_month",
-                    message=f"'month' must be YYYY-MM; got {v!r}",
-                    hint="write the month as YYYY-MM, e.g. 2025-03",
-                )
-            )
-    return pd.Series(out, index=values.index, dtype="datetime64[ns]")
+            return pd.NaT
+        return pd.Timestamp(pd.Period(str(v)[:7], freq="M").start_time)
+
+    return pd.Series([start(v) for v in values], index=values.index, dtype="datetime64[ns]")

@@ -26,6 +26,7 @@ import pandas as pd
 from trialkit._version import __version__
 from trialkit.errors import FidelityError, FitError, ModelSpecError, Problem
 from trialkit.fidelity.iv import iv_2sls
+from trialkit.models.coding import code_categorical, is_categorical
 from trialkit.models.results import TERM_COLUMNS, Exclusion, Term
 
 __all__ = [
@@ -311,17 +312,16 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str]) -> tuple[np.ndarray,
     names: list[str] = []
     for c in covariates:
         s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            cols.append(s.to_numpy(float))
-            names.append(c)
+        if is_categorical(s):
+            dummies, coding = code_categorical(s, c)
+            cols.append(dummies)
+            names.extend(coding.columns)
         else:
-            levels = sorted(s.astype(str).unique())
-            for lev in levels[1:]:
-                cols.append((s.astype(str) == lev).to_numpy(float))
-                names.append(f"{c}[{lev}]")
+            cols.append(s.to_numpy(float)[:, None])
+            names.append(c)
     if not cols:
         return np.zeros((len(frame), 0)), []
-    return np.column_stack(cols), names
+    return np.hstack(cols), names
 
 
 def estimate_cace(

@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from trialkit.data.schema import register_delivery_needs
 from trialkit.errors import FidelityError, Problem
 from trialkit.fidelity._tables import DeliveryTables, month_count
 
@@ -197,8 +198,15 @@ def register_metric(
     prorate: bool = False,
     description: str = "",
     replace: bool = False,
+    columns: tuple[str, ...] = (),
 ) -> Callable[[MetricFunc], MetricFunc]:
     """Register a metric function under ``name`` (decorator).
+
+    The record types (and any ``columns`` the metric reads beyond each record
+    type's required ones) are declared to the data stage
+    (:func:`trialkit.data.schema.register_delivery_needs`), so ``trialkit
+    validate`` checks the delivery log for them whenever an indicator uses the
+    metric.
 
     Examples
     --------
@@ -212,6 +220,7 @@ def register_metric(
     def deco(func: MetricFunc) -> MetricFunc:
         if name in _REGISTRY and not replace:
             raise ValueError(f"metric {name!r} is already registered; pass replace=True")
+        register_delivery_needs(name, record_types, columns)
         _REGISTRY[name] = Metric(
             name=name,
             func=func,
@@ -370,6 +379,7 @@ def clinician_fte_months(ctx: MetricContext, la_id: str, params: Mapping[str, An
 @register_metric(
     "share_sessions_with_genogram",
     record_types=("supervision_session",),
+    columns=("genogram_used",),
     default_target=_target_one,
     description="Share of the LA's supervision sessions in which a genogram was used.",
 )

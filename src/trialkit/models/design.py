@@ -20,9 +20,10 @@ Coding rules
   two labels and ``treatment_level`` names the treated one; the indicator is
   1 for that label (term name ``"<column>[<label>]"``).
 * **Categorical covariates** (string, object, boolean or ``category`` columns)
-  are dummy-coded with the first level as reference: the first category of a
-  ``category`` column, otherwise the first level in sorted order.  Terms are
-  named ``"<column>[<level>]"``.  Numeric covariates enter as they are.
+  are dummy-coded by :mod:`trialkit.models.coding`: the first level is the
+  reference (the first category of a ``category`` column, otherwise the first
+  level in sorted order).  Terms are named ``"<column>[<level>]"``.  Numeric
+  covariates enter as they are.
 * **Clusters** are listed from the top of the nesting (``("la", "keyworker")``).
   Ids at a lower level are made unique within their parent, so keyworker
   ``"1"`` in two LAs are two keyworkers.  Codes are ``0 .. G-1`` in sorted
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.errors import ModelSpecError, Problem
+from trialkit.models.coding import code_categorical, is_categorical, observed_levels
 from trialkit.models.terms import Exclusion
 
 __all__ = ["ModelFrame", "build_model_frame"]
@@ -129,21 +131,6 @@ def _replace(frame: ModelFrame, **changes: object) -> ModelFrame:
     import dataclasses
 
     return dataclasses.replace(frame, **changes)  # type: ignore[arg-type]
-
-
-def _is_categorical(s: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
-
-
-def _levels(s: pd.Series) -> list[object]:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        present = set(s.dropna().unique())
-        return [c for c in s.cat.categories if c in present]
-    vals = s.dropna().unique().tolist()
-    try:
-        return sorted(vals)
-    except TypeError:
-        return sorted(vals, key=str)
 
 
 def _fail(summary: str, code: str, path: str, message: str, hint: str = "") -> ModelSpecError:
@@ -271,7 +258,7 @@ def build_model_frame(
 
     # ---------------------------------------------------------------- treatment
     ts = sub[treatment]
-    labels = _levels(ts)
+    labels = observed_levels(ts)
     label_text = ", ".join(repr(v) for v in labels)
     numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and set(
         np.unique(ts.to_numpy(dtype=float)).tolist()
@@ -321,11 +308,10 @@ def build_model_frame(
     names: list[str] = ["(Intercept)", term]
     for c in covariates:
         s = sub[c]
-        if _is_categorical(s):
-            lev = _levels(s)
-            for v in lev[1:]:
-                cols.append((s == v).to_numpy(dtype=float))
-                names.append(f"{c}[{v}]")
+        if is_categorical(s):
+            dummies, coding = code_categorical(s, c)
+            cols.extend(dummies.T)
+            names.extend(coding.columns)
         else:
             cols.append(s.to_numpy(dtype=float))
             names.append(c)

@@ -3,10 +3,10 @@
 Canonical order: cluster identifiers are read as strings and sorted by Python's
 string order, so the allocation never depends on the row order of the file.
 
-Coding (as cvcrand): a string (or declared categorical) covariate with L levels
-becomes L - 1 indicator columns; the reference level, which gets no column, is the
-first level in sorted order (R's default for ``factor``).  Every column is then
-standardised, z = (x - mean) / sd with the n - 1 denominator.
+Coding (as cvcrand): a string (or boolean) covariate with L levels becomes L - 1
+indicator columns by :mod:`trialkit.models.coding`; the reference level, which
+gets no column, is the first level in sorted order (R's default for ``factor``).
+Every column is then standardised, z = (x - mean) / sd with the n - 1 denominator.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.errors import Problem, RandomisationError
+from trialkit.models.coding import code_categorical, is_categorical
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,11 +143,6 @@ def prepare_clusters(
     return out.sort_index(kind="stable")
 
 
-def is_categorical(series: pd.Series) -> bool:
-    """String, boolean or category columns are categorical."""
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
-
-
 def code_covariates(
     frame: pd.DataFrame,
     covariates: list[str],
@@ -181,23 +177,22 @@ def code_covariates(
     for cov in covariates:
         s = frame[cov]
         if is_categorical(s):
-            values = s.astype(str).to_numpy()
-            levels = sorted(set(values))
-            if len(levels) < 2:
+            dummies, cat = code_categorical(s, cov)
+            if not cat.columns:
                 problems.append(
                     _problem(
                         f"{source} column {cov}",
                         "randomise.input.constant_covariate",
-                        f"covariate `{cov}` must vary between clusters; every value is `{levels[0]}`.",
+                        f"covariate `{cov}` must vary between clusters; every value is "
+                        f"`{cat.reference}`.",
                         "drop it from the covariates",
                     )
                 )
                 continue
-            reference[cov] = levels[0]
-            for lev in levels[1:]:
-                cols.append((values == lev).astype(float))
-                names.append(f"{cov}[{lev}]")
-                source_of.append(cov)
+            reference[cov] = cat.reference
+            cols.extend(dummies.T)
+            names.extend(cat.columns)
+            source_of.extend([cov] * len(cat.columns))
         else:
             cols.append(s.to_numpy(dtype=float))
             names.append(cov)

@@ -41,11 +41,11 @@ import pandas as pd
 
 from trialkit._version import __version__
 from trialkit.errors import Problem, RandomisationError, TrialkitWarning
+from trialkit.models.coding import is_categorical, observed_levels
 from trialkit.randomise import _space
 from trialkit.randomise._coding import (
     CovariateCoding,
     code_covariates,
-    is_categorical,
     prepare_clusters,
 )
 from trialkit.randomise._matching import distances, optimal_pairs
@@ -559,10 +559,9 @@ def _balance(
     for cov in covariates:
         s = frame[cov]
         if is_categorical(s):
-            vals = s.astype(str).to_numpy()
-            for lev in sorted(set(vals)):
-                x = (vals == lev).astype(float)
-                rows.append(_balance_row(cov, lev, x, arm_arr, arms, kind="proportion"))
+            for lev in observed_levels(s):
+                x = (s == lev).to_numpy(dtype=float)
+                rows.append(_balance_row(cov, str(lev), x, arm_arr, arms, kind="proportion"))
         else:
             rows.append(_balance_row(cov, "", s.to_numpy(dtype=float), arm_arr, arms, kind="mean"))
     return tuple(rows)
@@ -979,7 +978,7 @@ def _sources(frame: pd.DataFrame, settings: RandomisationSettings) -> list[str]:
     for cov in settings.covariates:
         s = frame[cov]
         if is_categorical(s):
-            out.extend([cov] * (len(set(s.astype(str))) - 1))
+            out.extend([cov] * (len(observed_levels(s)) - 1))
         else:
             out.append(cov)
     return out

@@ -42,8 +42,8 @@ import pandas as pd
 from trialkit import store
 from trialkit._version import __version__
 from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
+from trialkit.models.coding import code_categorical, is_categorical
 from trialkit.randomise import _space
-from trialkit.randomise._coding import is_categorical
 from trialkit.randomise.core import Allocation, make_rng
 from trialkit.randomise.settings import RandomisationSettings
 
@@ -172,16 +172,14 @@ def _load_allocation(
 
 
 def _design_matrix(frame: pd.DataFrame, covariates: list[str], categorical: set[str]) -> np.ndarray:
-    cols = [np.ones(len(frame))]
+    cols = [np.ones((len(frame), 1))]
     for cov in covariates:
         s = frame[cov]
-        if cov in categorical or is_categorical(s):
-            vals = s.astype(str).to_numpy()
-            for lev in sorted(set(vals))[1:]:
-                cols.append((vals == lev).astype(float))
+        if is_categorical(s, declared=cov in categorical):
+            cols.append(code_categorical(s, cov)[0])
         else:
-            cols.append(s.to_numpy(dtype=float))
-    return np.column_stack(cols)
+            cols.append(s.to_numpy(dtype=float)[:, None])
+    return np.hstack(cols)
 
 
 def randtest(
@@ -210,8 +208,8 @@ def randtest(
         directory itself (read through the store, verified against its manifest).
     outcome : str
     covariates : sequence of str
-        Adjustment covariates (string columns are dummy-coded, first sorted
-        level as reference).
+        Adjustment covariates (string columns are dummy-coded by
+        :mod:`trialkit.models.coding`, first sorted level as reference).
     categorical : sequence of str
         Numeric covariates to dummy-code as well (e.g. a coded income band).
     cluster_column : str, optional

@@ -8,18 +8,27 @@ the CLI and the Python API share one set of rules and one error format.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import field_validator, model_validator
+
+from trialkit._settings import Settings
 from trialkit.errors import Problem, RandomisationError
 
 Method = Literal["simple", "stratified", "matched", "constrained"]
 METHODS: tuple[str, ...] = ("simple", "stratified", "matched", "constrained")
 ODD_RULES: tuple[str, ...] = ("random-extra", "error")
+Real = int | float
+"""A number kept as given (an integer stays an integer in the audit record)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RandomisationSettings:
+class RandomisationSettings(
+    Settings,
+    error=RandomisationError,
+    path="randomisation",
+    code="randomise.settings",
+    summary="invalid randomisation settings",
+):
     """Every setting that determines an allocation (recorded verbatim in the audit).
 
     Parameters
@@ -70,95 +79,127 @@ class RandomisationSettings:
     ratio: tuple[int, ...] = ()
     strata: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
-    weights: Mapping[str, float] = field(default_factory=dict)
+    weights: dict[str, Real] = {}
     metric: Literal["l1", "l2"] = "l2"
-    cutoff: float | None = 0.1
+    cutoff: Real | None = 0.1
     keep: int | None = None
-    limits: Mapping[str, float] = field(default_factory=dict)
+    limits: dict[str, Real] = {}
     enumerate_limit: int = 50_000
     samples: int = 50_000
     odd_stratum: Literal["random-extra", "error"] = "random-extra"
     pairs_column: str | None = None
     match_distance: Literal["mahalanobis", "euclidean"] = "mahalanobis"
-    validity_warn: tuple[float, float] = (0.25, 0.75)
+    validity_warn: tuple[Real, Real] = (0.25, 0.75)
 
-    def __post_init__(self) -> None:
+    hints = {"ratio": "e.g. --ratio 1:1 or ratio = [2, 1]"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ratio(cls, data: Any) -> Any:
+        """An empty ratio means 1 for each arm."""
+        if isinstance(data, dict) and not data.get("ratio"):
+            arms = data.get("arms", ("intervention", "control"))
+            if isinstance(arms, Sequence) and not isinstance(arms, str):
+                data = {**data, "ratio": tuple(1 for _ in arms)}
+        return data
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("a list of two or more distinct names")
+        return v
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(r <= 0 for r in v):
+            raise ValueError("a positive integer for each arm")
+        return v
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff(cls, v: Real | None) -> Real | None:
+        if v is not None and not 0 < v <= 1:
+            raise ValueError("in (0, 1]")
+        return v
+
+    @field_validator("keep", "enumerate_limit", "samples")
+    @classmethod
+    def _positive_int(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("a positive integer")
+        return v
+
+    @field_validator("validity_warn")
+    @classmethod
+    def _validity_warn(cls, v: tuple[Real, Real]) -> tuple[Real, Real]:
+        lo, hi = v
+        if not 0 <= lo < hi <= 1:
+            raise ValueError("[low, high] with 0 <= low < high <= 1")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, Real]) -> dict[str, Real]:
+        if not all(w >= 0 for w in v.values()):
+            raise ValueError("non-negative for every covariate")
+        return v
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, v: dict[str, Real]) -> dict[str, Real]:
+        if not all(lim > 0 for lim in v.values()):
+            raise ValueError("positive for every covariate")
+        return v
+
+    def cross_field_problems(self) -> list[Problem]:
+        """Rules that involve the method, arms, ratio and covariates together."""
         problems: list[Problem] = []
-
-        def bad(name: str, message: str, hint: str = "") -> None:
-            problems.append(
-                Problem(
-                    path=f"randomisation.{name}",
-                    code=f"randomise.settings.{name}",
-                    message=message,
-                    hint=hint,
+        bad = problems.append
+        if len(self.ratio) != len(self.arms):
+            bad(
+                self.problem(
+                    "ratio",
+                    f"`ratio` must give a positive integer for each of the {len(self.arms)} "
+                    f"arms; got {list(self.ratio)}.",
+                    self.hints["ratio"],
                 )
             )
-
-        if self.method not in METHODS:
-            bad("method", f"`method` must be one of {', '.join(METHODS)}; got {self.method!r}.")
-        if len(self.arms) < 2 or len(set(self.arms)) != len(self.arms):
-            bad("arms", f"`arms` must list two or more distinct names; got {list(self.arms)}.")
-        ratio = self.ratio or tuple(1 for _ in self.arms)
-        object.__setattr__(self, "ratio", tuple(int(r) for r in ratio))
-        if len(self.ratio) != len(self.arms) or any(r <= 0 for r in self.ratio):
-            bad(
-                "ratio",
-                f"`ratio` must give a positive integer for each of the {len(self.arms)} arms; "
-                f"got {list(self.ratio)}.",
-                "e.g. --ratio 1:1 or ratio = [2, 1]",
-            )
-        if self.metric not in ("l1", "l2"):
-            bad("metric", f"`metric` must be l1 or l2; got {self.metric!r}.")
-        if self.cutoff is not None and not 0 < self.cutoff <= 1:
-            bad("cutoff", f"`cutoff` must be in (0, 1]; got {self.cutoff}.")
-        if self.keep is not None and self.keep < 1:
-            bad("keep", f"`keep` must be a positive integer; got {self.keep}.")
-        if self.enumerate_limit < 1 or self.samples < 1:
-            bad("samples", "`enumerate_limit` and `samples` must be positive integers.")
-        if self.odd_stratum not in ODD_RULES:
-            bad(
-                "odd_stratum",
-                f"`odd_stratum` must be one of {ODD_RULES}; got {self.odd_stratum!r}.",
-            )
-        if self.match_distance not in ("mahalanobis", "euclidean"):
-            bad(
-                "match_distance",
-                f"`match_distance` must be mahalanobis or euclidean; got {self.match_distance!r}.",
-            )
-        lo, hi = self.validity_warn
-        if not 0 <= lo < hi <= 1:
-            bad(
-                "validity_warn",
-                f"`validity_warn` must be [low, high] with 0 <= low < high <= 1; got {[lo, hi]}.",
-            )
-        for name, w in self.weights.items():
-            if not w >= 0:
-                bad("weights", f"weight of `{name}` must be non-negative; got {w}.")
-        for name, lim in self.limits.items():
-            if not lim > 0:
-                bad("limits", f"limit of `{name}` must be positive; got {lim}.")
         if self.method == "constrained":
             if len(self.arms) != 2:
-                bad("arms", "constrained randomisation needs exactly two arms (as cvcrand).")
+                bad(
+                    self.problem(
+                        "arms", "constrained randomisation needs exactly two arms (as cvcrand)."
+                    )
+                )
             if not self.covariates:
                 bad(
-                    "covariates",
-                    "constrained randomisation needs at least one covariate.",
-                    "add --covariates a,b,c",
+                    self.problem(
+                        "covariates",
+                        "constrained randomisation needs at least one covariate.",
+                        "add --covariates a,b,c",
+                    )
                 )
         if self.method == "stratified" and not self.strata:
             bad(
-                "strata",
-                "stratified randomisation needs at least one stratum column.",
-                "add --strata region",
+                self.problem(
+                    "strata",
+                    "stratified randomisation needs at least one stratum column.",
+                    "add --strata region",
+                )
             )
-        if self.method == "matched" and (len(self.arms) != 2 or self.ratio[0] != self.ratio[1]):
-            bad("arms", "a pair-matched design needs two arms in ratio 1:1.")
+        if self.method == "matched" and (
+            len(self.arms) != 2 or len(self.ratio) != 2 or self.ratio[0] != self.ratio[1]
+        ):
+            bad(self.problem("arms", "a pair-matched design needs two arms in ratio 1:1."))
         if self.method == "matched" and not self.pairs_column and not self.covariates:
-            bad("covariates", "pair matching needs a pairs column or covariates to match on.")
-        if problems:
-            raise RandomisationError("invalid randomisation settings", problems)
+            bad(
+                self.problem(
+                    "covariates", "pair matching needs a pairs column or covariates to match on."
+                )
+            )
+        return problems
 
     @classmethod
     def from_mapping(
@@ -166,24 +207,10 @@ class RandomisationSettings:
     ) -> RandomisationSettings:
         """Build settings from a mapping such as the protocol's ``[randomisation]`` table.
 
-        Unknown keys raise :class:`~trialkit.errors.RandomisationError`; ``None``
+        Unknown keys raise :class:`~trialkit.errors.RandomisationError`
+        (``randomise.settings.unknown``); ``None``
         values fall back to the defaults, and empty ``arms`` use ``default_arms``.
         """
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise RandomisationError(
-                "unknown randomisation settings",
-                [
-                    Problem(
-                        path=f"randomisation.{k}",
-                        code="randomise.settings.unknown",
-                        message=f"`{k}` is not a randomisation setting.",
-                        hint=f"known settings: {', '.join(sorted(known))}",
-                    )
-                    for k in unknown
-                ],
-            )
         kwargs: dict[str, Any] = {}
         for key, value in mapping.items():
             if value is None and key not in ("cutoff", "keep", "pairs_column"):
@@ -201,7 +228,7 @@ class RandomisationSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (lists for tuples, plain dicts for mappings)."""
-        d = asdict(self)
+        d = self.model_dump()
         for key in ("arms", "ratio", "strata", "covariates", "validity_warn"):
             d[key] = list(d[key])
         d["weights"] = dict(self.weights)

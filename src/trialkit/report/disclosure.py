@@ -29,9 +29,14 @@ Hundepool A et al. Statistical Disclosure Control. Wiley, 2012.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+
+from trialkit._settings import Settings
+from trialkit.errors import ReportError
 
 __all__ = [
     "SUPPRESSED",
@@ -45,17 +50,23 @@ __all__ = [
 SUPPRESSED = "c"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DisclosureSettings:
+class DisclosureSettings(
+    Settings,
+    error=ReportError,
+    path="analysis.disclosure",
+    code="report.disclosure",
+    summary="invalid disclosure settings",
+):
     """Disclosure-control settings (from the protocol's ``[analysis.disclosure]``).
 
     ``threshold`` is the smallest count that is published: 5 by default (counts
-    1–4 suppressed) and at least 10 in ``strict`` mode.
+    1–4 suppressed) and at least 10 in ``strict`` mode.  Invalid values raise
+    :class:`~trialkit.errors.ReportError` (codes ``report.disclosure.<field>``).
     """
 
-    mode: str = "standard"
-    min_count: int = 5
-    min_people_for_mean: int = 10
+    mode: Literal["standard", "strict"] = "standard"
+    min_count: int = Field(default=5, ge=1)
+    min_people_for_mean: int = Field(default=10, ge=1)
 
     @property
     def threshold(self) -> int:
@@ -63,12 +74,9 @@ class DisclosureSettings:
 
     @classmethod
     def from_mapping(cls, d: dict[str, object] | None) -> DisclosureSettings:
+        """Build settings from the protocol's table (other keys are ignored)."""
         d = dict(d or {})
-        return cls(
-            mode=str(d.get("mode", "standard")),
-            min_count=int(d.get("min_count", 5)),  # type: ignore[call-overload]
-            min_people_for_mean=int(d.get("min_people_for_mean", 10)),  # type: ignore[call-overload]
-        )
+        return cls(**{k: v for k, v in d.items() if k in cls.model_fields})
 
     def describe(self) -> str:
         return (
