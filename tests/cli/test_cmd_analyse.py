@@ -73,6 +73,8 @@ def test_analyse_then_report(
     )
 
 
+# A second full analysis only for the text format; the CLI path itself is covered above.
+@pytest.mark.slow
 def test_analyse_text_output(
     demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
