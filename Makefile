@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-slow lint typecheck pytest bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(VENV)/.installed
 
 pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# The tests marked `slow` (deselected by `make test`): live R re-runs, long simulations.
+test-slow: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 from trialkit.cli import main
-from trialkit.pipeline import run_demo
+from trialkit.pipeline import DemoResult
 
 PILOT = (
     Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"
 )
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_demo(tmp_path_factory.mktemp("d") / "out").out
+@pytest.fixture
+def demo_dir(demo: DemoResult) -> Path:
+    """The session's demo output (read-only; see ``tests/conftest.py``)."""
+    return demo.out
 
 
 def test_analyse_then_report(
@@ -72,6 +73,8 @@ def test_analyse_then_report(
     )
 
 
+# A second full analysis only for the text format; the CLI path itself is covered above.
+@pytest.mark.slow
 def test_analyse_text_output(
     demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

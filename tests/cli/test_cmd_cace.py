@@ -143,8 +143,7 @@ def test_cace_bad_fidelity_dir(inputs: dict[str, Path], capsys: pytest.CaptureFi
 
 
 def test_cace_with_data_stage_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sim = pytest.importorskip("trialkit.simulate.trial")
-    pytest.importorskip("trialkit.data")
+    import trialkit.simulate.trial as sim
     from trialkit.protocol.load import load_protocol
 
     las = [f"LA{i:02d}" for i in range(1, 13)]

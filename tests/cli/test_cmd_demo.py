@@ -1,4 +1,8 @@
-"""``trialkit demo`` end to end: every section and table present with plausible values."""
+"""``trialkit demo`` end to end: every section and table present with plausible values.
+
+The only test that runs the demo through the CLI; every other user of the demo's output
+shares the session's single run (the ``demo`` fixture in ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 

@@ -82,7 +82,6 @@ def test_fidelity_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_completed_protocol_passes_report_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("trialkit.cli.cmd_check")
     data, alloc = write_inputs(tmp_path, parquet=True)
     out = tmp_path / "out"
     assert (

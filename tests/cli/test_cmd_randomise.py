@@ -175,10 +175,8 @@ def test_simple_stratified_and_randtest(tmp_path: Path, capsys) -> None:
 
 
 def test_protocol_route(tmp_path: Path) -> None:
-    try:
-        from trialkit.protocol import load_protocol
-    except ImportError:
-        pytest.skip("protocol loader not available yet")
+    from trialkit.protocol import load_protocol
+
     protocol = ROOT / "protocols" / "supporting-families-systemic-pilot.toml"
     plan = load_protocol(protocol).randomisation
     assert plan is not None

@@ -40,3 +40,23 @@ def sim_dir(synthetic, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("sim") / "data"
     synthetic.save(d, fmt="csv")
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_tables(protocol, clusters, allocation, tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """A tiny valid trial (4 LAs, 12 keyworkers, 12 families) as the text of its CSV tables.
+
+    Built once; rule tests mutate a copy (see ``write_tables`` in ``test_validate.py``), so a
+    broken dataset differs from a valid one in exactly the cell a test changed.
+    """
+    tiny = simulate_trial(
+        protocol,
+        clusters.iloc[:4],
+        allocation.iloc[:4],
+        seed=11,
+        n_keyworkers=1,
+        families_per_keyworker=1,
+    )
+    d = tmp_path_factory.mktemp("tiny")
+    tiny.save(d, fmt="csv")
+    return {f.stem: pd.read_csv(f, dtype=str, keep_default_na=False) for f in d.glob("*.csv")}

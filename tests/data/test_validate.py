@@ -1,4 +1,8 @@
-"""Validation: round trip, one broken-dataset test per problem code, save_validated."""
+"""Validation: round trip, one broken-dataset test per problem code, save_validated.
+
+The rule tests break one cell of a tiny valid trial (``tiny_tables`` in ``conftest.py``);
+a few tests run on the whole simulated trial (``sim_dir``).
+"""
 
 from __future__ import annotations
 
@@ -66,18 +70,32 @@ def test_parquet_and_csv_give_same_result(protocol, synthetic, sim_dir, tmp_path
     pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
 
 
-def _copy(sim_dir: Path, tmp_path: Path) -> Path:
-    """A hand-edited copy of the simulated data (without its stage manifest)."""
-    d = tmp_path / "broken"
-    shutil.copytree(sim_dir, d, ignore=shutil.ignore_patterns("manifest.json"))
+def write_tables(tables: dict[str, pd.DataFrame], d: Path, **edits) -> Path:
+    """Write a copy of ``tables`` to ``d`` as CSV, applying ``edits[name](frame)`` first.
+
+    An edit of ``None`` leaves that table out.
+    """
+    d.mkdir()
+    for name, frame in tables.items():
+        fn = edits.get(name, lambda df: df)
+        if fn is not None:
+            fn(frame.copy()).to_csv(d / f"{name}.csv", index=False)
     return d
 
 
-def _edit(d: Path, table: str, fn) -> None:
-    f = d / f"{table}.csv"
-    df = pd.read_csv(f, dtype=str, keep_default_na=False)
-    df = fn(df)
-    df.to_csv(f, index=False)
+def test_tiny_trial_is_valid_and_breaks_nothing(protocol, tiny_tables, tmp_path):
+    # each rule test below is meaningful only if the unbroken trial raises none of the codes
+    d = write_tables(tiny_tables, tmp_path / "tiny")
+    td = validate(protocol, d, d)
+    assert td.ok, [str(p.to_problem()) for p in td.errors]
+    assert not set(td.codes) & set(BREAKS)
+    assert {k: len(v) for k, v in tiny_tables.items() if k != "delivery"} == {
+        "allocation": 4,
+        "clusters": 4,
+        "keyworkers": 12,
+        "families": 12,
+        "measurements": 122,
+    }
 
 
 def _set(col, value, row=0):
@@ -97,10 +115,10 @@ BREAKS = {
         "clusters",
         lambda df: pd.concat([df, df.iloc[[0]]], ignore_index=True),
         "la_id",
-        13,
+        5,
     ),
     "clusters.invalid_level": ("clusters", _set("region", "Wales", 2), "region", 3),
-    "clusters.not_in_allocation": ("clusters", _set("la_id", "LA99", 11), "la_id", 12),
+    "clusters.not_in_allocation": ("clusters", _set("la_id", "LA99", 3), "la_id", 4),
     "keyworkers.duplicate_id": (
         "keyworkers",
         lambda df: pd.concat([df, df.iloc[[0]]], ignore_index=True),
@@ -138,7 +156,7 @@ BREAKS = {
     ),
     "families.keyworker_in_other_la": (
         "families",
-        lambda df: _set("la_id", "LA12" if df.loc[7, "la_id"] != "LA12" else "LA11", 7)(df),
+        lambda df: _set("la_id", "LA02" if df.loc[7, "la_id"] != "LA02" else "LA01", 7)(df),
         "la_id",
         8,
     ),
@@ -328,10 +346,9 @@ BREAKS = {
 
 
 @pytest.mark.parametrize("code", sorted(BREAKS))
-def test_each_rule_breaks(code, protocol, sim_dir, tmp_path):
+def test_each_rule_breaks(code, protocol, tiny_tables, tmp_path):
     table, fn, column, row = BREAKS[code]
-    d = _copy(sim_dir, tmp_path)
-    _edit(d, table, fn)
+    d = write_tables(tiny_tables, tmp_path / "broken", **{table: fn})
     td = validate(protocol, d, d)
     hits = [p for p in td.problems if p.code == code]
     assert hits, (code, td.codes)
@@ -348,13 +365,12 @@ def test_each_rule_breaks(code, protocol, sim_dir, tmp_path):
         assert not td.ok
 
 
-def test_arm_contradicts_allocation(protocol, sim_dir, tmp_path, synthetic):
-    d = _copy(sim_dir, tmp_path)
-    arms = synthetic.allocation.set_index("cluster")["arm"]
-    _edit(
-        d,
-        "clusters",
-        lambda df: df.assign(
+def test_arm_contradicts_allocation(protocol, tiny_tables, tmp_path):
+    arms = tiny_tables["allocation"].set_index("cluster")["arm"]
+    d = write_tables(
+        tiny_tables,
+        tmp_path / "broken",
+        clusters=lambda df: df.assign(
             arm=[
                 ("control" if arms[x] == "intervention" else "intervention") if i == 0 else arms[x]
                 for i, x in enumerate(df.la_id)
@@ -366,12 +382,10 @@ def test_arm_contradicts_allocation(protocol, sim_dir, tmp_path, synthetic):
     assert (p.file, p.row, p.column) == ("clusters.csv", 1, "arm")
 
 
-def test_allocation_unknown_arm_and_missing_table(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
-    a = pd.read_csv(d / "allocation.csv", dtype=str)
-    a.loc[0, "arm"] = "placebo"
-    a.to_csv(d / "allocation.csv", index=False)
-    (d / "families.csv").unlink()
+def test_allocation_unknown_arm_and_missing_table(protocol, tiny_tables, tmp_path):
+    d = write_tables(
+        tiny_tables, tmp_path / "broken", allocation=_set("arm", "placebo"), families=None
+    )
     td = validate(protocol, d, d)
     codes = set(td.codes)
     assert {"allocation.unknown_arm", "data.missing_table"} <= codes
@@ -379,17 +393,19 @@ def test_allocation_unknown_arm_and_missing_table(protocol, sim_dir, tmp_path):
     assert (p.file, p.row, p.column) == ("allocation.csv", 1, "arm")
 
 
-def test_missing_column(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
-    _edit(d, "keyworkers", lambda df: df.drop(columns=["role"]))
+def test_missing_column(protocol, tiny_tables, tmp_path):
+    d = write_tables(
+        tiny_tables, tmp_path / "broken", keyworkers=lambda df: df.drop(columns=["role"])
+    )
     td = validate(protocol, d, d)
     p = next(p for p in td.problems if p.code == "keyworkers.missing_column")
     assert (p.file, p.row, p.column) == ("keyworkers.csv", None, "role")
 
 
-def test_many_bad_rows_are_summarised(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
-    _edit(d, "measurements", lambda df: df.assign(timepoint="later"))
+def test_many_bad_rows_are_summarised(protocol, tiny_tables, tmp_path):
+    d = write_tables(
+        tiny_tables, tmp_path / "broken", measurements=lambda df: df.assign(timepoint="later")
+    )
     td = validate(protocol, d, d)
     hits = [p for p in td.problems if p.code == "measurements.unknown_timepoint"]
     assert len(hits) == 21 and hits[-1].row is None
@@ -405,8 +421,7 @@ def test_save_validated(protocol, sim_dir, tmp_path):
     td = validate(protocol, sim_dir, sim_dir)
     out = save_validated(td, tmp_path / "valid")
     man = json.loads((out / "manifest.json").read_text())
-    assert man["stage"] == "validated"
-    assert man["details"]["row_counts"]["measurements"] == td.row_counts()["measurements"]
+    assert man["row_counts"]["measurements"] == td.row_counts()["measurements"]
     assert "families.csv" in man["inputs"] and "families.parquet" in man["outputs"]
     assert (out / "flow.csv").is_file() and (out / "exclusions.csv").is_file()
     back = pd.read_parquet(out / "families.parquet")
@@ -416,9 +431,8 @@ def test_save_validated(protocol, sim_dir, tmp_path):
     assert e.value.codes == ("data.output_exists",)
 
 
-def test_save_refuses_errors(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
-    _edit(d, "measurements", _set("timepoint", "later", 0))
+def test_save_refuses_errors(protocol, tiny_tables, tmp_path):
+    d = write_tables(tiny_tables, tmp_path / "broken", measurements=_set("timepoint", "later", 0))
     td = validate(protocol, d, d)
     with pytest.raises(DataError) as e:
         save_validated(td, tmp_path / "out")
@@ -436,27 +450,28 @@ def test_to_dict_is_json(protocol, sim_dir):
     assert "TrialData(ok=True" in repr(td)
 
 
-def test_excel_tables(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
+def test_excel_tables(protocol, tiny_tables, tmp_path):
+    d = write_tables(tiny_tables, tmp_path / "xlsx")
     for t in ("clusters", "keyworkers"):
         df = pd.read_csv(d / f"{t}.csv", dtype=str, keep_default_na=False)
         df.to_excel(d / f"{t}.xlsx", index=False)
         (d / f"{t}.csv").unlink()
     td = validate(protocol, d, d)
-    ref = validate(protocol, sim_dir, sim_dir)
+    csv = write_tables(tiny_tables, tmp_path / "csv")
+    ref = validate(protocol, csv, csv)
     assert td.ok and td.files["clusters"] == "clusters.xlsx"
     pd.testing.assert_frame_equal(td.flow, ref.flow)
 
 
-def test_ambiguous_table(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
+def test_ambiguous_table(protocol, tiny_tables, tmp_path):
+    d = write_tables(tiny_tables, tmp_path / "broken")
     shutil.copy(d / "clusters.csv", d / "clusters.parquet")
     td = validate(protocol, d, d)
     assert "data.ambiguous_table" in td.codes
 
 
-def test_measurement_without_consent_and_after_withdrawal(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
+def test_measurement_without_consent_and_after_withdrawal(protocol, tiny_tables, tmp_path):
+    d = write_tables(tiny_tables, tmp_path / "broken")
     m = pd.read_csv(d / "measurements.csv", dtype=str, keep_default_na=False)
     fam_rows = m.index[m.level == "family"]
     fid = m.loc[fam_rows[0], "entity_id"]
@@ -474,13 +489,13 @@ def test_measurement_without_consent_and_after_withdrawal(protocol, sim_dir, tmp
     assert p.file == "measurements.csv" and p.column == "date" and p.severity == "warning"
 
 
-def test_allocation_duplicate_and_missing_column(protocol, sim_dir, tmp_path):
-    d = _copy(sim_dir, tmp_path)
+def test_allocation_duplicate_and_missing_column(protocol, tiny_tables, tmp_path):
+    d = write_tables(tiny_tables, tmp_path / "broken")
     a = pd.read_csv(d / "allocation.csv", dtype=str)
     pd.concat([a, a.iloc[[2]]], ignore_index=True).to_csv(d / "allocation.csv", index=False)
     td = validate(protocol, d, d)
     p = next(p for p in td.problems if p.code == "allocation.duplicate_cluster")
-    assert (p.file, p.row, p.column) == ("allocation.csv", 13, "cluster")
+    assert (p.file, p.row, p.column) == ("allocation.csv", 5, "cluster")
     a.rename(columns={"arm": "group"}).to_csv(d / "allocation.csv", index=False)
     td = validate(protocol, d, d)
     assert "allocation.missing_column" in td.codes

@@ -12,7 +12,8 @@ from trialkit.fidelity import assess_fidelity
 
 
 def test_simulated_delivery_is_recovered(pilot) -> None:  # type: ignore[no-untyped-def]
-    sim = pytest.importorskip("trialkit.simulate.trial")
+    import trialkit.simulate.trial as sim
+
     las = [f"LA{i:02d}" for i in range(1, 13)]
     clusters = pd.DataFrame(
         {

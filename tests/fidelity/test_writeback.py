@@ -76,7 +76,7 @@ def test_edit_variants() -> None:
 
 
 def test_completed_copy_passes_report_stage_check(pilot_path: Path, texts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    checks = pytest.importorskip("trialkit.protocol.checks")
+    import trialkit.protocol.checks as checks
     from trialkit.protocol.load import load_protocol
 
     original = load_protocol(pilot_path)

@@ -274,11 +274,6 @@ def test_dask_identical_to_local() -> None:
     assert remote.backend == "dask"
 
 
-def _fit_or_skip():  # pragma: no cover - depends on the analysis package
-    mod = pytest.importorskip("trialkit.models.fit")
-    return mod.fit
-
-
 def _fit_quiet(fit, df, **kw):
     import warnings
 
@@ -292,7 +287,8 @@ def _fit_quiet(fit, df, **kw):
 
 def test_cluster_level_equals_trialkit_fit() -> None:
     """The batched cluster-level path equals `trialkit fit --method cluster-level` per replicate."""
-    fit = _fit_or_skip()
+    from trialkit.models.fit import fit
+
     s = Scenario(design=D3, effect=0.3, reps=3, seed=8, method="cluster-level")
     batch = s.generate(range(3))
     got = analyse_batch(batch, s)
@@ -343,7 +339,8 @@ LMM_CASES = [
 @pytest.mark.parametrize(("design", "df_method"), LMM_CASES)
 def test_lmm_batch_equals_one_at_a_time_fit(design: CRTDesign, df_method: str) -> None:
     """Batched REML + KR equals a loop of `trialkit.models.fit.fit` to 1e-12."""
-    fit = _fit_or_skip()
+    from trialkit.models.fit import fit
+
     s = Scenario(design=design, effect=0.3, reps=6, seed=12, method="lmm", df_method=df_method)
     batch = s.generate(range(6))
     got = analyse_batch(batch, s)

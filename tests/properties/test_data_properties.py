@@ -102,6 +102,9 @@ cell = st.one_of(
 )
 
 
+# Fuzzing: 25 whole validations (the slowest non-demo test); the rule tests in
+# tests/data/test_validate.py cover every problem code in the default run.
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

@@ -1,7 +1,9 @@
 """Constrained randomisation against independent reference values (Dickinson et al. 2015 data).
 
 Reference: tests/reference/randomise/dickinson_reference.json, made by
-make_reference.py (a naive itertools recomputation of cvcrand's documented score).
+make_reference.py (a naive itertools recomputation of cvcrand's documented score), on the
+Dickinson data vendored next to it (see its README for source and licence).  Every file is
+located relative to this module; a missing file fails the test, it is never skipped.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import pytest
 from trialkit.errors import TrialkitWarning
 from trialkit.randomise import randomise
 
-REF = Path(__file__).resolve().parents[1] / "reference" / "randomise" / "dickinson_reference.json"
-DATA = Path("/work/shared/data/cvcrand-dickinson/cvcrand_Dickinson_design.csv")
+HERE = Path(__file__).resolve().parents[1] / "reference" / "randomise"
+REF = HERE / "dickinson_reference.json"
+DATA = HERE / "cvcrand_Dickinson_design.csv"
+OUTCOME = HERE / "cvcrand_Dickinson_outcome.csv"
 COVS = ("location", "inciis", "uptodateonimmunizations", "hispanic", "incomecat")
 # All tolerances in one place.
 SCORE_RTOL = 1e-9  # our score is rounded to 12 significant digits of the mean score
 MEAN_RTOL = 1e-12
-
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason="Dickinson data not available")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def test_mean_score(result, reference) -> None:
 
 
 # --- published cvcrand vignette output (tests/reference/randomise/cvcrand_vignette_published.json)
-PUBLISHED = REF.parent / "cvcrand_vignette_published.json"
+PUBLISHED = HERE / "cvcrand_vignette_published.json"
 PRINTED_ATOL = 5e-7  # scores printed to 6 decimals
 PVALUE_ATOL = 5e-5  # p printed to 4 decimals
 
@@ -168,7 +170,7 @@ def test_published_cptest_pvalue(l2_result, published) -> None:
     treated = set(published["selected_treated_counties"])
     arms = tuple("intervention" if c in treated else "control" for c in l2_result.clusters)
     chosen = dataclasses.replace(l2_result, arms=arms)
-    outcome = pd.read_csv(DATA.parent / "cvcrand_Dickinson_outcome.csv", dtype={"county": str})
+    outcome = pd.read_csv(OUTCOME, dtype={"county": str})
     r = randtest(
         outcome,
         chosen,

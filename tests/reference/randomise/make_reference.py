@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = Path("/work/shared/data/cvcrand-dickinson/cvcrand_Dickinson_design.csv")
+DATA = HERE / "cvcrand_Dickinson_design.csv"
 COVARIATES = ["location", "inciis", "uptodateonimmunizations", "hispanic", "incomecat"]
 CATEGORICAL = {"location", "incomecat"}
 
