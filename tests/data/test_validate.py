@@ -421,7 +421,8 @@ def test_save_validated(protocol, sim_dir, tmp_path):
     td = validate(protocol, sim_dir, sim_dir)
     out = save_validated(td, tmp_path / "valid")
     man = json.loads((out / "manifest.json").read_text())
-    assert man["row_counts"]["measurements"] == td.row_counts()["measurements"]
+    assert man["stage"] == "validated"
+    assert man["details"]["row_counts"]["measurements"] == td.row_counts()["measurements"]
     assert "families.csv" in man["inputs"] and "families.parquet" in man["outputs"]
     assert (out / "flow.csv").is_file() and (out / "exclusions.csv").is_file()
     back = pd.read_parquet(out / "families.parquet")
