@@ -661,8 +661,12 @@ def analyse_trial(
         "descriptives": pd.DataFrame(desc),
         "baseline_balance": baseline_balance(protocol, dict(trial_data.tables), arms, frames),
         "flow": trial_data.flow.astype({"n": "int64"}).reset_index(drop=True),
+        # validation already records each outcome's analysis exclusions; an analysis
+        # frame repeats them, so every (stage, entity, reason) is counted once
         "exclusions": exclusion_counts(
-            pd.concat([trial_data.exclusions, *exclusions], ignore_index=True)
+            pd.concat([trial_data.exclusions, *exclusions], ignore_index=True).drop_duplicates(
+                ["stage", "entity", "entity_id", "reason"]
+            )
         ),
         "la_counts": la_counts(dict(trial_data.tables), arms, trial_data.trial_end),
     }
