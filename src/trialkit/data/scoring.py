@@ -508,9 +508,9 @@ def item_hint(instrument: Instrument, values: np.ndarray) -> str:
     v = v[~np.isnan(v)]
     if instrument.id == "CBI" and len(v):
         if instrument.allowed == CBI_CODES and np.isin(v, (0.0, 25.0, 50.0, 75.0, 100.0)).all():
-            return "the answers look coded 0/25/50/75/100: declare cbi_coding = \"0-100\""
+            return "the answers look coded 0/25/50/75/100: set cbi_coding = \"0-100\" in [scoring] (or --cbi-coding 0-100)"
         if instrument.allowed != CBI_CODES and np.isin(v, CBI_CODES).all():
-            return "the answers look coded 1–5: declare cbi_coding = \"1-5\""
+            return "the answers look coded 1–5: set cbi_coding = \"1-5\" in [scoring] (or --cbi-coding 1-5)"
     return "correct the response or leave it empty"
 
 
@@ -529,10 +529,13 @@ def item_problems(
     code, then one summary record).
     """
     out: list[DataProblem] = []
+    index = frame.index.to_numpy()
+    numbered = pd.api.types.is_integer_dtype(frame.index.dtype)
 
     def add(rows: np.ndarray, column: str, code: str, msg: Any, hint: str) -> None:
         for r in rows[:MAX_ROWS_PER_CODE]:
-            out.append(DataProblem(file=file, row=int(r) + 1, column=column, code=code,
+            row = int(index[r]) + 1 if numbered else int(r) + 1
+            out.append(DataProblem(file=file, row=row, column=column, code=code,
                                    message=msg(int(r)), hint=hint))
         if len(rows) > MAX_ROWS_PER_CODE:
             out.append(DataProblem(file=file, row=None, column=column, code=code,

@@ -200,7 +200,7 @@ def _check_scoring(p: Protocol) -> list[Problem]:
             _p(
                 "scoring.instruments",
                 "protocol.scoring.duplicate_instrument",
-                f"custom instrument id '{dup}' must be unique; it is declared more than once",
+                f"custom instrument ids must be unique; got '{dup}' more than once",
                 "give every custom instrument its own id",
             )
         )
