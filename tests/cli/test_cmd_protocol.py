@@ -94,7 +94,11 @@ def test_check_catches_a_course_typo_in_indicator_params(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # issue #16: `course = "cpdd"` used to pass `check` and move LAs between fidelity bands
-    text = Path(BUNDLED).read_text().replace('params = { course = "cpd" }', 'params = { course = "cpdd" }')
+    text = (
+        Path(BUNDLED)
+        .read_text()
+        .replace('params = { course = "cpd" }', 'params = { course = "cpdd" }')
+    )
     text = text.replace('metric = "supervision_attendance"', 'metric = "supervision_attendence"')
     p = tmp_path / "protocol.toml"
     p.write_text(text)

@@ -77,7 +77,11 @@ def test_score_cbi_coding_mismatch_exit_1(tmp_path, capsys):
 def _protocol_with_scoring(tmp_path, scoring: str):
     from pathlib import Path
 
-    src = Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"
+    src = (
+        Path(__file__).resolve().parents[2]
+        / "protocols"
+        / "supporting-families-systemic-pilot.toml"
+    )
     p = tmp_path / "protocol.toml"
     p.write_text(src.read_text() + "\n" + scoring)
     return p

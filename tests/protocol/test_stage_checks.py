@@ -178,7 +178,9 @@ def test_did_you_mean_hints(doc: Doc) -> None:
 def test_placeholders_warn_at_protocol_stage_and_fail_at_report(doc: Doc) -> None:
     _title_tbc(doc)
     p = protocol_from_mapping(doc)
-    early = [i for i in check_protocol(p, "protocol").issues if i.code == "protocol.label.placeholder"]
+    early = [
+        i for i in check_protocol(p, "protocol").issues if i.code == "protocol.label.placeholder"
+    ]
     late = [i for i in check_protocol(p, "report").issues if i.code == "protocol.label.placeholder"]
     assert [i.severity for i in early] == ["warning"]
     assert [i.severity for i in late] == ["error"]

@@ -228,7 +228,9 @@ class _MeasurementChecks(_Checks):
                         sel,
                         f"item_{j + 1}",
                         scoring.ITEM_OUT_OF_RANGE,
-                        lambda i, jj=j, ii=ins: scoring.item_message(ii, jj + 1, mats[jj + 1][i]),  # type: ignore[misc]
+                        lambda i, jj=j, ii=ins: scoring.item_message(
+                            ii, jj + 1, float(mats[jj + 1][i])
+                        ),  # type: ignore[misc]
                         scoring.item_hint(ins, mats[j + 1][sel]),
                     )
                 x[bad] = np.nan

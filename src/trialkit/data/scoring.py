@@ -456,9 +456,7 @@ def entered_instrument(
     return inst
 
 
-def to_published_scale(
-    items: np.ndarray, instrument: Instrument
-) -> tuple[np.ndarray, Instrument]:
+def to_published_scale(items: np.ndarray, instrument: Instrument) -> tuple[np.ndarray, Instrument]:
     """Map entered responses to the scale the instrument is scored on.
 
     Returns the responses and the instrument to score them with: CBI codes 1–5
@@ -508,9 +506,9 @@ def item_hint(instrument: Instrument, values: np.ndarray) -> str:
     v = v[~np.isnan(v)]
     if instrument.id == "CBI" and len(v):
         if instrument.allowed == CBI_CODES and np.isin(v, (0.0, 25.0, 50.0, 75.0, 100.0)).all():
-            return "the answers look coded 0/25/50/75/100: set cbi_coding = \"0-100\" in [scoring] (or --cbi-coding 0-100)"
+            return 'the answers look coded 0/25/50/75/100: set cbi_coding = "0-100" in [scoring] (or --cbi-coding 0-100)'
         if instrument.allowed != CBI_CODES and np.isin(v, CBI_CODES).all():
-            return "the answers look coded 1–5: set cbi_coding = \"1-5\" in [scoring] (or --cbi-coding 1-5)"
+            return 'the answers look coded 1–5: set cbi_coding = "1-5" in [scoring] (or --cbi-coding 1-5)'
     return "correct the response or leave it empty"
 
 
@@ -535,12 +533,23 @@ def item_problems(
     def add(rows: np.ndarray, column: str, code: str, msg: Any, hint: str) -> None:
         for r in rows[:MAX_ROWS_PER_CODE]:
             row = int(index[r]) + 1 if numbered else int(r) + 1
-            out.append(DataProblem(file=file, row=row, column=column, code=code,
-                                   message=msg(int(r)), hint=hint))
+            out.append(
+                DataProblem(
+                    file=file, row=row, column=column, code=code, message=msg(int(r)), hint=hint
+                )
+            )
         if len(rows) > MAX_ROWS_PER_CODE:
-            out.append(DataProblem(file=file, row=None, column=column, code=code,
-                                   message=f"{len(rows) - MAX_ROWS_PER_CODE} more row(s) with the "
-                                   "same problem (first listed rows above)", hint=hint))
+            out.append(
+                DataProblem(
+                    file=file,
+                    row=None,
+                    column=column,
+                    code=code,
+                    message=f"{len(rows) - MAX_ROWS_PER_CODE} more row(s) with the "
+                    "same problem (first listed rows above)",
+                    hint=hint,
+                )
+            )
 
     x = np.full((len(frame), instrument.n_items), np.nan)
     for j, col in enumerate(item_columns(instrument.n_items)):
@@ -548,16 +557,25 @@ def item_problems(
             continue
         values, bad = convert(frame[col], "float")
         raw = frame[col].astype(object).to_numpy()
-        add(np.flatnonzero(bad), col, ITEM_NOT_NUMERIC,
+        add(
+            np.flatnonzero(bad),
+            col,
+            ITEM_NOT_NUMERIC,
             lambda r, raw=raw, col=col: f"'{col}' must be a number; got {raw[r]!r}",
-            "correct the cell (leave it empty if unanswered)")
+            "correct the cell (leave it empty if unanswered)",
+        )
         x[:, j] = values.to_numpy(dtype=float, na_value=np.nan)
     bad = invalid_items(x, instrument)
-    for j in np.flatnonzero(bad.any(axis=0)):
-        rows = np.flatnonzero(bad[:, j])
-        add(rows, f"item_{j + 1}", ITEM_OUT_OF_RANGE,
-            lambda r, j=j: item_message(instrument, j + 1, x[r, j]),
-            item_hint(instrument, x[rows, j]))
+    for jj in np.flatnonzero(bad.any(axis=0)):
+        k = int(jj)
+        rows = np.flatnonzero(bad[:, k])
+        add(
+            rows,
+            f"item_{k + 1}",
+            ITEM_OUT_OF_RANGE,
+            lambda r, k=k: item_message(instrument, k + 1, float(x[r, k])),
+            item_hint(instrument, x[rows, k]),
+        )
     return out
 
 
