@@ -335,3 +335,14 @@ def test_validate_scores_a_custom_instrument_declared_in_protocol(protocol, tiny
     assert [(p.column, p.row) for p in bad] == [("item_2", len(t["measurements"]))]
     fad = td.scores[td.scores["outcome_id"] == "fad"]
     assert fad["value"].iloc[0] == 16.0
+
+
+def test_ors_given_total_follows_validate_rules(tmp_path):
+    frame = _csv_frame(tmp_path, "entity_id,total\nF1,41\nF2,-\nF3,30\n")
+    with pytest.raises(DataError) as exc:
+        score(frame, "ORS")
+    got = {(p.code, p.path) for p in exc.value.problems}
+    assert got == {
+        ("measurements.total_out_of_range", "measurements row 1 column total"),
+        ("measurements.invalid_value", "measurements row 2 column total"),
+    }

@@ -236,14 +236,13 @@ class _MeasurementChecks(_Checks):
                 x[bad] = np.nan
             tot = total[rows]
             if ins.total_given and ins.total_range:
-                lo, hi = ins.total_range
-                badt2 = ~np.isnan(tot) & ((tot < lo) | (tot > hi))
+                badt2 = scoring.invalid_totals(tot, ins)
                 self.col.rows(
                     f,
                     rows[badt2],
                     "total",
                     "measurements.total_out_of_range",
-                    lambda i, a=lo, b=hi: f"total must be from {a:g} to {b:g}; got {total[i]:g}",  # type: ignore[misc]
+                    lambda i, ii=ins: scoring.total_message(ii, float(total[i])),  # type: ignore[misc]
                     "correct the total",
                 )
                 tot = np.where(badt2, np.nan, tot)

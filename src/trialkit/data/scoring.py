@@ -495,6 +495,22 @@ def invalid_items(items: np.ndarray, instrument: Instrument) -> np.ndarray:
     return np.asarray(bad | (present & ~np.isfinite(x)), dtype=bool)
 
 
+def invalid_totals(totals: np.ndarray, instrument: Instrument) -> np.ndarray:
+    """Mask of given totals (ORS/SRS ``total`` column) outside the instrument's total range."""
+    t = np.asarray(totals, dtype=float)
+    if not (instrument.total_given and instrument.total_range):
+        return np.zeros(t.shape, dtype=bool)
+    lo, hi = instrument.total_range
+    with np.errstate(invalid="ignore"):
+        return np.asarray(~np.isnan(t) & ((t < lo) | (t > hi)), dtype=bool)
+
+
+def total_message(instrument: Instrument, value: float) -> str:
+    """Message for a given total outside the instrument's total range."""
+    lo, hi = instrument.total_range or (instrument.low, instrument.high)
+    return f"total must be from {lo:g} to {hi:g}; got {value:g}"
+
+
 def item_message(instrument: Instrument, item: int, value: float) -> str:
     """Message for a response that breaks the item rule (``item`` is 1-based)."""
     return f"{instrument.id} item_{item} must be {item_rule(instrument)}; got {value:g}"
@@ -565,6 +581,24 @@ def item_problems(
             "correct the cell (leave it empty if unanswered)",
         )
         x[:, j] = values.to_numpy(dtype=float, na_value=np.nan)
+    if instrument.total_given and "total" in frame.columns:
+        given, bad_total = convert(frame["total"], "float")
+        raw_total = frame["total"].astype(object).to_numpy()
+        add(
+            np.flatnonzero(bad_total),
+            "total",
+            "measurements.invalid_value",
+            lambda r: f"'total' must be a number; got {raw_total[r]!r}",
+            "correct the cell (leave it empty if unknown)",
+        )
+        tot = given.to_numpy(dtype=float, na_value=np.nan)
+        add(
+            np.flatnonzero(invalid_totals(tot, instrument)),
+            "total",
+            "measurements.total_out_of_range",
+            lambda r: total_message(instrument, float(tot[r])),
+            "correct the total",
+        )
     bad = invalid_items(x, instrument)
     for jj in np.flatnonzero(bad.any(axis=0)):
         k = int(jj)
@@ -687,9 +721,7 @@ def score(
     items, inst = to_published_scale(item_matrix(measurements, inst.n_items), inst)
     res = score_matrix(items, inst)
     if inst.total_given and "total" in measurements.columns:
-        given = pd.to_numeric(measurements["total"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
+        given = convert(measurements["total"], "float")[0].to_numpy(dtype=float, na_value=np.nan)
         res["total"] = np.where(np.isnan(res["total"]), given, res["total"])
     wanted = list(scales) if scales is not None else list(inst.scale_names)
     unknown = [s for s in wanted if s not in res]
