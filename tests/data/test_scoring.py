@@ -346,3 +346,21 @@ def test_ors_given_total_follows_validate_rules(tmp_path):
         ("measurements.total_out_of_range", "measurements row 1 column total"),
         ("measurements.invalid_value", "measurements row 2 column total"),
     }
+
+
+def test_validate_takes_training_courses_from_protocol(protocol, tiny_tables, tmp_path):
+    from trialkit.data import validate
+
+    t = {k: v.copy() for k, v in tiny_tables.items()}
+    dl = t["delivery"]
+    first = dl.index[dl["course"] == "foundation"][0]
+    dl.loc[first, "course"] = "advanced"
+    d = _write(t, tmp_path / "a")
+    refused = [p for p in validate(protocol, d, d).errors if p.column == "course"]
+    assert refused and "cpd, foundation" in refused[0].message
+    doc = protocol.model_dump(mode="json", exclude_none=True)
+    doc["data"]["courses"] = ["cpd", "foundation", "advanced"]
+    from trialkit.protocol import protocol_from_mapping
+
+    td = validate(protocol_from_mapping(doc), d, d)
+    assert not [p for p in td.errors if p.column == "course"]
