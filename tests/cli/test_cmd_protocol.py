@@ -88,3 +88,22 @@ def test_python_m_trialkit() -> None:
         [sys.executable, "-m", "trialkit", "check", BUNDLED], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_check_catches_a_course_typo_in_indicator_params(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue #16: `course = "cpdd"` used to pass `check` and move LAs between fidelity bands
+    text = (
+        Path(BUNDLED)
+        .read_text()
+        .replace('params = { course = "cpd" }', 'params = { course = "cpdd" }')
+    )
+    text = text.replace('metric = "supervision_attendance"', 'metric = "supervision_attendence"')
+    p = tmp_path / "protocol.toml"
+    p.write_text(text)
+    assert main(["check", str(p), "--format", "json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    by_code = {i["code"]: i for i in payload["issues"]}
+    assert "'cpd'" in by_code["fidelity.indicator.param_value"]["hint"]
+    assert "supervision_attendance" in by_code["fidelity.indicator.unknown_metric"]["hint"]

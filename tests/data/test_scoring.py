@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,3 +168,199 @@ def test_unknown_instrument_and_scale():
         score(_row([1]), "NOPE")
     with pytest.raises(DataError):
         score(_row([1] * 14), "WEMWBS", scales=["nope"])
+
+
+# ----------------------------------------------------------------------------- issue #16 item 1
+# `score` applies the data stage's item rules (the ones validate applies), so a file a council
+# analyst writes by hand is refused with the row, column, code and a hint.
+
+
+def _csv_frame(tmp_path, text):
+    from trialkit.data.load import read_table
+
+    f = tmp_path / "measurements.csv"
+    f.write_text(text)
+    return read_table(f, ("entity_id",))
+
+
+def _items_csv(rows):
+    n = len(rows[0][1])
+    head = "entity_id," + ",".join(f"item_{i}" for i in range(1, n + 1))
+    return "\n".join([head, *(f"{e}," + ",".join(v) for e, v in rows)]) + "\n"
+
+
+def test_score15_item_out_of_range_is_an_error(tmp_path):
+    vals = ["3"] * 15
+    vals[5] = "6"  # item 6 entered as 6 on a 1-5 scale
+    frame = _csv_frame(tmp_path, _items_csv([("F001", ["3"] * 15), ("F002", vals)]))
+    with pytest.raises(DataError) as exc:
+        score(frame, "SCORE-15", file="measurements.csv")
+    (p,) = exc.value.problems
+    assert p.code == "measurements.item_out_of_range"
+    assert p.path == "measurements.csv row 2 column item_6"
+    assert "must be a whole number from 1 to 5; got 6" in p.message and p.hint
+
+
+def test_swemwbs_extreme_values_are_errors_without_runtime_warnings(tmp_path):
+    frame = _csv_frame(tmp_path, _items_csv([("K01", ["99", "-3", "1e308", "3", "3", "3", "3"])]))
+    with pytest.raises(DataError) as exc:  # filterwarnings = error: no RuntimeWarning escapes
+        score(frame, "SWEMWBS")
+    got = [(p.code, p.path.rsplit(" ", 1)[-1]) for p in exc.value.problems]
+    assert got == [("measurements.item_out_of_range", f"item_{j}") for j in (1, 2, 3)]
+
+
+def test_dash_and_dot_are_not_numbers_as_in_validate(tmp_path):
+    frame = _csv_frame(tmp_path, _items_csv([("K01", ["3", "-", ".", "3", "3", "3", "3"])]))
+    with pytest.raises(DataError) as exc:
+        score(frame, "SWEMWBS")
+    assert [p.code for p in exc.value.problems] == ["measurements.item_not_numeric"] * 2
+    assert "got '-'" in exc.value.problems[0].message
+
+
+def test_cbi_coding_mismatch_is_detected(tmp_path):
+    frame = _csv_frame(tmp_path, _items_csv([("K01", ["50"] * 10 + ["100"] * 9)]))
+    with pytest.raises(DataError) as exc:
+        score(frame, "CBI", cbi_coding="1-5")
+    p = exc.value.problems[0]
+    assert p.code == "measurements.item_out_of_range" and "one of 1, 2, 3, 4, 5" in p.message
+    assert "0-100" in p.hint
+    codes = _csv_frame(tmp_path, _items_csv([("K01", ["3"] * 10 + ["5"] * 9)]))
+    with pytest.raises(DataError) as exc:
+        score(codes, "CBI")
+    assert "1-5" in exc.value.problems[0].hint
+
+
+def test_cbi_codes_score_as_published_scale():
+    codes = pd.DataFrame([{f"item_{i}": 1 + (i % 5) for i in range(1, 20)}])
+    published = codes.map(lambda v: (v - 1) * 25)
+    a = score(codes, "CBI", cbi_coding="1-5")
+    b = score(published, "CBI")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_item_rule_is_shared_with_validate():
+    from trialkit.data import _checks_measurements, scoring
+
+    src = Path(_checks_measurements.__file__).read_text()
+    assert "scoring.invalid_items" in src and "scoring.item_message" in src
+    ins = scoring.entered_instrument("CBI", cbi_coding="1-5")
+    x = np.array([[1.0, 2.5, np.inf, 6.0, np.nan] + [1.0] * 14])
+    assert scoring.invalid_items(x, ins)[0, :5].tolist() == [False, True, True, True, False]
+
+
+# --------------------------------------------------------------- the protocol's [scoring] section
+def _write(tables, d):
+    d.mkdir()
+    for name, frame in tables.items():
+        frame.to_csv(d / f"{name}.csv", index=False)
+    return d
+
+
+def _with_scoring(protocol, **scoring):
+    from trialkit.protocol import protocol_from_mapping
+
+    doc = protocol.model_dump(mode="json", exclude_none=True)
+    doc["scoring"] = {**doc.get("scoring", {}), **scoring}
+    return doc, protocol_from_mapping
+
+
+def test_validate_reads_cbi_coding_from_protocol(protocol, tiny_tables, tmp_path):
+    from trialkit.data import validate
+
+    base = validate(protocol, _write(tiny_tables, tmp_path / "a"), tmp_path / "a")
+    t = {k: v.copy() for k, v in tiny_tables.items()}
+    m = t["measurements"]
+    cbi = m["instrument"] == "CBI"
+    for c in [f"item_{i}" for i in range(1, 20)]:
+        v = pd.to_numeric(m.loc[cbi, c], errors="coerce")
+        m.loc[cbi, c] = (v / 25 + 1).map(lambda x: "" if pd.isna(x) else f"{x:g}")
+    doc, make = _with_scoring(protocol, cbi_coding="1-5")
+    coded = validate(make(doc), _write(t, tmp_path / "b"), tmp_path / "b")
+    assert coded.ok, [str(p.to_problem()) for p in coded.errors]
+    pd.testing.assert_frame_equal(coded.scores, base.scores)
+    # the 1-5 file read with the default coding is refused, with the coding in the hint
+    wrong = validate(protocol, tmp_path / "b", tmp_path / "b")
+    hit = [p for p in wrong.errors if p.code == "measurements.item_out_of_range"]
+    assert hit and "1-5" in hit[0].hint
+
+
+def test_validate_reads_score15_direction_from_protocol(protocol, tiny_tables, tmp_path):
+    from trialkit.data import validate
+
+    d = _write(tiny_tables, tmp_path / "a")
+    base = validate(protocol, d, d).scores
+    doc, make = _with_scoring(protocol, score15_reverse="difficulties")
+    flipped = validate(make(doc), d, d).scores
+    oc = next(o.id for o in protocol.outcomes if o.instrument == "SCORE-15")
+    a = base[base["outcome_id"] == oc]["value"].to_numpy()
+    b = flipped[flipped["outcome_id"] == oc]["value"].to_numpy()
+    assert not np.allclose(a, b, equal_nan=True)
+
+
+def test_validate_scores_a_custom_instrument_declared_in_protocol(protocol, tiny_tables, tmp_path):
+    from trialkit.data import validate
+
+    doc, make = _with_scoring(
+        protocol,
+        instruments=[{"id": "FAD", "n_items": 4, "range": [1, 4], "reverse_items": [2]}],
+    )
+    doc["outcomes"].append(
+        {
+            "id": "fad",
+            "label": "Family functioning (FAD)",
+            "level": "family",
+            "instrument": "custom",
+            "score": "FAD",
+            "range": [4, 16],
+            "timepoints": ["baseline", "end"],
+        }
+    )
+    t = {k: v.copy() for k, v in tiny_tables.items()}
+    fams = t["families"]["family_id"].tolist()[:2]
+    extra = pd.DataFrame(
+        {
+            "entity_id": fams,
+            "level": "family",
+            "instrument": "FAD",
+            "timepoint": "baseline",
+            "item_1": ["4", "1"],
+            "item_2": ["1", "5"],  # reversed; 5 is out of range
+            "item_3": ["4", "1"],
+            "item_4": ["4", "1"],
+        }
+    )
+    t["measurements"] = pd.concat([t["measurements"], extra], ignore_index=True).fillna("")
+    td = validate(make(doc), _write(t, tmp_path / "c"), tmp_path / "c")
+    bad = [p for p in td.errors if p.code == "measurements.item_out_of_range"]
+    assert [(p.column, p.row) for p in bad] == [("item_2", len(t["measurements"]))]
+    fad = td.scores[td.scores["outcome_id"] == "fad"]
+    assert fad["value"].iloc[0] == 16.0
+
+
+def test_ors_given_total_follows_validate_rules(tmp_path):
+    frame = _csv_frame(tmp_path, "entity_id,total\nF1,41\nF2,-\nF3,30\n")
+    with pytest.raises(DataError) as exc:
+        score(frame, "ORS")
+    got = {(p.code, p.path) for p in exc.value.problems}
+    assert got == {
+        ("measurements.total_out_of_range", "measurements row 1 column total"),
+        ("measurements.invalid_value", "measurements row 2 column total"),
+    }
+
+
+def test_validate_takes_training_courses_from_protocol(protocol, tiny_tables, tmp_path):
+    from trialkit.data import validate
+
+    t = {k: v.copy() for k, v in tiny_tables.items()}
+    dl = t["delivery"]
+    first = dl.index[dl["course"] == "foundation"][0]
+    dl.loc[first, "course"] = "advanced"
+    d = _write(t, tmp_path / "a")
+    refused = [p for p in validate(protocol, d, d).errors if p.column == "course"]
+    assert refused and "cpd, foundation" in refused[0].message
+    doc = protocol.model_dump(mode="json", exclude_none=True)
+    doc["data"]["courses"] = ["cpd", "foundation", "advanced"]
+    from trialkit.protocol import protocol_from_mapping
+
+    td = validate(protocol_from_mapping(doc), d, d)
+    assert not [p for p in td.errors if p.column == "course"]

@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the stages that give indicators and outcomes their meaning register their
+    # protocol checks (metric registry, instruments) when imported
+    import trialkit.data.scoring
+    import trialkit.fidelity.metrics  # noqa: F401
+
     protocol = load_protocol(args.protocol)
     report = check_protocol(protocol, args.stage)
     text = report.summary()

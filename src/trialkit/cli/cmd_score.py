@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from trialkit.cli._common import add_format, add_out, emit, refuse_existing
 
@@ -11,6 +12,7 @@ HELP = "Score questionnaire items (SCORE-15, WEMWBS, SWEMWBS, CBI, RCADS, ORS, S
 EXAMPLE = [
     "trialkit score --input measurements.csv --instrument SCORE-15 --out scores.csv",
     "trialkit score --input measurements.parquet --instrument CBI --cbi-coding 1-5 --format json",
+    "trialkit score --input measurements.csv --instrument FAD-GF --protocol protocol.toml",
 ]
 
 
@@ -21,17 +23,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--instrument",
         required=True,
-        help="instrument id; rows of other instruments "
-        "are skipped when an 'instrument' column exists",
+        help="instrument id (built-in, or a custom instrument of --protocol); rows of other "
+        "instruments are skipped when an 'instrument' column exists",
     )
     parser.add_argument("--scales", nargs="*", default=None, help="scales to output (default all)")
     parser.add_argument(
+        "--protocol",
+        default=None,
+        help="protocol TOML whose [scoring] section gives the SCORE-15 direction, the CBI "
+        "coding and custom instruments (the flags below override it)",
+    )
+    parser.add_argument(
         "--score15-reverse",
         choices=["strengths", "difficulties", "none"],
-        default="strengths",
-        help="SCORE-15 items to reverse-code (default strengths)",
+        default=None,
+        help="SCORE-15 items to reverse-code (default the protocol's, else strengths)",
     )
-    parser.add_argument("--cbi-coding", choices=["0-100", "1-5"], default="0-100")
+    parser.add_argument(
+        "--cbi-coding",
+        choices=["0-100", "1-5"],
+        default=None,
+        help="how CBI answers are entered (default the protocol's, else 0-100)",
+    )
     add_out(parser, help="output CSV or Parquet file (must not exist)")
     add_format(parser, help="output format")
 
@@ -39,8 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trialkit._io import write_frame
     from trialkit.data.load import read_table
-    from trialkit.data.scoring import score
+    from trialkit.data.scoring import custom_instruments, score
+    from trialkit.protocol import load_protocol
+    from trialkit.protocol.model import ScoringPlan
 
+    plan = ScoringPlan()
+    custom = {}
+    if args.protocol:
+        protocol = load_protocol(args.protocol)
+        plan = protocol.scoring
+        custom = custom_instruments(protocol)
+    if args.out:
+        refuse_existing(args.out)
     frame = read_table(args.input, ("entity_id",))
     if "instrument" in frame.columns:
         frame = frame[frame["instrument"].astype(str) == args.instrument]
@@ -48,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
         frame,
         args.instrument,
         scales=args.scales,
-        score15_reverse=args.score15_reverse,
-        cbi_coding=args.cbi_coding,
+        score15_reverse=args.score15_reverse or plan.score15_reverse,
+        cbi_coding=args.cbi_coding or plan.cbi_coding,
+        custom=custom,
+        file=Path(args.input).name,
     )
     if args.out:
-        refuse_existing(args.out)
         write_frame(args.out, out)
     recs = out.astype(object).where(out.notna(), None).to_dict(orient="records")
     payload = {"ok": True, "instrument": args.instrument, "n": len(out), "scores": recs}

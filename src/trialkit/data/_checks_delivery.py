@@ -20,7 +20,6 @@ import pandas as pd
 from trialkit.data._checks import _Checks, _Collector, _dates, _str
 from trialkit.data._tables import _convert_table
 from trialkit.data.schema import (
-    COURSES,
     DELIVERY_NOT_NULL,
     RECORD_TYPES,
     DataProblem,
@@ -167,14 +166,15 @@ class _DeliveryChecks(_Checks):
                     "fill in the value",
                 )
         course = _str(dlv["course"])
-        badc = np.array([x is not None and x not in COURSES for x in course], dtype=bool)
+        courses = list(self.p.data.courses)
+        badc = np.array([x is not None and x not in courses for x in course], dtype=bool)
         self.col.rows(
             f,
             badc,
             "course",
             "delivery.invalid_value",
-            lambda i: f"'course' must be cpd or foundation; got {course[i]!r}",
-            "use cpd or foundation",
+            lambda i: f"'course' must be one of {', '.join(courses)}; got {course[i]!r}",
+            "use a course declared in the protocol's data.courses",
         )
         day = dlv["day"].to_numpy(dtype=float, na_value=np.nan)
         self.col.rows(

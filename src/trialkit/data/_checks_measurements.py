@@ -184,7 +184,12 @@ class _MeasurementChecks(_Checks):
         for k, name in enumerate(uniq):
             if name not in known_inst:
                 continue
-            ins = scoring.get_instrument(name, self.custom)
+            ins = scoring.entered_instrument(
+                name,
+                custom=self.custom,
+                score15_reverse=self.score15_reverse,
+                cbi_coding=self.p.scoring.cbi_coding,
+            )
             rows = np.flatnonzero(codes == k)
             extra = last[rows] > ins.n_items
             self.col.rows(
@@ -213,14 +218,7 @@ class _MeasurementChecks(_Checks):
                 if j in mats:
                     x[:, j - 1] = mats[j][rows]
             present = ~np.isnan(x)
-            if ins.allowed:
-                bad = present & ~np.isin(x, np.asarray(ins.allowed))
-                rule = f"one of {', '.join(f'{a:g}' for a in ins.allowed)}"
-            else:
-                bad = present & ((x < ins.low) | (x > ins.high))
-                if ins.integer:
-                    bad |= present & (x != np.round(x))
-                rule = f"{'a whole number ' if ins.integer else ''}from {ins.low:g} to {ins.high:g}"
+            bad = scoring.invalid_items(x, ins)
             if bad.any():
                 rr, cc2 = np.nonzero(bad)
                 for j in np.unique(cc2):
@@ -229,23 +227,22 @@ class _MeasurementChecks(_Checks):
                         f,
                         sel,
                         f"item_{j + 1}",
-                        "measurements.item_out_of_range",
-                        lambda i, jj=j, rl=rule, ii=ins: (  # type: ignore[misc]
-                            f"{ii.id} item_{jj + 1} must be {rl}; got {mats[jj + 1][i]:g}"
-                        ),
-                        "correct the response or leave it empty",
+                        scoring.ITEM_OUT_OF_RANGE,
+                        lambda i, jj=j, ii=ins: scoring.item_message(
+                            ii, jj + 1, float(mats[jj + 1][i])
+                        ),  # type: ignore[misc]
+                        scoring.item_hint(ins, mats[j + 1][sel]),
                     )
                 x[bad] = np.nan
             tot = total[rows]
             if ins.total_given and ins.total_range:
-                lo, hi = ins.total_range
-                badt2 = ~np.isnan(tot) & ((tot < lo) | (tot > hi))
+                badt2 = scoring.invalid_totals(tot, ins)
                 self.col.rows(
                     f,
                     rows[badt2],
                     "total",
                     "measurements.total_out_of_range",
-                    lambda i, a=lo, b=hi: f"total must be from {a:g} to {b:g}; got {total[i]:g}",  # type: ignore[misc]
+                    lambda i, ii=ins: scoring.total_message(ii, float(total[i])),  # type: ignore[misc]
                     "correct the total",
                 )
                 tot = np.where(badt2, np.nan, tot)
@@ -261,8 +258,7 @@ class _MeasurementChecks(_Checks):
                     "leave 'total' empty except for ORS/SRS",
                     "warning",
                 )
-            if ins.id == "SCORE-15" and self.score15_reverse != "strengths":
-                ins = scoring._score15(self.score15_reverse)
+            x, ins = scoring.to_published_scale(x, ins)
             res = scoring.score_matrix(x, ins)
             if ins.total_given and "total" in res:
                 res["total"] = np.where(np.isnan(res["total"]), tot, res["total"])

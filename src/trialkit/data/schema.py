@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trialkit.errors import Problem
+from trialkit.protocol.model import DEFAULT_COURSES
 from trialkit.store.stages import (
     DATA_TABLES,
     REQUIRED_DATA_COLUMNS,
@@ -195,7 +196,8 @@ for _metric, _types, _cols in (
 
 ROLES: tuple[str, ...] = ("keyworker", "champion")
 LEVELS: tuple[str, ...] = ("family", "keyworker")
-COURSES: tuple[str, ...] = ("cpd", "foundation")
+COURSES: tuple[str, ...] = DEFAULT_COURSES
+"""Default training courses; validation uses the protocol's ``data.courses``."""
 
 MAX_ROWS_PER_CODE = 20
 """Problems listed row by row per (file, column, code); the rest are summarised in one record."""

@@ -33,12 +33,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from trialkit.data.load import convert
+from trialkit.data.schema import MAX_ROWS_PER_CODE, DataProblem
 from trialkit.errors import DataError, Problem
+from trialkit.protocol.hooks import register_check
+from trialkit.protocol.model import Protocol
 
 __all__ = [
     "INSTRUMENTS",
@@ -49,7 +53,12 @@ __all__ = [
     "Instrument",
     "Scale",
     "clinical_cutoff",
+    "custom_instruments",
+    "entered_instrument",
+    "invalid_items",
     "item_columns",
+    "item_message",
+    "item_rule",
     "item_matrix",
     "rcads_tscores",
     "reliable_change",
@@ -321,6 +330,62 @@ INSTRUMENTS: dict[str, Instrument] = _builtins()
 """Built-in instruments by id (SCORE-15 with the default coding direction)."""
 
 
+def custom_instruments(protocol: Protocol) -> dict[str, Instrument]:
+    """The protocol's ``[[scoring.instruments]]`` as :class:`Instrument` records, by id.
+
+    Each has one scale, ``total``: the sum (or mean) of its items, reverse items
+    recoded as ``min + max − x``, prorated under the default rule unless
+    ``min_answered`` is given.
+    """
+    out: dict[str, Instrument] = {}
+    for ci in protocol.scoring.instruments:
+        out[ci.id] = Instrument(
+            id=ci.id,
+            n_items=ci.n_items,
+            low=float(ci.range[0]),
+            high=float(ci.range[1]),
+            integer=ci.integer,
+            scales=(
+                Scale(
+                    name="total",
+                    items=tuple(range(1, ci.n_items + 1)),
+                    method=ci.method,
+                    min_answered=ci.min_answered,
+                ),
+            ),
+            reversed_items=tuple(sorted(set(ci.reverse_items))),
+            notes=ci.description,
+            sources=("declared in the protocol",),
+        )
+    return out
+
+
+def check_outcome_scores(protocol: Protocol, stage: str = "protocol") -> list[Problem]:
+    """Protocol check (registered with :mod:`trialkit.protocol.hooks`): every outcome on a
+    built-in instrument names one of its scales (``protocol.outcome.unknown_score``)."""
+    import difflib
+
+    del stage
+    out: list[Problem] = []
+    for k, o in enumerate(protocol.outcomes):
+        if o.instrument not in INSTRUMENTS:
+            continue
+        names = INSTRUMENTS[o.instrument].scale_names
+        if o.score in names:
+            continue
+        close = difflib.get_close_matches(o.score, list(names), n=1)
+        out.append(
+            Problem(
+                path=f"outcomes[{k}].score",
+                code="protocol.outcome.unknown_score",
+                message=f"score of outcome '{o.id}' must be a scale of {o.instrument} "
+                f"({', '.join(names)}); got {o.score!r}",
+                hint=f"did you mean '{close[0]}'?" if close else "see docs/scoring.md",
+            )
+        )
+    return out
+
+
 def get_instrument(
     instrument: str | Instrument, custom: Mapping[str, Instrument] | None = None
 ) -> Instrument:
@@ -342,13 +407,209 @@ def get_instrument(
 
 # ----------------------------------------------------------------------------- core
 def item_matrix(frame: pd.DataFrame, n_items: int) -> np.ndarray:
-    """Float matrix (rows × n_items) of ``item_1 … item_n`` (missing columns → NaN)."""
+    """Float matrix (rows × n_items) of ``item_1 … item_n`` (missing columns → NaN).
+
+    Cells are read with the data stage's number rule (:func:`trialkit.data.load.convert`);
+    a cell that is not a number becomes NaN here, and :func:`item_problems` reports it.
+    """
     out = np.full((len(frame), n_items), np.nan)
     for j, col in enumerate(item_columns(n_items)):
         if col in frame.columns:
-            out[:, j] = pd.to_numeric(frame[col], errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan
+            out[:, j] = convert(frame[col], "float")[0].to_numpy(dtype=float, na_value=np.nan)
+    return out
+
+
+CBI_CODES: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
+"""CBI answers entered as codes 1–5 (``cbi_coding = "1-5"``)."""
+
+
+def entered_instrument(
+    instrument: str | Instrument,
+    *,
+    custom: Mapping[str, Instrument] | None = None,
+    score15_reverse: str = "strengths",
+    cbi_coding: str = "0-100",
+) -> Instrument:
+    """The instrument with the responses as they are entered.
+
+    SCORE-15 takes the declared reverse-coding direction; the CBI entered as codes
+    1–5 allows exactly 1, 2, 3, 4, 5 (its items are mapped to 0/25/50/75/100 by
+    :func:`to_published_scale` before scoring).  Everything else is
+    :func:`get_instrument`.
+    """
+    if isinstance(instrument, str) and instrument == "SCORE-15" and score15_reverse != "strengths":
+        return _score15(score15_reverse)
+    inst = get_instrument(instrument, custom)
+    if inst.id == "CBI" and cbi_coding == "1-5" and inst.allowed != CBI_CODES:
+        return Instrument(
+            id=inst.id,
+            n_items=inst.n_items,
+            low=1.0,
+            high=5.0,
+            allowed=CBI_CODES,
+            scales=inst.scales,
+            reversed_items=inst.reversed_items,
+            level=inst.level,
+            notes=inst.notes,
+            sources=inst.sources,
+        )
+    return inst
+
+
+def to_published_scale(items: np.ndarray, instrument: Instrument) -> tuple[np.ndarray, Instrument]:
+    """Map entered responses to the scale the instrument is scored on.
+
+    Returns the responses and the instrument to score them with: CBI codes 1–5
+    become ``25·(x − 1)`` (0/25/50/75/100) scored by the published CBI; anything
+    else is returned unchanged.
+    """
+    if instrument.id == "CBI" and instrument.allowed == CBI_CODES:
+        return (np.asarray(items, dtype=float) - 1.0) * 25.0, _builtins()["CBI"]
+    return np.asarray(items, dtype=float), instrument
+
+
+def item_rule(instrument: Instrument) -> str:
+    """The rule every response of ``instrument`` must meet, in words."""
+    if instrument.allowed:
+        return f"one of {', '.join(f'{a:g}' for a in instrument.allowed)}"
+    whole = "a whole number " if instrument.integer else ""
+    return f"{whole}from {instrument.low:g} to {instrument.high:g}"
+
+
+def invalid_items(items: np.ndarray, instrument: Instrument) -> np.ndarray:
+    """Mask of answered responses that break :func:`item_rule` (NaN = unanswered).
+
+    The one item rule of trialkit: ``validate`` and ``score`` both apply it.  A
+    response outside the declared set or range, a fraction for a whole-number
+    instrument, or a non-finite value is invalid.
+    """
+    x = np.asarray(items, dtype=float)
+    present = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        if instrument.allowed:
+            bad = present & ~np.isin(x, np.asarray(instrument.allowed))
+        else:
+            bad = present & ((x < instrument.low) | (x > instrument.high))
+            if instrument.integer:
+                bad |= present & np.isfinite(x) & (x != np.round(x))
+    return np.asarray(bad | (present & ~np.isfinite(x)), dtype=bool)
+
+
+def invalid_totals(totals: np.ndarray, instrument: Instrument) -> np.ndarray:
+    """Mask of given totals (ORS/SRS ``total`` column) outside the instrument's total range."""
+    t = np.asarray(totals, dtype=float)
+    if not (instrument.total_given and instrument.total_range):
+        return np.zeros(t.shape, dtype=bool)
+    lo, hi = instrument.total_range
+    with np.errstate(invalid="ignore"):
+        return np.asarray(~np.isnan(t) & ((t < lo) | (t > hi)), dtype=bool)
+
+
+def total_message(instrument: Instrument, value: float) -> str:
+    """Message for a given total outside the instrument's total range."""
+    lo, hi = instrument.total_range or (instrument.low, instrument.high)
+    return f"total must be from {lo:g} to {hi:g}; got {value:g}"
+
+
+def item_message(instrument: Instrument, item: int, value: float) -> str:
+    """Message for a response that breaks the item rule (``item`` is 1-based)."""
+    return f"{instrument.id} item_{item} must be {item_rule(instrument)}; got {value:g}"
+
+
+def item_hint(instrument: Instrument, values: np.ndarray) -> str:
+    """How to fix out-of-range responses; names a CBI coding that the values fit."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if instrument.id == "CBI" and len(v):
+        if instrument.allowed == CBI_CODES and np.isin(v, (0.0, 25.0, 50.0, 75.0, 100.0)).all():
+            return 'the answers look coded 0/25/50/75/100: set cbi_coding = "0-100" in [scoring] (or --cbi-coding 0-100)'
+        if instrument.allowed != CBI_CODES and np.isin(v, CBI_CODES).all():
+            return 'the answers look coded 1–5: set cbi_coding = "1-5" in [scoring] (or --cbi-coding 1-5)'
+    return "correct the response or leave it empty"
+
+
+ITEM_OUT_OF_RANGE = "measurements.item_out_of_range"
+ITEM_NOT_NUMERIC = "measurements.item_not_numeric"
+
+
+def item_problems(
+    frame: pd.DataFrame, instrument: Instrument, *, file: str = "measurements"
+) -> list[DataProblem]:
+    """Every response of ``frame`` that is not a number or breaks the item rule.
+
+    The same codes as ``validate``: ``measurements.item_not_numeric`` (text such as
+    ``-`` or ``.``, infinities) and ``measurements.item_out_of_range``; rows are
+    1-based data rows of ``frame`` (at most ``MAX_ROWS_PER_CODE`` per column and
+    code, then one summary record).
+    """
+    out: list[DataProblem] = []
+    index = frame.index.to_numpy()
+    numbered = pd.api.types.is_integer_dtype(frame.index.dtype)
+
+    def add(rows: np.ndarray, column: str, code: str, msg: Any, hint: str) -> None:
+        for r in rows[:MAX_ROWS_PER_CODE]:
+            row = int(index[r]) + 1 if numbered else int(r) + 1
+            out.append(
+                DataProblem(
+                    file=file, row=row, column=column, code=code, message=msg(int(r)), hint=hint
+                )
             )
+        if len(rows) > MAX_ROWS_PER_CODE:
+            out.append(
+                DataProblem(
+                    file=file,
+                    row=None,
+                    column=column,
+                    code=code,
+                    message=f"{len(rows) - MAX_ROWS_PER_CODE} more row(s) with the "
+                    "same problem (first listed rows above)",
+                    hint=hint,
+                )
+            )
+
+    x = np.full((len(frame), instrument.n_items), np.nan)
+    for j, col in enumerate(item_columns(instrument.n_items)):
+        if col not in frame.columns:
+            continue
+        values, bad = convert(frame[col], "float")
+        raw = frame[col].astype(object).to_numpy()
+        add(
+            np.flatnonzero(bad),
+            col,
+            ITEM_NOT_NUMERIC,
+            lambda r, raw=raw, col=col: f"'{col}' must be a number; got {raw[r]!r}",
+            "correct the cell (leave it empty if unanswered)",
+        )
+        x[:, j] = values.to_numpy(dtype=float, na_value=np.nan)
+    if instrument.total_given and "total" in frame.columns:
+        given, bad_total = convert(frame["total"], "float")
+        raw_total = frame["total"].astype(object).to_numpy()
+        add(
+            np.flatnonzero(bad_total),
+            "total",
+            "measurements.invalid_value",
+            lambda r: f"'total' must be a number; got {raw_total[r]!r}",
+            "correct the cell (leave it empty if unknown)",
+        )
+        tot = given.to_numpy(dtype=float, na_value=np.nan)
+        add(
+            np.flatnonzero(invalid_totals(tot, instrument)),
+            "total",
+            "measurements.total_out_of_range",
+            lambda r: total_message(instrument, float(tot[r])),
+            "correct the total",
+        )
+    bad = invalid_items(x, instrument)
+    for jj in np.flatnonzero(bad.any(axis=0)):
+        k = int(jj)
+        rows = np.flatnonzero(bad[:, k])
+        add(
+            rows,
+            f"item_{k + 1}",
+            ITEM_OUT_OF_RANGE,
+            lambda r, k=k: item_message(instrument, k + 1, float(x[r, k])),
+            item_hint(instrument, x[rows, k]),
+        )
     return out
 
 
@@ -413,6 +674,7 @@ def score(
     score15_reverse: Literal["strengths", "difficulties", "none"] = "strengths",
     cbi_coding: Literal["0-100", "1-5"] = "0-100",
     custom: Mapping[str, Instrument] | None = None,
+    file: str = "measurements",
 ) -> pd.DataFrame:
     """Score item responses for one instrument.
 
@@ -432,25 +694,34 @@ def score(
         How CBI answers are entered.
     custom : mapping, optional
         Custom instruments by id.
+    file : str
+        Name of the input, used in problem paths.
 
     Returns
     -------
     DataFrame
         The carried-over id columns, ``n_answered`` and one column per scale
         (missing when the prorating rule is not met), index as the input.
+
+    Raises
+    ------
+    DataError
+        When a response is not a number or breaks the item rule (the rules of
+        ``validate``, :func:`item_problems`); every such cell is listed.
     """
-    if isinstance(instrument, str) and instrument == "SCORE-15" and score15_reverse != "strengths":
-        inst = _score15(score15_reverse)
-    else:
-        inst = get_instrument(instrument, custom)
-    items = item_matrix(measurements, inst.n_items)
-    if inst.id == "CBI" and cbi_coding == "1-5":
-        items = (items - 1.0) * 25.0
+    inst = entered_instrument(
+        instrument, custom=custom, score15_reverse=score15_reverse, cbi_coding=cbi_coding
+    )
+    problems = item_problems(measurements, inst, file=file)
+    if problems:
+        raise DataError(
+            f"{file}: {len(problems)} problem(s) with the {inst.id} item responses",
+            [p.to_problem() for p in problems],
+        )
+    items, inst = to_published_scale(item_matrix(measurements, inst.n_items), inst)
     res = score_matrix(items, inst)
     if inst.total_given and "total" in measurements.columns:
-        given = pd.to_numeric(measurements["total"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
+        given = convert(measurements["total"], "float")[0].to_numpy(dtype=float, na_value=np.nan)
         res["total"] = np.where(np.isnan(res["total"]), given, res["total"])
     wanted = list(scales) if scales is not None else list(inst.scale_names)
     unknown = [s for s in wanted if s not in res]
@@ -627,3 +898,6 @@ def rcads_tscores(scores: pd.DataFrame, norms: pd.DataFrame) -> pd.DataFrame:
         raw = pd.to_numeric(scores[scale], errors="coerce").to_numpy(dtype=float)
         out[f"t_{scale}"] = 50.0 + 10.0 * (raw - mean) / sd
     return out
+
+
+register_check("data.outcome_scores", check_outcome_scores)

@@ -30,6 +30,7 @@ from trialkit.data._tables import _convert_table, _empty, _read_allocation
 from trialkit.data.load import find_tables, read_table
 from trialkit.data.schema import COLUMNS, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
+from trialkit.data.scoring import custom_instruments as custom_instruments_of
 from trialkit.errors import DataError
 from trialkit.protocol.model import Protocol
 from trialkit.store import AllocationRecord
@@ -51,7 +52,7 @@ def validate(
     allocation_dir: str | os.PathLike[str] | AllocationRecord | None = None,
     *,
     custom_instruments: Mapping[str, Instrument] | None = None,
-    score15_reverse: str = "strengths",
+    score15_reverse: str | None = None,
 ) -> TrialData:
     """Read and validate a trial data directory.
 
@@ -68,9 +69,12 @@ def validate(
         or the CSV file itself, read through the store.  Without it, an ``arm`` column
         in ``clusters`` is used.
     custom_instruments : mapping, optional
-        Instruments beyond the built-in ones, by id.
-    score15_reverse : str
-        SCORE-15 coding direction (see :func:`trialkit.data.scoring.score`).
+        Instruments beyond the built-in ones and the protocol's
+        ``[[scoring.instruments]]``, by id.
+    score15_reverse : str, optional
+        SCORE-15 coding direction (see :func:`trialkit.data.scoring.score`); default
+        the protocol's ``scoring.score15_reverse``.  CBI answers are read with the
+        protocol's ``scoring.cbi_coding``.
 
     Returns
     -------
@@ -135,9 +139,9 @@ def validate(
     )
     tables["allocation"] = allocation
 
-    ctx = _Context(
-        protocol, tables, files, col, start, end, custom_instruments or {}, score15_reverse
-    )
+    custom = {**custom_instruments_of(protocol), **(custom_instruments or {})}
+    reverse = score15_reverse or protocol.scoring.score15_reverse
+    ctx = _Context(protocol, tables, files, col, start, end, custom, reverse)
     ctx.check_clusters()
     ctx.check_keyworkers()
     ctx.check_families()

@@ -190,7 +190,7 @@ def assess_fidelity(
         except FidelityError as err:
             problems.extend(err.problems)
             continue
-        problems.extend(m.check_params(ind.id, ind.params))
+        problems.extend(m.check_params(ind.id, ind.params, protocol))
         metrics[ind.id] = m
     if not indicators:
         problems.append(

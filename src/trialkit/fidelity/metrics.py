@@ -40,15 +40,17 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.data.schema import register_delivery_needs
+from trialkit.data.schema import ROLES, register_delivery_needs
 from trialkit.errors import FidelityError, Problem
 from trialkit.fidelity._tables import DeliveryTables, month_count
+from trialkit.protocol.hooks import register_check
 
 __all__ = [
     "Metric",
     "MetricContext",
     "MetricValue",
     "available_metrics",
+    "check_indicators",
     "get_metric",
     "register_metric",
 ]
@@ -136,6 +138,12 @@ class Metric:
         Delivery record types the metric reads; an LA with none of them has
         *missing* delivery (reported NA, not zero, unless ``missing_as_zero``).
     required_params, optional_params : tuple of str
+    param_kinds : mapping of str to str
+        What each parameter's value must be, checked against the protocol by
+        ``trialkit check``: ``course`` (one of ``data.courses``), ``role`` (a
+        keyworker role), ``timepoint`` (one of ``trial.timepoints``), ``quantity``
+        (an intervention TIDieR quantity id), ``positive`` (a number > 0) or
+        ``text``.
     default_target : callable, optional
         ``f(protocol, params) -> (value, source)`` used when the indicator gives no
         ``target`` (e.g. from the TIDieR ``when_and_how_much`` quantities).
@@ -157,31 +165,97 @@ class Metric:
     prorate: bool = False
     description: str = ""
     contamination: str = field(default="")
+    param_kinds: Mapping[str, str] = field(default_factory=dict)
 
-    def check_params(self, indicator_id: str, params: Mapping[str, Any]) -> list[Problem]:
+    def check_params(
+        self,
+        indicator_id: str,
+        params: Mapping[str, Any],
+        protocol: Any = None,
+        path: str | None = None,
+    ) -> list[Problem]:
+        """Problems with an indicator's ``params``: names, and values when ``protocol`` is given.
+
+        Codes ``fidelity.indicator.missing_param``, ``fidelity.indicator.unknown_param``
+        (with a did-you-mean hint) and ``fidelity.indicator.param_value``.
+        """
+        import difflib
+
+        base = path or f"logic_model indicator {indicator_id} params"
         problems = []
         allowed = set(self.required_params) | set(self.optional_params) | {"target_quantity"}
         for p in self.required_params:
             if p not in params:
                 problems.append(
                     Problem(
-                        path=f"logic_model indicator {indicator_id} params",
+                        path=base,
                         code="fidelity.indicator.missing_param",
-                        message=f"metric '{self.name}' needs parameter '{p}'",
+                        message=f"params of metric '{self.name}' must include '{p}'; "
+                        f"got {', '.join(sorted(params)) or 'none'}",
                         hint=f"add params = {{ {p} = ... }} to the indicator",
                     )
                 )
         for p in params:
             if p not in allowed:
+                close = difflib.get_close_matches(p, sorted(allowed), n=1)
                 problems.append(
                     Problem(
-                        path=f"logic_model indicator {indicator_id} params.{p}",
+                        path=f"{base}.{p}",
                         code="fidelity.indicator.unknown_param",
-                        message=f"metric '{self.name}' does not take parameter '{p}'",
-                        hint=f"parameters: {', '.join(sorted(allowed))}",
+                        message=f"parameter of metric '{self.name}' must be one of "
+                        f"{', '.join(sorted(allowed))}; got '{p}'",
+                        hint=(f"did you mean '{close[0]}'? " if close else "")
+                        + f"parameters: {', '.join(sorted(allowed))}",
                     )
                 )
+        if protocol is None:
+            return problems
+        kinds = {"target_quantity": "quantity", **self.param_kinds}
+        for p, value in params.items():
+            if p not in allowed or p not in kinds:
+                continue
+            bad = _param_value_problem(kinds[p], value, protocol)
+            if bad is None:
+                continue
+            rule, options = bad
+            close = difflib.get_close_matches(str(value), options, n=1)
+            problems.append(
+                Problem(
+                    path=f"{base}.{p}",
+                    code="fidelity.indicator.param_value",
+                    message=f"parameter '{p}' of metric '{self.name}' must be {rule}; "
+                    f"got {value!r}",
+                    hint=f"did you mean {close[0]!r}?"
+                    if close
+                    else f"use {rule} (declared in the protocol)",
+                )
+            )
         return problems
+
+
+def _param_value_problem(kind: str, value: Any, protocol: Any) -> tuple[str, list[str]] | None:
+    """``(rule, options)`` when ``value`` breaks the rule of ``kind``; None when it is fine."""
+    if kind == "positive":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        return None if ok and math.isfinite(float(value)) else ("a number greater than 0", [])
+    options: list[str]
+    if kind == "course":
+        options = list(protocol.data.courses)
+        what = "a course in data.courses"
+    elif kind == "role":
+        options = list(ROLES)
+        what = "a keyworker role"
+    elif kind == "timepoint":
+        options = list(protocol.trial.timepoints)
+        what = "a timepoint in trial.timepoints"
+    elif kind == "quantity":
+        options = [q.id for _k, q in protocol.arms[protocol.intervention_arm].tidier.quantities()]
+        what = "a TIDieR quantity id of the intervention arm"
+    else:
+        return None if isinstance(value, str) and value.strip() else ("a non-empty text", [])
+    if isinstance(value, str) and value in options:
+        return None
+    return f"{what} ({', '.join(options)})", options
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -199,6 +273,7 @@ def register_metric(
     description: str = "",
     replace: bool = False,
     columns: tuple[str, ...] = (),
+    param_kinds: Mapping[str, str] | None = None,
 ) -> Callable[[MetricFunc], MetricFunc]:
     """Register a metric function under ``name`` (decorator).
 
@@ -206,7 +281,8 @@ def register_metric(
     type's required ones) are declared to the data stage
     (:func:`trialkit.data.schema.register_delivery_needs`), so ``trialkit
     validate`` checks the delivery log for them whenever an indicator uses the
-    metric.
+    metric.  ``param_kinds`` declares what each parameter's value must be (see
+    :class:`Metric`); ``trialkit check`` checks the protocol's values against it.
 
     Examples
     --------
@@ -231,6 +307,7 @@ def register_metric(
             cumulative=cumulative,
             prorate=prorate,
             description=description or (func.__doc__ or "").strip().split("\n")[0],
+            param_kinds=dict(param_kinds or {}),
         )
         return func
 
@@ -254,6 +331,41 @@ def get_metric(name: str, indicator_id: str = "") -> Metric:
 def available_metrics() -> dict[str, Metric]:
     """Registered metrics by name."""
     return dict(_REGISTRY)
+
+
+def check_indicators(protocol: Any, stage: str = "protocol") -> list[Problem]:
+    """Check every fidelity indicator of ``protocol`` against the metric registry.
+
+    The metric must be registered (``fidelity.indicator.unknown_metric``, with a
+    did-you-mean hint), its parameters named (``missing_param``, ``unknown_param``)
+    and their values valid for this protocol (``param_value``: a course of
+    ``data.courses``, a timepoint, a role, a TIDieR quantity id, a positive number).
+    Registered with :mod:`trialkit.protocol.hooks`, so ``trialkit check`` and
+    :func:`~trialkit.protocol.check_protocol` run it once this module is imported.
+    """
+    import difflib
+
+    del stage
+    out: list[Problem] = []
+    for i, node in enumerate(protocol.logic_model.nodes):
+        for j, ind in enumerate(node.indicators):
+            path = f"logic_model.nodes[{i}].indicators[{j}]"
+            metric = _REGISTRY.get(ind.metric)
+            if metric is None:
+                close = difflib.get_close_matches(ind.metric, sorted(_REGISTRY), n=1)
+                out.append(
+                    Problem(
+                        path=f"{path}.metric",
+                        code="fidelity.indicator.unknown_metric",
+                        message=f"metric of indicator '{ind.id}' must be a registered fidelity "
+                        f"metric; got {ind.metric!r}",
+                        hint=(f"did you mean '{close[0]}'? " if close else "")
+                        + f"known metrics: {', '.join(sorted(_REGISTRY))}",
+                    )
+                )
+                continue
+            out += metric.check_params(ind.id, ind.params, protocol, path=f"{path}.params")
+    return out
 
 
 # ----------------------------------------------------------------------- targets
@@ -303,6 +415,7 @@ def _ratio(num: float, den: float, what: str) -> MetricValue:
     "training_days_delivered",
     record_types=("training",),
     required_params=("course",),
+    param_kinds={"course": "course"},
     default_target=_target_from_quantity(lambda p: f"{p.get('course', '')}_days"),
     cumulative=True,
     description="Distinct days of the course held in the LA (a day with at least one attendee).",
@@ -322,6 +435,7 @@ def training_days_delivered(
     record_types=("training",),
     required_params=("course", "min_days"),
     optional_params=("role",),
+    param_kinds={"course": "course", "min_days": "positive", "role": "role"},
     default_target=_target_one,
     description="Share of the LA's keyworkers (of the role) attending at least min_days days.",
 )
@@ -413,6 +527,7 @@ def supervision_attendance(
     record_types=("feedback",),
     required_params=("timepoint",),
     optional_params=("instrument",),
+    param_kinds={"timepoint": "timepoint", "instrument": "text"},
     default_target=_target_one,
     description="Share of consented families with an administered feedback record at the timepoint.",
 )
@@ -430,3 +545,6 @@ def share_families_with_feedback(
     fb = ctx.dated(fb)
     num = float(fam["family_id"].isin(set(fb["family_id"])).sum())
     return _ratio(num, float(len(fam)), "consented families")
+
+
+register_check("fidelity.indicators", check_indicators)

@@ -11,7 +11,10 @@ Codes
 ``protocol.tidier.missing_item``, ``protocol.tidier.placeholder``,
 ``protocol.arms.*``, ``protocol.logic_model.*``, ``protocol.quantity.*``,
 ``protocol.indicator.*``, ``protocol.outcome.*``, ``protocol.analysis.*``,
-``protocol.randomisation.*``, ``protocol.trial.*`` — see docs/protocol-format.md.
+``protocol.randomisation.*``, ``protocol.trial.*``, ``protocol.label.placeholder``,
+``protocol.scoring.*`` and the codes of the checks registered in
+:mod:`trialkit.protocol.hooks` (``fidelity.indicator.*``, ``protocol.outcome.unknown_score``) — see
+docs/protocol-format.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from trialkit.errors import CheckError, Problem
+from trialkit.protocol.hooks import registered_checks
 from trialkit.protocol.model import (
     TIDIER_ITEMS,
     Protocol,
@@ -100,6 +104,11 @@ def check_protocol(protocol: Protocol, stage: Stage = "protocol") -> CheckReport
 
     Notes
     -----
+    Besides the checks of this module, every check registered by a stage package
+    (:mod:`trialkit.protocol.hooks`) runs: importing ``trialkit.fidelity`` adds the
+    indicator checks against the metric registry, importing ``trialkit.data`` the
+    instrument and score-name checks (``trialkit check`` imports both).
+
     The TIDieR items follow Hoffmann et al. (BMJ 2014;348:g1687); the logic-model
     checks follow the evaluator's brief to align the logic model with the planned
     activities and test it in the pilot (every resource must lead, through
@@ -118,6 +127,10 @@ def check_protocol(protocol: Protocol, stage: Stage = "protocol") -> CheckReport
     out += _check_logic_model(protocol)
     out += _check_outcomes(protocol)
     out += _check_plans(protocol)
+    out += _check_scoring(protocol)
+    out += _check_labels(protocol, stage)
+    for check in registered_checks().values():
+        out += check(protocol, stage)
     return CheckReport(stage=stage, issues=tuple(out))
 
 
@@ -136,6 +149,123 @@ def is_placeholder(text: str) -> bool:
     if re.search(r"\b(TBC|TODO|TBD)\b", stripped):
         return True
     return len(re.findall(r"\w+", stripped)) < MIN_WORDS
+
+
+LABEL_PLACEHOLDER = re.compile(r"\b(tbc|tbd|todo|xxx+|lorem ipsum)\b", re.IGNORECASE)
+
+
+def is_placeholder_label(text: str) -> bool:
+    """True for an empty title or label, or one holding 'TBC', 'TODO', 'XXX' and the like."""
+    stripped = text.strip()
+    return not stripped or bool(PLACEHOLDER.match(stripped) or LABEL_PLACEHOLDER.search(stripped))
+
+
+def _labels(p: Protocol) -> Iterable[tuple[str, str]]:
+    yield "trial.title", p.trial.title
+    for arm_id, arm in p.arms.items():
+        yield f"arms.{arm_id}.label", arm.label
+        for key, q in arm.tidier.quantities():
+            yield f"arms.{arm_id}.tidier.{key}.quantities[{q.id}].label", q.label
+    for i, node in enumerate(p.logic_model.nodes):
+        yield f"logic_model.nodes[{i}].label", node.label
+        for j, ind in enumerate(node.indicators):
+            yield f"logic_model.nodes[{i}].indicators[{j}].label", ind.label
+    for k, o in enumerate(p.outcomes):
+        yield f"outcomes[{k}].label", o.label
+
+
+def _check_labels(p: Protocol, stage: str) -> list[Problem]:
+    """Titles and labels that are empty or placeholders: warnings now, errors at report stage."""
+    severity = "error" if stage == "report" else "warning"
+    return [
+        _p(
+            path,
+            "protocol.label.placeholder",
+            f"{path} must be a real title or label; got {text!r}",
+            "write the label that the report will print"
+            + ("" if stage == "report" else " (an error at report stage)"),
+            severity,
+        )
+        for path, text in _labels(p)
+        if is_placeholder_label(text)
+    ]
+
+
+def _check_scoring(p: Protocol) -> list[Problem]:
+    """Custom instruments: items, range, reverse items, and the outcomes that use them."""
+    out: list[Problem] = []
+    ids = [i.id for i in p.scoring.instruments]
+    for dup in _duplicates(ids):
+        out.append(
+            _p(
+                "scoring.instruments",
+                "protocol.scoring.duplicate_instrument",
+                f"custom instrument ids must be unique; got '{dup}' more than once",
+                "give every custom instrument its own id",
+            )
+        )
+    for k, ins in enumerate(p.scoring.instruments):
+        path = f"scoring.instruments[{k}]"
+        if ins.range[0] >= ins.range[1]:
+            out.append(
+                _p(
+                    f"{path}.range",
+                    "protocol.scoring.range_order",
+                    f"range must be [min, max] with min < max; got {list(ins.range)}",
+                    "swap or correct the range",
+                )
+            )
+        bad = [i for i in ins.reverse_items if not 1 <= i <= ins.n_items]
+        if bad:
+            out.append(
+                _p(
+                    f"{path}.reverse_items",
+                    "protocol.scoring.reverse_item",
+                    f"reverse_items must be item numbers from 1 to {ins.n_items}; got {bad[0]}",
+                    "number items from 1 as in the item_1 … item_n columns",
+                )
+            )
+        if ins.min_answered is not None and ins.min_answered > ins.n_items:
+            out.append(
+                _p(
+                    f"{path}.min_answered",
+                    "protocol.scoring.min_answered",
+                    f"min_answered must be at most n_items ({ins.n_items}); got {ins.min_answered}",
+                    "lower min_answered or correct n_items",
+                )
+            )
+    for k, o in enumerate(p.outcomes):
+        if o.instrument != "custom":
+            continue
+        declared = p.scoring.instrument(o.score)
+        if declared is None:
+            close = _close(o.score, ids)
+            out.append(
+                _p(
+                    f"outcomes[{k}].score",
+                    "protocol.outcome.unknown_custom_instrument",
+                    f"score of custom outcome '{o.id}' must name a [[scoring.instruments]] id"
+                    f"{' (' + ', '.join(ids) + ')' if ids else ''}; got {o.score!r}",
+                    f"did you mean '{close}'?"
+                    if close
+                    else "declare the instrument under [[scoring.instruments]] (items, range, "
+                    "reverse_items, method) and set score to its id",
+                )
+            )
+        elif o.range is not None:
+            lo, hi = declared.range
+            n = declared.n_items if declared.method == "sum" else 1
+            if o.range[0] < lo * n or o.range[1] > hi * n:
+                out.append(
+                    _p(
+                        f"outcomes[{k}].range",
+                        "protocol.outcome.custom_range_mismatch",
+                        f"range of outcome '{o.id}' must lie within the scores instrument "
+                        f"'{declared.id}' can give [{lo * n:g}, {hi * n:g}]; got {list(o.range)}",
+                        "correct the outcome's range or the instrument's range and method",
+                    )
+                )
+    return out
 
 
 def _check_trial(p: Protocol) -> list[Problem]:
@@ -175,6 +305,31 @@ def _check_trial(p: Protocol) -> list[Problem]:
                 "protocol.trial.timepoints",
                 "trial.timepoints must not repeat a timepoint",
                 "list each timepoint once",
+            )
+        )
+    per_round = sum(t.allocation_ratio)
+    method = p.randomisation.method if p.randomisation is not None else None
+    if t.n_clusters < per_round:
+        out.append(
+            _p(
+                "trial.n_clusters",
+                "protocol.trial.n_clusters",
+                f"trial.n_clusters must be at least the sum of allocation_ratio ({per_round}); "
+                f"got {t.n_clusters}",
+                "every arm needs at least its share of clusters",
+            )
+        )
+    elif t.n_clusters % per_round:
+        matched = method == "matched"
+        out.append(
+            _p(
+                "trial.n_clusters",
+                "protocol.trial.n_clusters",
+                f"trial.n_clusters must be a multiple of the allocation ratio's total "
+                f"({per_round}) for the ratio {t.allocation_ratio}"
+                f"{' with matched pairs' if matched else ''}; got {t.n_clusters}",
+                "correct n_clusters, or accept that the arms will not follow the ratio exactly",
+                "error" if matched else "warning",
             )
         )
     if not t.registration.strip():

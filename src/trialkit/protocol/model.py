@@ -219,13 +219,22 @@ class Covariate(_Model):
     illustrative: bool = False
 
 
+DEFAULT_COURSES: tuple[str, ...] = ("cpd", "foundation")
+"""Training courses of the bundled protocol (the default ``data.courses``)."""
+
+
 class DataSpec(_Model):
-    """What the data files hold: id columns and declared covariates."""
+    """What the data files hold: id columns, declared covariates and delivery vocabularies.
+
+    ``courses`` lists the training courses a ``training`` delivery record and a
+    fidelity indicator's ``course`` parameter may name.
+    """
 
     cluster_id: str = "la_id"
     keyworker_id: str = "keyworker_id"
     family_id: str = "family_id"
     covariates: list[Covariate] = Field(default_factory=list)
+    courses: list[Identifier] = Field(default_factory=lambda: list(DEFAULT_COURSES), min_length=1)
 
     def covariate(self, name: str) -> Covariate | None:
         return next((c for c in self.covariates if c.name == name), None)
@@ -277,6 +286,42 @@ class LogicModel(_Model):
         for node in self.nodes:
             for ind in node.indicators:
                 yield node, ind
+
+
+class CustomInstrument(_Model):
+    """A questionnaire that is not built in, declared so every stage can score it.
+
+    ``n_items`` responses in ``item_1 … item_n``, each within ``range`` (whole
+    numbers when ``integer``); ``reverse_items`` are recoded as ``min + max − x``;
+    the ``total`` scale is the sum (or mean) of the answered items, prorated when
+    at least ``min_answered`` (default ``ceil(0.8·n)``) are answered.  An outcome
+    uses it with ``instrument = "custom"`` and ``score = "<id>"``.
+    """
+
+    id: Identifier
+    n_items: int = Field(ge=1, le=47)
+    range: tuple[float, float]
+    integer: bool = True
+    reverse_items: list[int] = Field(default_factory=list)
+    method: Literal["sum", "mean"] = "sum"
+    min_answered: int | None = Field(default=None, ge=1)
+    description: str = ""
+
+
+class ScoringPlan(_Model):
+    """How questionnaires are entered and scored, used by every stage.
+
+    ``score15_reverse`` is the SCORE-15 coding direction (which items are
+    reversed); ``cbi_coding`` how CBI answers are entered (``0-100`` or codes
+    ``1-5``); ``instruments`` declares custom questionnaires.
+    """
+
+    score15_reverse: Literal["strengths", "difficulties", "none"] = "strengths"
+    cbi_coding: Literal["0-100", "1-5"] = "0-100"
+    instruments: list[CustomInstrument] = Field(default_factory=list)
+
+    def instrument(self, instrument_id: str) -> CustomInstrument | None:
+        return next((i for i in self.instruments if i.id == instrument_id), None)
 
 
 KNOWN_INSTRUMENTS = (
@@ -406,6 +451,7 @@ class Protocol(_Model):
     randomisation: RandomisationPlan | None = None
     analysis: AnalysisPlan = Field(default_factory=AnalysisPlan)
     fidelity: FidelityPlan = Field(default_factory=FidelityPlan)
+    scoring: ScoringPlan = Field(default_factory=ScoringPlan)
 
     # convenience ---------------------------------------------------------
     def outcome(self, outcome_id: str) -> Outcome | None:
