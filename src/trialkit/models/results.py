@@ -312,6 +312,9 @@ class LmmResult(FitResult):
         Hedges' g (conditional and unconditional), when requested.
     robust : RobustInference or None
         Cluster-robust inference for the fixed effects, when a ``vcov`` was requested.
+    inference_source : {"fit", "reml-refit"}
+        Where the fixed effects and ``inference`` come from: the fit itself, or (an ML
+        fit with Kenward–Roger or Satterthwaite df) its REML refit, as pbkrtest.
     """
 
     theta: tuple[float, ...]
@@ -323,9 +326,11 @@ class LmmResult(FitResult):
     column_names: tuple[str, ...]
     effect_sizes: Mapping[str, Any] | None = None
     robust: RobustInference | None = None
+    inference_source: str = "fit"
 
     def _extra(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "inference_source": self.inference_source,
             "theta": list(self.theta),
             "iterations": self.iterations,
             "treatment_labels": list(self.treatment_labels),
@@ -353,6 +358,7 @@ class LmmResult(FitResult):
             "column_names": tuple(extra["column_names"]),
             "effect_sizes": extra.get("effect_sizes"),
             "robust": None if robust is None else RobustInference.from_dict(robust),
+            "inference_source": str(extra.get("inference_source", "fit")),
         }
 
     def with_df_method(self, df_method: str) -> LmmResult:
