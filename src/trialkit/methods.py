@@ -60,7 +60,7 @@ GLMM_DF_METHODS: tuple[str, ...] = ("between-within", "residual", "z")
 #: Cluster-robust covariance types (OLS and the LMM's robust inference).
 CR_TYPES: tuple[str, ...] = ("CR0", "CR1", "CR1S", "CR2", "CR3")
 #: Small-sample corrected sandwich variances of the GEE.
-GEE_VCOV: tuple[str, ...] = ("CR0", "CR2", "CR3")
+GEE_VCOV: tuple[str, ...] = ("CR0", "CR1", "CR2", "CR3")
 #: ``vcov`` types per fit method.
 VCOV_TYPES: dict[str, tuple[str, ...]] = {"lmm": CR_TYPES, "ols-cr2": CR_TYPES, "gee": GEE_VCOV}
 #: GEE working correlation structures.

@@ -261,7 +261,16 @@ class FitResult:
             f"{t.distribution}, p = {t.p_value:.4g}, 95% CI [{t.conf_low:.6g}, {t.conf_high:.6g}]",
             "variance components: "
             + ", ".join(f"{k} {v:.6g}" for k, v in self.variance_components.items()),
+            f"df method: {self.df_method}",
         ]
+        effects = getattr(self, "effects", None)
+        if isinstance(effects, BinaryEffects):
+            lines.append(
+                f"odds ratio {effects.odds_ratio:.6g} [{effects.odds_ratio_conf_low:.6g}, "
+                f"{effects.odds_ratio_conf_high:.6g}]; risk difference "
+                f"{effects.risk_difference:.6g} [{effects.risk_difference_conf_low:.6g}, "
+                f"{effects.risk_difference_conf_high:.6g}]"
+            )
         if self.singular:
             lines.append("singular fit: a variance component is estimated at zero")
         if not self.converged:
