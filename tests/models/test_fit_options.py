@@ -26,7 +26,10 @@ TOL = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(TOL)
 REF = json.loads((HERE / "reference.json").read_text())
 SPEC = dict(
-    outcome="y", treatment="treat", covariates=["caseload", "female", "baseline"], clusters=["la", "kw"]
+    outcome="y",
+    treatment="treat",
+    covariates=["caseload", "female", "baseline"],
+    clusters=["la", "kw"],
 )
 
 

@@ -113,7 +113,7 @@ class Inference:
         n_top: int,
         cluster_level: Sequence[bool],
         r: int = 0,
-        stratum: Sequence[int] | None = None,
+        stratum: Sequence[int] | np.ndarray | None = None,
         n_groups: Sequence[int] = (),
     ) -> Inference:
         """Take replicate ``r`` of an :class:`~trialkit.models._engine.LMMFitted`."""
