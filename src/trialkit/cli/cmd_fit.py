@@ -100,16 +100,7 @@ def _read(path: str, columns: list[str]) -> Any:
             message=f"DATA must be a .csv or .parquet file; got {path!r}.",
             hint="convert the data to CSV or Parquet.",
         )
-    try:
-        return read_table(path, id_columns=tuple(columns))
-    except DataError as exc:
-        reason = exc.problems[0].message if exc.problems else str(exc)
-        raise DataError.from_problem(
-            path=path,
-            code="fit.data_unreadable",
-            message=f"DATA must be a readable CSV or Parquet file; got: {reason}",
-            hint="re-export the data as UTF-8 CSV or Parquet.",
-        ) from None
+    return read_table(path, id_columns=tuple(columns), code_prefix="fit.data_")
 
 
 def _json_payload(result: Any) -> dict[str, Any]:
