@@ -298,3 +298,16 @@ def test_cluster_ids_stay_text(tmp_path, capsys, csv):
     assert d["la"].str.startswith("0").all()
     out = _run_json(capsys, str(csv), *ARGS)
     assert out["n_clusters"]["la"] == 10
+
+
+def test_caseload_with_thousands_separators_is_one_clear_error(binary_csv, tmp_path, capsys):
+    """A spreadsheet export writes "1,412": refused with the fix, not coded as 16 categories."""
+    d = pd.read_csv(binary_csv)
+    d["caseload"] = [f"{int(v):,}" for v in d["caseload"]]
+    p = tmp_path / "formatted.csv"
+    d.to_csv(p, index=False)
+    assert '"1,' in p.read_text()  # as Excel writes it: quoted, with the separator
+    assert main(["fit", str(p), *BIN]) == 1
+    err = capsys.readouterr().err
+    assert "fit.covariate_formatted_number" in err and "caseload" in err
+    assert "rank" not in err and "Traceback" not in err
