@@ -12,17 +12,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
-from trialkit.errors import ModelSpecError
+from trialkit.errors import ModelSpecError, TrialkitError, UsageError
 
 __all__ = [
     "CLUSTER_LEVEL_KINDS",
     "CR_TYPES",
     "DF_METHODS",
+    "DF_RULES",
     "FAMILIES",
     "FIT_METHODS",
     "GEE_CORR",
     "GEE_VCOV",
     "GLMM_DF_METHODS",
+    "METHOD_OPTIONS",
     "POWER_METHODS",
     "RESULT_METHODS",
     "VCOV_TYPES",
@@ -33,6 +35,7 @@ __all__ = [
     "check_fit_method",
     "check_gee_corr",
     "check_glmm_df_method",
+    "check_method_options",
     "check_vcov",
 ]
 
@@ -42,20 +45,56 @@ FIT_METHODS: tuple[str, ...] = ("lmm", "ols-cr2", "cluster-level", "gee")
 RESULT_METHODS: tuple[str, ...] = ("lmm", "glmm", "ols-cr2", "cluster-level", "gee")
 #: Outcome families.
 FAMILIES: tuple[str, ...] = ("gaussian", "binomial")
-#: Denominator-df methods of the linear mixed model.
-DF_METHODS: tuple[str, ...] = ("kenward-roger", "satterthwaite", "between-within", "residual")
+#: Denominator-df methods of the linear mixed model (``"z"``: the normal, no small-sample df;
+#: ``"containment"``: nlme's rule, each column's df from the level it varies within).
+DF_METHODS: tuple[str, ...] = (
+    "kenward-roger",
+    "satterthwaite",
+    "between-within",
+    "containment",
+    "residual",
+    "z",
+)
 #: Degrees of freedom of the logistic GLMM's Wald tests (``"z"``: the normal).
 GLMM_DF_METHODS: tuple[str, ...] = ("between-within", "residual", "z")
 #: Cluster-robust covariance types (OLS and the LMM's robust inference).
 CR_TYPES: tuple[str, ...] = ("CR0", "CR1", "CR1S", "CR2", "CR3")
 #: Small-sample corrected sandwich variances of the GEE.
-GEE_VCOV: tuple[str, ...] = ("CR0", "CR2", "CR3")
+GEE_VCOV: tuple[str, ...] = ("CR0", "CR1", "CR2", "CR3")
 #: ``vcov`` types per fit method.
 VCOV_TYPES: dict[str, tuple[str, ...]] = {"lmm": CR_TYPES, "ols-cr2": CR_TYPES, "gee": GEE_VCOV}
 #: GEE working correlation structures.
 GEE_CORR: tuple[str, ...] = ("exchangeable", "independence")
 #: Variants of the cluster-level analysis.
 CLUSTER_LEVEL_KINDS: tuple[str, ...] = ("means", "two-stage", "ancova")
+#: One-line description of each df rule, written beside the results (``df_rule`` in the JSON).
+DF_RULES: dict[str, str] = {
+    "kenward-roger": "Kenward-Roger (1997) adjusted covariance and df, from the REML fit",
+    "satterthwaite": "Satterthwaite df from the REML deviance (lmerTest), from the REML fit",
+    "between-within": (
+        "two-tier between-within: columns constant within top-level clusters get J - r_b, "
+        "all others n - J - (p - r_b) (SAS DDFM=BW; Li & Redden 2015)"
+    ),
+    "containment": (
+        "containment (nlme::lme): each column gets the df of the innermost level it is "
+        "constant within: groups at that level - groups at the level above - columns there"
+    ),
+    "residual": "residual df n - p (ignores clustering)",
+    "z": "normal reference distribution (no small-sample df)",
+}
+#: Options that only some methods use: option -> (method, family) pairs that use it
+#: (``"*"`` for any family).  Giving one to another method is a usage error.
+METHOD_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "df_method": (("lmm", "*"),),
+    "reml": (("lmm", "*"),),  # the binomial GLMM is always fitted by ML
+    "kind": (("cluster-level", "*"),),
+    "corr": (("gee", "*"),),
+    "nagq": (("lmm", "binomial"),),
+    "vcov": (("lmm", "gaussian"), ("ols-cr2", "*"), ("gee", "*")),
+    "effect_sizes": (("lmm", "gaussian"),),
+    # a binomial family changes lmm (GLMM), gee (logit link) and cluster-level (proportions)
+    "family": (("lmm", "*"), ("gee", "*"), ("cluster-level", "*")),
+}
 #: Analyses the power simulation can run on each replicate.
 POWER_METHODS: tuple[str, ...] = ("cluster-level", "lmm")
 
@@ -135,6 +174,45 @@ def check_glmm_df_method(df_method: object) -> str:
         path="df_method",
         code="fit.glmm.df_method",
         hint="between-within is recommended with few clusters (Li & Redden 2015).",
+    )
+
+
+def check_method_options(method: str, family: str, given: Sequence[str]) -> None:
+    """Refuse options that ``method`` (with ``family``) does not use (code ``fit.option_unused``).
+
+    Parameters
+    ----------
+    method, family : str
+        The checked method and family names.
+    given : sequence of str
+        Names of the options the user set (keys of :data:`METHOD_OPTIONS`; ``"family"``
+        itself counts as given when it is not the default ``"gaussian"``).
+
+    Raises
+    ------
+    UsageError
+        An option is set that the method ignores: it would have no effect, so a result
+        silently differing from the user's intent is refused.
+    """
+    for name in given:
+        users = METHOD_OPTIONS.get(name)
+        if users is None:
+            continue
+        if not any(m == method and f in ("*", family) for m, f in users):
+            where = ", ".join(m if f == "*" else f"{m} ({f})" for m, f in users)
+            raise _unused(name, method, family, f"it is used only by {where}")
+
+
+def _unused(name: str, method: str, family: str, why: str) -> TrialkitError:
+    option = "--" + name.replace("_", "-") if name != "reml" else "--ml (reml=False)"
+    return UsageError.from_problem(
+        path=name,
+        code="fit.option_unused",
+        message=(
+            f"`{option}` must not be given with method {method!r} (family {family!r}); "
+            f"got a value, but {why}."
+        ),
+        hint=f"drop {option}, or choose a method that uses it.",
     )
 
 

@@ -219,6 +219,11 @@ def test_glmm_failure_falls_back_to_cluster_level(demo: DemoResult, monkeypatch)
     assert r["scale"] == "risk difference"
     assert "GLMM failed" in r["note"]
     assert any("GLMM failed" in n for n in a.methods["notes"])
+    # issue 16 item 8: a visible flag on the row and in the summary
+    assert r["fallback"].startswith("cluster-level analysis instead of the protocol's GLMM")
+    assert "FALLBACK: cluster-level analysis" in a.summary()
+    other = res[(res["analysis"] == "primary") & (res["outcome_id"] != "keyworker_retention")]
+    assert (other["fallback"] == "").all()
 
 
 def test_cace_for_a_binary_primary_outcome(demo: DemoResult) -> None:

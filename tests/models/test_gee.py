@@ -155,3 +155,15 @@ def test_marginal_risk_difference_closed_form_treatment_only() -> None:
     assert r.effects.marginal_risk_control == pytest.approx(p0, abs=1e-10)
     assert r.effects.risk_difference == pytest.approx(p1 - p0, abs=1e-10)
     assert r.effects.risk_difference_std_error == pytest.approx(math.sqrt(var), rel=1e-8)
+
+
+def test_cr1_is_cr0_scaled_by_j_over_j_minus_1() -> None:
+    """CR1 (listed for GEE by ``trialkit fit --help``): CR0 × J/(J − 1) exactly."""
+    fr = _frame("a", "yb")
+    r0 = fit_gee(fr, family="binomial", vcov="CR0")
+    r1 = fit_gee(fr, family="binomial", vcov="CR1")
+    J = r0.n_clusters["cluster"]
+    se0 = np.array([t.std_error for t in r0.fixed_effects])
+    se1 = np.array([t.std_error for t in r1.fixed_effects])
+    assert np.allclose(se1, se0 * math.sqrt(J / (J - 1)), rtol=1e-12)
+    assert r1.vcov_type == "CR1"

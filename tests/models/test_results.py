@@ -74,6 +74,7 @@ def test_lmm_extra_keys_and_typed_fields(data) -> None:
         "column_names",
         "effect_sizes",
         "robust",
+        "inference_source",
     }
     assert extra["theta"] == list(res.theta)
     assert res.robust is not None and extra["robust"]["vcov_type"] == "CR2"

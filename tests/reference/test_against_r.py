@@ -21,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 # (folder, script, run from the repository root (True) or from the folder (False))
 SCRIPTS = [
     ("lmm", "make_reference.R", True),
+    ("fit_options", "make_reference.R", True),
+    ("glmm", "make_reference.R", True),
     ("robust", "reference.R", False),
     ("cace", "make_reference.R", False),
     ("power", "make_reference.R", False),

@@ -76,6 +76,7 @@ RESULT_COLUMNS = [
     "converged",
     "formula",
     "note",
+    "fallback",
 ]
 
 
@@ -229,6 +230,7 @@ def _analyse_outcome(
     fixed: list[dict[str, Any]] = []
     # ---- primary
     primary = None
+    fallback = ""
     try:
         if binary:
             primary = _fit_quiet(
@@ -263,7 +265,10 @@ def _analyse_outcome(
         )
         primary_note = f"GLMM failed ({err}); cluster-level analysis used"
         base = {**base, "scale": "risk difference"}
+        fallback = f"cluster-level analysis instead of the protocol's GLMM ({err})"
     row = _term_row(primary, **base, analysis="primary")
+    # a visible flag on the row whenever the protocol's primary analysis was replaced
+    row["fallback"] = fallback
     if primary_note:
         row["note"] = "; ".join(x for x in (primary_note, row.get("note")) if x)
     rows.append(row)
@@ -651,7 +656,16 @@ def analyse_trial(
     results.loc[mask, "p_adjusted"] = adjust_pvalues(
         results.loc[mask, "p_value"].to_numpy(dtype=float), protocol.analysis.multiplicity
     )
-    for c in ("note", "formula", "distribution", "df_method", "method", "family", "scale"):
+    for c in (
+        "note",
+        "fallback",
+        "formula",
+        "distribution",
+        "df_method",
+        "method",
+        "family",
+        "scale",
+    ):
         results[c] = results[c].where(results[c].notna(), "").astype(str)
 
     arms = {str(k): str(v) for k, v in trial_data.arms.items()}

@@ -136,6 +136,7 @@ class TrialAnalysis:
                         if pd.notna(r.get("p_adjusted")) and r["role"] == "secondary"
                         else ""
                     )
+                    + (f"; FALLBACK: {r['fallback']}" if r.get("fallback") else "")
                 )
         if self.warnings:
             lines.append(f"  {len(self.warnings)} warning(s)")

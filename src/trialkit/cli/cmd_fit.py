@@ -24,8 +24,24 @@ def _split(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _df_choices() -> list[str]:
+    from trialkit.methods import DF_METHODS, GLMM_DF_METHODS
+
+    return [*DF_METHODS, *(m for m in GLMM_DF_METHODS if m not in DF_METHODS)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", metavar="DATA", help="one row per individual (CSV or Parquet)")
+    from trialkit.methods import (
+        CLUSTER_LEVEL_KINDS,
+        CR_TYPES,
+        FAMILIES,
+        FIT_METHODS,
+        GEE_CORR,
+        GLMM_DF_METHODS,
+        VCOV_TYPES,
+    )
+
+    parser.add_argument("data", metavar="DATA", help="one row per individual (.csv or .parquet)")
     parser.add_argument("--outcome", required=True, help="outcome column")
     parser.add_argument("--treatment", required=True, help="treatment column (0/1 or two labels)")
     parser.add_argument("--treatment-level", help="label of the treated arm (when not 0/1)")
@@ -33,68 +49,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clusters", default="", help="comma-separated cluster columns, top of the nesting first"
     )
-    parser.add_argument("--family", choices=["gaussian", "binomial"], default="gaussian")
     parser.add_argument(
-        "--method", choices=["lmm", "ols-cr2", "cluster-level", "gee"], default="lmm"
+        "--family",
+        choices=FAMILIES,
+        help="outcome family (default gaussian); binomial for lmm (logistic GLMM), gee and "
+        "cluster-level",
     )
+    parser.add_argument("--method", choices=FIT_METHODS, default="lmm")
     parser.add_argument(
         "--df-method",
-        choices=["kenward-roger", "satterthwaite", "between-within", "residual"],
-        help="denominator df (default: kenward-roger; between-within for binomial GLMMs)",
+        choices=_df_choices(),
+        help="denominator df, lmm only (default kenward-roger; between-within for binomial GLMMs, "
+        f"which take {', '.join(GLMM_DF_METHODS)}); containment = nlme's rule; z = normal",
     )
+    vcov_help = "; ".join(f"{m}: {', '.join(t)}" for m, t in VCOV_TYPES.items())
     parser.add_argument(
         "--vcov",
-        choices=["CR0", "CR1", "CR1S", "CR2", "CR3"],
+        choices=CR_TYPES,
         help="cluster-robust variance: for lmm reported beside the model-based result "
-        "(extra robust inference); for ols-cr2 and gee the variance used (default CR2)",
+        f"(extra robust inference); for ols-cr2 and gee the variance used (default CR2) ({vcov_help})",
     )
     parser.add_argument(
         "--kind",
-        choices=["means", "two-stage", "ancova"],
-        help="cluster-level analysis: t-test on cluster means, two-stage (default) or ANCOVA",
+        choices=CLUSTER_LEVEL_KINDS,
+        help="cluster-level only: t-test on cluster means, two-stage (default) or ANCOVA",
+    )
+    parser.add_argument("--corr", choices=GEE_CORR, help="gee only: working correlation")
+    parser.add_argument(
+        "--nagq", type=int, help="binomial GLMM only: 1 = Laplace (default), >1 adaptive quadrature"
     )
     parser.add_argument(
-        "--corr", choices=["exchangeable", "independence"], help="GEE working correlation"
+        "--ml",
+        action="store_true",
+        help="lmm only: maximum likelihood instead of REML (Kenward-Roger and Satterthwaite df "
+        "then use the REML refit, as pbkrtest)",
     )
-    parser.add_argument(
-        "--nagq", type=int, help="binomial GLMM: 1 = Laplace (default), >1 adaptive quadrature"
-    )
-    parser.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     add_alpha(parser, default=0.05, help="1 - confidence level")
     add_format(parser, help=None)
 
 
 def _read(path: str, columns: list[str]) -> Any:
-    import pandas as pd
-
+    """Read DATA through the store's one table reader (cluster ids kept as text)."""
     from trialkit.errors import DataError
+    from trialkit.store import read_table
 
-    if not path.lower().endswith((".parquet", ".pq", ".csv", ".txt", ".csv.gz")):
+    if not path.lower().endswith((".parquet", ".csv")):
         raise DataError.from_problem(
             path=path,
             code="fit.data_format",
             message=f"DATA must be a .csv or .parquet file; got {path!r}.",
             hint="convert the data to CSV or Parquet.",
         )
-    try:
-        if path.lower().endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        head = pd.read_csv(path, nrows=0)
-        ids = {c: str for c in columns if c in head.columns}
-        return pd.read_csv(path, dtype=ids)  # cluster ids as text: '01' stays '01'
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise  # reported by the CLI as an unreadable path
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        # pandas' ParserError and EmptyDataError and pyarrow's ArrowInvalid are ValueErrors
-        raise DataError.from_problem(
-            path=path,
-            code="fit.data_unreadable",
-            message=f"DATA must be a readable CSV or Parquet file; got error: {exc}",
-            hint="re-export the data as UTF-8 CSV or Parquet.",
-        ) from None
+    return read_table(path, id_columns=tuple(columns), code_prefix="fit.data_")
 
 
 def _json_payload(result: Any) -> dict[str, Any]:
+    from trialkit.methods import DF_RULES
+
     d = result.to_dict()
     keep = ("estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high")
     tr = d["treatment"]
@@ -112,20 +123,25 @@ def _json_payload(result: Any) -> dict[str, Any]:
         "singular": d["singular"],
         "converged": d["converged"],
         "loglik": d["loglik"],
+        "reml": d["reml"],
         "method": d["method"],
         "df_method": d["df_method"],
+        "df_rule": DF_RULES.get(d["df_method"], d["df_method"]),
         "family": d["family"],
         "formula": d["formula"],
         "data_hash": d["data_hash"],
         "warnings": d["warnings"],
         "trialkit_version": d["trialkit_version"],
     }
-    robust = d["extra"].get("robust")
-    if robust is not None:
-        out["robust"] = robust
-    es = d["extra"].get("effect_sizes")
-    if es is not None:
-        out["effect_sizes"] = es
+    extra = d["extra"]
+    if "inference_source" in extra:
+        out["inference_source"] = extra["inference_source"]
+    for key in ("robust", "effect_sizes"):
+        if extra.get(key) is not None:
+            out[key] = extra[key]
+    effects = getattr(result, "effects", None)
+    if effects is not None:  # binary outcomes: odds ratio, risk difference, their intervals
+        out["effects"] = effects.to_dict()
     return out
 
 
@@ -154,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             treatment_level=args.treatment_level,
             covariates=_split(args.covariates),
             clusters=clusters,
-            family=args.family,
+            family=args.family or "gaussian",
             method=args.method,
             df_method=args.df_method,
             reml=not args.ml,

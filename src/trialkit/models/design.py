@@ -133,6 +133,33 @@ def _replace(frame: ModelFrame, **changes: object) -> ModelFrame:
     return dataclasses.replace(frame, **changes)  # type: ignore[arg-type]
 
 
+_FORMATTED_NUMBER = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"
+_PLAIN_NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _refuse_formatted_numbers(s: pd.Series, name: str) -> None:
+    """Refuse a text covariate whose values are all numbers, some with thousands separators.
+
+    A spreadsheet's ``1,412`` is read as text; coding it as a category (one column
+    per LA) would silently change the model, so it is an input error with the fix.
+    """
+    if pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+        return
+    txt = s.dropna().astype(str)
+    if txt.empty:
+        return
+    formatted = txt.str.match(_FORMATTED_NUMBER)
+    if formatted.any() and (formatted | txt.str.match(_PLAIN_NUMBER)).all():
+        example = str(txt[formatted].iloc[0])
+        raise _fail(
+            "a numeric covariate written with thousands separators",
+            "fit.covariate_formatted_number",
+            f"column {name}",
+            f"covariate `{name}` must be numbers without thousands separators; got {example!r}.",
+            "re-export the column unformatted (e.g. 1412, not 1,412), or remove the commas.",
+        )
+
+
 def _fail(summary: str, code: str, path: str, message: str, hint: str = "") -> ModelSpecError:
     return ModelSpecError(summary, [Problem(path=path, code=code, message=message, hint=hint)])
 
@@ -309,6 +336,7 @@ def build_model_frame(
     for c in covariates:
         s = sub[c]
         if is_categorical(s):
+            _refuse_formatted_numbers(s, c)
             dummies, coding = code_categorical(s, c)
             cols.extend(dummies.T)
             names.extend(coding.columns)

@@ -1,6 +1,6 @@
 """Denominator degrees of freedom for linear mixed model contrasts.
 
-Four methods, selected by name:
+Six methods, selected by name:
 
 ``"kenward-roger"``
     Kenward & Roger (1997) adjusted covariance ``Φ_A`` and df; for a
@@ -17,6 +17,16 @@ Four methods, selected by name:
     (``J`` clusters, ``r_b`` the rank of the cluster-level columns including
     the intercept), ``n - J - (p - r_b)`` for the others (SAS ``DDFM=BW``; Li &
     Redden 2015).
+``"containment"``
+    nlme's rule (Pinheiro & Bates 2000, section 4.2.3): with ``G_0 < G_1 < … < G_L``
+    groups at each cluster level (top first) and ``G_{L+1} = n``, the stratum
+    ``k`` of a column is one more than the innermost level within whose groups it
+    varies (0 when it is constant within top-level clusters); the stratum has
+    ``G_k - G_{k-1} - p_k`` df (``G_{-1} = 0``, ``p_k`` its columns, the intercept
+    counted in stratum 0) and the intercept gets the largest of them (as
+    ``nlme:::getFixDF``).
+``"z"``
+    the standard normal (infinite df).
 ``"residual"``
     ``n - p`` (too liberal with few clusters; a :class:`FewClustersWarning` is
     issued by :func:`trialkit.fit`).
@@ -45,6 +55,8 @@ __all__ = [
     "Inference",
     "between_within_df",
     "coefficient_terms",
+    "column_strata",
+    "containment_df",
     "kenward_roger",
     "satterthwaite",
     "test_contrast",
@@ -72,6 +84,11 @@ class Inference:
         Rows, fixed-effect columns, top-level clusters.
     cluster_level : (p,) bool
         Columns constant within top-level clusters.
+    stratum : (p,) int or None
+        Containment stratum of each column (:func:`column_strata`; ``-1`` for the
+        intercept); ``None`` in results saved before it was recorded.
+    n_groups : tuple of int
+        Groups at each cluster level, top first (empty when not recorded).
     """
 
     beta: np.ndarray
@@ -85,10 +102,19 @@ class Inference:
     p: int
     n_top: int
     cluster_level: np.ndarray
+    stratum: np.ndarray | None = None
+    n_groups: tuple[int, ...] = ()
 
     @classmethod
     def from_fitted(
-        cls, fitted: Any, *, n_top: int, cluster_level: Sequence[bool], r: int = 0
+        cls,
+        fitted: Any,
+        *,
+        n_top: int,
+        cluster_level: Sequence[bool],
+        r: int = 0,
+        stratum: Sequence[int] | np.ndarray | None = None,
+        n_groups: Sequence[int] = (),
     ) -> Inference:
         """Take replicate ``r`` of an :class:`~trialkit.models._engine.LMMFitted`."""
         return cls(
@@ -103,6 +129,8 @@ class Inference:
             p=int(fitted.p),
             n_top=int(n_top),
             cluster_level=np.asarray(cluster_level, dtype=bool),
+            stratum=None if stratum is None else np.asarray(stratum, dtype=np.int64),
+            n_groups=tuple(int(g) for g in n_groups),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +147,8 @@ class Inference:
             "p": self.p,
             "n_top": self.n_top,
             "cluster_level": [bool(v) for v in self.cluster_level],
+            "stratum": None if self.stratum is None else [int(v) for v in self.stratum],
+            "n_groups": list(self.n_groups),
         }
 
     @classmethod
@@ -133,6 +163,8 @@ class Inference:
             p=int(d["p"]),
             n_top=int(d["n_top"]),
             cluster_level=np.asarray(d["cluster_level"], dtype=bool),
+            stratum=None if d.get("stratum") is None else np.asarray(d["stratum"], dtype=np.int64),
+            n_groups=tuple(int(g) for g in d.get("n_groups", ())),
         )
 
 
@@ -329,6 +361,58 @@ def between_within_df(inf: Inference, L: np.ndarray) -> float:
     return float(inf.n - inf.n_top - (inf.p - rb))
 
 
+def column_strata(X: np.ndarray, cluster_codes: Sequence[np.ndarray]) -> np.ndarray:
+    """Containment stratum of each column of ``X`` (nlme's "inner" levels).
+
+    ``-1`` for a constant column (the intercept); otherwise ``1 + max{l : the column
+    varies within some group of level l}`` (levels top first), or ``0`` when it is
+    constant within every top-level cluster.
+    """
+    X = np.asarray(X, dtype=float)
+    n, p = X.shape
+    out = np.zeros(p, dtype=np.int64)
+    const = np.all(np.isclose(X, X[:1, :], rtol=0.0, atol=1e-12), axis=0)
+    for l, codes in enumerate(cluster_codes):
+        codes = np.asarray(codes)
+        G = int(codes.max()) + 1
+        lo = np.full((G, p), np.inf)
+        hi = np.full((G, p), -np.inf)
+        np.minimum.at(lo, codes, X)
+        np.maximum.at(hi, codes, X)
+        varies = np.any(hi - lo > 1e-12 * np.maximum(1.0, np.abs(hi)), axis=0)
+        out[varies] = l + 1
+    out[const] = -1
+    return out
+
+
+def containment_df(inf: Inference) -> np.ndarray:
+    """nlme's containment df of each column (see the module docstring).
+
+    Raises
+    ------
+    ModelSpecError
+        The result was saved without the strata (code ``fit.containment_unavailable``).
+    """
+    if inf.stratum is None or not inf.n_groups:
+        raise ModelSpecError.from_problem(
+            path="df_method",
+            code="fit.containment_unavailable",
+            message="`df_method='containment'` must have the column strata; got a result "
+            "saved without them.",
+            hint="refit with trialkit.fit(..., df_method='containment').",
+        )
+    groups = np.r_[np.asarray(inf.n_groups, dtype=float), float(inf.n)]
+    dfs = groups - np.r_[0.0, groups[:-1]]
+    st = inf.stratum
+    inner = st >= 0
+    dfs -= np.bincount(st[inner], minlength=len(dfs))[: len(dfs)]
+    if np.any(~inner):
+        dfs[0] -= 1.0
+    else:
+        dfs[1:] += 1.0
+    return np.where(inner, dfs[np.maximum(st, 0)], dfs.max())
+
+
 def _t_test(estimate: float, se: float, ddf: float, method: str) -> ContrastTest:
     """Two-sided t test of one contrast with ``ddf`` denominator df."""
     t, p, _lo, _hi = t_inference(estimate, se, ddf)
@@ -354,6 +438,7 @@ def _simple(inf: Inference, L: Any, ddf: float, method: str) -> ContrastTest:
         se = float(np.sqrt(V[0, 0]))
         return _t_test(float(est[0]), se, ddf, method)
     F = float(est @ np.linalg.solve(V, est)) / q
+    normal = bool(np.isinf(ddf))  # F(q, ∞) is χ²(q)/q
     return ContrastTest(
         estimate=tuple(float(x) for x in est),
         std_error=tuple(float(x) for x in np.sqrt(np.diag(V))),
@@ -361,9 +446,9 @@ def _simple(inf: Inference, L: Any, ddf: float, method: str) -> ContrastTest:
         ndf=q,
         ddf=ddf,
         scale=1.0,
-        p_value=float(stats.f.sf(F, q, ddf)),
+        p_value=float(stats.chi2.sf(q * F, q) if normal else stats.f.sf(F, q, ddf)),
         df_method=method,
-        distribution=f"F({q}, {ddf:.6g})",
+        distribution=f"chi2({q})/{q}" if normal else f"F({q}, {ddf:.6g})",
     )
 
 
@@ -378,6 +463,12 @@ def test_contrast(inf: Inference, L: Any, df_method: str = "kenward-roger") -> C
         return _simple(inf, Lm, between_within_df(inf, Lm), df_method)
     if df_method == "residual":
         return _simple(inf, L, float(inf.n - inf.p), df_method)
+    if df_method == "z":
+        return _simple(inf, L, float("inf"), df_method)
+    if df_method == "containment":
+        Lm = _as_L(L, inf.p)
+        used = np.any(Lm != 0, axis=0)
+        return _simple(inf, Lm, float(np.min(containment_df(inf)[used])), df_method)
     check_df_method(df_method)
     raise AssertionError(df_method)  # pragma: no cover - check_df_method raised
 
@@ -406,6 +497,12 @@ def coefficient_terms(
         var = v
     elif df_method == "between-within":
         df = np.array([between_within_df(inf, np.eye(p)[j]) for j in range(p)])
+        var = v
+    elif df_method == "containment":
+        df = containment_df(inf)
+        var = v
+    elif df_method == "z":
+        df = np.full(p, float("inf"))
         var = v
     else:
         check_df_method(df_method)

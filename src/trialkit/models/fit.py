@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from trialkit.errors import ModelSpecError
-from trialkit.methods import check_choice, check_family, check_fit_method
+from trialkit.methods import check_choice, check_family, check_fit_method, check_method_options
 from trialkit.models.design import build_model_frame
 from trialkit.models.results import FitResult
 
@@ -59,12 +59,15 @@ def fit(
     clusters : sequence of str
         Cluster columns from the top of the nesting, e.g. ``["la", "keyworker"]``.
     family : {"gaussian", "binomial"}
-    df_method : {"kenward-roger", "satterthwaite", "between-within", "residual"}, optional
-        Default: Kenward–Roger for gaussian mixed models, between-within for
-        binomial GLMMs.
+    df_method : str, optional
+        Mixed models only. Gaussian: ``"kenward-roger"`` (default), ``"satterthwaite"``,
+        ``"between-within"``, ``"containment"`` (nlme), ``"residual"`` or ``"z"``;
+        binomial GLMM: ``"between-within"`` (default), ``"residual"`` or ``"z"``
+        (:data:`trialkit.methods.DF_METHODS`, :data:`~trialkit.methods.GLMM_DF_METHODS`).
     method : {"lmm", "ols-cr2", "cluster-level", "gee"}
     reml : bool
-        REML (default) or ML for linear mixed models.
+        REML (default) or ML for linear mixed models; with ML and Kenward–Roger or
+        Satterthwaite df the inference uses the REML refit (as pbkrtest).
     treatment_level : optional
         Treated label when the treatment column is not 0/1.
     alpha : float
@@ -82,6 +85,10 @@ def fit(
 
     Raises
     ------
+    UsageError
+        An option the method does not use (``df_method``, ``kind``, ``corr``, ``nagq``,
+        ``vcov``, ``reml=False``, a binomial family) was given (code
+        ``fit.option_unused``, exit code 2).
     ModelSpecError
         Invalid input (exit code 1): unknown columns (``fit.column_missing``), bad
         treatment coding (``fit.treatment_levels``), no complete rows, rank-deficient
@@ -113,6 +120,11 @@ def fit(
             code="fit.option",
             hint="check the spelling of the keyword arguments.",
         )
+    given = [*options]
+    given += ["df_method"] if df_method is not None else []
+    given += ["reml"] if not reml else []
+    given += ["family"] if family != "gaussian" else []
+    check_method_options(method, family, given)
     frame = build_model_frame(
         data,
         outcome=outcome,

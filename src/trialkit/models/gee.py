@@ -23,7 +23,12 @@ from trialkit.models.robust import _sym_power, frame_parts
 
 __all__ = ["fit_gee", "gee_sandwich"]
 Array = np.ndarray
-_VCOV_NAMES = {"CR0": "Liang-Zeger", "CR2": "Kauermann-Carroll", "CR3": "Mancl-DeRouen"}
+_VCOV_NAMES = {
+    "CR0": "Liang-Zeger",
+    "CR1": "Liang-Zeger x J/(J-1)",
+    "CR2": "Kauermann-Carroll",
+    "CR3": "Mancl-DeRouen",
+}
 
 
 def gee_sandwich(
@@ -39,8 +44,9 @@ def gee_sandwich(
         Working covariances.
     e : list of arrays (n_j,)
         Residuals y_j − μ̂_j.
-    type : {"CR0", "CR2", "CR3"}
-        CR0: Liang & Zeger (1986). CR2: Kauermann & Carroll (2001),
+    type : {"CR0", "CR1", "CR2", "CR3"}
+        CR0: Liang & Zeger (1986); CR1: CR0 × J/(J − 1) with J clusters (the
+        degrees-of-freedom correction of clubSandwich's CR1). CR2: Kauermann & Carroll (2001),
         A_j = (I − H_jj)^{-1/2}. CR3: Mancl & DeRouen (2001), A_j = (I − H_jj)^{-1}.
 
     Returns
@@ -61,7 +67,7 @@ def gee_sandwich(
     meat = np.zeros((p, p))
     for d, v, vi, ej in zip(D, V, Vi, e, strict=True):
         n = len(ej)
-        if type == "CR0":
+        if type in ("CR0", "CR1"):
             a = ej
         elif type == "CR3":
             a = np.linalg.solve(np.eye(n) - d @ M @ d.T @ vi, ej)
@@ -75,6 +81,9 @@ def gee_sandwich(
         u = d.T @ (vi @ a)
         meat += np.outer(u, u)
     cov = M @ meat @ M
+    if type == "CR1":
+        J = len(D)
+        cov = cov * J / (J - 1)
     return 0.5 * (cov + cov.T), M
 
 
@@ -96,7 +105,7 @@ def fit_gee(
         Clusters are the top level of the frame.
     corr : {"exchangeable", "independence"}
         Working correlation.
-    vcov : {"CR2", "CR3", "CR0"}
+    vcov : {"CR2", "CR3", "CR1", "CR0"}
         CR2 = Kauermann–Carroll, CR3 = Mancl–DeRouen, CR0 = uncorrected (geepack's ``san.se``).
     family : {"binomial", "gaussian"}
         Logit link for binomial, identity link for gaussian.

@@ -225,6 +225,36 @@ def glmm_deviance(
     return prob.deviance(np.r_[sigma, np.asarray(beta, float)])
 
 
+def _standardise(X: Array, treatment_index: int) -> tuple[Array, Array]:
+    """Centre and scale the covariate columns; return ``X_s`` and ``A`` with ``β = Aβ_s``.
+
+    Every non-constant column but the treatment indicator is replaced by
+    ``(x_j - c_j)/s_j`` (mean and standard deviation; centred only when the model has
+    an intercept column), so that a covariate on its natural scale (an LA caseload of
+    about 1,000) does not make the deviance badly conditioned.  The linear predictor is
+    unchanged: ``β_j = β_s,j / s_j`` and ``β_0 = β_s,0 - Σ_j β_s,j c_j / s_j``, i.e.
+    ``β = Aβ_s`` and ``cov(β̂) = A cov(β̂_s) A'`` exactly.
+    """
+    n, p = X.shape
+    const = np.all(X == X[:1, :], axis=0)
+    intercept = np.flatnonzero(const & (X[0] != 0))
+    A = np.eye(p)
+    Xs = X.copy()
+    for j in range(p):
+        if const[j] or j == treatment_index:
+            continue
+        c = float(X[:, j].mean()) if intercept.size else 0.0
+        sd = float(np.sqrt(np.mean((X[:, j] - c) ** 2)))
+        if not sd > 0:
+            continue
+        Xs[:, j] = (X[:, j] - c) / sd
+        A[j, j] = 1.0 / sd
+        if intercept.size:
+            k = int(intercept[0])
+            A[k, j] = -c / (sd * X[0, k])
+    return Xs, A
+
+
 def _logistic_start(X: Array, y: Array) -> Array:
     beta = np.zeros(X.shape[1])
     for _ in range(50):
@@ -276,7 +306,10 @@ def fit_glmm(
     steps on the arrow-shaped Hessian, log det by the Schur complement on u_c:
     log|H_c| = Σ_s log d_s + log(h_uu − Σ_s h_uv,s²/d_s), d_s = 1 + σ₂² Σ_{i∈s} w_i,
     h_uu = 1 + σ₁² Σ_{i∈c} w_i, h_uv,s = σ₁σ₂ Σ_{i∈s} w_i, w = μ(1 − μ).
-    The deviance is minimised over (σ, β) by BFGS and polished by Newton steps on a
+    Covariates are centred and scaled internally (:func:`_standardise`) and the
+    coefficients and their covariance transformed back exactly, so a covariate on its
+    natural scale (an LA caseload of about 1,000) fits as well as a standardised one (as
+    ``glmer`` on ``scale(caseload)``). The deviance is minimised over (σ, β) by BFGS and polished by Newton steps on a
     central-difference Hessian (steps ε^(1/4)·max(|x|, 1); gradients with ε^(1/3)·max(|x|, 1));
     the covariance of β̂ is the β block of 2 H^{-1} (H the Hessian
     of the deviance in (σ, β)), as ``vcov.merMod`` with ``use.hessian = TRUE``.
@@ -316,6 +349,7 @@ def fit_glmm(
             hint="Recode the outcome to 0/1.",
         )
     codes = fp["clusters"][0]
+    X, A = _standardise(X, ti)  # fitted on standardised covariates, reported on the user's scale
     N, p = X.shape
     J = int(codes.max()) + 1
     dev: Callable[[Array], float]
@@ -342,12 +376,13 @@ def fit_glmm(
             break
     par[:nlev] = np.abs(par[:nlev])
     H = _num_hess(dev, par)
-    gnorm = float(np.max(np.abs(_num_grad(dev, par))))
-    converged = converged or gnorm < 1e-4
-    sigmas, beta = par[:nlev].copy(), par[nlev:]
+    sigmas, beta_s = par[:nlev].copy(), par[nlev:]
     zero = sigmas < 1e-4
     singular = bool(np.any(zero))
     keep = np.r_[~zero, np.ones(p, dtype=bool)]
+    # a boundary fit (σ = 0) is singular, not failed: its σ gradient is not an optimality test
+    gnorm = float(np.max(np.abs(_num_grad(dev, par)[keep])))
+    converged = converged or gnorm < 1e-4
     try:
         cov_full = np.zeros_like(H)
         cov_full[np.ix_(keep, keep)] = 2.0 * np.linalg.inv(H[np.ix_(keep, keep)])
@@ -358,7 +393,9 @@ def fit_glmm(
             message="the Hessian is singular.",
             hint="Check for separation.",
         ) from exc
-    cov = cov_full[nlev:, nlev:]
+    # back to the user's scale exactly: β = Aβ_s, cov(β) = A cov(β_s) A'
+    beta = A @ beta_s
+    cov = A @ cov_full[nlev:, nlev:] @ A.T
     se = np.sqrt(np.diag(cov))
     cl = fp["cluster_level"]
     n_between = int(cl.sum())

@@ -29,7 +29,13 @@ from trialkit.errors import (
 )
 from trialkit.methods import check_df_method
 from trialkit.models.design import ModelFrame
-from trialkit.models.dfmethods import _W, ContrastTest, Inference, coefficient_terms
+from trialkit.models.dfmethods import (
+    _W,
+    ContrastTest,
+    Inference,
+    coefficient_terms,
+    column_strata,
+)
 from trialkit.models.effect_sizes import hedges_g, icc_intervals
 from trialkit.models.inference import t_terms
 from trialkit.models.results import FitResult, LmmResult, RobustInference, Term
@@ -37,6 +43,9 @@ from trialkit.models.results import FitResult, LmmResult, RobustInference, Term
 __all__ = ["contrast", "fit_lmm_frame", "with_df_method"]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on θ
+#: df methods whose inference needs the REML fit: with ``reml=False`` the model is refitted
+#: by REML for them (pbkrtest's ``vcovAdj``/``KRmodcomp`` do the same with an ML ``lmer`` fit).
+_REML_DF_METHODS = ("kenward-roger", "satterthwaite")
 
 
 def fit_lmm_frame(
@@ -55,9 +64,13 @@ def fit_lmm_frame(
     frame : ModelFrame
         From :func:`trialkit.models.design.build_model_frame`; needs at least one
         cluster level.
-    df_method : {"kenward-roger", "satterthwaite", "between-within", "residual"}
+    df_method : {"kenward-roger", "satterthwaite", "between-within", "containment", "residual", "z"}
     reml : bool
-        REML (default) or maximum likelihood.
+        REML (default) or maximum likelihood.  With ML and Kenward–Roger or
+        Satterthwaite df the fixed effects and their inference come from a REML
+        refit (``inference_source="reml-refit"``), as pbkrtest does for an ML
+        ``lmer`` fit; the log-likelihood, variance components and θ stay those
+        of the ML fit.
     alpha : float
         1 - confidence level of the intervals.
     effect_sizes : bool
@@ -83,16 +96,16 @@ def fit_lmm_frame(
             hint="pass clusters=[...] (top level first) or use method='ols-cr2'.",
         )
     lay = _engine.make_layout(frame.cluster_codes)
-    try:
-        fitted = _engine.fit_lmm(lay, frame.X, frame.y, reml=reml)
-    except np.linalg.LinAlgError as err:
-        raise FitError.from_problem(
-            path="model",
-            code="fit.numerical",
-            message=f"the mixed model could not be fitted: {err}.",
-            hint="check for constant outcomes or extreme values.",
-        ) from err
-    inf = Inference.from_fitted(fitted, n_top=lay.C, cluster_level=frame.cluster_level_columns)
+    fitted = _fit_or_fail(lay, frame, reml=reml)
+    refit = not reml and df_method in _REML_DF_METHODS
+    inf_fit = _fit_or_fail(lay, frame, reml=True) if refit else fitted
+    inf = Inference.from_fitted(
+        inf_fit,
+        n_top=lay.C,
+        cluster_level=frame.cluster_level_columns,
+        stratum=column_strata(frame.X, frame.cluster_codes),
+        n_groups=[len(np.unique(c)) for c in frame.cluster_codes],
+    )
     terms = coefficient_terms(inf, frame.column_names, df_method, alpha)
     theta = fitted.theta[0]
     psi = fitted.psi[0]
@@ -133,6 +146,12 @@ def fit_lmm_frame(
         )
         msgs.append(msg)
         warnings.warn(msg, FewClustersWarning, stacklevel=3)
+    if refit:
+        msgs.append(
+            f"fitted by ML (log-likelihood and variance components of the ML fit); the fixed "
+            f"effects and their {df_method} inference are from the REML refit, as pbkrtest "
+            "computes Kenward-Roger for an ML fit"
+        )
     for e in frame.exclusions:
         msgs.append(f"excluded {e.n_rows} row(s): {e.reason}")
 
@@ -172,7 +191,20 @@ def fit_lmm_frame(
         column_names=tuple(frame.column_names),
         effect_sizes=(_effect_sizes(frame, lay, psi, tr, reml, alpha) if effect_sizes else None),
         robust=None if vcov is None else _robust_terms(frame, fitted.beta[0], psi, vcov, alpha),
+        inference_source="reml-refit" if refit else "fit",
     )
+
+
+def _fit_or_fail(lay: _engine.Layout, frame: ModelFrame, *, reml: bool) -> Any:
+    try:
+        return _engine.fit_lmm(lay, frame.X, frame.y, reml=reml)
+    except np.linalg.LinAlgError as err:
+        raise FitError.from_problem(
+            path="model",
+            code="fit.numerical",
+            message=f"the mixed model could not be fitted: {err}.",
+            hint="check for constant outcomes or extreme values.",
+        ) from err
 
 
 def _robust_terms(

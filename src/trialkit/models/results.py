@@ -261,7 +261,16 @@ class FitResult:
             f"{t.distribution}, p = {t.p_value:.4g}, 95% CI [{t.conf_low:.6g}, {t.conf_high:.6g}]",
             "variance components: "
             + ", ".join(f"{k} {v:.6g}" for k, v in self.variance_components.items()),
+            f"df method: {self.df_method}",
         ]
+        effects = getattr(self, "effects", None)
+        if isinstance(effects, BinaryEffects):
+            lines.append(
+                f"odds ratio {effects.odds_ratio:.6g} [{effects.odds_ratio_conf_low:.6g}, "
+                f"{effects.odds_ratio_conf_high:.6g}]; risk difference "
+                f"{effects.risk_difference:.6g} [{effects.risk_difference_conf_low:.6g}, "
+                f"{effects.risk_difference_conf_high:.6g}]"
+            )
         if self.singular:
             lines.append("singular fit: a variance component is estimated at zero")
         if not self.converged:
@@ -312,6 +321,9 @@ class LmmResult(FitResult):
         Hedges' g (conditional and unconditional), when requested.
     robust : RobustInference or None
         Cluster-robust inference for the fixed effects, when a ``vcov`` was requested.
+    inference_source : {"fit", "reml-refit"}
+        Where the fixed effects and ``inference`` come from: the fit itself, or (an ML
+        fit with Kenward–Roger or Satterthwaite df) its REML refit, as pbkrtest.
     """
 
     theta: tuple[float, ...]
@@ -323,9 +335,11 @@ class LmmResult(FitResult):
     column_names: tuple[str, ...]
     effect_sizes: Mapping[str, Any] | None = None
     robust: RobustInference | None = None
+    inference_source: str = "fit"
 
     def _extra(self) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "inference_source": self.inference_source,
             "theta": list(self.theta),
             "iterations": self.iterations,
             "treatment_labels": list(self.treatment_labels),
@@ -353,6 +367,7 @@ class LmmResult(FitResult):
             "column_names": tuple(extra["column_names"]),
             "effect_sizes": extra.get("effect_sizes"),
             "robust": None if robust is None else RobustInference.from_dict(robust),
+            "inference_source": str(extra.get("inference_source", "fit")),
         }
 
     def with_df_method(self, df_method: str) -> LmmResult:

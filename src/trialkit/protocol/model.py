@@ -411,9 +411,9 @@ class AnalysisPlan(_Model):
     """The statistical analysis plan."""
 
     model: Literal["lmm", "ols-cr2", "cluster-level", "gee"] = "lmm"
-    df_method: Literal["kenward-roger", "satterthwaite", "between-within", "residual"] = (
-        "kenward-roger"
-    )
+    df_method: Literal[
+        "kenward-roger", "satterthwaite", "between-within", "containment", "residual", "z"
+    ] = "kenward-roger"
     binary_df_method: Literal["kenward-roger", "satterthwaite", "between-within", "residual"] = (
         "between-within"
     )

@@ -42,8 +42,13 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def read_table(path: str | os.PathLike[str], id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str], id_columns: tuple[str, ...] = (), *, code_prefix: str = "data."
+) -> pd.DataFrame:
     """Read one CSV, Parquet or Excel table as written (ids kept as strings).
+
+    ``code_prefix`` starts the problem codes (``"fit.data_"`` for ``trialkit fit``'s
+    DATA gives ``fit.data_unreadable``).
 
     Raises
     ------
@@ -70,13 +75,13 @@ def read_table(path: str | os.PathLike[str], id_columns: tuple[str, ...] = ()) -
             raise
         raise DataError.from_problem(
             path=p.name,
-            code="data.unreadable",
+            code=f"{code_prefix}unreadable",
             message=f"table '{p.name}' must be a readable {suffix[1:]} file; got error: {exc}",
             hint="re-export the table as UTF-8 CSV or Parquet",
         ) from None
     raise DataError.from_problem(
         path=p.name,
-        code="data.format",
+        code=f"{code_prefix}format",
         message=f"table format must be .csv, .parquet or .xlsx; got '{suffix}'",
         hint="convert the table to CSV or Parquet",
     )
