@@ -209,6 +209,19 @@ def test_misspelt_column_gets_a_close_match(protocol, tiny_tables, tmp_path):
     assert not {"families.unknown_keyworker", "measurements.unknown_entity"} & set(td.codes)
 
 
+def test_renamed_measurement_column_gives_no_follow_on_warnings(protocol, tiny_tables, tmp_path):
+    d = write(
+        tiny_tables,
+        tmp_path / "renamed",
+        measurements=lambda df: df.rename(columns={"timepoint": "Time point"}),
+    )
+    td = validate(protocol, d, d)
+    assert [(p.code, p.column) for p in td.problems if p.file == "measurements.csv"] == [
+        ("measurements.missing_column", "timepoint")
+    ]
+    assert "did you mean 'Time point'?" in td.problems[0].hint
+
+
 def _notes_first(path: Path, frame: pd.DataFrame, sheet: str) -> None:
     with pd.ExcelWriter(path) as xl:
         pd.DataFrame({"Notes": ["Exported from the case system", "Do not edit"]}).to_excel(

@@ -374,8 +374,8 @@ class _MeasurementChecks(_Checks):
         """
         m = self.t.get("measurements")
         tps = list(self.p.trial.timepoints)
-        if m is None or not self.la_ids or len(tps) < 2:
-            return
+        if m is None or not self.la_ids or len(tps) < 2 or self.col.broken:
+            return  # entities cannot all be placed in their LA: say nothing rather than guess
         where: dict[str, str] = {}
         for table, id_col, level in (
             ("keyworkers", "keyworker_id", "keyworker"),
@@ -412,6 +412,8 @@ class _MeasurementChecks(_Checks):
         alloc = self.t.get("allocation")
         if alloc is None or alloc.empty or "families" not in self.t:
             return
+        if self.col.broken & {"families", "keyworkers", "measurements"}:
+            return  # already reported: every pattern would be an artefact of the missing column
         arm_of = dict(zip(_str(alloc["cluster"]), _str(alloc["arm"]), strict=True))
         fam = self.t["families"]
         kw = self.t["keyworkers"]
