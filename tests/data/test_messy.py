@@ -323,3 +323,15 @@ def test_la_without_follow_up_gets_its_own_warning(protocol, tiny_tables, tmp_pa
     hits = [p for p in td.problems if p.code == "measurements.cluster_without_follow_up"]
     assert len(hits) == 1 and hits[0].severity == "warning"
     assert "LA 'LA01'" in hits[0].message
+
+
+def test_title_line_alone_above_a_csv_header(protocol, tiny_tables, tmp_path):
+    d = write(tiny_tables, tmp_path / "title")
+    body = (d / "keyworkers.csv").read_text(encoding="utf-8")
+    (d / "keyworkers.csv").write_text("Keyworkers in post, March 2025\n" + body, encoding="utf-8")
+    td = validate(protocol, d, d)
+    errs = errors(td)
+    assert [(p.code, p.file) for p in errs] == [
+        ("keyworkers.header_not_first_row", "keyworkers.csv")
+    ]
+    assert "the header seems to be on row 2; remove the rows above it" in errs[0].hint

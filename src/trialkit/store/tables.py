@@ -93,31 +93,40 @@ def _csv_rows(path: Path, n: int) -> list[list[object]]:
 def _read_csv(p: Path, id_columns: tuple[str, ...], required: tuple[str, ...]) -> pd.DataFrame:
     rows = _csv_rows(p, HEADER_SEARCH_ROWS)
     header = [str(c) for c in rows[0]] if rows else []
-    dtype = {c: "string" for c in header if c in id_columns or c in _TEXT_COLUMNS}
-    try:
-        frame = pd.read_csv(p, engine="pyarrow", dtype=dtype, dtype_backend="pyarrow")
-    except (pa.ArrowInvalid, ValueError):
-        frame = pd.read_csv(p, dtype=str, keep_default_na=True, encoding="utf-8-sig")
     row = _header_row(rows, required)
     if row is not None:
+        # a title above the header: the rows below it are not read (a title line alone
+        # would not parse as a table); the caller reports where the header seems to be
+        frame = pd.DataFrame(columns=_column_names(list(header)))
         frame.attrs["header_row"] = row
-    return frame
+        return frame
+    dtype = {c: "string" for c in header if c in id_columns or c in _TEXT_COLUMNS}
+    try:
+        return pd.read_csv(p, engine="pyarrow", dtype=dtype, dtype_backend="pyarrow")
+    except (pa.ArrowInvalid, ValueError):
+        return pd.read_csv(p, dtype=str, keep_default_na=True, encoding="utf-8-sig")
+
+
+def _column_names(header: list[object]) -> list[str]:
+    """Header cells as unique column names, as pandas names them (``Unnamed: 3``, ``x.1``)."""
+    names: list[str] = []
+    for i, v in enumerate(header):
+        blank = v is None or v == "" or (isinstance(v, float) and v != v)
+        name = f"Unnamed: {i}" if blank else str(v)
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}.{k}"
+        names.append(name)
+    return names
 
 
 def _sheet_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """A sheet read without a header, with its first row as the header."""
     if raw.empty:
         return pd.DataFrame()
-    names: list[str] = []
-    for i, v in enumerate(raw.iloc[0]):
-        name = f"Unnamed: {i}" if v is None or pd.isna(v) else str(v)
-        base, k = name, 0
-        while name in names:  # as pandas does: a repeated name gets .1, .2, ...
-            k += 1
-            name = f"{base}.{k}"
-        names.append(name)
     body = raw.iloc[1:].reset_index(drop=True)
-    body.columns = names
+    body.columns = _column_names(list(raw.iloc[0]))
     return body
 
 
