@@ -336,6 +336,32 @@ BREAKS = {
         None,
     ),
     "clusters.missing_covariate_value": ("clusters", _set("imd_score", "", 3), "imd_score", 4),
+    "allocation.empty_arm": (
+        "allocation",
+        lambda df: df.assign(arm="control"),
+        "arm",
+        0,
+    ),
+    "measurements.before_baseline": (
+        "measurements",
+        lambda df: _set("date", "2024-09-02", _first(df, df.timepoint == "end"))(df),
+        "date",
+        None,
+    ),
+    "measurements.cluster_without_follow_up": (
+        "measurements",
+        lambda df: df[~(df.entity_id.str.startswith("LA02") & (df.timepoint != "baseline"))],
+        "timepoint",
+        0,
+    ),
+    "families.header_not_first_row": (
+        "families",
+        lambda df: pd.concat(
+            [pd.DataFrame([df.columns], columns=df.columns), df], ignore_index=True
+        ).set_axis([f"Families Q{i}" for i in range(df.shape[1])], axis=1),
+        None,
+        0,
+    ),
     "clusters.missing_covariate": (
         "clusters",
         lambda df: df.drop(columns=["imd_score"]),

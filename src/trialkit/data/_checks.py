@@ -20,8 +20,25 @@ from trialkit.protocol.model import Protocol
 
 
 class _Collector:
+    """Every problem found, and what later rules must not report again.
+
+    ``bad`` holds, per (table, column), the cells that held a value that could not
+    be read (already reported: rules that need the value skip them);
+    ``unreadable`` the columns reported as a whole (their dependants are not
+    checked); ``broken`` the tables that could not be checked at all (a required
+    column is absent), treated by later rules like an absent table.
+    """
+
     def __init__(self) -> None:
         self.items: list[DataProblem] = []
+        self.bad: dict[tuple[str, str], np.ndarray] = {}
+        self.unreadable: set[tuple[str, str]] = set()
+        self.broken: set[str] = set()
+
+    def bad_cells(self, table: str, column: str, n: int) -> np.ndarray:
+        """Mask of the cells of ``table.column`` already reported as unreadable."""
+        mask = self.bad.get((table, column))
+        return np.zeros(n, dtype=bool) if mask is None or len(mask) != n else mask
 
     def add(
         self,
@@ -122,12 +139,14 @@ class _Checks:
         self.end = np.datetime64(end, "D") if end else None
         self.custom = custom
         self.score15_reverse = score15_reverse
+        self.labels: dict[str, str] = {}
         self.la_ids: set[str] = set()
         self.kw_la: dict[str, str] = {}
         self.fam_ids: set[str] = set()
 
     def file(self, name: str) -> str:
-        return self.f.get(name, f"{name}.csv")
+        """How problems name the file of table ``name`` (with its sheet for a workbook)."""
+        return self.labels.get(name) or self.f.get(name, f"{name}.csv")
 
     def window(
         self,

@@ -62,6 +62,8 @@ def check_delivery_table(
     """
     col = _Collector()
     table = _convert_table("delivery", delivery, file, protocol, col)
+    if "delivery" in col.broken:
+        return col.items
     ctx = _DeliveryChecks(
         protocol,
         {"delivery": table},
@@ -157,6 +159,7 @@ class _DeliveryChecks(_Checks):
                 continue
             for c in cols:
                 nul = is_t & ~np.asarray(dlv[c].notna().to_numpy(dtype=bool, na_value=False))
+                nul &= ~self.col.bad_cells("delivery", c, len(dlv))  # already reported
                 self.col.rows(
                     f,
                     nul,

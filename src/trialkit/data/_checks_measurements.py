@@ -147,7 +147,13 @@ class _MeasurementChecks(_Checks):
                 lambda i: f"measurement date must not be before consent ({cc[i]}); got {d[i]}",
                 "data collected before consent cannot be used; check the date",
             )
-            nocons = ok & np.isnat(cc)
+            # a consent date that could not be read was reported with families: not again here
+            cbad = self.col.bad_cells("families", "consent_date", len(fm))
+            cbad1 = np.zeros(n, dtype=bool)
+            cbad1[ok] = cbad[fm1.index.to_numpy()[pos[ok]]]
+            nocons = ok & np.isnat(cc) & ~cbad1
+            if ("families", "consent_date") in self.col.unreadable:
+                nocons[:] = False
             self.col.rows(
                 f,
                 nocons,
@@ -166,6 +172,7 @@ class _MeasurementChecks(_Checks):
                 "check whether the family withdrew from data collection",
                 "warning",
             )
+        self.check_baseline_order(m, d)
         # items
         items = item_columns(MAX_ITEMS)
         present_cols = [c for c in items if c in m.columns]
@@ -313,11 +320,96 @@ class _MeasurementChecks(_Checks):
         )
         return sc
 
+    # ------------------------------------------------------------------ timepoint order
+    def check_baseline_order(self, m: pd.DataFrame, d: np.ndarray) -> None:
+        """A follow-up measurement must not be dated before the same entity's baseline.
+
+        Baseline is the protocol's first timepoint; the comparison is within one
+        entity, level and instrument.
+        """
+        tps = list(self.p.trial.timepoints)
+        if len(tps) < 2 or ("measurements", "date") in self.col.unreadable:
+            return
+        key = pd.DataFrame(
+            {
+                "e": to_object(m["entity_id"]),
+                "l": to_object(m["level"]),
+                "i": to_object(m["instrument"]),
+                "t": to_object(m["timepoint"]),
+                "d": d,
+            }
+        )
+        base = key[(key["t"] == tps[0]) & ~np.isnat(d)].drop_duplicates(["e", "l", "i"])
+        if base.empty:
+            return
+        merged = key.merge(
+            base[["e", "l", "i", "d"]], on=["e", "l", "i"], how="left", suffixes=("", "_b")
+        )
+        bd = merged["d_b"].to_numpy(dtype="datetime64[D]")
+        follow = np.asarray(_isin(key["t"].to_numpy(dtype=object), tps[1:]))
+        early = follow & ~np.isnat(d) & ~np.isnat(bd) & (d < bd)
+        tp = key["t"].to_numpy(dtype=object)
+        self.col.rows(
+            self.file("measurements"),
+            early,
+            "date",
+            "measurements.before_baseline",
+            lambda i: (
+                f"a '{tp[i]}' measurement must not be dated before the same entity's "
+                f"'{tps[0]}' ({bd[i]}); got {d[i]}"
+            ),
+            "check the date and the timepoint label (swapped timepoints or a typo in the year?)",
+        )
+
+    # ------------------------------------------------------------------ follow-up per LA
+    def check_follow_up(self) -> None:
+        """Warn for each LA with no measurement at any follow-up timepoint.
+
+        Follow-up timepoints are the protocol's timepoints after the first.  Entities
+        are placed in their LA through the families and keyworkers tables.
+        """
+        m = self.t.get("measurements")
+        tps = list(self.p.trial.timepoints)
+        if m is None or not self.la_ids or len(tps) < 2 or self.col.broken:
+            return  # entities cannot all be placed in their LA: say nothing rather than guess
+        where: dict[str, str] = {}
+        for table, id_col, level in (
+            ("keyworkers", "keyworker_id", "keyworker"),
+            ("families", "family_id", "family"),
+        ):
+            frame = self.t.get(table)
+            if frame is not None:
+                for e, la in zip(_str(frame[id_col]), _str(frame["la_id"]), strict=True):
+                    if e is not None and la is not None:
+                        where.setdefault(f"{level}\x1f{e}", la)
+        ents = to_object(m["entity_id"])
+        lvls = to_object(m["level"])
+        follow = np.asarray(_isin(to_object(m["timepoint"]), tps[1:]))
+        seen = {
+            where.get(f"{lv}\x1f{e}")
+            for e, lv, ok in zip(ents, lvls, follow, strict=True)
+            if ok and e is not None and lv is not None
+        }
+        for la in sorted(self.la_ids - seen):
+            self.col.add(
+                self.file("measurements"),
+                None,
+                "timepoint",
+                "measurements.cluster_without_follow_up",
+                f"LA {la!r} has no measurement at any follow-up timepoint "
+                f"({', '.join(tps[1:])}): it adds nothing to the comparison of arms",
+                "check whether follow-up data were collected in this LA and are missing "
+                "from the file",
+                "warning",
+            )
+
     # ------------------------------------------------------------------ missing data
     def missing_patterns(self, scores: pd.DataFrame) -> None:
         alloc = self.t.get("allocation")
         if alloc is None or alloc.empty or "families" not in self.t:
             return
+        if self.col.broken & {"families", "keyworkers", "measurements"}:
+            return  # already reported: every pattern would be an artefact of the missing column
         arm_of = dict(zip(_str(alloc["cluster"]), _str(alloc["arm"]), strict=True))
         fam = self.t["families"]
         kw = self.t["keyworkers"]

@@ -10,6 +10,7 @@ one with its row.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -22,13 +23,41 @@ from trialkit.data.schema import DataProblem, Kind
 from trialkit.errors import DataError
 from trialkit.store import read_table
 
-__all__ = ["convert", "find_tables", "read_table"]
+__all__ = [
+    "DATE_FORMAT_GUESSES",
+    "convert",
+    "date_format_label",
+    "find_tables",
+    "guess_date_format",
+    "read_table",
+]
 
 STRING = pd.StringDtype("pyarrow")
 FLOAT = pd.ArrowDtype(pa.float64())
 INT = pd.ArrowDtype(pa.int64())
 BOOL = pd.ArrowDtype(pa.bool_())
 DATE = pd.ArrowDtype(pa.date32())
+
+ISO = "ISO8601"
+"""The default date format (``[data] date_format`` in the protocol)."""
+
+DATE_FORMAT_GUESSES: tuple[tuple[str, str], ...] = (
+    ("%d/%m/%Y", "DD/MM/YYYY"),
+    ("%m/%d/%Y", "MM/DD/YYYY"),
+    ("%d-%m-%Y", "DD-MM-YYYY"),
+    ("%d.%m.%Y", "DD.MM.YYYY"),
+    ("%d/%m/%y", "DD/MM/YY"),
+    ("%m/%d/%y", "MM/DD/YY"),
+    ("%Y/%m/%d", "YYYY/MM/DD"),
+    ("%d %b %Y", "DD Mon YYYY"),
+    ("%d %B %Y", "DD Month YYYY"),
+    ("%d-%b-%Y", "DD-Mon-YYYY"),
+    ("%d-%b-%y", "DD-Mon-YY"),
+    ("%Y%m%d", "YYYYMMDD"),
+)
+"""Date layouts a data file may use instead of the declared one: (strftime pattern, label)."""
+
+_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -115,10 +144,54 @@ def _as_text(s: pd.Series) -> pd.Series:
     return out.mask(out == "", pd.NA).astype(STRING)
 
 
-def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
+def date_format_label(fmt: str) -> str:
+    """How a date format is shown in messages: ``%d/%m/%Y`` gives ``DD/MM/YYYY``."""
+    if fmt == ISO:
+        return "an ISO date (YYYY-MM-DD)"
+    known = dict(DATE_FORMAT_GUESSES)
+    return f"a date written {known.get(fmt, fmt)}"
+
+
+def _parse_text_dates(txt: pd.Series, fmt: str) -> pd.Series:
+    """Text to datetimes with ``fmt``; ISO dates (unambiguous) are read whatever ``fmt``."""
+    iso = pd.to_datetime(txt, errors="coerce", format=ISO)
+    if fmt == ISO:
+        return iso
+    return pd.to_datetime(txt, errors="coerce", format=fmt).fillna(iso)
+
+
+def guess_date_format(values: pd.Series | list[object]) -> list[tuple[str, str]]:
+    """The layouts of :data:`DATE_FORMAT_GUESSES` that read every given text value.
+
+    Parameters
+    ----------
+    values : Series or list
+        Cells of one column that could not be read as dates (missing ones ignored).
+
+    Returns
+    -------
+    list of (pattern, label)
+        Empty when no layout reads them all; two entries (``DD/MM/YYYY`` and
+        ``MM/DD/YYYY``) when every day is 12 or less and the order is ambiguous.
+    """
+    txt = _as_text(pd.Series(list(values), dtype=object)).dropna().astype(object)
+    if txt.empty:
+        return []
+    out: list[tuple[str, str]] = []
+    for fmt, label in DATE_FORMAT_GUESSES:
+        ok = pd.to_datetime(txt, errors="coerce", format=fmt).notna()
+        if bool(ok.all()):
+            out.append((fmt, label))
+    return out
+
+
+def convert(s: pd.Series, kind: Kind, *, date_format: str = ISO) -> tuple[pd.Series, np.ndarray]:
     """Convert ``s`` to the dtype of ``kind``; return ``(converted, bad_mask)``.
 
     ``bad_mask`` marks cells that held a value that could not be converted.
+    Numbers may be written with thousands separators (``1,412``).  Dates are
+    read with ``date_format`` (the protocol's ``[data] date_format``: ``ISO8601``
+    or a strftime pattern); ISO dates and spreadsheet date cells are read whatever it is.
     """
     present = _notna(s)
     if kind in ("id", "str"):
@@ -129,6 +202,9 @@ def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
             vals = s.to_numpy(dtype=float, na_value=np.nan)
         else:
             txt = _as_text(s)
+            sep = txt.str.fullmatch(_THOUSANDS).to_numpy(dtype=bool, na_value=False)
+            if sep.any():
+                txt = txt.mask(pd.Series(sep, index=txt.index), txt.str.replace(",", ""))
             vals = pd.to_numeric(txt, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         vals = np.where(np.isinf(vals), np.nan, vals)
         bad = present & np.isnan(vals)
@@ -147,12 +223,20 @@ def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_datetime64_any_dtype(s.dtype) or (
             isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_timestamp(s.dtype.pyarrow_dtype)
         ):
-            dt = pd.to_datetime(s.astype(object), errors="coerce")
+            when = pd.to_datetime(s.astype(object), errors="coerce")
+        elif s.dtype == object:
+            cells = s.astype(object)
+            is_date = np.array([isinstance(v, (dt.date, np.datetime64)) for v in cells], dtype=bool)
+            when = _parse_text_dates(
+                _as_text(cells.where(~is_date, None)).astype(object), date_format
+            )
+            if is_date.any():
+                direct = pd.to_datetime(cells.where(is_date, None), errors="coerce")
+                when = when.where(~is_date, direct)
         else:
-            txt = _as_text(s).astype(object)
-            dt = pd.to_datetime(txt, errors="coerce", format="ISO8601")
-        bad = present & np.asarray(dt.isna())
-        days = dt.to_numpy(dtype="datetime64[D]")
+            when = _parse_text_dates(_as_text(s).astype(object), date_format)
+        bad = present & np.asarray(when.isna())
+        days = when.to_numpy(dtype="datetime64[D]")
         arr = pa.array(days, type=pa.date32(), from_pandas=True)
         return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
     if kind == "bool":

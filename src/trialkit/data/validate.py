@@ -26,9 +26,9 @@ from trialkit.data._checks_entities import _EntityChecks
 from trialkit.data._checks_measurements import _MeasurementChecks
 from trialkit.data._result import TrialData
 from trialkit.data._save import save_validated
-from trialkit.data._tables import _convert_table, _empty, _read_allocation
+from trialkit.data._tables import _convert_table, _empty, _read_allocation, table_label
 from trialkit.data.load import find_tables, read_table
-from trialkit.data.schema import COLUMNS, REQUIRED_TABLES, TABLES
+from trialkit.data.schema import COLUMNS, REQUIRED, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
 from trialkit.data.scoring import custom_instruments as custom_instruments_of
 from trialkit.errors import DataError
@@ -123,30 +123,38 @@ def validate(
         inputs[path.name] = sha256_file(path)
         ids = tuple(c for c, k in COLUMNS[name].items() if k == "id")
         try:
-            raw[name] = read_table(path, ids)
+            raw[name] = read_table(path, ids, REQUIRED[name])
         except DataError as err:
             for p in err.problems:
                 col.add(path.name, None, None, p.code, p.message, p.hint)
 
     tables: dict[str, pd.DataFrame] = {}
+    labels: dict[str, str] = {}
     for name, frame in raw.items():
-        tables[name] = _convert_table(name, frame, files[name], protocol, col)
+        labels[name] = table_label(files[name], frame)
+        converted = _convert_table(name, frame, labels[name], protocol, col)
+        if name not in col.broken:
+            # a table without its required columns is reported once and then treated as
+            # absent, so that rules over other tables do not report every row again
+            tables[name] = converted
 
     start = protocol.trial.start
     end = protocol.trial.end
     allocation = _read_allocation(
-        protocol, allocation_dir, tables.get("clusters"), files, inputs, col
+        protocol, allocation_dir, tables.get("clusters"), files, inputs, col, labels
     )
     tables["allocation"] = allocation
 
     custom = {**custom_instruments_of(protocol), **(custom_instruments or {})}
     reverse = score15_reverse or protocol.scoring.score15_reverse
     ctx = _Context(protocol, tables, files, col, start, end, custom, reverse)
+    ctx.labels = labels
     ctx.check_clusters()
     ctx.check_keyworkers()
     ctx.check_families()
     scores = ctx.check_measurements()
-    if "delivery" in raw:
+    ctx.check_follow_up()
+    if "delivery" in tables:
         ctx.delivery_columns = {str(c).strip() for c in raw["delivery"].columns}
     ctx.check_delivery()
     for name in TABLES:

@@ -235,6 +235,30 @@ class DataSpec(_Model):
     family_id: str = "family_id"
     covariates: list[Covariate] = Field(default_factory=list)
     courses: list[Identifier] = Field(default_factory=lambda: list(DEFAULT_COURSES), min_length=1)
+    date_format: str = Field(
+        default="ISO8601",
+        description=(
+            "How dates are written in the data files: 'ISO8601' (2025-02-24, the default) "
+            "or a strftime pattern such as '%d/%m/%Y' (24/02/2025)"
+        ),
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format_reads_a_date(cls, v: str) -> str:
+        if v == "ISO8601":
+            return v
+        probe = dt.date(2025, 2, 24)
+        try:
+            back = dt.datetime.strptime(probe.strftime(v), v).date()
+        except ValueError:
+            back = None
+        if back != probe:
+            raise ValueError(
+                "date_format must be 'ISO8601' or a strftime pattern with day, month and year "
+                f"such as '%d/%m/%Y'; got {v!r}"
+            )
+        return v
 
     def covariate(self, name: str) -> Covariate | None:
         return next((c for c in self.covariates if c.name == name), None)
