@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trialkit.cli._common import add_format, add_out, emit, refuse_existing
+from trialkit.cli._common import add_format, add_out, emit, require_new_table
 
 NAME = "score"
 HELP = "Score questionnaire items (SCORE-15, WEMWBS, SWEMWBS, CBI, RCADS, ORS, SRS) into scales."
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SCORE-15 items to reverse-code (default strengths)",
     )
     parser.add_argument("--cbi-coding", choices=["0-100", "1-5"], default="0-100")
-    add_out(parser, help="output CSV or Parquet file (must not exist)")
+    add_out(parser, help="new output file ending in .csv or .parquet (never overwritten)")
     add_format(parser, help="output format")
 
 
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from trialkit.data.load import read_table
     from trialkit.data.scoring import score
 
+    if args.out:
+        require_new_table(args.out)  # before any work: a bad suffix or an existing file
     frame = read_table(args.input, ("entity_id",))
     if "instrument" in frame.columns:
         frame = frame[frame["instrument"].astype(str) == args.instrument]
@@ -52,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         cbi_coding=args.cbi_coding,
     )
     if args.out:
-        refuse_existing(args.out)
         write_frame(args.out, out)
     recs = out.astype(object).where(out.notna(), None).to_dict(orient="records")
     payload = {"ok": True, "instrument": args.instrument, "n": len(out), "scores": recs}
