@@ -109,7 +109,10 @@ def report_error(err: TrialkitError, fmt: str = "text") -> None:
             "error": err.message,
             "issues": problems_to_dicts(err.problems),
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        try:
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        except BrokenPipeError:  # the reader went away; stderr still has the message
+            _stdout_closed()
     sys.stderr.write(f"trialkit: {err}\n")
 
 
