@@ -67,7 +67,7 @@ FILE_CONTENT: dict[str, bytes] = {
     "wrong_types": (
         "la_id,arm,y,retained,imd_score,date,item_1,entity_id,instrument,timepoint\n"
         + "".join(
-            f"LA{i:02d},{'intervention' if i % 2 else 'control'},\"1,4{i}2\",yes,n/k,"
+            f'LA{i:02d},{"intervention" if i % 2 else "control"},"1,4{i}2",yes,n/k,'
             f"24/02/2025,-,F{i},SCORE-15,baseline\n"
             for i in range(1, 9)
         )
@@ -173,7 +173,9 @@ class _Outputs:
         return str(self.root / f"out{next(self.count)}{suffix}")
 
 
-def _value(draw: st.DrawFn, action: argparse.Action, corpus: dict[str, list[str]], outs: _Outputs) -> str:
+def _value(
+    draw: st.DrawFn, action: argparse.Action, corpus: dict[str, list[str]], outs: _Outputs
+) -> str:
     dest = action.dest
     if action.choices and draw(st.integers(0, 9)) > 0:
         return str(draw(st.sampled_from(sorted(map(str, action.choices)))))
@@ -337,3 +339,23 @@ def test_closed_pipe_on_help_and_errors(corpus: dict[str, list[str]]) -> None:
 
 def test_every_verb_is_fuzzed() -> None:
     assert {"simulate", "validate", "report", "randomise", "score", "init", "cace"} <= set(VERBS)
+
+
+def test_harness_catches_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks above would fail on a crash: a verb that raises a bare exception exits 3."""
+    import trialkit.cli.cmd_schema as cmd_schema
+
+    def crash(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cmd_schema, "run", crash)
+    with pytest.raises(AssertionError, match="exit 3"):
+        check_run("schema", ["schema"], False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _count_report() -> Iterator[None]:
+    """Print how many command lines were tried (seen with ``pytest -s``)."""
+    yield
+    total = sum(TRIED.values())
+    print(f"\nfuzzed {total} command lines over {len(TRIED)} verbs: {dict(sorted(TRIED.items()))}")
