@@ -237,6 +237,8 @@ def test_staged_directory_refuses_when_another_writer_won(tmp_path: Path) -> Non
 
 def _existing_out_cases(demo, tmp_path: Path) -> dict[str, tuple[list[str], Path]]:
     meas = str(demo.data / "measurements.csv")
+    stage = ["--protocol", str(PILOT), "--data", str(demo.data)]
+    stage += ["--allocation", str(demo.allocation)]
     return {
         "schema": (["schema", "--out"], tmp_path / "s.json"),
         "render": (["render", "tidier", str(PILOT), "--format", "md", "--out"], tmp_path / "t.md"),
@@ -255,6 +257,14 @@ def _existing_out_cases(demo, tmp_path: Path) -> dict[str, tuple[list[str], Path
             tmp_path / "sim",
         ),
         "report": (["report", "--analysis", str(demo.analysis), "--out"], tmp_path / "rep"),
+        "analyse": (["analyse", *stage, "--out"], tmp_path / "an"),
+        "fidelity": (["fidelity", *stage, "--out"], tmp_path / "fid"),
+        "cace": (["cace", *stage, "--outcome", "family_functioning", "--out"], tmp_path / "cace"),
+        "power": (
+            ["power", "simulate", "--levels", "2", "--clusters", "6", "--units-per-cluster"]
+            + ["5", "--icc-cluster", "0.05", "--effect", "0.3", "--reps", "2", "--out"],
+            tmp_path / "pow",
+        ),
         "validate": (
             ["validate", "--protocol", str(PILOT), "--data", str(demo.data), "--allocation"]
             + [str(demo.allocation), "--out"],
@@ -264,7 +274,9 @@ def _existing_out_cases(demo, tmp_path: Path) -> dict[str, tuple[list[str], Path
 
 
 @pytest.mark.parametrize(
-    "verb", ["schema", "render", "score", "init", "randomise", "simulate", "report", "validate"]
+    "verb",
+    ["schema", "render", "score", "init", "randomise", "simulate", "report", "validate"]
+    + ["analyse", "fidelity", "cace", "power"],
 )
 def test_output_exists_is_exit_1_for_every_verb(demo, tmp_path: Path, capsys, verb) -> None:
     args, out = _existing_out_cases(demo, tmp_path)[verb]
