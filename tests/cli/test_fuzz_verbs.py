@@ -314,7 +314,10 @@ def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
         def run(case: tuple[list[str], bool]) -> None:
             check_run(verb, *case)
 
-        run()
+        work = outs.root / "cwd"
+        work.mkdir()
+        with contextlib.chdir(work):  # a relative path among the values lands here
+            run()
     finally:
         shutil.rmtree(outs.root, ignore_errors=True)
 
