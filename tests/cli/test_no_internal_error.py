@@ -37,21 +37,6 @@ def _no_crash(err: str) -> None:
     assert "internal error" not in err and "Traceback" not in err, err
 
 
-# ----------------------------------------------------------------------------- init
-
-
-def test_init_given_a_file_is_invalid_input(tmp_path: Path, capsys) -> None:
-    afile = tmp_path / "notes.txt"
-    afile.write_text("minutes of the steering group\n", encoding="utf-8")
-    assert main(["init", str(afile)]) == 1
-    err = capsys.readouterr().err
-    _no_crash(err)
-    assert "cli.init.not_a_directory" in err and "notes.txt" in err
-    assert main(["init", str(afile / "sub")]) == 1
-    assert "cli.init.not_a_directory" in capsys.readouterr().err
-    assert afile.read_text(encoding="utf-8") == "minutes of the steering group\n"
-
-
 # ----------------------------------------------------------------------------- broken pipe
 
 
