@@ -87,13 +87,17 @@ def ensure_new_directory(
     """
     path = Path(out)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise error.from_problem(
-            path=str(path),
-            code=code,
-            message=f"output directory must be new or empty; got '{path}' with files",
-            hint="choose a new --out directory (outputs are never overwritten)",
-        )
+        raise _output_exists(path, error, code)
     return path
+
+
+def _output_exists(path: Path, error: type[TrialkitError], code: str) -> TrialkitError:
+    return error.from_problem(
+        path=str(path),
+        code=code,
+        message=f"output directory must be new or empty; got '{path}' with files",
+        hint="choose a new --out directory (outputs are never overwritten)",
+    )
 
 
 @contextmanager
@@ -103,16 +107,24 @@ def staged_directory(
     """Write a whole output directory atomically.
 
     Yields a temporary sibling directory; when the block ends without an exception it
-    is renamed to ``out`` (which must be new or empty), otherwise it is removed.
+    is renamed to ``out`` (which must be new or empty), otherwise it is removed.  When
+    another process filled ``out`` in the meantime (two runs writing to one directory)
+    this one raises ``error`` with ``code`` ("output exists") and leaves the other's
+    output as it is.
     """
     target = ensure_new_directory(out, error=error, code=code)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            target.rmdir()
-        os.replace(tmp, target)
+        try:
+            if target.exists():
+                target.rmdir()
+            os.replace(tmp, target)
+        except OSError:
+            if target.exists():  # the other writer won: ours is refused, theirs kept
+                raise _output_exists(target, error, code) from None
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -80,7 +80,7 @@ def test_init_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["check", str(target / "protocol.toml"), "--format", "json"]) == 1
     payload = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert "protocol.tidier.placeholder" in {i["code"] for i in payload["issues"]}
-    assert main(["init", str(target)]) == 2  # never overwrites
+    assert main(["init", str(target)]) == 1  # never overwrites (output exists: 1)
 
 
 def test_python_m_trialkit() -> None:

@@ -15,6 +15,7 @@ from trialkit.errors import (
     FitError,
     ModelSpecError,
     PowerError,
+    TrialkitError,
     UsageError,
 )
 
@@ -64,9 +65,10 @@ def test_json_format_reports_issues_on_stdout(capsys) -> None:  # type: ignore[n
 def test_refuse_existing(tmp_path: Path) -> None:
     refuse_existing(tmp_path / "new.csv")
     (tmp_path / "old.csv").write_text("x", encoding="utf-8")
-    with pytest.raises(UsageError) as e:
+    with pytest.raises(TrialkitError) as e:
         refuse_existing(tmp_path / "old.csv")
     assert e.value.codes == ("cli.output_exists",)
+    assert e.value.exit_code == 1  # "output exists" is invalid input for every verb
     empty = tmp_path / "empty"
     empty.mkdir()
     refuse_existing(empty, directory=True)

@@ -18,6 +18,18 @@ No statistics live here: commands call the library and format its results, throu
 the shared arguments and output helpers of :mod:`trialkit.cli._common`.
 
 Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 a computation failed.
+
+* 1 — invalid input: a file or value trialkit cannot use (every stage's error,
+  unreadable or non-UTF-8 files) and an output that already exists (for every verb:
+  outputs are never overwritten);
+* 2 — usage: a command line that cannot be parsed or an option value outside its
+  allowed set or range;
+* 3 — a fit or computation that failed on valid input (``ComputationError``); any
+  other exception is a bug in trialkit, also reported with 3 and a crash note.
+
+A reader that stops early (``trialkit validate ... | head``) ends trialkit quietly
+with status 0, as for other command-line tools that write to a pipe.
+
 Commands raise and never catch trialkit's errors: :func:`handle_error` is the one
 place where an error becomes an exit code, by its class alone.
 """
@@ -97,7 +109,10 @@ def report_error(err: TrialkitError, fmt: str = "text") -> None:
             "error": err.message,
             "issues": problems_to_dicts(err.problems),
         }
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        try:
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        except BrokenPipeError:  # the reader went away; stderr still has the message
+            _stdout_closed()
     sys.stderr.write(f"trialkit: {err}\n")
 
 
@@ -108,13 +123,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except BrokenPipeError:  # --help into a closed pipe
+        return _stdout_closed()
     if getattr(args, "_module", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args._module.run(args))
+        status = int(args._module.run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except BaseException as err:  # the one place where errors become exit codes
         return handle_error(err, getattr(args, "format", "text") or "text")
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly.
+
+    Further output (including Python's own flush at exit) goes to the null device,
+    so no "Broken pipe" traceback follows.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, IDEs)
+        pass
+    return EXIT_OK
 
 
 def handle_error(err: BaseException, fmt: str = "text") -> int:
@@ -123,10 +157,13 @@ def handle_error(err: BaseException, fmt: str = "text") -> int:
     ``TrialkitError`` subclasses carry their own ``exit_code`` (1 invalid input, 2 usage,
     3 a computation that failed on valid input); an unreadable path or a non-UTF-8
     input is invalid input (1); ``SystemExit`` from argparse keeps its code (2 for
-    usage); anything else is a bug in trialkit (3, with a crash note).
+    usage); a closed stdout pipe ends quietly (0); anything else is a bug in trialkit
+    (3, with a crash note).
     """
     if isinstance(err, SystemExit):
         return int(err.code) if isinstance(err.code, int) else EXIT_USAGE
+    if isinstance(err, BrokenPipeError):
+        return _stdout_closed()
     if isinstance(err, TrialkitError):
         report_error(err, fmt)
         return err.exit_code

@@ -2,6 +2,12 @@
 
 Each option that several verbs take is declared once here, with one flag, type and
 default; a verb passes its own ``help`` only where its wording is more specific.
+
+Outputs are never overwritten.  An output that already exists is refused by
+:func:`refuse_existing` (files) or :func:`require_new_directory` (stage
+directories) with **exit status 1**, the same for every verb: it is about the
+user's files, like any other invalid input (a usage error, 2, is a command line
+that cannot be parsed or an option value outside its allowed set).
 """
 
 from __future__ import annotations
@@ -27,8 +33,12 @@ __all__ = [
     "emit_text",
     "refuse_existing",
     "require_new_directory",
+    "require_new_table",
     "write_or_print",
 ]
+
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
+"""Suffixes of the table files a verb can write with ``--out``."""
 
 # argparse's parser and argument groups share ``add_argument``
 _Target = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -128,7 +138,7 @@ def refuse_existing(
     path: str | Path,
     *,
     directory: bool = False,
-    error: type[TrialkitError] = UsageError,
+    error: type[TrialkitError] = TrialkitError,
     code: str = "cli.output_exists",
     message: str | None = None,
     hint: str = "choose a new --out file",
@@ -136,8 +146,9 @@ def refuse_existing(
     """Refuse to overwrite an output: raise ``error`` when ``path`` exists.
 
     With ``directory=True`` an existing empty directory is accepted (only one that
-    holds files is refused).  ``error`` is :class:`UsageError` (exit 2) unless a verb
-    has always reported the case with its stage's error class.
+    holds files is refused).  ``error`` is :class:`TrialkitError` (exit 1, as for every
+    "output exists") unless a verb reports the case with its stage's error class
+    (also exit 1).
     """
     p = Path(path)
     if not p.exists() or (directory and p.is_dir() and not any(p.iterdir())):
@@ -150,9 +161,31 @@ def refuse_existing(
     )
 
 
+def require_new_table(out: str | Path) -> Path:
+    """Return ``--out`` for a table: a new file ending in ``.csv`` or ``.parquet``.
+
+    Raises :class:`UsageError` (exit 2, code ``cli.out_format``) for another suffix and
+    refuses an existing file (exit 1, ``cli.output_exists``); call it before any work.
+    """
+    p = Path(out)
+    if p.suffix.lower() not in TABLE_SUFFIXES:
+        raise UsageError.from_problem(
+            path="--out",
+            code="cli.out_format",
+            message=f"`--out` must end in {' or '.join(TABLE_SUFFIXES)}; got '{out}'.",
+            hint=f"e.g. --out {p.with_suffix('.csv').name}",
+        )
+    refuse_existing(p)
+    return p
+
+
 def write_or_print(text: str, out: str | Path | None) -> None:
-    """Write ``text`` as is to the file ``out`` (atomically), or to stdout without ``out``."""
+    """Write ``text`` as is to the new file ``out`` (atomically), or to stdout without ``out``.
+
+    An existing ``out`` is refused (exit 1), as for every output.
+    """
     if out:
+        refuse_existing(out)
         atomic_write_text(out, text)
     else:
         sys.stdout.write(text)

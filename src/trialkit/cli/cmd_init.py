@@ -8,6 +8,7 @@ from pathlib import Path
 
 from trialkit._io import atomic_write_text
 from trialkit.cli._common import emit_text, refuse_existing
+from trialkit.errors import TrialkitError
 
 NAME = "init"
 HELP = "Write a commented template protocol (protocol.toml) into DIR."
@@ -24,7 +25,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = Path(args.dir) / "protocol.toml"
+    directory = Path(args.dir)
+    if directory.exists() and not directory.is_dir():
+        raise TrialkitError.from_problem(
+            path=str(directory),
+            code="cli.init.not_a_directory",
+            message=f"DIR must be a directory (new or existing); got the file '{directory}'.",
+            hint=f"give a directory, e.g. 'trialkit init {directory.stem or 'my'}-trial'",
+        )
+    for parent in directory.parents:
+        if parent.exists() and not parent.is_dir():
+            raise TrialkitError.from_problem(
+                path=str(directory),
+                code="cli.init.not_a_directory",
+                message=f"DIR must be a directory path; got '{directory}' inside the file "
+                f"'{parent}'.",
+                hint="choose a directory that is not inside a file",
+            )
+    target = directory / "protocol.toml"
     refuse_existing(
         target,
         code="cli.init.exists",

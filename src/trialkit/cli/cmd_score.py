@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trialkit.cli._common import add_format, add_out, emit, refuse_existing
+from trialkit.cli._common import add_format, add_out, emit, require_new_table
 
 NAME = "score"
 HELP = "Score questionnaire items (SCORE-15, WEMWBS, SWEMWBS, CBI, RCADS, ORS, SRS) into scales."
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how CBI answers are entered (default the protocol's, else 0-100)",
     )
-    add_out(parser, help="output CSV or Parquet file (must not exist)")
+    add_out(parser, help="new output file ending in .csv or .parquet (never overwritten)")
     add_format(parser, help="output format")
 
 
@@ -56,14 +56,14 @@ def run(args: argparse.Namespace) -> int:
     from trialkit.protocol import load_protocol
     from trialkit.protocol.model import ScoringPlan
 
+    if args.out:
+        require_new_table(args.out)  # before any work: a bad suffix or an existing file
     plan = ScoringPlan()
     custom = {}
     if args.protocol:
         protocol = load_protocol(args.protocol)
         plan = protocol.scoring
         custom = custom_instruments(protocol)
-    if args.out:
-        refuse_existing(args.out)
     frame = read_table(args.input, ("entity_id",))
     if "instrument" in frame.columns:
         frame = frame[frame["instrument"].astype(str) == args.instrument]

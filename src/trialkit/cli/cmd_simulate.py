@@ -32,26 +32,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="random seed")
     parser.add_argument("--out", required=True, help="new output directory")
     parser.add_argument("--table-format", choices=["parquet", "csv"], default="parquet")
-    parser.add_argument("--families-per-keyworker", type=float, default=5.0)
-    parser.add_argument("--keyworkers", type=float, default=None, help="mean keyworkers per LA")
+    parser.add_argument(
+        "--families-per-keyworker",
+        type=float,
+        default=5.0,
+        help="mean families per keyworker, in [0, 1000] (default 5)",
+    )
+    parser.add_argument(
+        "--keyworkers", type=float, default=None, help="mean keyworkers per LA (a positive number)"
+    )
     parser.add_argument(
         "--effect",
         action="append",
         default=[],
         metavar="OUTCOME=SMD",
-        help="treatment effect in latent SD units (retention: log odds ratio); repeatable",
+        help="treatment effect on a protocol outcome in SD units of its latent scale, "
+        "positive = benefit (in the outcome's 'better' direction: family_functioning=0.3 "
+        'lowers SCORE-15 scores when better = "lower"); for keyworker_retention a log odds '
+        "ratio, positive = more keyworkers stay; repeatable (default 0.3 benefit on each outcome)",
     )
     parser.add_argument(
-        "--fidelity", type=float, default=None, help="delivered fidelity of every intervention LA"
+        "--fidelity",
+        type=float,
+        default=None,
+        help="delivered fidelity of every intervention LA, in [0, 1] (default drawn U(0.6, 1))",
     )
-    parser.add_argument("--contamination", type=float, default=0.05, help="control-arm delivery")
+    parser.add_argument(
+        "--contamination",
+        type=float,
+        default=0.05,
+        help="probability that a control LA delivers each element, in [0, 1] (default 0.05)",
+    )
     add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
-
     from trialkit.errors import UsageError
     from trialkit.protocol.load import load_protocol
     from trialkit.simulate.trial import simulate_trial
@@ -61,17 +76,11 @@ def run(args: argparse.Namespace) -> int:
     clusters = read_table(args.clusters, ("la_id",)).astype(object)
     clusters = clusters.where(clusters.notna(), None)
     inputs = {"protocol": args.protocol, "clusters": args.clusters}
+    allocation = None  # simple 1:1 randomisation with --seed (simulate.random_allocation)
     if args.allocation:
         record = read_allocation(args.allocation)
         allocation = record.frame
         inputs["allocation"] = str(record.path)
-    else:
-        rng = np.random.default_rng(np.random.SeedSequence([int(args.seed), 1]))
-        ids = clusters["la_id"].astype(str).to_numpy()
-        arms = np.array([protocol.intervention_arm, protocol.control_arm] * (len(ids) // 2 + 1))[
-            : len(ids)
-        ]
-        allocation = pd.DataFrame({"cluster": ids, "arm": rng.permutation(arms)})
     effects: dict[str, float] = {}
     for item in args.effect:
         key, sep, value = item.partition("=")
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 path="--effect",
                 code="cli.bad_effect",
                 message=f"--effect must be OUTCOME=NUMBER; got {item!r}",
-                hint="e.g. --effect family_functioning=-0.4",
+                hint="e.g. --effect family_functioning=0.4 (positive = benefit)",
             )
     st = simulate_trial(
         protocol,

@@ -486,7 +486,19 @@ def estimate_cace(
             keep &= ~bad
     dd = df[keep].reset_index(drop=True)
     zz = z[keep].to_numpy(float)
-    y = dd[outcome].to_numpy(float)
+    ys = dd[outcome].astype(float) if pd.api.types.is_bool_dtype(dd[outcome]) else dd[outcome]
+    if not pd.api.types.is_numeric_dtype(ys):
+        text = ys.astype(str)
+        odd = text[pd.to_numeric(text, errors="coerce").isna()]
+        example = odd.iloc[0] if len(odd) else (text.iloc[0] if len(text) else "")
+        raise FidelityError.from_problem(
+            path=f"analysis frame column {outcome}",
+            code="cace.outcome_type",
+            message=f"outcome `{outcome}` must be numeric; got text such as {example!r}.",
+            hint="store the outcome as plain numbers (no thousands separators or units; "
+            "0/1 for a binary outcome)",
+        )
+    y = ys.to_numpy(float)
     d = dd["_received"].to_numpy(float)
     if outcome_type == "binary" and not set(np.unique(y)) <= {0.0, 1.0}:
         raise FidelityError.from_problem(

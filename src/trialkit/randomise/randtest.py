@@ -286,7 +286,21 @@ def randtest(
             for c in absent
         ]
         raise DataError("outcome data and allocation do not match", probs)
-    y = frame[outcome].to_numpy(dtype=float)
+    ys = frame[outcome]
+    if pd.api.types.is_bool_dtype(ys):
+        ys = ys.astype(float)
+    if not pd.api.types.is_numeric_dtype(ys):
+        text = ys.astype(str)
+        odd = text[pd.to_numeric(text, errors="coerce").isna()]
+        example = odd.iloc[0] if len(odd) else (text.iloc[0] if len(text) else "")
+        raise DataError.from_problem(
+            path=f"outcome data column {outcome}",
+            code="randomise.randtest.outcome_type",
+            message=f"outcome `{outcome}` must be numeric; got text such as {example!r}.",
+            hint="store the outcome as plain numbers (no thousands separators or units; "
+            "0/1 for a binary outcome)",
+        )
+    y = ys.to_numpy(dtype=float)
     unknown_cat = sorted(set(categorical) - set(covariates))
     if unknown_cat:
         raise DataError.from_problem(

@@ -22,7 +22,10 @@ with standard normal terms, so the ICCs at each occasion are :math:`ρ_{LA}`,
 :math:`ρ_{KW}` and the within-person correlation of the residual part is *r*.
 Item *m* is ``low + (high − low)·Φ(α + 0.8 z + 0.6 u_m)`` rounded to the response
 grid (``u_m`` standard normal), then reversed for reverse-scored items, so
-higher *z* means a higher scored scale.  ``truth.json`` holds δ (latent SMD) and the
+higher *z* means a higher scored scale.  The effect a user gives is in the outcome's
+``better`` direction (positive = benefit): δ = effect for ``better = "higher"`` and
+δ = −effect for ``better = "lower"``.  ``truth.json`` holds both (``effect_smd``, the
+benefit, and ``latent_smd`` = δ, in the direction of the scale), and the
 realised *sample average treatment effect on the scale score* of the treated at
 the analysis timepoint (both potential outcomes scored with the same item noise).
 
@@ -48,10 +51,10 @@ from trialkit import store
 from trialkit._io import provenance
 from trialkit.data.schema import DELIVERY_COLUMNS
 from trialkit.data.scoring import INSTRUMENTS, MAX_ITEMS, Instrument, score_matrix
-from trialkit.errors import DataError
+from trialkit.errors import DataError, Problem, UsageError
 from trialkit.protocol.model import Protocol
 
-__all__ = ["SyntheticTrial", "simulate_trial"]
+__all__ = ["SyntheticTrial", "random_allocation", "simulate_trial"]
 
 _ALPHA = {
     "SCORE-15": -0.3,
@@ -163,10 +166,184 @@ def _items(z: np.ndarray, u: np.ndarray, inst: Instrument, alpha: float) -> np.n
     return x
 
 
+def random_allocation(protocol: Protocol, cluster_ids: Any, *, seed: int) -> pd.DataFrame:
+    """Allocate LAs 1:1 by simple randomisation (for a synthetic trial without an allocation).
+
+    The arms alternate intervention, control, ... over the LAs and are then permuted with
+    ``numpy.random.default_rng(SeedSequence([seed, 1]))``; with an odd number of LAs the
+    intervention arm has one more.  A real trial is allocated by :func:`trialkit.randomise`.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        Gives the intervention and control arm ids.
+    cluster_ids : sequence
+        The LA ids.
+    seed : int
+        Non-negative random seed.
+
+    Returns
+    -------
+    DataFrame
+        ``cluster``, ``arm``.
+    """
+    _check_seed(seed)
+    ids = np.asarray([str(x) for x in cluster_ids], dtype=object)
+    arms = np.array(
+        [protocol.intervention_arm, protocol.control_arm] * (len(ids) // 2 + 1), dtype=object
+    )[: len(ids)]
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+    return pd.DataFrame({"cluster": ids, "arm": rng.permutation(arms)})
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise UsageError.from_problem(
+            path="seed",
+            code="simulate.invalid_parameter",
+            message=f"`seed` must be a non-negative integer; got {seed!r}.",
+            hint="pass --seed 0 or another whole number >= 0",
+        )
+
+
+def _in_range(
+    value: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False
+) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return False
+    if not math.isfinite(v):
+        return False
+    return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
+
+def _check_parameters(
+    protocol: Protocol,
+    *,
+    seed: int,
+    effects: Mapping[str, float] | None,
+    fidelity: Mapping[str, float] | float | None,
+    contamination: float,
+    n_keyworkers: float | None,
+    keyworker_cv: float,
+    families_per_keyworker: float,
+    families_cv: float,
+    icc: Mapping[str, tuple[float, float]] | None,
+    baseline_correlation: float,
+    retention_control: float,
+    retention_icc: float,
+    missingness: Mapping[str, float] | None,
+) -> None:
+    """Raise :class:`UsageError` listing every simulation setting out of its range."""
+    _check_seed(seed)
+    problems: list[Problem] = []
+
+    def bad(path: str, rule: str, got: Any, hint: str) -> None:
+        problems.append(
+            Problem(
+                path=path,
+                code="simulate.invalid_parameter",
+                message=f"`{path}` must be {rule}; got {got!r}.",
+                hint=hint,
+            )
+        )
+
+    if n_keyworkers is not None and not _in_range(n_keyworkers, 0, 10_000, open_low=True):
+        bad(
+            "n_keyworkers",
+            "a positive number (at most 10000)",
+            n_keyworkers,
+            "give the mean number of keyworkers per LA, e.g. --keyworkers 8",
+        )
+    if not _in_range(families_per_keyworker, 0, 1000):
+        bad(
+            "families_per_keyworker",
+            "a number in [0, 1000]",
+            families_per_keyworker,
+            "give the mean families per keyworker, e.g. --families-per-keyworker 5",
+        )
+    for name, value in (("keyworker_cv", keyworker_cv), ("families_cv", families_cv)):
+        if not _in_range(value, 0, 10):
+            bad(name, "a number in [0, 10]", value, "a coefficient of variation such as 0.3")
+    for name, value in (
+        ("contamination", contamination),
+        ("baseline_correlation", baseline_correlation),
+    ):
+        if not _in_range(value, 0, 1):
+            bad(name, "a number in [0, 1]", value, "a probability such as 0.05")
+    if not _in_range(retention_control, 0, 1, open_low=True, open_high=True):
+        bad("retention_control", "a number in (0, 1)", retention_control, "e.g. 0.75")
+    if not _in_range(retention_icc, 0, 1, open_high=True):
+        bad("retention_icc", "a number in [0, 1)", retention_icc, "e.g. 0.05")
+    fids: dict[str, Any] = (
+        {str(k): v for k, v in fidelity.items()}
+        if isinstance(fidelity, Mapping)
+        else ({} if fidelity is None else {"": fidelity})
+    )
+    for la, value in fids.items():
+        if not _in_range(value, 0, 1):
+            bad(
+                f"fidelity[{la}]" if la else "fidelity",
+                "a number in [0, 1] (the share of the model delivered)",
+                value,
+                "e.g. --fidelity 0.8 for 80% of the intervention delivered",
+            )
+    for key, value in (missingness or {}).items():
+        if key not in DEFAULT_MISSINGNESS:
+            bad("missingness", f"keyed by {sorted(DEFAULT_MISSINGNESS)}", key, "fix the key")
+        elif not _in_range(value, 0, 1):
+            bad(f"missingness[{key}]", "a number in [0, 1]", value, "a probability")
+    known = [o.id for o in protocol.outcomes]
+    for oid, value in (effects or {}).items():
+        if oid not in known:
+            import difflib
+
+            close = difflib.get_close_matches(str(oid), known, n=1)
+            problems.append(
+                Problem(
+                    path=f"effects[{oid}]",
+                    code="simulate.unknown_outcome",
+                    message="the outcome of an effect must be one of the protocol's outcomes "
+                    f"({', '.join(known)}); got {oid!r}.",
+                    hint=f"did you mean '{close[0]}'?"
+                    if close
+                    else "use an outcome id from the protocol's [[outcomes]]",
+                )
+            )
+        elif not _in_range(value, -10, 10):
+            bad(
+                f"effects[{oid}]",
+                "a number in [-10, 10] (SD units; log odds ratio for a binary outcome)",
+                value,
+                "e.g. 0.3 for a benefit of 0.3 SD",
+            )
+    for oid, pair in (icc or {}).items():
+        ok = (
+            isinstance(pair, tuple | list)
+            and len(pair) == 2
+            and all(_in_range(v, 0, 1) for v in pair)
+            and float(pair[0]) + float(pair[1]) <= 1
+        )
+        if not ok:
+            bad(
+                f"icc[{oid}]",
+                "a pair (icc_la, icc_keyworker) of numbers in [0, 1] summing to at most 1",
+                pair,
+                "e.g. (0.05, 0.10)",
+            )
+    if len(problems) == 1:
+        raise UsageError(f"{problems[0].path}: {problems[0].message}", problems)
+    if problems:
+        raise UsageError(f"{len(problems)} simulation settings are out of range", problems)
+
+
 def simulate_trial(
     protocol: Protocol,
     clusters: pd.DataFrame,
-    allocation: pd.DataFrame,
+    allocation: pd.DataFrame | None = None,
     *,
     seed: int,
     effects: Mapping[str, float] | None = None,
@@ -191,15 +368,19 @@ def simulate_trial(
         ``la_id`` plus LA covariates (copied into the ``clusters`` table); a
         ``keyworkers`` column, when present and ``n_keyworkers`` is None, gives each
         LA's number of keyworkers.
-    allocation : DataFrame
-        ``cluster``, ``arm`` (from ``trialkit randomise``).
+    allocation : DataFrame, optional
+        ``cluster``, ``arm`` (from ``trialkit randomise``); without it the LAs are
+        allocated by :func:`random_allocation` with ``seed``.
     seed : int
+        Non-negative.
     effects : mapping outcome_id -> float, optional
-        Treatment effect in latent SD units in the direction of the scale (retention:
-        log odds ratio).  Default 0.3 SD in each outcome's ``better`` direction
-        (retention 0.5).
+        Treatment effect in latent SD units, **positive = benefit** (in the outcome's
+        ``better`` direction, so 0.3 lowers a ``better = "lower"`` score); for the
+        binary keyworker retention outcome a log odds ratio, positive = more retained
+        when ``better = "higher"``.  Default 0.3 SD benefit on each outcome (retention
+        0.5).  Every key must be an outcome id of the protocol.
     fidelity : float or mapping la_id -> float, optional
-        Delivered fidelity (0–1) of each intervention LA; default drawn U(0.6, 1).
+        Delivered fidelity (in [0, 1]) of each intervention LA; default drawn U(0.6, 1).
     contamination : float
         Probability that a control LA delivers each intervention element.
     n_keyworkers : float, optional
@@ -218,14 +399,31 @@ def simulate_trial(
     Returns
     -------
     SyntheticTrial
+        Every date it holds lies in the protocol's trial window (``start``–``end``), so
+        the tables pass :func:`trialkit.data.validate`.
+
+    Raises
+    ------
+    UsageError
+        A setting out of its range or an effect for an outcome the protocol lacks
+        (code ``simulate.invalid_parameter`` or ``simulate.unknown_outcome``).
     """
-    if not (0 <= baseline_correlation <= 1):
-        raise DataError.from_problem(
-            path="baseline_correlation",
-            code="simulate.invalid_parameter",
-            message=f"baseline_correlation must be in [0, 1]; got {baseline_correlation}",
-            hint="",
-        )
+    _check_parameters(
+        protocol,
+        seed=seed,
+        effects=effects,
+        fidelity=fidelity,
+        contamination=contamination,
+        n_keyworkers=n_keyworkers,
+        keyworker_cv=keyworker_cv,
+        families_per_keyworker=families_per_keyworker,
+        families_cv=families_cv,
+        icc=icc,
+        baseline_correlation=baseline_correlation,
+        retention_control=retention_control,
+        retention_icc=retention_icc,
+        missingness=missingness,
+    )
     start = np.datetime64(protocol.trial.start or "2024-09-01", "D")
     end = np.datetime64(protocol.trial.end or "2025-12-31", "D")
     span = int((end - start).astype(int))
@@ -249,6 +447,8 @@ def simulate_trial(
     cl["la_id"] = cl["la_id"].astype(str)
     la_ids = cl["la_id"].to_numpy(dtype=object)
     K = len(la_ids)
+    if allocation is None:
+        allocation = random_allocation(protocol, la_ids, seed=seed)
     amap = dict(zip(allocation["cluster"].astype(str), allocation["arm"].astype(str), strict=True))
     missing = [x for x in la_ids if x not in amap]
     if missing:
@@ -289,7 +489,9 @@ def simulate_trial(
     role = np.where(within < np.minimum(champions, nkw[kw_la] - 1), "champion", "keyworker")
     years = np.round(rng.gamma(2.0, 3.0, size=n_kw), 1)
     start_kw = start - rng.integers(30, 3650, size=n_kw).astype("timedelta64[D]")
-    beta_ret = float((effects or {}).get("keyworker_retention", 0.5))
+    effect_ret = float((effects or {}).get("keyworker_retention", 0.5))
+    better = {o.id: o.better for o in protocol.outcomes}
+    beta_ret = _scale_direction(effect_ret, better.get("keyworker_retention", "higher"))
     sig = (
         math.sqrt(retention_icc * math.pi**2 / 3 / (1 - retention_icc))
         if retention_icc > 0
@@ -302,8 +504,8 @@ def simulate_trial(
     retained = rng.random(n_kw) < p_in
     leave = np.full(n_kw, np.datetime64("NaT"), dtype="datetime64[D]")
     n_left = int((~retained).sum())
-    leave[~retained] = start + rng.integers(30, max(31, span - 1), size=n_left).astype(
-        "timedelta64[D]"
+    leave[~retained] = np.minimum(
+        start + rng.integers(30, max(31, span - 1), size=n_left).astype("timedelta64[D]"), end
     )
 
     # ---------------------------------------------------------------- families
@@ -348,6 +550,7 @@ def simulate_trial(
         if oc.instrument not in INSTRUMENTS:
             if oc.instrument == "binary" and oc.level.value == "keyworker":
                 truth_outcomes[oc.id] = {
+                    "effect_log_odds_ratio": effect_ret,
                     "log_odds_ratio": beta_ret,
                     "control_probability": retention_control,
                     "icc_latent": retention_icc,
@@ -363,7 +566,8 @@ def simulate_trial(
             continue
         done.add(key)
         inst = INSTRUMENTS[oc.instrument]
-        delta = float(eff.get(oc.id, 0.3 if oc.better == "higher" else -0.3))
+        benefit = float(eff.get(oc.id, 0.3))
+        delta = _scale_direction(benefit, oc.better)
         fam_level = oc.level.value == "family"
         rho_la, rho_kw = icc_map.get(oc.id, (0.05, 0.10) if fam_level else (0.05, 0.0))
         resid = max(0.0, 1.0 - rho_la - rho_kw)
@@ -440,6 +644,7 @@ def simulate_trial(
             "instrument": inst.id,
             "score": oc.score,
             "level": oc.level.value,
+            "effect_smd": benefit,
             "latent_smd": delta,
             "icc_la": rho_la,
             "icc_keyworker": rho_kw,
@@ -579,6 +784,11 @@ def simulate_trial(
     )
 
 
+def _scale_direction(benefit: float, better: str) -> float:
+    """The latent shift of a benefit of ``benefit`` SD: its sign follows ``better``."""
+    return benefit if better == "higher" else -benefit
+
+
 def _delivery(
     rng: np.random.Generator,
     protocol: Protocol,
@@ -629,7 +839,8 @@ def _delivery(
         for course, ndays, who, base in (("cpd", cpd, kws, 14), ("foundation", fnd, champs, 90)):
             for d in range(1, ndays + 1):
                 n = len(who)
-                if n == 0:
+                day_date = start + np.timedelta64(base + 7 * d, "D")
+                if n == 0 or day_date > end:
                     continue
                 add(
                     n,
@@ -638,7 +849,7 @@ def _delivery(
                     keyworker_id=kw_ids[who],
                     course=course,
                     day=d,
-                    date=str(start + np.timedelta64(base + 7 * d, "D")),
+                    date=str(day_date),
                     attended=rng.random(n) < att_p,
                 )
         fte = round(float(p) * 1.0, 2) if treat_la[k] == 1 else (0.2 if rng.random() < p else 0.0)
@@ -660,7 +871,7 @@ def _delivery(
                 day = np.datetime64(months[mi].start_time.date(), "D") + np.timedelta64(  # type: ignore[call-overload]
                     int(rng.integers(0, 27)), "D"
                 )
-                if day > end:
+                if day < start or day > end:  # every date lies in the trial window
                     continue
                 sid = f"{la}-S{g + 1:02d}-{months[mi]}"  # type: ignore[call-overload]
                 gen = bool(rng.random() < p)

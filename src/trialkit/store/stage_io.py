@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from trialkit._io import (
     atomic_write_bytes,
@@ -182,6 +183,35 @@ class AllocationRecord:
         return dict(zip(self.frame["cluster"], self.frame["arm"], strict=True))
 
 
+def _unreadable(
+    path: Path, kind: str, exc: BaseException, error: type[TrialkitError]
+) -> TrialkitError:
+    return error.from_problem(
+        path=str(path),
+        code=f"{error.__name__.removesuffix('Error').lower()}.unreadable",
+        message=f"'{path.name}' must be a readable {kind} file; got an error: {exc}",
+        hint="the file is truncated or corrupt: restore it or re-run the stage that wrote it",
+    )
+
+
+def _read_json(path: Path, error: type[TrialkitError]) -> Any:
+    """Read a stage's JSON document; a truncated or corrupt file raises ``error`` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, "JSON", exc, error) from None
+
+
+def _read_parquet(path: Path, error: type[TrialkitError]) -> pd.DataFrame:
+    """Read a stage's Parquet table; a truncated or corrupt file raises ``error`` naming it."""
+    try:
+        return pd.read_parquet(path)
+    except (ValueError, OSError, pa.ArrowException) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise _unreadable(path, "Parquet", exc, error) from None
+
+
 def locate_allocation(source: str | os.PathLike[str]) -> Path:
     """The allocation file of ``source``: the directory's ``allocation.csv`` or the file itself."""
     p = Path(source)
@@ -252,7 +282,7 @@ def read_allocation(
             audit = None
     space = None
     if with_space and (root / "space.parquet").is_file():
-        space = pd.read_parquet(root / "space.parquet")
+        space = _read_parquet(root / "space.parquet", VerificationError)
     return AllocationRecord(
         frame=frame,
         path=path,
@@ -404,7 +434,7 @@ def read_validated(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]
             hint="pass the --out directory of 'trialkit validate'",
         )
     verify_outputs(root, stage="validated", error=DataError)
-    return {p.stem: pd.read_parquet(p) for p in sorted(root.glob("*.parquet"))}
+    return {p.stem: _read_parquet(p, DataError) for p in sorted(root.glob("*.parquet"))}
 
 
 # ============================================================================ fidelity
@@ -454,12 +484,12 @@ def read_fidelity(
             hint="pass the --out directory of 'trialkit fidelity'",
         )
     verify_outputs(root, stage="fidelity", error=FidelityError)
-    summary = json.loads(doc_path.read_text(encoding="utf-8"))
+    summary = _read_json(doc_path, FidelityError)
     tables = {}
     for name in FIDELITY.tables:
         p = root / name
         if p.is_file():
-            tables[p.stem] = pd.read_parquet(p)
+            tables[p.stem] = _read_parquet(p, FidelityError)
     return summary, tables
 
 
@@ -506,7 +536,8 @@ def read_analysis(
     ------
     ReportError
         ``report.analysis_missing`` without ``analysis.json``;
-        ``analysis.manifest_mismatch`` when a file changed.
+        ``analysis.manifest_mismatch`` when a file changed; ``report.unreadable`` when
+        ``analysis.json`` or a table is truncated or corrupt (naming the file).
     """
     root = Path(directory)
     doc_path = root / "analysis.json"
@@ -519,11 +550,25 @@ def read_analysis(
             hint="run `trialkit analyse --protocol P --data DIR --allocation DIR --out DIR` first",
         )
     verify_outputs(root, stage="analysis", error=ReportError)
-    doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    doc = _read_json(doc_path, ReportError)
+    if not isinstance(doc, dict) or not isinstance(doc.get("tables", {}), dict):
+        raise ReportError.from_problem(
+            path=str(doc_path),
+            code="report.unreadable",
+            message="'analysis.json' must be a JSON object with a 'tables' mapping; "
+            f"got {type(doc).__name__}",
+            hint="re-run `trialkit analyse` to write the analysis directory again",
+        )
     tables: dict[str, pd.DataFrame] = {}
     for name in doc.get("tables", {}):
         p = root / f"{name}.parquet"
-        tables[name] = pd.read_parquet(p) if p.is_file() else pd.DataFrame(doc["tables"][name])
+        if p.is_file():
+            tables[name] = _read_parquet(p, ReportError)
+            continue
+        try:
+            tables[name] = pd.DataFrame(doc["tables"][name])
+        except (ValueError, TypeError) as exc:
+            raise _unreadable(doc_path, "JSON", exc, ReportError) from None
     return doc, tables
 
 
