@@ -119,7 +119,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(target)
-    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(target.name), suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=_staging_prefix(target.name), suffix=".tmp", dir=target.parent
+    )
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:

@@ -140,7 +140,9 @@ def test_la_without_outcome_data_is_left_out_not_a_failure(clusters: pd.DataFram
     arm = dict(zip(a.clusters, a.arms, strict=True))
 
     def stat(t: set[str]) -> float:
-        return e[[c for c in e.index if c in t]].mean() - e[[c for c in e.index if c not in t]].mean()
+        return (
+            e[[c for c in e.index if c in t]].mean() - e[[c for c in e.index if c not in t]].mean()
+        )
 
     obs = stat({c for c, v in arm.items() if v == "intervention"})
     from trialkit.randomise import _space
@@ -159,7 +161,11 @@ def test_binary_uses_response_residuals(clusters: pd.DataFrame) -> None:
     r = randtest(data, a, outcome="b", covariates=["imd"], family="binomial")
     x = np.column_stack([np.ones(len(data)), data["imd"].to_numpy(float)])
     mu = sm.GLM(data["b"].to_numpy(float), x, family=sm.families.Binomial()).fit().fittedvalues
-    e = pd.Series(data["b"].to_numpy(float) - mu, index=data["la_id"].to_numpy()).groupby(level=0).mean()
+    e = (
+        pd.Series(data["b"].to_numpy(float) - mu, index=data["la_id"].to_numpy())
+        .groupby(level=0)
+        .mean()
+    )
     arm = dict(zip(a.clusters, a.arms, strict=True))
     t = [c for c in e.index if arm[c] == "intervention"]
     c_ = [c for c in e.index if arm[c] != "intervention"]

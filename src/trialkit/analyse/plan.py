@@ -631,6 +631,11 @@ def analyse_trial(
     from trialkit.data import analysis_frame
 
     trial_data.raise_for_errors()
+    if allocation is not None and not isinstance(allocation, AllocationRecord):
+        raise TypeError(
+            "allocation must be an AllocationRecord read by trialkit.store.read_allocation "
+            f"(with_space=True); got {type(allocation).__name__}"
+        )
     alloc = allocation
     notes: list[str] = []
     warn: list[str] = []

@@ -401,10 +401,12 @@ def randtest(
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(bt @ vec / bt.sum(axis=1) - bc @ vec / bc.sum(axis=1))
 
+    space_codes: np.ndarray = codes
+
     def contrasts(vec: np.ndarray) -> np.ndarray:
-        out = np.empty(len(codes))
-        for sl in _space.iter_chunks(len(codes), n):
-            out[sl] = contrast_of(_space.bits_of(codes[sl], n).astype(float), vec)
+        out = np.empty(len(space_codes))
+        for sl in _space.iter_chunks(len(space_codes), n):
+            out[sl] = contrast_of(_space.bits_of(space_codes[sl], n).astype(float), vec)
         return out
 
     u_all = contrasts(e)
@@ -418,7 +420,6 @@ def randtest(
             hint="the randomisation test needs outcome data in both arms",
         )
     n_undefined = int((~defined).sum())
-    codes = codes[defined]
     u = u_all[defined]
     if without:
         warnings.warn(
@@ -455,7 +456,7 @@ def randtest(
         covariates=tuple(covariates),
         statistic=u_obs,
         p_value=p,
-        n_allocations=len(codes),
+        n_allocations=len(u),
         space=space_kind,
         tolerance=tolerance,
         estimate=estimate,

@@ -94,9 +94,7 @@ def manifest_hash(directory: Path) -> str | None:
     return sha256_file(f) if f.is_file() else None
 
 
-def enforce(
-    check: StageCheck, *, allow_unverified: bool, error: type[TrialkitError]
-) -> StageCheck:
+def enforce(check: StageCheck, *, allow_unverified: bool, error: type[TrialkitError]) -> StageCheck:
     """Raise ``error`` with the check's problems unless it passed or ``allow_unverified``."""
     if check.problems and not allow_unverified:
         names = ", ".join(dict.fromkeys(Path(p.path).name for p in check.problems))
@@ -180,7 +178,10 @@ def verify_allocation(
         if not f.is_file():
             problems.append(
                 _problem(
-                    f, "allocation.audit_mismatch", f"`{name}` is listed in audit.json but missing", hint
+                    f,
+                    "allocation.audit_mismatch",
+                    f"`{name}` is listed in audit.json but missing",
+                    hint,
                 )
             )
         elif sha256_file(f) != digest:

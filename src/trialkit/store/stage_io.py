@@ -29,9 +29,9 @@ from trialkit._io import (
 from trialkit.errors import (
     DataError,
     FidelityError,
+    Problem,
     RandomisationError,
     ReportError,
-    Problem,
     TrialkitError,
     VerificationError,
 )
@@ -614,7 +614,8 @@ def read_analysis(
             hint=hint,
         )
         for name in recorded
-        if not (root / name).is_file() and name.removesuffix(".parquet") not in doc.get("tables", {})
+        if not (root / name).is_file()
+        and name.removesuffix(".parquet") not in doc.get("tables", {})
     ]
     if missing:
         raise ReportError(f"{root}: analysis outputs are missing", missing)
