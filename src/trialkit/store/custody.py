@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,14 @@ def enforce(check: StageCheck, *, allow_unverified: bool, error: type[TrialkitEr
         raise error(
             f"{check.path}: the {check.stage} does not match its recorded hashes ({names}); "
             "pass --allow-unverified (allow_unverified=True) to read it anyway",
-            list(check.problems),
+            [
+                replace(
+                    p,
+                    hint=f"{p.hint}; or pass --allow-unverified to use it anyway "
+                    "(recorded, and stated in the report)",
+                )
+                for p in check.problems
+            ],
         )
     return check
 

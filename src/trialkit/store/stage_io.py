@@ -262,9 +262,18 @@ def read_allocation(
             root, stage=("allocation", "data"), error=VerificationError, files=names
         )
     except VerificationError as exc:
-        if not allow_unverified:
-            raise
         manifest_problems = tuple(exc.problems)
+        if not allow_unverified:
+            enforce(
+                StageCheck(
+                    stage="allocation",
+                    path=str(root),
+                    status=UNVERIFIED,
+                    problems=manifest_problems,
+                ),
+                allow_unverified=False,
+                error=VerificationError,
+            )
     if as_table:
         frame = read_table(path, ("la_id", "cluster"))
     else:
