@@ -282,3 +282,25 @@ def test_killed_run_staging_is_cleaned_and_a_failed_write_leaves_nothing(tmp_pat
     assert store.read_fidelity(out)[1]["fidelity_overall"].equals(frame)
     with pytest.raises(FidelityError):
         store.write_fidelity(out, tables={}, files={}, summary={}, inputs={})
+
+
+# ------------------------------------------------------------------ item 9: an LA without outcome data
+@pytest.mark.slow
+def test_analysis_keeps_the_randomisation_test_when_an_la_has_no_outcome_data(
+    demo: DemoResult, tmp_path: Path
+) -> None:
+    from trialkit.pipeline import analyse_directory
+
+    data = tmp_path / "data"
+    shutil.copytree(demo.data, data)
+    (data / store.MANIFEST).unlink()  # the data are edited on purpose
+    m = pd.read_csv(data / "measurements.csv", dtype=str, keep_default_na=False)
+    lost = m["entity_id"].str.startswith("LA05-") & (m["level"] == "family")
+    m[~lost].to_csv(data / "measurements.csv", index=False)
+    analysis = analyse_directory(PILOT, data, demo.allocation)
+    res = analysis.table("results")
+    rt = res[(res["analysis"] == "randomisation-test") & (res["level"] == "family")]
+    assert len(rt) and rt["p_value"].notna().all()
+    assert rt["note"].str.contains("clusters left out (no outcome data): LA05", regex=False).all()
+    assert analysis.provenance["custody"]["data"]["status"] == "not verifiable"
+    assert analysis.provenance["custody"]["allocation"]["status"] == "verified"
