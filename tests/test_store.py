@@ -22,13 +22,18 @@ def _alloc() -> pd.DataFrame:
     return pd.DataFrame({"cluster": ["01", "02", "03", "04"], "arm": ["a", "b", "b", "a"]})
 
 
+def _audit(outputs: dict) -> dict:
+    record = {"settings": {"id_column": "code"}, "outputs": outputs, "allocation": {}}
+    return {**record, "record_sha256": store.audit_record_sha256(record)}
+
+
 def _write_allocation(out: Path) -> dict:
     return store.write_allocation_files(
         out,
         allocation=_alloc(),
         space=None,
         balance=pd.DataFrame({"covariate": ["x"], "smd": [0.1]}),
-        audit=lambda outputs: {"settings": {"id_column": "code"}, "outputs": outputs},
+        audit=_audit,
         inputs=store.hash_inputs({"clusters": CLUSTERS}),
         seed=7,
     )
@@ -271,13 +276,14 @@ def test_analysis_round_trip(tmp_path):
     )
     man = _manifest(out)
     assert man["stage"] == "analysis" and man["seed"] == 5
-    doc, tables = store.read_analysis(out)
+    doc, tables, check = store.read_analysis(out)
+    assert check.verified and check.manifest_sha256 == sha256_file(out / store.MANIFEST)
     assert doc["outputs"] == {"results.parquet": {"sha256": man["outputs"]["results.parquet"]}}
     pd.testing.assert_frame_equal(tables["results"], results)
     _tamper(out / "results.parquet")
     with pytest.raises(ReportError) as e:
         store.read_analysis(out)
-    assert e.value.codes == ("analysis.manifest_mismatch",)
+    assert e.value.codes == ("analysis.manifest_mismatch", "analysis.output_mismatch")
     assert "results.parquet" in str(e.value)
 
 
@@ -285,8 +291,9 @@ def test_analysis_without_manifest_still_reads(tmp_path):
     out = tmp_path / "analysis"
     store.write_analysis(out, tables={}, document={"tables": {}})
     (out / store.MANIFEST).unlink()
-    doc, tables = store.read_analysis(out)
+    doc, tables, check = store.read_analysis(out)
     assert tables == {} and doc["outputs"] == {}
+    assert check.status == store.NOT_VERIFIABLE
 
 
 def test_analysis_missing(tmp_path):

@@ -61,12 +61,69 @@ def sha256_dir(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _staging_prefix(name: str) -> str:
+    """Prefix of the hidden staging file or directory of output ``name`` (holds the pid)."""
+    return f".{name}.staging-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_staging(target: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Remove hidden staging files and directories of ``target`` left by killed runs.
+
+    A staging name is ``.<name>.staging-<pid>-<random>``; it is stale when no process
+    with that id is running (a live run's staging is left alone).  Returns what was
+    removed.
+    """
+    t = Path(target)
+    parent = t.parent
+    if not parent.is_dir():
+        return ()
+    removed: list[Path] = []
+    head = f".{t.name}.staging-"
+    for p in sorted(parent.iterdir()):
+        if not p.name.startswith(head):
+            continue
+        pid_text = p.name[len(head) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return tuple(removed)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    The file gets the mode any other tool would give it, ``0o666 & ~umask``
+    (``tempfile`` creates ``0o600``, so the mode is set before the rename).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    clean_stale_staging(target)
+    fd, tmp = tempfile.mkstemp(
+        prefix=_staging_prefix(target.name), suffix=".tmp", dir=target.parent
+    )
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -106,16 +163,21 @@ def staged_directory(
 ) -> Iterator[Path]:
     """Write a whole output directory atomically.
 
-    Yields a temporary sibling directory; when the block ends without an exception it
-    is renamed to ``out`` (which must be new or empty), otherwise it is removed.  When
-    another process filled ``out`` in the meantime (two runs writing to one directory)
-    this one raises ``error`` with ``code`` ("output exists") and leaves the other's
-    output as it is.
+    Yields a hidden temporary sibling directory (``.<name>.staging-<pid>-…``); when
+    the block ends without an exception it is renamed to ``out`` (which must be new
+    or empty), otherwise it is removed.  Staging directories of killed runs (whose
+    process no longer exists) are removed first.  The directory gets the mode
+    ``0o777 & ~umask`` like any directory the user makes (``tempfile`` creates
+    ``0o700``).  When another process
+    filled ``out`` in the meantime (two runs writing to one directory) this one raises
+    ``error`` with ``code`` ("output exists") and leaves the other's output as it is.
     """
     target = ensure_new_directory(out, error=error, code=code)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    clean_stale_staging(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(target.name), dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())
         yield tmp
         try:
             if target.exists():

@@ -23,7 +23,7 @@ from trialkit import store
 from trialkit._io import ensure_new_directory
 from trialkit.analyse.plan import analyse_trial
 from trialkit.analyse.trial_analysis import TrialAnalysis, write_analysis
-from trialkit.errors import ReportError, VerificationError
+from trialkit.errors import DataError, ReportError, VerificationError
 
 __all__ = [
     "DEMO_SEED",
@@ -64,32 +64,57 @@ def analyse_directory(
     *,
     seed: int = 0,
     seeds: Mapping[str, int] | None = None,
+    allow_unverified: bool = False,
 ) -> TrialAnalysis:
     """Load the protocol, validate the data and run the analysis plan.
 
-    The allocation is read through the stage store here and passed down as a record.
+    The allocation is read through the stage store here, verified (chain of
+    custody: manifest, audit record, kept space), and passed down as a record.
+
+    Parameters
+    ----------
+    allow_unverified : bool
+        Analyse an allocation that fails verification anyway; the failure is
+        recorded in the provenance and stated prominently in the report.
 
     Raises
     ------
     DataError
         When the data have errors (every problem listed).
     VerificationError
-        When a file of the allocation directory differs from its manifest.
+        When the allocation does not match its manifest or audit record (unless
+        ``allow_unverified``).
     """
     from trialkit.data import validate
     from trialkit.protocol import load_protocol
 
     protocol = load_protocol(protocol_path)
+    record: store.AllocationRecord | None = None
     allocation: store.AllocationRecord | str | os.PathLike[str] | None = allocation_dir
     if allocation_dir is not None and store.locate_allocation(allocation_dir).is_file():
         # read (and verify) once here; a missing file is left to validate to report
-        allocation = store.read_allocation(allocation_dir, keep_default_na=False)
+        record = store.read_allocation(
+            allocation_dir,
+            keep_default_na=False,
+            with_space=True,
+            allow_unverified=allow_unverified,
+        )
+        allocation = record
+    data_check = store.check_stage_directory(data_dir, stage=("data", "validated"), error=DataError)
     td = validate(protocol, data_dir, allocation)
     td.raise_for_errors()
     inputs: dict[str, str | os.PathLike[str]] = {"protocol": protocol_path, "data": data_dir}
     if allocation_dir is not None:
         inputs["allocation"] = allocation_dir
-    return analyse_trial(protocol, td, allocation_dir, seed=seed, inputs=inputs, seeds=seeds)
+    return analyse_trial(
+        protocol,
+        td,
+        record,
+        seed=seed,
+        inputs=inputs,
+        seeds=seeds,
+        custody={"data": data_check},
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,7 +234,7 @@ def run_demo(
             [],
         )
     # 2. simulate a trial given the allocation (read back through the store, verified)
-    record = store.read_allocation(out / "allocation", keep_default_na=False)
+    record = store.read_allocation(out / "allocation", keep_default_na=False, with_space=True)
     alloc = record.frame
     cl = clusters.astype(object)
     cl = cl.where(cl.notna(), None)
@@ -258,7 +283,12 @@ def run_demo(
     analysis = analyse_trial(
         protocol,
         td,
-        out / "allocation",
+        record,
+        custody={
+            "data": store.check_stage_directory(
+                out / "data", stage=("data", "validated"), error=DataError
+            )
+        },
         fidelity=fidelity,
         seed=seed,
         inputs={
@@ -270,7 +300,10 @@ def run_demo(
     )
     write_analysis(analysis, out / "analysis")
     # 6. report
-    report = build_report(analysis, generated=generated)
+    from trialkit.analyse import load_analysis
+
+    # the report reads the analysis back through the store, verified (the chain's last link)
+    report = build_report(load_analysis(out / "analysis"), generated=generated)
     write_report(report, out / "report", inputs={"analysis": out / "analysis"})
     return DemoResult(
         out=out,

@@ -159,7 +159,7 @@ def test_prespecified_subgroup_interaction(demo: DemoResult) -> None:
     )
     p = p.model_copy(update={"analysis": plan})
     td = validate(p, demo.data, demo.allocation)
-    a = analyse_trial(p, td, demo.allocation)
+    a = analyse_trial(p, td, _record(demo))
     sg = a.table("subgroups")
     assert set(sg["outcome_id"]) == {"family_functioning", "keyworker_wellbeing"}
     assert (sg["subgroup_id"] == "experience").all()
@@ -185,7 +185,7 @@ def test_without_delivery_data_fidelity_is_not_assessed(demo: DemoResult, tmp_pa
     (data / "delivery.csv").unlink()
     p = load_protocol(bundled_example()[0])
     p = p.model_copy(update={"analysis": p.analysis.model_copy(update={"sensitivity": []})})
-    a = analyse_trial(p, validate(p, data, demo.allocation), demo.allocation)
+    a = analyse_trial(p, validate(p, data, demo.allocation), _record(demo))
     assert a.methods["fidelity"].startswith("not assessed")
     assert "cace" not in a.tables and "fidelity_components" not in a.tables
     html = render_html(build_report(a, generated="x"))
@@ -212,7 +212,7 @@ def test_glmm_failure_falls_back_to_cluster_level(demo: DemoResult, monkeypatch)
     monkeypatch.setattr(fitmod, "fit", failing)
     p = load_protocol(bundled_example()[0])
     p = p.model_copy(update={"analysis": p.analysis.model_copy(update={"sensitivity": []})})
-    a = analyse_trial(p, validate(p, demo.data, demo.allocation), demo.allocation)
+    a = analyse_trial(p, validate(p, demo.data, demo.allocation), _record(demo))
     res = a.table("results")
     r = res[(res["outcome_id"] == "keyworker_retention") & (res["analysis"] == "primary")].iloc[0]
     assert r["method"] == "cluster-level"
@@ -240,7 +240,7 @@ def test_cace_for_a_binary_primary_outcome(demo: DemoResult) -> None:
     ]
     plan = p.analysis.model_copy(update={"sensitivity": []})
     p = p.model_copy(update={"outcomes": outcomes, "analysis": plan})
-    a = analyse_trial(p, validate(p, demo.data, demo.allocation), demo.allocation)
+    a = analyse_trial(p, validate(p, demo.data, demo.allocation), _record(demo))
     cace = a.table("cace")
     rows = cace[cace["outcome_id"] == "keyworker_retention"].set_index("term")
     assert {"cace", "itt", "first_stage"} <= set(rows.index)
@@ -250,3 +250,10 @@ def test_cace_for_a_binary_primary_outcome(demo: DemoResult) -> None:
     assert -1 <= rows.loc["itt", "estimate"] <= 1
     assert rows.loc["cace", "df_method"] == "satterthwaite"
     assert rows.loc["cace", "scale"] == "risk difference"
+
+
+def _record(demo):
+    """The demo's allocation read (and verified) through the store, with its kept space."""
+    from trialkit import store
+
+    return store.read_allocation(demo.allocation, keep_default_na=False, with_space=True)

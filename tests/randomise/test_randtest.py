@@ -97,8 +97,8 @@ def test_binary_and_simple_design(clusters: pd.DataFrame) -> None:
 def test_errors(clusters: pd.DataFrame) -> None:
     data, a = _individual(clusters, effect=0.0)
     with pytest.raises(DataError) as err:
-        randtest(data[data["la_id"] != "LA01"], a, outcome="y")
-    assert "randomise.randtest.cluster_without_data" in err.value.codes
+        randtest(data.assign(la_id=data["la_id"].replace("LA01", "LA99")), a, outcome="y")
+    assert "randomise.randtest.unknown_cluster" in err.value.codes
     with pytest.raises(DataError):
         randtest(data, a, outcome="nope")
 
@@ -121,3 +121,79 @@ def test_exhaustive_brute_all_space(clusters: pd.DataFrame) -> None:
     obs = st(obs_t)
     allv = [st(t) for t in itertools.combinations(range(12), 6)]
     assert r.p_value == pytest.approx(np.mean([abs(v) >= abs(obs) * (1 - 1e-9) for v in allv]))
+
+
+def test_la_without_outcome_data_is_left_out_not_a_failure(clusters: pd.DataFrame) -> None:
+    # issue #15 item 9: LA05 has no outcome rows ("allocated cluster LA05 has no outcome data")
+    data, a = _individual(clusters, effect=0.4)
+    sub = data[data["la_id"] != "LA05"]
+    with pytest.warns(TrialkitWarning, match="LA05"):
+        r = randtest(sub, a, outcome="y", covariates=["imd"])
+    assert r.clusters_without_data == ("LA05",)
+    assert "no outcome data" in r.left_out_note()
+    assert r.to_frame()["n_clusters_without_data"].iloc[0] == 1
+    # brute force over the kept space: arm means over the 11 LAs with data
+    x = np.column_stack([np.ones(len(sub)), sub["imd"].to_numpy(float)])
+    yv = sub["y"].to_numpy(float)
+    res = yv - x @ np.linalg.lstsq(x, yv, rcond=None)[0]
+    e = pd.Series(res, index=sub["la_id"].to_numpy()).groupby(level=0).mean()
+    arm = dict(zip(a.clusters, a.arms, strict=True))
+
+    def stat(t: set[str]) -> float:
+        return (
+            e[[c for c in e.index if c in t]].mean() - e[[c for c in e.index if c not in t]].mean()
+        )
+
+    obs = stat({c for c, v in arm.items() if v == "intervention"})
+    from trialkit.randomise import _space
+
+    bits = _space.bits_of(a.space.codes, len(a.clusters))
+    allv = [stat({a.clusters[i] for i in np.flatnonzero(b)}) for b in bits]
+    assert r.statistic == pytest.approx(obs, rel=1e-12)
+    assert r.p_value == pytest.approx(np.mean([abs(v) >= abs(obs) * (1 - 1e-9) for v in allv]))
+
+
+def test_binary_uses_response_residuals(clusters: pd.DataFrame) -> None:
+    # issue #15 item 10: y - p_hat (cptest >= 0.0.4), not (y - p_hat) / (p_hat (1 - p_hat))
+    import statsmodels.api as sm
+
+    data, a = _individual(clusters, effect=0.5)
+    r = randtest(data, a, outcome="b", covariates=["imd"], family="binomial")
+    x = np.column_stack([np.ones(len(data)), data["imd"].to_numpy(float)])
+    mu = sm.GLM(data["b"].to_numpy(float), x, family=sm.families.Binomial()).fit().fittedvalues
+    e = (
+        pd.Series(data["b"].to_numpy(float) - mu, index=data["la_id"].to_numpy())
+        .groupby(level=0)
+        .mean()
+    )
+    arm = dict(zip(a.clusters, a.arms, strict=True))
+    t = [c for c in e.index if arm[c] == "intervention"]
+    c_ = [c for c in e.index if arm[c] != "intervention"]
+    assert r.statistic == pytest.approx(e[t].mean() - e[c_].mean(), rel=1e-9)
+
+
+def test_observed_allocation_outside_the_kept_space_is_refused(clusters: pd.DataFrame) -> None:
+    # issue #15 item 6/10: two arms swapped -> not a kept allocation; p = 0 was reported
+    import dataclasses
+
+    from trialkit.errors import RandomisationError
+
+    data, a = _individual(clusters, effect=0.0)
+    arms = list(a.arms)
+    i = arms.index("intervention")
+    j = arms.index("control")
+    arms[i], arms[j] = arms[j], arms[i]
+    swapped = dataclasses.replace(a, arms=tuple(arms))
+    codes = a.space.codes
+    from trialkit.randomise import _space
+
+    code = _space.codes_of(
+        np.array([[1 if x == "intervention" else 0 for x in arms]], dtype=np.uint8)
+    )[0]
+    if np.any(codes == code):  # pragma: no cover - a swap that stays in the space
+        pytest.skip("this swap stays in the kept space")
+    with pytest.raises(RandomisationError) as err:
+        randtest(data, swapped, outcome="y")
+    assert err.value.codes == ("randomise.randtest.outside_space",)
+    r = randtest(data, a, outcome="y")
+    assert r.p_value >= 1 / r.n_allocations

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trialkit.errors import TrialkitWarning
+from trialkit.errors import MissingDataWarning, TrialkitWarning
 from trialkit.randomise import randomise
 
 HERE = Path(__file__).resolve().parents[1] / "reference" / "randomise"
@@ -162,7 +162,16 @@ def test_published_selected_scheme_is_kept_with_its_score(l2_result, published) 
     )
 
 
-def test_published_cptest_pvalue(l2_result, published) -> None:
+CPTEST = HERE / "cptest_reference.json"
+CPTEST_ATOL = 1e-12  # a statistic from the same closed form; p-values are exact counts
+
+
+@pytest.fixture(scope="module")
+def cptest_ref() -> dict:
+    return json.loads(CPTEST.read_text(encoding="utf-8"))
+
+
+def _cptest(l2_result, published, outcome: pd.DataFrame):
     import dataclasses
 
     from trialkit.randomise import randtest
@@ -170,8 +179,7 @@ def test_published_cptest_pvalue(l2_result, published) -> None:
     treated = set(published["selected_treated_counties"])
     arms = tuple("intervention" if c in treated else "control" for c in l2_result.clusters)
     chosen = dataclasses.replace(l2_result, arms=arms)
-    outcome = pd.read_csv(OUTCOME, dtype={"county": str})
-    r = randtest(
+    return randtest(
         outcome,
         chosen,
         outcome="outcome",
@@ -180,7 +188,38 @@ def test_published_cptest_pvalue(l2_result, published) -> None:
         cluster_column="county",
         family="binomial",
     )
-    # cvcrand keeps exactly round(0.1 N) = 1287 schemes (splitting the tied mirror pair at the
-    # cutoff); trialkit keeps the tie (1288).  64/1288 and 64/1287 both print as 0.0497.
-    assert r.n_allocations == 1288
-    assert r.p_value == pytest.approx(published["cptest_pvalue"], abs=PVALUE_ATOL)
+
+
+def test_cptest_reference_reproduces_the_published_pvalue(cptest_ref, published) -> None:
+    # the independent R script reproduces cvcrand 0.0.1's printed p (working residuals then):
+    # 64/1288 = 0.049689 prints as 0.0497.  cvcrand >= 0.0.4 uses response residuals.
+    assert cptest_ref["working"]["p_value"] == pytest.approx(
+        published["cptest_pvalue"], abs=PVALUE_ATOL
+    )
+
+
+def test_cptest_response_residuals_agree_with_r(l2_result, published, cptest_ref) -> None:
+    outcome = pd.read_csv(OUTCOME, dtype={"county": str})
+    r = _cptest(l2_result, published, outcome)
+    ref = cptest_ref["response"]
+    assert r.n_allocations == ref["n_allocations"] == 1288
+    assert r.statistic == pytest.approx(ref["statistic"], abs=CPTEST_ATOL)
+    assert r.p_value == pytest.approx(ref["p_value"], abs=CPTEST_ATOL)
+    assert r.p_value * r.n_allocations == pytest.approx(ref["n_ge"])
+    # not the working-residual p of cvcrand < 0.0.4
+    assert r.p_value != pytest.approx(cptest_ref["working"]["p_value"], abs=1e-6)
+
+
+def test_cptest_with_a_county_without_outcome_data_agrees_with_r(
+    l2_result, published, cptest_ref
+) -> None:
+    # issue #15 item 9: a cluster with no outcome rows is left out for every allocation
+    outcome = pd.read_csv(OUTCOME, dtype={"county": str})
+    with pytest.warns(MissingDataWarning, match="16"):
+        r = _cptest(l2_result, published, outcome[outcome["county"] != "16"])
+    ref = cptest_ref["response_without_county_16"]
+    assert r.clusters_without_data == ("16",)
+    assert r.n_allocations == ref["n_allocations"]
+    assert r.statistic == pytest.approx(ref["statistic"], abs=CPTEST_ATOL)
+    assert r.p_value == pytest.approx(ref["p_value"], abs=CPTEST_ATOL)
+    assert "1 of 16 clusters left out (no outcome data): 16" in r.left_out_note()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +25,7 @@ from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
 from trialkit.models.results import FitResult, GeeResult, GlmmResult, LmmResult
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
+from trialkit.store import AllocationRecord, StageCheck
 
 __all__ = ["RESULT_COLUMNS", "adjust_pvalues", "analyse_trial"]
 
@@ -197,7 +197,7 @@ def _analyse_outcome(
     oc: Outcome,
     frame: pd.DataFrame,
     protocol: Protocol,
-    allocation_dir: Path | None,
+    allocation: AllocationRecord | None,
     seed: int,
     notes: list[str],
     warn: list[str],
@@ -298,8 +298,8 @@ def _analyse_outcome(
                 r = _fit_quiet(warn, **common, clusters=["la_id"], family=family, method="gee")
                 rows.append(_term_row(r, **base, analysis="gee"))
             elif sens == "randomisation-test":
-                if allocation_dir is None:
-                    notes.append(f"{oc.id}: randomisation test not run (no allocation directory)")
+                if allocation is None:
+                    notes.append(f"{oc.id}: randomisation test not run (no allocation record)")
                     continue
                 from trialkit.randomise import randtest
 
@@ -308,7 +308,7 @@ def _analyse_outcome(
                     warnings.simplefilter("always")
                     rt = randtest(
                         cc,
-                        allocation_dir,
+                        allocation,
                         outcome="y",
                         covariates=covariates,
                         cluster_column="la_id",
@@ -334,9 +334,17 @@ def _analyse_outcome(
                         "n_obs": rt.n_obs,
                         "n_la": rt.n_clusters,
                         "n_excluded": len(frame) - len(cc),
-                        "note": "estimate and interval by test inversion"
-                        if rt.estimate is not None
-                        else "p-value only (no test-inversion interval for binary outcomes)",
+                        "note": "; ".join(
+                            x
+                            for x in (
+                                "estimate and interval by test inversion"
+                                if rt.estimate is not None
+                                else "p-value only (no test-inversion interval for binary "
+                                "outcomes)",
+                                rt.left_out_note(),
+                            )
+                            if x
+                        ),
                     }
                 )
             elif sens == "complete-case":
@@ -571,12 +579,13 @@ def _tidier(protocol: Protocol, actual: Mapping[str, Mapping[str, str]]) -> pd.D
 def analyse_trial(
     protocol: Protocol,
     trial_data: Any,
-    allocation_dir: str | os.PathLike[str] | None = None,
+    allocation: AllocationRecord | None = None,
     *,
     fidelity: Any = None,
     seed: int = 0,
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
     seeds: Mapping[str, int] | None = None,
+    custody: Mapping[str, StageCheck] | None = None,
 ) -> TrialAnalysis:
     """Run the protocol's analysis plan.
 
@@ -585,8 +594,11 @@ def analyse_trial(
     protocol : Protocol
     trial_data : TrialData
         From :func:`trialkit.data.validate` (must have no errors).
-    allocation_dir : path, optional
-        The ``trialkit randomise`` output; needed for the randomisation test.
+    allocation : AllocationRecord, optional
+        The allocation as read (and verified) by :func:`trialkit.store.read_allocation`
+        with ``with_space=True``; needed for the randomisation test.  Its check
+        (verified, or UNVERIFIED when read with ``allow_unverified``) is recorded in
+        the provenance (``custody["allocation"]``).
     fidelity : FidelityReport, optional
         Assessed here from the delivery table when omitted and delivery data exist.
     seed : int
@@ -595,6 +607,9 @@ def analyse_trial(
         Files/directories hashed into the provenance record.
     seeds : mapping, optional
         Other seeds to record (randomisation, simulation).
+    custody : mapping stage -> StageCheck, optional
+        Checks of the other stage directories read (e.g. ``data``), recorded in the
+        provenance beside the allocation's.
 
     Returns
     -------
@@ -621,7 +636,12 @@ def analyse_trial(
     from trialkit.data import analysis_frame
 
     trial_data.raise_for_errors()
-    alloc = Path(allocation_dir) if allocation_dir is not None else None
+    if allocation is not None and not isinstance(allocation, AllocationRecord):
+        raise TypeError(
+            "allocation must be an AllocationRecord read by trialkit.store.read_allocation "
+            f"(with_space=True); got {type(allocation).__name__}"
+        )
+    alloc = allocation
     notes: list[str] = []
     warn: list[str] = []
     rows: list[dict[str, Any]] = []
@@ -779,10 +799,13 @@ def analyse_trial(
         "hedges_g": "unconditional total variance (Hedges 2007), small-sample corrected",
         "multiplicity": protocol.analysis.multiplicity,
     }
+    chain: dict[str, Any] = {k: v.to_dict() for k, v in (custody or {}).items()}
+    if allocation is not None and allocation.check is not None:
+        chain["allocation"] = allocation.check.to_dict()
     prov = provenance(
         inputs=inputs,
         seed=seed,
-        extra={"seeds": dict(seeds or {}), "fidelity": fidelity_status},
+        extra={"seeds": dict(seeds or {}), "fidelity": fidelity_status, "custody": chain},
     )
     return TrialAnalysis(
         tables=tables,

@@ -174,24 +174,41 @@ def write_analysis(analysis: TrialAnalysis, out_dir: str | os.PathLike[str]) -> 
     )
 
 
-def load_analysis(directory: str | os.PathLike[str]) -> TrialAnalysis:
-    """Read a directory written by :func:`write_analysis`.
+def load_analysis(
+    directory: str | os.PathLike[str], *, allow_unverified: bool = False
+) -> TrialAnalysis:
+    """Read a directory written by :func:`write_analysis`, verified.
 
     Tables come from the Parquet files (full precision and dtypes); the rest from
-    ``analysis.json`` (read through :func:`trialkit.store.read_analysis`).
+    ``analysis.json`` (read through :func:`trialkit.store.read_analysis`, which
+    checks every file against the SHA-256 that ``analysis.json`` and the manifest
+    record).  The check is added to the provenance under
+    ``custody["analysis"]``, the last link of the chain the report shows.
+
+    Parameters
+    ----------
+    directory : path
+    allow_unverified : bool
+        Read changed files anyway; the report then states that the analysis
+        directory is UNVERIFIED.
 
     Raises
     ------
     ReportError
         ``report.analysis_missing`` when the directory has no ``analysis.json``;
-        ``analysis.manifest_mismatch`` when a file no longer has the SHA-256 its
-        manifest records.
+        ``report.table_missing`` when a table's file is missing;
+        ``analysis.manifest_mismatch`` / ``analysis.output_mismatch`` when a file no
+        longer has the recorded SHA-256 (unless ``allow_unverified``).
     """
-    doc, tables = store.read_analysis(directory)
+    doc, tables, check = store.read_analysis(directory, allow_unverified=allow_unverified)
+    provenance = dict(doc.get("provenance", {}))
+    custody = dict(provenance.get("custody") or {})
+    custody["analysis"] = check.to_dict()
+    provenance["custody"] = custody
     return TrialAnalysis(
         tables=tables,
         protocol=doc.get("protocol", {}),
         methods=doc.get("methods", {}),
-        provenance=doc.get("provenance", {}),
+        provenance=provenance,
         warnings=tuple(doc.get("warnings", ())),
     )

@@ -23,6 +23,7 @@ from trialkit.errors import TrialkitError, UsageError
 
 __all__ = [
     "add_allocation",
+    "add_allow_unverified",
     "add_alpha",
     "add_data",
     "add_format",
@@ -34,6 +35,7 @@ __all__ = [
     "refuse_existing",
     "require_new_directory",
     "require_new_table",
+    "warn_unverified",
     "write_or_print",
 ]
 
@@ -64,6 +66,35 @@ def add_data(parser: _Target, *, help: str = "validated data directory") -> None
 def add_allocation(parser: _Target, *, help: str = "allocation directory") -> None:
     """Add ``--allocation DIR`` (required)."""
     parser.add_argument("--allocation", required=True, help=help)
+
+
+def add_allow_unverified(parser: _Target) -> None:
+    """Add ``--allow-unverified``: read a stage directory that fails its hash checks anyway."""
+    parser.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="use an allocation (or analysis) directory that does not match its recorded "
+        "hashes anyway; the result records it and the report states it prominently",
+    )
+
+
+def warn_unverified(check: Any) -> None:
+    """Print a prominent warning on stderr when a stage directory was read UNVERIFIED.
+
+    ``check`` is a :class:`trialkit.store.StageCheck`, its ``to_dict()`` or None.
+    """
+    if check is None:
+        return
+    d = check if isinstance(check, dict) else check.to_dict()
+    if d.get("status") != "UNVERIFIED":
+        return
+    problems = d.get("problems", [])
+    sys.stderr.write(
+        f"trialkit: WARNING: {d.get('stage')} {d.get('path')} is NOT verified "
+        f"({len(problems)} problem(s)); used only because of --allow-unverified\n"
+    )
+    for p in problems:
+        sys.stderr.write(f"  {p.get('path')}: {p.get('message')} [{p.get('code')}]\n")
 
 
 def add_out(

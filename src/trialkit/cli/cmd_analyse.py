@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from trialkit.cli._common import add_format, emit, require_new_directory
+from trialkit.cli._common import (
+    add_allow_unverified,
+    add_format,
+    emit,
+    require_new_directory,
+    warn_unverified,
+)
 
 NAME = "analyse"
 HELP = (
@@ -35,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for Monte Carlo randomisation tests (default 0)"
     )
+    add_allow_unverified(parser)
     add_format(parser)
 
 
@@ -44,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from trialkit.pipeline import analyse_directory
 
     out = require_new_directory(args.out, error=ReportError, code="analyse.output_exists")
-    analysis = analyse_directory(args.protocol, args.data, args.allocation, seed=args.seed)
+    analysis = analyse_directory(
+        args.protocol,
+        args.data,
+        args.allocation,
+        seed=args.seed,
+        allow_unverified=args.allow_unverified,
+    )
+    warn_unverified((analysis.provenance.get("custody") or {}).get("allocation"))
     write_analysis(analysis, out)
     text = ""
     if args.format == "json":

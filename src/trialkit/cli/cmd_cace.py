@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trialkit.cli._common import add_allocation, add_data, add_format, add_out, add_protocol, emit
+from trialkit.cli._common import (
+    add_allocation,
+    add_allow_unverified,
+    add_data,
+    add_format,
+    add_out,
+    add_protocol,
+    emit,
+    warn_unverified,
+)
 
 NAME = "cace"
 HELP = (
@@ -56,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="covariate columns (default: protocol's present in frame)",
     )
     add_out(parser, help="new directory for JSON/CSV/plot outputs")
+    add_allow_unverified(parser)
     add_format(parser, help="output format")
 
 
@@ -93,10 +103,17 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         else:
             protocol = load_protocol(args.protocol)
         return protocol, report, read_table(args.analysis_frame)
+    from trialkit import store
     from trialkit.data import validate
 
     protocol = load_protocol(args.protocol)
-    trial = validate(protocol, args.data, args.allocation)
+    allocation: Any = args.allocation
+    if store.locate_allocation(allocation).is_file():
+        allocation = store.read_allocation(
+            allocation, keep_default_na=False, allow_unverified=args.allow_unverified
+        )
+        warn_unverified(allocation.check)
+    trial = validate(protocol, args.data, allocation)
     trial.raise_for_errors()
     report, frame = compliance_inputs(trial, protocol, args.outcome, fidelity=report)
     return protocol, report, frame

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trialkit.cli._common import add_format, emit
+from trialkit.cli._common import add_allow_unverified, add_format, emit, warn_unverified
 
 NAME = "fidelity"
 HELP = (
@@ -42,17 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="count LAs with no delivery records of a type as zero delivery (default: from protocol)",
     )
+    add_allow_unverified(parser)
     add_format(parser)
 
 
-def load_inputs(protocol_path: str, data_dir: str, allocation_dir: str) -> dict[str, Any]:
-    """Load the protocol, delivery tables and allocation (shared with ``trialkit cace``)."""
+def load_inputs(
+    protocol_path: str, data_dir: str, allocation_dir: str, *, allow_unverified: bool = False
+) -> dict[str, Any]:
+    """Load the protocol, delivery tables and allocation (shared with ``trialkit cace``).
+
+    The allocation is verified through the store (chain of custody); with
+    ``allow_unverified`` one that fails is used anyway, with a warning.
+    """
+    from trialkit import store
     from trialkit.fidelity._read import read_allocation, read_delivery_dir
     from trialkit.protocol.load import load_protocol
 
     protocol = load_protocol(protocol_path)
     tables = read_delivery_dir(data_dir)
-    allocation, alloc_name = read_allocation(allocation_dir)
+    located = store.locate_allocation(allocation_dir)
+    if allow_unverified and located.is_file():
+        record = store.read_allocation(located, as_table=True, allow_unverified=True)
+        warn_unverified(record.check)
+        allocation, alloc_name = record.frame, located.name
+    else:
+        allocation, alloc_name = read_allocation(allocation_dir)
     return {
         "protocol": protocol,
         "delivery": tables["delivery"][0],
@@ -72,7 +86,12 @@ def load_inputs(protocol_path: str, data_dir: str, allocation_dir: str) -> dict[
 def assess(args: argparse.Namespace) -> tuple[Any, Any]:
     from trialkit.fidelity import assess_fidelity
 
-    inp = load_inputs(args.protocol, args.data, args.allocation)
+    inp = load_inputs(
+        args.protocol,
+        args.data,
+        args.allocation,
+        allow_unverified=getattr(args, "allow_unverified", False),
+    )
     report = assess_fidelity(
         inp["protocol"],
         inp["delivery"],

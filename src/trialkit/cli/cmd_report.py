@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trialkit.cli._common import add_format, emit
+from trialkit.cli._common import add_allow_unverified, add_format, emit
 
 NAME = "report"
 HELP = (
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="protocol",
         help="disclosure-control mode (default: the protocol's [analysis.disclosure])",
     )
+    add_allow_unverified(parser)
     add_format(parser)
 
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from trialkit.analyse import load_analysis
     from trialkit.report import DisclosureSettings, build_report, write_report
 
-    analysis = load_analysis(args.analysis)
+    # verified: every output against analysis.json's and the manifest's SHA-256
+    analysis = load_analysis(args.analysis, allow_unverified=args.allow_unverified)
     settings = None
     if args.disclosure != "protocol":
         base = dict(analysis.protocol.get("analysis", {}).get("disclosure", {}) or {})
@@ -49,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(analysis, disclosure=settings)
     out = write_report(report, Path(args.out), inputs={"analysis": args.analysis})
     html = out / "report.html"
+    from trialkit.report.build import custody_warning
+
+    warning = custody_warning(analysis)
+    if warning:
+        import sys
+
+        sys.stderr.write(f"trialkit: {warning}\n")
     emit(
         json.dumps({"ok": True, "out": str(out), "report": str(html)}, indent=2) + "\n",
         report.summary() + f"\nreport: {html}\n",

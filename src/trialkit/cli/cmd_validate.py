@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from trialkit.cli._common import add_format, emit
+from trialkit.cli._common import add_allow_unverified, add_format, emit, warn_unverified
 
 NAME = "validate"
 HELP = "Validate trial data tables against the protocol and allocation; list every problem."
@@ -29,15 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, help="new directory for the validated dataset (Parquet)"
     )
+    add_allow_unverified(parser)
     add_format(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from trialkit import store
     from trialkit.data.validate import save_validated, validate
     from trialkit.protocol.load import load_protocol
 
     protocol = load_protocol(args.protocol)
-    td = validate(protocol, args.data, args.allocation)
+    allocation = args.allocation
+    if allocation is not None and store.locate_allocation(allocation).is_file():
+        # verified against its manifest and audit record (a missing file is validate's to report)
+        allocation = store.read_allocation(
+            allocation, keep_default_na=False, allow_unverified=args.allow_unverified
+        )
+        warn_unverified(allocation.check)
+    td = validate(protocol, args.data, allocation)
     if td.ok and args.out:
         save_validated(td, args.out)
     if args.format == "json":

@@ -11,6 +11,7 @@ HELP = "Re-derive a randomisation from its audit record; exit 0 only if every ou
 EXAMPLE = [
     "trialkit verify alloc/",
     "trialkit verify alloc/ --clusters protocols/supporting-families-clusters.csv",
+    "trialkit verify alloc/ --protocol protocol.toml",
 ]
 
 
@@ -21,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CLUSTERS",
         help="clusters file (default: the path recorded in the audit)",
     )
+    parser.add_argument(
+        "--protocol",
+        metavar="P",
+        help="protocol whose [randomisation] settings must match the audit "
+        "(default: the path recorded in the audit)",
+    )
     add_format(parser)
 
 
@@ -28,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from trialkit.errors import VerificationError
     from trialkit.randomise import verify
 
-    report = verify(args.directory, args.clusters)
+    report = verify(args.directory, args.clusters, args.protocol)
     if not report.ok:
         raise VerificationError(
             f"{args.directory} does not verify ({len(report.differences)} difference(s))",

@@ -147,9 +147,8 @@ def _audit_record(
 
 
 def _record_hash(record: dict[str, Any]) -> str:
-    """SHA-256 of the audit record without its own hash (canonical JSON)."""
-    body = {k: v for k, v in record.items() if k != "record_sha256"}
-    return _io.sha256_bytes(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+    """SHA-256 of the audit record without its own hash (canonical JSON; one rule, in the store)."""
+    return store.audit_record_sha256(record)
 
 
 def write_allocation(
@@ -184,19 +183,35 @@ def write_allocation(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerificationReport:
-    """Outcome of :func:`verify`: ``ok`` only when every output is identical."""
+    """Outcome of :func:`verify`: ``ok`` only when every output is identical.
+
+    ``ignored`` lists files in the directory that ``randomise`` did not write (a
+    README, ``.DS_Store``): they are not part of the allocation and do not count
+    against it.  ``notes`` are findings that are not differences (e.g. a protocol
+    edited elsewhere than its ``[randomisation]`` table).
+    """
 
     directory: str
     ok: bool
     differences: tuple[str, ...]
     checked: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
+        extra = [f"note: {n}" for n in self.notes]
+        if self.ignored:
+            extra.append(f"ignored (not written by randomise): {', '.join(self.ignored)}")
         if self.ok:
-            return f"verified: {self.directory} ({', '.join(self.checked)}) re-derived identically"
-        return (
-            "NOT verified: " + self.directory + "\n" + "\n".join(f"- {d}" for d in self.differences)
-        )
+            head = f"verified: {self.directory} ({', '.join(self.checked)}) re-derived identically"
+        else:
+            head = (
+                "NOT verified: "
+                + self.directory
+                + "\n"
+                + "\n".join(f"- {d}" for d in self.differences)
+            )
+        return "\n".join([head, *extra])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +219,8 @@ class VerificationReport:
             "ok": self.ok,
             "differences": list(self.differences),
             "checked": list(self.checked),
+            "ignored": list(self.ignored),
+            "notes": list(self.notes),
         }
 
     def problems(self) -> list[Problem]:
@@ -227,8 +244,53 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: d}
 
 
+def _protocol_differences(
+    ppath: Path, recorded: dict[str, Any] | None, settings: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Differences between a protocol's ``[randomisation]`` and the audit's settings.
+
+    Returns (differences, notes).  Every setting the protocol's table gives must equal
+    the recorded one; a protocol whose hash changed while its randomisation settings
+    did not is a note (the analysis sections may be completed after randomisation).
+    """
+    from trialkit.protocol import load_protocol
+
+    diffs: list[str] = []
+    notes: list[str] = []
+    try:
+        protocol = load_protocol(ppath)
+    except TrialkitError as err:
+        return [f"protocol `{ppath}` cannot be read: {err.message}"], notes
+    if protocol.randomisation is None:
+        return [
+            f"protocol `{ppath.name}` must have the [randomisation] table it was randomised with; it has none"
+        ], notes
+    given = protocol.randomisation.model_dump(exclude_unset=True)
+    try:
+        now = RandomisationSettings.from_mapping(
+            protocol.randomisation.model_dump(), default_arms=protocol.arm_ids
+        ).to_dict()
+    except RandomisationError as err:
+        return [f"protocol `{ppath.name}` [randomisation] is not valid: {err.message}"], notes
+    keys = [k for k in now if k in given or k == "arms"]
+    for key in sorted(keys):
+        if now.get(key) != settings.get(key):
+            diffs.append(
+                f"protocol setting `randomisation.{key}` must equal the one randomised with; "
+                f"got {now.get(key)!r} in {ppath.name}, recorded {settings.get(key)!r}"
+            )
+    if recorded and _io.sha256_file(ppath) != recorded.get("sha256") and not diffs:
+        notes.append(
+            f"protocol `{ppath.name}` changed since randomisation (SHA-256 differs from the "
+            "audit record); its [randomisation] settings are unchanged"
+        )
+    return diffs, notes
+
+
 def verify(
-    directory: str | os.PathLike[str], clusters: str | os.PathLike[str] | None = None
+    directory: str | os.PathLike[str],
+    clusters: str | os.PathLike[str] | None = None,
+    protocol: str | os.PathLike[str] | None = None,
 ) -> VerificationReport:
     """Re-derive an allocation from its audit record and compare every output.
 
@@ -238,12 +300,18 @@ def verify(
         A directory written by :func:`write_allocation`.
     clusters : path, optional
         The clusters file; defaults to the path recorded in the audit.
+    protocol : path, optional
+        The protocol; defaults to the path recorded in the audit (when it was
+        randomised with one).  Its ``[randomisation]`` settings must equal the
+        recorded ones.
 
     Returns
     -------
     VerificationReport
-        ``ok`` is True only if the input hash, every output file (byte for byte)
-        and every audit field (except ``created_utc`` and file paths) match.
+        ``ok`` is True only if the input hash, every output file (byte for byte),
+        every audit field (except ``created_utc`` and file paths) and the
+        protocol's randomisation settings match.  Files that ``randomise`` did not
+        write are listed in ``ignored``.
     """
     root = Path(directory)
     diffs: list[str] = []
@@ -268,12 +336,31 @@ def verify(
             f"{AUDIT}: record_sha256 does not match its content (a field of the audit record was edited)"
         )
     recorded = audit.get("outputs", {})
-    present = sorted(
-        p.name for p in root.iterdir() if p.is_file() and p.name not in (AUDIT, store.MANIFEST)
+    ignored = tuple(
+        sorted(
+            p.name
+            for p in root.iterdir()
+            if p.name not in (AUDIT, store.MANIFEST) and p.name not in recorded
+        )
     )
-    for name in present:
-        if name not in recorded:
-            diffs.append(f"{name} is not listed in the audit record")
+    notes: list[str] = []
+    rec_protocol = audit.get("protocol")
+    ppath = (
+        Path(protocol)
+        if protocol is not None
+        else (Path(rec_protocol["path"]) if isinstance(rec_protocol, dict) else None)
+    )
+    if ppath is not None:
+        if ppath.is_file():
+            pd_diffs, pd_notes = _protocol_differences(
+                ppath, rec_protocol if isinstance(rec_protocol, dict) else None, audit["settings"]
+            )
+            diffs += pd_diffs
+            notes += pd_notes
+        else:
+            notes.append(
+                f"protocol `{ppath}` not found: its settings were not checked; pass --protocol"
+            )
     for name, digest in recorded.items():
         f = root / name
         if not f.is_file():
@@ -286,7 +373,12 @@ def verify(
     if not cpath.is_file():
         diffs.append(f"clusters file `{cpath}` not found; pass --clusters")
         return VerificationReport(
-            directory=str(root), ok=False, differences=tuple(diffs), checked=tuple(recorded)
+            directory=str(root),
+            ok=False,
+            differences=tuple(diffs),
+            checked=tuple(recorded),
+            ignored=ignored,
+            notes=tuple(notes),
         )
     if _io.sha256_file(cpath) != audit.get("input", {}).get("sha256"):
         diffs.append(
@@ -301,7 +393,12 @@ def verify(
     except RandomisationError as err:
         diffs.append(f"the allocation cannot be re-derived: {err.message}")
         return VerificationReport(
-            directory=str(root), ok=False, differences=tuple(diffs), checked=tuple(recorded)
+            directory=str(root),
+            ok=False,
+            differences=tuple(diffs),
+            checked=tuple(recorded),
+            ignored=ignored,
+            notes=tuple(notes),
         )
     with tempfile.TemporaryDirectory() as tmp:
         fresh_dir = Path(tmp) / "fresh"
@@ -330,4 +427,6 @@ def verify(
         ok=not diffs,
         differences=tuple(dict.fromkeys(diffs)),
         checked=(AUDIT, *recorded),
+        ignored=ignored,
+        notes=tuple(notes),
     )

@@ -2,8 +2,10 @@
 
 The statistic (Gail et al. 1996; Li et al. 2016; cvcrand ``cptest``): regress the
 individual outcome on the covariates ignoring arm (linear, or logistic for a 0/1
-outcome, using working residuals as cptest), average the residuals by cluster, and take the mean of the cluster
-mean residuals in the first arm minus that in the second.  The p-value is exact
+outcome), take the response residuals ``y - ŷ`` (for the logistic model
+``y - p̂``, as cvcrand's ``cptest`` since version 0.0.4), average them by cluster,
+and take the mean of the cluster mean residuals in the first arm minus that in the
+second.  The p-value is exact
 over the kept space of a constrained design (or every allocation of a simple,
 stratified or matched design with the observed per-stratum arm sizes):
 
@@ -11,6 +13,15 @@ stratified or matched design with the observed per-stratum arm sizes):
 
 with a relative tolerance ``tol`` (default 1e-9) so that allocations that tie
 mathematically (the mirror allocation) count even when floating point differs.
+The observed allocation must be one of the M (an allocation outside the kept
+space is refused), so p is never 0: its smallest value is the number of
+allocations tying with the observed one (itself and its mirror) over M.
+
+Clusters without outcome data (after rows with a missing outcome or covariate are
+left out) are left out of the statistic for every allocation alike: each
+allocation's arm means are over its clusters with data, so the reference
+distribution is the one of the statistic actually computed.  The result reports
+which clusters were left out and why.
 
 Beyond cvcrand, for a continuous outcome a confidence interval for a constant
 additive effect delta is obtained by inverting the test: under H0(delta) the
@@ -68,6 +79,24 @@ class RandTestResult:
     n_obs: int
     n_excluded: int
     arms: tuple[str, str]
+    clusters_without_data: tuple[str, ...] = ()
+    n_allocations_undefined: int = 0
+
+    def left_out_note(self) -> str:
+        """Which clusters were left out of the statistic, and why ('' when none)."""
+        if not self.clusters_without_data:
+            return ""
+        k = len(self.clusters_without_data)
+        text = (
+            f"{k} of {self.n_clusters} clusters left out (no outcome data): "
+            f"{', '.join(self.clusters_without_data)}"
+        )
+        if self.n_allocations_undefined:
+            text += (
+                f"; {self.n_allocations_undefined} allocations with an arm without data "
+                "were left out of the reference distribution"
+            )
+        return text
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -81,6 +110,8 @@ class RandTestResult:
                     "conf_high": self.conf_high,
                     "n_allocations": self.n_allocations,
                     "method": f"randomisation test ({self.space} space)",
+                    "n_clusters_without_data": len(self.clusters_without_data),
+                    "note": self.left_out_note(),
                 }
             ]
         )
@@ -89,6 +120,7 @@ class RandTestResult:
         d = asdict(self)
         d["covariates"] = list(self.covariates)
         d["arms"] = list(self.arms)
+        d["clusters_without_data"] = list(self.clusters_without_data)
         d["schema_version"] = 1
         d["trialkit_version"] = __version__
         return d
@@ -98,6 +130,7 @@ class RandTestResult:
         d = {k: v for k, v in d.items() if k not in ("schema_version", "trialkit_version")}
         d["covariates"] = tuple(d["covariates"])
         d["arms"] = tuple(d["arms"])
+        d["clusters_without_data"] = tuple(d.get("clusters_without_data", ()))
         return cls(**d)
 
     def summary(self) -> str:
@@ -108,6 +141,8 @@ class RandTestResult:
         )
         if self.estimate is not None:
             text += f"\nconstant-shift effect {self.estimate:.6g}, {self.conf_level:.0%} CI ({self.conf_low:.6g}, {self.conf_high:.6g})"
+        if self.clusters_without_data:
+            text += "\n" + self.left_out_note()
         return text
 
 
@@ -144,6 +179,11 @@ def _load_allocation(
                 hint="pass the --out directory written by `trialkit randomise`",
             )
         record = store.read_allocation(root, with_space=True)
+    if record.space is None and (record.audit or {}).get("space") is not None:
+        # the kept space was not read with the record: read it through the store
+        record = store.read_allocation(
+            record.path, with_space=True, allow_unverified=not record.verified
+        )
     audit_file = root / store.AUDIT
     try:
         settings = RandomisationSettings.from_mapping((record.audit or {})["settings"])
@@ -215,9 +255,9 @@ def randtest(
     cluster_column : str, optional
         Defaults to the allocation's id column.
     family : {"gaussian", "binomial"}
-        Linear or logistic residual model.  For the logistic model the residuals
-        are the working residuals (y - p_hat) / (p_hat (1 - p_hat)), as cvcrand's
-        ``cptest`` (R's ``glm(...)$residuals``).
+        Linear or logistic residual model.  The residuals are response residuals
+        ``y - p_hat`` for the logistic model, as cvcrand's ``cptest`` since version
+        0.0.4 (R's ``residuals(fit, type = "response")``).
     tolerance : float
         Relative tolerance for ties in ``|s(A)| >= |s_obs|``.
     conf_level : float
@@ -230,6 +270,16 @@ def randtest(
     Returns
     -------
     RandTestResult
+
+    Raises
+    ------
+    RandomisationError
+        ``randomise.randtest.outside_space`` when the observed allocation is not one
+        of the kept allocations (an allocation that does not verify).
+    DataError
+        ``randomise.randtest.unknown_cluster`` when the data name a cluster that was
+        not allocated; ``randomise.randtest.no_data`` when an arm has no cluster with
+        data.
     """
     settings, clusters, arms_of, groups_lab, codes = _load_allocation(allocation)
     arm_names = (settings.arms[0], settings.arms[1])
@@ -267,25 +317,20 @@ def randtest(
     cid = frame[cluster_column].astype(str).str.strip().to_numpy()
     pos = {c: i for i, c in enumerate(clusters)}
     unknown = sorted(set(cid) - set(pos))
-    absent = sorted(set(pos) - set(cid))
-    if unknown or absent:
-        probs = [
-            Problem(
-                path=f"outcome data column {cluster_column}",
-                code="randomise.randtest.unknown_cluster",
-                message=f"cluster `{c}` is not in the allocation.",
-            )
-            for c in unknown
-        ]
-        probs += [
-            Problem(
-                path=f"outcome data column {cluster_column}",
-                code="randomise.randtest.cluster_without_data",
-                message=f"allocated cluster `{c}` has no outcome data.",
-            )
-            for c in absent
-        ]
-        raise DataError("outcome data and allocation do not match", probs)
+    if unknown:
+        raise DataError(
+            "outcome data and allocation do not match",
+            [
+                Problem(
+                    path=f"outcome data column {cluster_column}",
+                    code="randomise.randtest.unknown_cluster",
+                    message=f"cluster `{c}` must be in the allocation; it is not.",
+                    hint="check the cluster ids against allocation.csv",
+                )
+                for c in unknown
+            ],
+        )
+    without = tuple(c for c in clusters if c not in set(cid))
     ys = frame[outcome]
     if pd.api.types.is_bool_dtype(ys):
         ys = ys.astype(float)
@@ -320,7 +365,7 @@ def randtest(
 
         fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
         mu = np.asarray(fit.fittedvalues)
-        resid = (y - mu) / (mu * (1.0 - mu))
+        resid = y - mu  # response residuals, as cptest (cvcrand >= 0.0.4)
         hat_t = None
     else:
         beta, *_ = np.linalg.lstsq(x, y, rcond=None)
@@ -329,10 +374,22 @@ def randtest(
     idx = np.array([pos[c] for c in cid])
     n = len(clusters)
     counts = np.bincount(idx, minlength=n)
-    e = np.bincount(idx, weights=resid, minlength=n) / counts
+    has = (counts > 0).astype(float)
+    safe = np.maximum(counts, 1)
+    e = np.bincount(idx, weights=resid, minlength=n) / safe
     obs_bits = np.array([1 if a == arm_names[0] else 0 for a in arms_of], dtype=np.uint8)
     if codes is not None:
         space_kind = "kept"
+        obs_code = _space.codes_of(obs_bits[None, :])[0]
+        if not bool(np.any(codes == obs_code)):
+            raise RandomisationError.from_problem(
+                path="allocation.csv",
+                code="randomise.randtest.outside_space",
+                message="the observed allocation must be one of the "
+                f"{len(codes)} kept allocations; got an allocation outside the kept space",
+                hint="the allocation does not match its audit record: check it with "
+                "`trialkit verify`",
+            )
     else:
         groups = _space.group_positions(groups_lab, n)
         combo = tuple(int(obs_bits[g].sum()) for g in groups)
@@ -350,18 +407,41 @@ def randtest(
                 max_allocations,
             )
             space_kind = "sampled"
-    n_t = int(obs_bits.sum())
-    n_c = n - n_t
+
+    def contrast_of(b: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        # arm means over the clusters with data (b: rows of 0/1 arm indicators)
+        bt = b * has
+        bc = (1.0 - b) * has
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(bt @ vec / bt.sum(axis=1) - bc @ vec / bc.sum(axis=1))
+
+    space_codes: np.ndarray = codes
 
     def contrasts(vec: np.ndarray) -> np.ndarray:
-        out = np.empty(len(codes))
-        for sl in _space.iter_chunks(len(codes), n):
-            b = _space.bits_of(codes[sl], n).astype(float)
-            out[sl] = b @ vec / n_t - (1.0 - b) @ vec / n_c
+        out = np.empty(len(space_codes))
+        for sl in _space.iter_chunks(len(space_codes), n):
+            out[sl] = contrast_of(_space.bits_of(space_codes[sl], n).astype(float), vec)
         return out
 
-    u = contrasts(e)
-    u_obs = float(obs_bits @ e / n_t - (1 - obs_bits) @ e / n_c)
+    u_all = contrasts(e)
+    defined = np.isfinite(u_all)
+    u_obs = float(contrast_of(obs_bits[None, :].astype(float), e)[0])
+    if not math.isfinite(u_obs):
+        raise DataError.from_problem(
+            path=f"outcome data column {cluster_column}",
+            code="randomise.randtest.no_data",
+            message="each arm must have a cluster with outcome data; got an arm without",
+            hint="the randomisation test needs outcome data in both arms",
+        )
+    n_undefined = int((~defined).sum())
+    u = u_all[defined]
+    if without:
+        warnings.warn(
+            f"{len(without)} allocated cluster(s) without outcome data left out of the "
+            f"randomisation test: {', '.join(without)}",
+            MissingDataWarning,
+            stacklevel=2,
+        )
 
     def pval(uu: np.ndarray, s_obs: float) -> float:
         return float(np.mean(np.abs(uu) >= abs(s_obs) * (1.0 - tolerance) - 1e-300))
@@ -371,9 +451,9 @@ def randtest(
     if hat_t is not None:
         t_ind = obs_bits[idx].astype(float)
         gamma, *_ = np.linalg.lstsq(hat_t, t_ind, rcond=None)
-        g = np.bincount(idx, weights=t_ind - hat_t @ gamma, minlength=n) / counts
-        v = contrasts(g)
-        v_obs = float(obs_bits @ g / n_t - (1 - obs_bits) @ g / n_c)
+        g = np.bincount(idx, weights=t_ind - hat_t @ gamma, minlength=n) / safe
+        v = contrasts(g)[defined]
+        v_obs = float(contrast_of(obs_bits[None, :].astype(float), g)[0])
         if abs(v_obs) > 0:
             alpha = 1.0 - conf_level
             estimate = u_obs / v_obs
@@ -390,7 +470,7 @@ def randtest(
         covariates=tuple(covariates),
         statistic=u_obs,
         p_value=p,
-        n_allocations=len(codes),
+        n_allocations=len(u),
         space=space_kind,
         tolerance=tolerance,
         estimate=estimate,
@@ -401,6 +481,8 @@ def randtest(
         n_obs=len(y),
         n_excluded=n_excluded,
         arms=arm_names,
+        clusters_without_data=without,
+        n_allocations_undefined=n_undefined,
     )
 
 

@@ -37,7 +37,16 @@ from trialkit.report.disclosure import DisclosureSettings
 from trialkit.report.figures import forest_figure
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
-__all__ = ["SECTION_IDS", "Figure", "Report", "Section", "build_report", "write_report"]
+__all__ = [
+    "SECTION_IDS",
+    "Figure",
+    "Report",
+    "Section",
+    "build_report",
+    "custody_lines",
+    "custody_warning",
+    "write_report",
+]
 
 SECTION_IDS = (
     "summary",
@@ -124,10 +133,20 @@ class Report:
         )
 
     def summary(self) -> str:
-        return (
+        text = (
             f"Report '{self.title}': {len(self.sections)} sections, {len(self.tables())} tables, "
             f"{len(self.figures())} figures"
         )
+        chain = self.provenance.get("custody") if isinstance(self.provenance, Mapping) else None
+        if isinstance(chain, Mapping):
+            broken = [
+                k
+                for k, c in chain.items()
+                if isinstance(c, Mapping) and c.get("status") == "UNVERIFIED"
+            ]
+            if broken:
+                text += f"\nWARNING: chain of custody NOT verified ({', '.join(broken)})"
+        return text
 
     def __repr__(self) -> str:
         return f"Report(sections={len(self.sections)}, tables={len(self.tables())})"
@@ -503,12 +522,58 @@ def _methods_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         "Model formulas\n" + "\n".join(lines),
         "Input hashes (SHA-256)\n" + "\n".join(hash_lines),
     ]
+    chain = custody_lines(a)
+    if chain:
+        pre.append(
+            "Chain of custody (each stage directory read, its manifest SHA-256 and whether "
+            "every recorded hash matched)\n" + "\n".join(chain)
+        )
     if notes:
         pre.append("Notes\n" + "\n".join(notes))
     if a.warnings:
         pre.append("Warnings raised during the analysis\n" + "\n".join(a.warnings))
     return Section(
         id="methods", title="9. Methods and provenance", paragraphs=tuple(paras), pre=tuple(pre)
+    )
+
+
+_CHAIN = ("allocation", "data", "analysis")
+
+
+def _custody(a: TrialAnalysis) -> dict[str, Mapping[str, Any]]:
+    chain = a.provenance.get("custody") if isinstance(a.provenance, Mapping) else None
+    if not isinstance(chain, Mapping):
+        return {}
+    order = [k for k in _CHAIN if k in chain] + [k for k in chain if k not in _CHAIN]
+    return {k: chain[k] for k in order if isinstance(chain[k], Mapping)}
+
+
+def custody_lines(a: TrialAnalysis) -> list[str]:
+    """The chain of custody, one line per stage read: status and manifest SHA-256."""
+    lines = []
+    for stage, c in _custody(a).items():
+        line = (
+            f"{stage}: {c.get('status')} — {c.get('path')} "
+            f"(manifest sha256 {c.get('manifest_sha256') or 'none'})"
+        )
+        lines.append(line)
+        lines += [f"    {p.get('path')}: {p.get('message')}" for p in c.get("problems", [])]
+    return lines
+
+
+def custody_warning(a: TrialAnalysis) -> str:
+    """The prominent statement for a chain with an UNVERIFIED link ('' when none)."""
+    broken = [stage for stage, c in _custody(a).items() if c.get("status") == "UNVERIFIED"]
+    if not broken:
+        return ""
+    return (
+        "WARNING — CHAIN OF CUSTODY NOT VERIFIED: the "
+        + " and ".join(broken)
+        + " read for this report did not match the hashes recorded when "
+        + ("it was" if len(broken) == 1 else "they were")
+        + " written, and were used only because --allow-unverified was given. "
+        "The results below may not come from the randomised allocation or the analysis "
+        "as recorded; see 'Chain of custody' in section 9."
     )
 
 
@@ -571,6 +636,21 @@ def build_report(
         ),
         _methods_section(analysis, settings),
     )
+    warning = custody_warning(analysis)
+    if warning:
+        first = sections[0]
+        sections = (
+            Section(
+                id=first.id,
+                title=first.title,
+                paragraphs=(warning, *first.paragraphs),
+                bullets=first.bullets,
+                tables=first.tables,
+                figures=first.figures,
+                pre=first.pre,
+            ),
+            *sections[1:],
+        )
     return Report(
         title=str(trial.get("title", "Trial report")),
         subtitle=f"Trial registration: {trial.get('registration', '')}. Statistical report "

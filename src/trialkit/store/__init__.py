@@ -20,6 +20,15 @@ from trialkit.store._manifest import (
     verify_outputs,
     write_manifest,
 )
+from trialkit.store.custody import (
+    NOT_VERIFIABLE,
+    UNVERIFIED,
+    VERIFIED,
+    StageCheck,
+    audit_record_sha256,
+    check_stage_directory,
+    verify_allocation,
+)
 from trialkit.store.stage_io import (
     AUDIT,
     AllocationRecord,
@@ -42,6 +51,13 @@ from trialkit.store.stages import STAGES, StageSpec
 from trialkit.store.tables import DATA_SUFFIXES, PARQUET_FIRST, read_table, table_files
 
 __all__ = [
+    "NOT_VERIFIABLE",
+    "UNVERIFIED",
+    "VERIFIED",
+    "StageCheck",
+    "audit_record_sha256",
+    "check_stage_directory",
+    "verify_allocation",
     "AUDIT",
     "DATA_SUFFIXES",
     "MANIFEST",

@@ -30,12 +30,22 @@ from trialkit._io import (
 from trialkit.errors import (
     DataError,
     FidelityError,
+    Problem,
     RandomisationError,
     ReportError,
     TrialkitError,
     VerificationError,
 )
 from trialkit.store._manifest import verify_outputs, write_manifest
+from trialkit.store.custody import (
+    NOT_VERIFIABLE,
+    UNVERIFIED,
+    VERIFIED,
+    StageCheck,
+    enforce,
+    manifest_hash,
+    verify_allocation,
+)
 from trialkit.store.stages import (
     ALLOCATION,
     ALLOCATION_COLUMNS,
@@ -160,7 +170,11 @@ class AllocationRecord:
     space : DataFrame or None
         The kept allocation space (``space.parquet``) when present.
     verified : bool
-        True when the directory's manifest was present and every hash matched.
+        True when every check of the chain of custody passed (manifest and audit
+        record, see :func:`trialkit.store.custody.verify_allocation`).
+    check : StageCheck or None
+        What was checked and what failed (``UNVERIFIED`` only when the caller
+        passed ``allow_unverified=True``).
     """
 
     frame: pd.DataFrame
@@ -169,6 +183,7 @@ class AllocationRecord:
     audit: dict[str, Any] | None = None
     space: pd.DataFrame | None = None
     verified: bool = False
+    check: StageCheck | None = None
 
     @property
     def id_column(self) -> str:
@@ -224,8 +239,14 @@ def read_allocation(
     keep_default_na: bool = True,
     with_space: bool = False,
     as_table: bool = False,
+    allow_unverified: bool = False,
 ) -> AllocationRecord:
-    """Read an allocation directory written by ``trialkit randomise`` (or ``simulate``).
+    """Read an allocation directory written by ``trialkit randomise`` (or ``simulate``), verified.
+
+    Every read goes through the chain of custody: the files read must have the
+    SHA-256 the directory's manifest records, and the allocation must agree with
+    its audit record (:func:`trialkit.store.custody.verify_allocation`: hashes,
+    arms, and the observed allocation in the kept space).
 
     Parameters
     ----------
@@ -239,6 +260,9 @@ def read_allocation(
         Read with the data-table reader :func:`~trialkit.store.tables.read_table`
         (CSV, Parquet or Excel by suffix, ids as text, pyarrow dtypes) instead of as
         a CSV of text cells.
+    allow_unverified : bool
+        Read an allocation that fails a check anyway; the failure is kept in the
+        record's ``check`` (status ``UNVERIFIED``) for the report to state.
 
     Raises
     ------
@@ -246,7 +270,10 @@ def read_allocation(
         ``allocation.missing`` when there is no allocation file; ``data.unreadable``
         when it cannot be parsed.
     VerificationError
-        When the directory's manifest records a different hash for a file read.
+        When a check fails (codes ``allocation.manifest_mismatch``,
+        ``allocation.audit_edited``, ``allocation.audit_mismatch``,
+        ``allocation.arm_differs``, ``allocation.outside_space``), naming the file,
+        unless ``allow_unverified``.
     """
     path = locate_allocation(source)
     if not path.is_file():
@@ -258,9 +285,25 @@ def read_allocation(
         )
     root = path.parent
     names = tuple(n for n in (path.name, AUDIT, "space.parquet" if with_space else "") if n)
-    manifest = verify_outputs(
-        root, stage=("allocation", "data"), error=VerificationError, files=names
-    )
+    manifest_problems: tuple[Problem, ...] = ()
+    manifest: dict[str, Any] | None = None
+    try:
+        manifest = verify_outputs(
+            root, stage=("allocation", "data"), error=VerificationError, files=names
+        )
+    except VerificationError as exc:
+        manifest_problems = tuple(exc.problems)
+        if not allow_unverified:
+            enforce(
+                StageCheck(
+                    stage="allocation",
+                    path=str(root),
+                    status=UNVERIFIED,
+                    problems=manifest_problems,
+                ),
+                allow_unverified=False,
+                error=VerificationError,
+            )
     if as_table:
         frame = read_table(path, ("la_id", "cluster"))
     else:
@@ -280,6 +323,23 @@ def read_allocation(
             audit = json.loads((root / AUDIT).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             audit = None
+    audit = audit if isinstance(audit, dict) else None
+    check = verify_allocation(
+        root,
+        frame=frame,
+        allocation_file=path,
+        audit=audit if (root / AUDIT).is_file() else None,
+        manifest_problems=manifest_problems,
+    )
+    if check.status == NOT_VERIFIABLE and manifest is not None:
+        # a data directory's allocation.csv: its manifest matched, no audit to check against
+        check = StageCheck(
+            stage=check.stage,
+            path=check.path,
+            status=VERIFIED if manifest.get("stage") == "allocation" else NOT_VERIFIABLE,
+            manifest_sha256=check.manifest_sha256,
+        )
+    enforce(check, allow_unverified=allow_unverified, error=VerificationError)
     space = None
     if with_space and (root / "space.parquet").is_file():
         space = _read_parquet(root / "space.parquet", VerificationError)
@@ -287,9 +347,10 @@ def read_allocation(
         frame=frame,
         path=path,
         sha256=sha256_file(path),
-        audit=audit if isinstance(audit, dict) else None,
+        audit=audit,
         space=space,
-        verified=manifest is not None,
+        verified=check.verified,
+        check=check,
     )
 
 
@@ -528,15 +589,29 @@ def write_analysis(
 
 
 def read_analysis(
-    directory: str | os.PathLike[str],
-) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Read an analysis directory: ``analysis.json`` and its tables (Parquet, full precision).
+    directory: str | os.PathLike[str], *, allow_unverified: bool = False
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame], StageCheck]:
+    """Read an analysis directory, verified: ``analysis.json``, its tables and the check.
+
+    Every table comes from its Parquet file (full precision), which must exist and
+    have the SHA-256 that both ``analysis.json`` and ``manifest.json`` record; there
+    is no fallback to another copy of a table.
+
+    Parameters
+    ----------
+    directory : path
+        The directory written by ``trialkit analyse``.
+    allow_unverified : bool
+        Read files whose hashes differ anyway (the check's status is then
+        ``UNVERIFIED``, for the report to state); a missing file is always an error.
 
     Raises
     ------
     ReportError
         ``report.analysis_missing`` without ``analysis.json``;
-        ``analysis.manifest_mismatch`` when a file changed; ``report.unreadable`` when
+        ``report.table_missing`` when a table's Parquet file is missing;
+        ``analysis.manifest_mismatch`` / ``analysis.output_mismatch`` when a file
+        changed (unless ``allow_unverified``). ``report.unreadable`` when
         ``analysis.json`` or a table is truncated or corrupt (naming the file).
     """
     root = Path(directory)
@@ -549,7 +624,11 @@ def read_analysis(
             f"got '{root}' without analysis.json",
             hint="run `trialkit analyse --protocol P --data DIR --allocation DIR --out DIR` first",
         )
-    verify_outputs(root, stage="analysis", error=ReportError)
+    problems: list[Problem] = []
+    try:
+        verify_outputs(root, stage="analysis", error=ReportError)
+    except ReportError as exc:
+        problems.extend(exc.problems)
     doc = _read_json(doc_path, ReportError)
     if not isinstance(doc, dict) or not isinstance(doc.get("tables", {}), dict):
         raise ReportError.from_problem(
@@ -559,17 +638,59 @@ def read_analysis(
             f"got {type(doc).__name__}",
             hint="re-run `trialkit analyse` to write the analysis directory again",
         )
-    tables: dict[str, pd.DataFrame] = {}
-    for name in doc.get("tables", {}):
-        p = root / f"{name}.parquet"
-        if p.is_file():
-            tables[name] = _read_parquet(p, ReportError)
-            continue
-        try:
-            tables[name] = pd.DataFrame(doc["tables"][name])
-        except (ValueError, TypeError) as exc:
-            raise _unreadable(doc_path, "JSON", exc, ReportError) from None
-    return doc, tables
+    hint = "re-run `trialkit analyse`; never edit its outputs"
+    recorded = {
+        str(k): str(v.get("sha256"))
+        for k, v in (doc.get("outputs") or {}).items()
+        if isinstance(v, Mapping)
+    }
+    missing = [
+        Problem(
+            path=str(root / f"{name}.parquet"),
+            code="report.table_missing",
+            message=f"`{name}.parquet` must exist (analysis.json lists the table); it is missing",
+            hint=hint,
+        )
+        for name in doc.get("tables", {})
+        if not (root / f"{name}.parquet").is_file()
+    ]
+    missing += [
+        Problem(
+            path=str(root / name),
+            code="report.table_missing",
+            message=f"`{name}` must exist (analysis.json records its SHA-256); it is missing",
+            hint=hint,
+        )
+        for name in recorded
+        if not (root / name).is_file()
+        and name.removesuffix(".parquet") not in doc.get("tables", {})
+    ]
+    if missing:
+        raise ReportError(f"{root}: analysis outputs are missing", missing)
+    for name, digest in sorted(recorded.items()):
+        if sha256_file(root / name) != digest:
+            problems.append(
+                Problem(
+                    path=str(root / name),
+                    code="analysis.output_mismatch",
+                    message=f"`{name}` must have the SHA-256 recorded in analysis.json; "
+                    "the file changed after the analysis wrote it",
+                    hint=hint,
+                )
+            )
+    unique = tuple({(p.path, p.code): p for p in problems}.values())
+    check = StageCheck(
+        stage="analysis",
+        path=str(root),
+        status=UNVERIFIED if unique else (VERIFIED if recorded else NOT_VERIFIABLE),
+        manifest_sha256=manifest_hash(root),
+        problems=unique,
+    )
+    enforce(check, allow_unverified=allow_unverified, error=ReportError)
+    tables = {
+        name: _read_parquet(root / f"{name}.parquet", ReportError) for name in doc.get("tables", {})
+    }
+    return doc, tables, check
 
 
 # ============================================================================ report
