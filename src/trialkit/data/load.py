@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from trialkit import store
+from trialkit.data.parse import parse_numbers
 from trialkit.data.schema import DataProblem, Kind
 from trialkit.errors import DataError
 from trialkit.store import read_table
@@ -119,6 +120,8 @@ def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
     """Convert ``s`` to the dtype of ``kind``; return ``(converted, bad_mask)``.
 
     ``bad_mask`` marks cells that held a value that could not be converted.
+    Numbers follow :func:`trialkit.data.parse.parse_numbers` (thousands
+    separators between groups of three digits are read).
     """
     present = _notna(s)
     if kind in ("id", "str"):
@@ -128,8 +131,7 @@ def convert(s: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
         else:
-            txt = _as_text(s)
-            vals = pd.to_numeric(txt, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            vals = parse_numbers(_as_text(s)).values
         vals = np.where(np.isinf(vals), np.nan, vals)
         bad = present & np.isnan(vals)
         if kind == "int":
