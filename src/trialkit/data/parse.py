@@ -106,11 +106,10 @@ def parse_numbers(values: pd.Series | Sequence[object]) -> NumberParse:
         vals = np.where(np.isinf(vals), np.nan, vals)
         none = np.zeros(len(s), dtype=bool)
         return NumberParse(values=vals, bad=none, grouped=none.copy())
-    txt = s.astype(object).where(s.notna(), None).map(
-        lambda v: None if v is None else (str(v).strip() or None)
-    )
-    present = np.asarray(txt.notna(), dtype=bool)
-    vals = np.array(pd.to_numeric(txt, errors="coerce"), dtype=float)
+    txt = s.astype("string").str.strip()
+    txt = txt.mask(txt == "", pd.NA)
+    present = np.asarray(txt.notna().to_numpy(dtype=bool, na_value=False))
+    vals = np.array(pd.to_numeric(txt, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
     grouped = np.zeros(len(s), dtype=bool)
     for i in np.flatnonzero(present & np.isnan(vals)):
         t = str(txt.iloc[i])

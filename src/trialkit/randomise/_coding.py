@@ -96,6 +96,16 @@ class ColumnReading:
     declared: tuple[str, ...]
     notes: tuple[str, ...]
 
+    @property
+    def interpreted(self) -> bool:
+        """Whether reading needed declarations or changed a cell (then the audit records it).
+
+        A clean file read with inferred types is not recorded separately, so its
+        audit is unchanged; the covariate coding shows which covariates were
+        categories (``coding.reference`` lists them).
+        """
+        return bool(self.notes or self.declared)
+
     def to_dict(self) -> dict[str, Any]:
         return {"types": dict(self.types), "declared": list(self.declared), "notes": list(self.notes)}
 
@@ -151,10 +161,12 @@ def _read_category(
     problems: list[Problem],
     notes: list[str],
     levels: tuple[str, ...] | None,
+    *,
+    declared: bool,
 ) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        if levels is None:
-            return s  # numeric labels (stratum codes) are kept as written
+        if not declared:
+            return s  # undeclared numeric labels (stratum codes) are kept as written
         s = convert(s, "str")[0].astype(object)
     if levels is not None:
         match = match_levels(s, levels)
@@ -246,7 +258,9 @@ def _read_columns(
                     s, col, source, problems, notes, declared=declared is not None
                 )
         else:
-            out[col] = _read_category(s, col, source, problems, notes, levels.get(col))
+            out[col] = _read_category(
+                s, col, source, problems, notes, levels.get(col), declared=declared is not None
+            )
     reading = ColumnReading(
         types=types,
         declared=tuple(c for c in types if c in declared_types),

@@ -294,4 +294,5 @@ def design_together(
             within = 1.0 if m < 2 else (t * (t - 1) + (m - t) * (m - t - 1)) / (m * (m - 1))
             share[np.ix_(g, g)] = within
         out += (wt / total) * share
+    np.fill_diagonal(out, 1.0)
     return out

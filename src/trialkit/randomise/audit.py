@@ -104,6 +104,11 @@ def _audit_record(
             "path": str(clusters_path),
             "name": clusters_path.name,
             "sha256": _io.sha256_file(clusters_path),
+            **(
+                {"reading": allocation.reading.to_dict()}
+                if allocation.reading is not None and allocation.reading.interpreted
+                else {}
+            ),
         },
         "protocol": None
         if protocol_path is None
