@@ -41,7 +41,9 @@ __all__ = [
     "parse_numbers",
 ]
 
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?P<sep>[, \u00a0\u2009\u202f])\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?")
+_GROUPED = re.compile(
+    r"[+-]?\d{1,3}(?P<sep>[, \u00a0\u2009\u202f])\d{3}(?:(?P=sep)\d{3})*(?:\.\d+)?"
+)
 _SEPARATORS = ", \u00a0\u2009\u202f"
 
 COVARIATE_KINDS: dict[str, Literal["float", "str"]] = {

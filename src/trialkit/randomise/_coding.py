@@ -107,7 +107,11 @@ class ColumnReading:
         return bool(self.notes or self.declared)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"types": dict(self.types), "declared": list(self.declared), "notes": list(self.notes)}
+        return {
+            "types": dict(self.types),
+            "declared": list(self.declared),
+            "notes": list(self.notes),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnReading:
@@ -132,7 +136,13 @@ def _row(pos: int) -> str:
 
 
 def _read_number(
-    s: pd.Series, col: str, source: str, problems: list[Problem], notes: list[str], *, declared: bool
+    s: pd.Series,
+    col: str,
+    source: str,
+    problems: list[Problem],
+    notes: list[str],
+    *,
+    declared: bool,
 ) -> pd.Series:
     parsed = parse_numbers(s)
     for pos in np.flatnonzero(parsed.bad):
@@ -383,7 +393,13 @@ def prepare_clusters(
                 )
             )
     columns, reading = _read_columns(
-        frame, present, set(labels), dict(declared_types or {}), dict(levels or {}), source, problems
+        frame,
+        present,
+        set(labels),
+        dict(declared_types or {}),
+        dict(levels or {}),
+        source,
+        problems,
     )
     if problems:
         raise RandomisationError(f"{len(problems)} problem(s) in {source}", problems)

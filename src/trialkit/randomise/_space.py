@@ -281,7 +281,9 @@ def design_together(
     by its number of allocations; within a vector, strata are independent
     uniformly drawn subsets.
     """
-    weights = [math.prod(math.comb(len(g), t) for g, t in zip(groups, c, strict=True)) for c in combos]
+    weights = [
+        math.prod(math.comb(len(g), t) for g, t in zip(groups, c, strict=True)) for c in combos
+    ]
     total = sum(weights)
     out = np.zeros((n, n))
     for combo, wt in zip(combos, weights, strict=True):
