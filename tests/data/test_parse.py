@@ -16,9 +16,7 @@ def test_numbers_with_thousands_separators() -> None:
     cells = ["1,412", "1 356", "1\u2009189", "1\u202f000", "-2,000.5", " 12 ", "", None]
     bad_cells = ["abc", "12,3", "1,41,2", "1,000 000", "1.412,5"]
     p = parse_numbers(pd.Series(cells + bad_cells, dtype=object))
-    np.testing.assert_array_equal(
-        p.values[:7], [1412, 1356, 1189, 1000, -2000.5, 12, np.nan]
-    )
+    np.testing.assert_array_equal(p.values[:7], [1412, 1356, 1189, 1000, -2000.5, 12, np.nan])
     assert p.grouped.tolist() == [True] * 5 + [False] * 8
     assert p.bad.tolist() == [False] * 8 + [True] * 5
 

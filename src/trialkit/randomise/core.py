@@ -372,8 +372,9 @@ class Allocation:
 
     Holds the settings, seed and generator, the cluster ids in canonical order
     and their arms, strata/pairs where used, the covariate coding, the kept
-    space and validity diagnostics of constrained designs and a balance table;
-    never the input data themselves.
+    space and validity diagnostics of constrained designs, a balance table and
+    how each column was read (``reading``: types, and every cell read
+    differently from how it was written); never the input data themselves.
 
     Notes
     -----
@@ -613,8 +614,9 @@ def _assign_strata(
     if leftovers:
         leftovers.sort()
         sizes, extra = _split(n, settings.ratio)
-        for a in rng.permutation(len(sizes))[:extra]:
-            sizes[int(a)] += 1
+        if extra:
+            for a in rng.permutation(len(sizes))[:extra]:
+                sizes[int(a)] += 1
         sizes = [s - w for s, w in zip(sizes, whole, strict=True)]
         labels = np.repeat(np.arange(len(sizes)), sizes)
         for k, unit in enumerate(rng.permutation(len(leftovers))):
@@ -847,8 +849,13 @@ def randomise(
     Parameters
     ----------
     clusters : DataFrame
-        One row per cluster: the id column plus covariates/strata/pairs columns.
-        String columns are categorical.
+        One row per cluster: the id column plus covariates/strata/pairs columns,
+        as read from the file (:func:`~trialkit.randomise.read_clusters`).
+        Columns are read by the data stage's rules (:mod:`trialkit.data.parse`):
+        with the declared types and levels of ``settings`` (``declared_types``,
+        ``levels``), otherwise inferred — a number when every cell reads as one
+        (``1,412`` included), a category when none does; see
+        :func:`trialkit.randomise._coding.prepare_clusters`.
     settings : RandomisationSettings, optional
         All settings; alternatively pass them as keyword ``options``
         (``method="constrained", covariates=("region", "imd_score")``...).
@@ -862,9 +869,12 @@ def randomise(
     Raises
     ------
     RandomisationError
-        Bad input (duplicate or missing ids, missing covariate values, constant
-        covariates, more arms than clusters, a stratum too small, an impossible
-        ratio) or an over-constrained space (pairs always/never together).
+        Bad input (duplicate or missing ids, missing covariate values, text in a
+        number, a level not declared or spelt two ways, a row count other than
+        ``n_clusters``, constant covariates, more arms than clusters, a stratum
+        too small, an impossible ratio) or an over-constrained space (pairs
+        always/never together that the stratification leaves free).  Rows are
+        1-based data rows, header not counted.
 
     Notes
     -----
