@@ -281,3 +281,11 @@ def test_settings_without_declarations_keep_their_dictionary() -> None:
     d = RandomisationSettings(method="simple", n_clusters=16, **DECLARED).to_dict()
     assert d["levels"] == {"region": ["London", "Midlands", "North", "South"]}
     assert RandomisationSettings.from_mapping(d).to_dict() == d
+
+
+def test_spreadsheet_csv_with_bom_and_padded_headers(tmp_path: Path) -> None:
+    text = council.clean_csv().replace("la_id,la_name,region,", "la_id,la_name, region ,", 1)
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufeff".encode() + text.encode())
+    a = _run(read_clusters(p), method="stratified", strata=("region",))
+    assert a.clusters[0] == "LA01" and a.stratum is not None and len(set(a.stratum)) == 4
