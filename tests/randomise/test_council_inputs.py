@@ -289,3 +289,18 @@ def test_spreadsheet_csv_with_bom_and_padded_headers(tmp_path: Path) -> None:
     p.write_bytes("\ufeff".encode() + text.encode())
     a = _run(read_clusters(p), method="stratified", strata=("region",))
     assert a.clusters[0] == "LA01" and a.stratum is not None and len(set(a.stratum)) == 4
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"method": "stratified", "strata": ("region",)},
+        {"method": "constrained", "covariates": ("region", "imd_score")},
+    ],
+)
+def test_missing_category_cell_is_one_problem(tmp_path: Path, kw) -> None:
+    frame = _read(tmp_path, council.with_cell(6, "region", ""))
+    with pytest.raises(RandomisationError) as err:
+        _run(frame, **kw)
+    assert list(err.value.codes) == ["randomise.input.missing_value"]
+    assert err.value.problems[0].path == "clusters row 6 column region"

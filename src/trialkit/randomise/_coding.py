@@ -243,7 +243,7 @@ def _read_columns(
         else:
             parsed = parse_numbers(s)
             present = parsed.bad | ~np.isnan(parsed.values)
-            if parsed.bad.all() or not present.any():
+            if not present.any() or parsed.bad[present].all():
                 kind = "category"
             elif parsed.bad.any():
                 for pos in np.flatnonzero(parsed.bad):
