@@ -54,7 +54,11 @@ def test_numbers_are_recorded_as_given():
     s = RandomisationSettings(method="constrained", covariates=("a",), cutoff=1, weights={"a": 2})
     d = s.to_dict()
     assert d["cutoff"] == 1 and isinstance(d["cutoff"], int)
-    assert list(d) == list(RandomisationSettings.model_fields)
+    # the protocol's declarations (issue 15) are recorded only when given
+    optional = ("declared_types", "levels", "n_clusters")
+    assert list(d) == [f for f in RandomisationSettings.model_fields if f not in optional]
+    full = RandomisationSettings(method="simple", n_clusters=4, levels={"r": ("a", "b")}).to_dict()
+    assert list(full) == [f for f in RandomisationSettings.model_fields if f != "declared_types"]
 
 
 def test_disclosure_settings_raise_report_error():

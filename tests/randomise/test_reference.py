@@ -128,7 +128,7 @@ def test_published_score_distribution(l2_result, published) -> None:
     from trialkit.randomise._space import enumerate_scores
 
     d = pd.read_csv(DATA, dtype={"county": str})
-    z, coding = code_covariates(prepare_clusters(d, "county", list(COVS)), list(COVS))
+    z, coding = code_covariates(prepare_clusters(d, "county", list(COVS))[0], list(COVS))
     _, scores, _ = enumerate_scores(z, np.ones(z.shape[1]), 8, "l2")
     b = published["bscores"]
     assert len(scores) == published["n_allocations"]

@@ -75,22 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    """Build RandomisationSettings from the protocol (if any) and command-line overrides."""
+    """Build RandomisationSettings from the protocol (if any) and command-line overrides.
+
+    With ``--protocol`` the protocol's declared covariate types and levels and
+    ``trial.n_clusters`` come with its ``[randomisation]`` table
+    (:meth:`RandomisationSettings.from_protocol`).
+    """
     from trialkit.errors import UsageError
     from trialkit.randomise import RandomisationSettings
 
-    mapping: dict[str, Any] = {}
-    default_arms: list[str] | None = None
-    if args.protocol:
-        from trialkit.protocol import load_protocol
-
-        protocol = load_protocol(args.protocol)
-        if protocol.randomisation is None:
-            raise UsageError(
-                f"protocol {args.protocol} has no [randomisation] table; pass --method etc."
-            )
-        mapping = protocol.randomisation.model_dump()
-        default_arms = list(protocol.arm_ids)
     overrides: dict[str, Any] = {
         "id_column": args.id_column,
         "method": args.method,
@@ -106,25 +99,40 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             overrides["ratio"] = [int(x) for x in args.ratio.split(":")]
         except ValueError as err:
             raise UsageError(f"--ratio must look like 1:1 or 2:1; got {args.ratio!r}") from err
-    mapping.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     # --cutoff and --keep are exclusive: the one given replaces both protocol values.
     if args.cutoff is not None:
-        mapping.update(cutoff=args.cutoff, keep=None)
+        overrides.update(cutoff=args.cutoff, keep=None)
     if args.keep is not None:
-        mapping.update(keep=args.keep, cutoff=None)
-    if "method" not in mapping:
+        overrides.update(keep=args.keep, cutoff=None)
+    if args.protocol:
+        from trialkit.protocol import load_protocol
+
+        protocol = load_protocol(args.protocol)
+        if protocol.randomisation is None and "method" not in overrides:
+            raise UsageError(
+                f"protocol {args.protocol} has no [randomisation] table; pass --method etc."
+            )
+        return RandomisationSettings.from_protocol(protocol, overrides)
+    if "method" not in overrides:
         raise UsageError("--method is required unless --protocol gives one")
-    return RandomisationSettings.from_mapping(mapping, default_arms=default_arms)
+    return RandomisationSettings.from_mapping(overrides)
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from trialkit.errors import TrialkitWarning
     from trialkit.randomise import randomise, read_clusters, write_allocation
     from trialkit.randomise.audit import check_output_dir
 
     check_output_dir(args.out)
     settings = settings_from_args(args)
     frame = read_clusters(args.clusters, settings.id_column)
-    allocation = randomise(frame, settings, seed=args.seed)
+    with warnings.catch_warnings():
+        # warnings are recorded on the allocation and printed once in its summary
+        warnings.simplefilter("ignore", TrialkitWarning)
+        allocation = randomise(frame, settings, seed=args.seed)
     record = write_allocation(
         allocation, args.out, clusters_path=args.clusters, protocol_path=args.protocol
     )

@@ -12,6 +12,7 @@ from trialkit import store
 from trialkit._io import sha256_file
 from trialkit.data._checks import _Collector, _str, _val
 from trialkit.data.load import ISO, STRING, convert, date_format_label, guess_date_format
+from trialkit.data.parse import covariate_kind, match_levels, parse_numbers
 from trialkit.data.schema import COLUMNS, NOT_NULL, REQUIRED, Kind
 from trialkit.data.scoring import MAX_ITEMS, item_columns
 from trialkit.errors import DataError
@@ -174,10 +175,13 @@ def _convert_table(
     if name == "measurements":
         for c in item_columns(MAX_ITEMS):
             spec[c] = "float"
-    level = {"clusters": "la", "keyworkers": "keyworker", "families": "family"}.get(name)
+    entity_level = {"clusters": "la", "keyworkers": "keyworker", "families": "family"}.get(name)
+    declared_levels: dict[str, list[str]] = {}
     for cov in protocol.data.covariates:
-        if cov.level.value == level:
-            spec.setdefault(cov.name, "str" if cov.type == "categorical" else "float")
+        if cov.level.value == entity_level:
+            spec.setdefault(cov.name, covariate_kind(cov.type))
+            if cov.type == "categorical" and cov.levels:
+                declared_levels[cov.name] = list(cov.levels)
     fmt = protocol.data.date_format
     out: dict[str, pd.Series] = {}
     for c in frame.columns:
@@ -185,7 +189,38 @@ def _convert_table(
         if kind is None:
             out[c] = frame[c]
             continue
-        out[c] = _convert_column(name, c, kind, frame[c], file, fmt, col)
+        conv = _convert_column(name, c, kind, frame[c], file, fmt, col)
+        if kind in ("float", "int"):
+            grouped = parse_numbers(frame[c]).grouped & conv.notna().to_numpy(dtype=bool)
+            col.rows(
+                file,
+                grouped,
+                c,
+                f"{name}.thousands_separator",
+                lambda p, v=frame[c], cc=c, cv=conv: (  # type: ignore[misc]
+                    f"'{cc}' {_val(v.iloc[p])} was read as the number {cv.iloc[p]:g}"
+                ),
+                "a thousands separator is read only between groups of three digits",
+                "warning",
+            )
+        if c in declared_levels:
+            match = match_levels(conv, declared_levels[c])
+            col.rows(
+                file,
+                match.normalised,
+                c,
+                f"{name}.level_normalised",
+                lambda p, v=conv, m=match, cc=c: (  # type: ignore[misc]
+                    f"'{cc}' {_val(v.iloc[p])} was read as the declared level {m.values[p]!r}"
+                ),
+                "levels are matched to the protocol's after trimming blanks and folding case",
+                "warning",
+            )
+            if match.normalised.any():
+                conv = pd.Series(
+                    [m if m is not None else pd.NA for m in match.values], index=conv.index
+                ).astype(STRING)
+        out[c] = conv
     for c, kind in COLUMNS[name].items():
         if c not in out:
             out[c] = _empty(name)[c].reindex(range(len(frame)))

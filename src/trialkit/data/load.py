@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from trialkit import store
+from trialkit.data.parse import parse_numbers
 from trialkit.data.schema import DataProblem, Kind
 from trialkit.errors import DataError
 from trialkit.store import read_table
@@ -57,7 +58,6 @@ DATE_FORMAT_GUESSES: tuple[tuple[str, str], ...] = (
 )
 """Date layouts a data file may use instead of the declared one: (strftime pattern, label)."""
 
-_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -189,9 +189,10 @@ def convert(s: pd.Series, kind: Kind, *, date_format: str = ISO) -> tuple[pd.Ser
     """Convert ``s`` to the dtype of ``kind``; return ``(converted, bad_mask)``.
 
     ``bad_mask`` marks cells that held a value that could not be converted.
-    Numbers may be written with thousands separators (``1,412``).  Dates are
-    read with ``date_format`` (the protocol's ``[data] date_format``: ``ISO8601``
-    or a strftime pattern); ISO dates and spreadsheet date cells are read whatever it is.
+    Numbers follow :func:`trialkit.data.parse.parse_numbers` (thousands
+    separators between groups of three digits are read).  Dates are read with
+    ``date_format`` (the protocol's ``[data] date_format``: ``ISO8601`` or a strftime
+    pattern); ISO dates and spreadsheet date cells are read whatever it is.
     """
     present = _notna(s)
     if kind in ("id", "str"):
@@ -201,11 +202,7 @@ def convert(s: pd.Series, kind: Kind, *, date_format: str = ISO) -> tuple[pd.Ser
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
         else:
-            txt = _as_text(s)
-            sep = txt.str.fullmatch(_THOUSANDS).to_numpy(dtype=bool, na_value=False)
-            if sep.any():
-                txt = txt.mask(pd.Series(sep, index=txt.index), txt.str.replace(",", ""))
-            vals = pd.to_numeric(txt, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            vals = parse_numbers(_as_text(s)).values
         vals = np.where(np.isinf(vals), np.nan, vals)
         bad = present & np.isnan(vals)
         if kind == "int":

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trialkit.data.load import convert
+from trialkit.data.parse import case_variants, match_levels, parse_numbers
 from trialkit.errors import Problem, RandomisationError
 from trialkit.models.coding import code_categorical, is_categorical
 
@@ -74,13 +76,257 @@ def _problem(path: str, code: str, message: str, hint: str = "") -> Problem:
     return Problem(path=path, code=code, message=message, hint=hint)
 
 
-def prepare_clusters(
-    frame: pd.DataFrame, id_column: str, needed: list[str], *, source: str = "clusters"
-) -> pd.DataFrame:
-    """Check ids and needed columns; return the frame sorted into canonical order.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnReading:
+    """How each column the design uses was read from the clusters table.
 
-    The returned frame has a string index of cluster ids (sorted) and the needed
-    columns only.  Every problem is gathered before raising.
+    Attributes
+    ----------
+    types : dict
+        Column -> ``"number"`` or ``"category"`` (strata and pairs columns are
+        always categories).
+    declared : tuple of str
+        Columns whose type was declared (the protocol); the others were inferred.
+    notes : tuple of str
+        Every reading that changed what was written: a number with a thousands
+        separator, a level matched to its declared spelling.
+    """
+
+    types: dict[str, str]
+    declared: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def interpreted(self) -> bool:
+        """Whether reading needed declarations or changed a cell (then the audit records it).
+
+        A clean file read with inferred types is not recorded separately, so its
+        audit is unchanged; the covariate coding shows which covariates were
+        categories (``coding.reference`` lists them).
+        """
+        return bool(self.notes or self.declared)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "types": dict(self.types),
+            "declared": list(self.declared),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ColumnReading:
+        """Rebuild a reading saved with :meth:`to_dict`."""
+        return cls(
+            types={str(k): str(v) for k, v in dict(d["types"]).items()},
+            declared=tuple(str(c) for c in d["declared"]),
+            notes=tuple(str(x) for x in d["notes"]),
+        )
+
+    def summary(self) -> str:
+        """One line: each column with its type and whether it was declared or inferred."""
+        return "columns read as: " + ", ".join(
+            f"{c} {t} ({'declared' if c in self.declared else 'inferred'})"
+            for c, t in self.types.items()
+        )
+
+
+def _row(pos: int) -> str:
+    """Row label: 1-based data rows, header not counted (as ``validate``)."""
+    return f"row {pos + 1}"
+
+
+def _read_number(
+    s: pd.Series,
+    col: str,
+    source: str,
+    problems: list[Problem],
+    notes: list[str],
+    *,
+    declared: bool,
+) -> pd.Series:
+    parsed = parse_numbers(s)
+    for pos in np.flatnonzero(parsed.bad):
+        problems.append(
+            _problem(
+                f"{source} {_row(int(pos))} column {col}",
+                "randomise.input.not_a_number",
+                f"`{col}` must be a number{' (declared ' + 'in the protocol)' if declared else ''}"
+                f"; got {str(s.iloc[pos])!r}.",
+                "correct the cell; a thousands separator is read only between groups of three "
+                "digits (1,412 or 1 412)",
+            )
+        )
+    for pos in np.flatnonzero(parsed.grouped):
+        notes.append(
+            f"{col} {_row(int(pos))}: {str(s.iloc[pos]).strip()!r} read as "
+            f"{parsed.values[pos]:g} (thousands separator)"
+        )
+    return pd.Series(parsed.values, index=s.index, name=s.name)
+
+
+def _read_category(
+    s: pd.Series,
+    col: str,
+    source: str,
+    problems: list[Problem],
+    notes: list[str],
+    levels: tuple[str, ...] | None,
+    *,
+    declared: bool,
+) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        if not declared:
+            return s  # undeclared numeric labels (stratum codes) are kept as written
+        s = convert(s, "str")[0].astype(object)
+    if levels is not None:
+        match = match_levels(s, levels)
+        for pos in np.flatnonzero(match.unmatched):
+            problems.append(
+                _problem(
+                    f"{source} {_row(int(pos))} column {col}",
+                    "randomise.input.invalid_level",
+                    f"`{col}` must be one of the declared levels {', '.join(levels)}; "
+                    f"got {str(s.iloc[pos])!r}.",
+                    "correct the cell or the protocol's levels (case and surrounding blanks are "
+                    "ignored when matching)",
+                )
+            )
+        for pos in np.flatnonzero(match.normalised):
+            notes.append(
+                f"{col} {_row(int(pos))}: {str(s.iloc[pos])!r} read as level "
+                f"{match.values[pos]!r} (blanks and case ignored)"
+            )
+        return pd.Series(match.values, index=s.index, name=s.name, dtype=object)
+    variants = case_variants(s)
+    for spellings in variants.values():
+        rows = [
+            _row(int(p)) for p in np.flatnonzero(s.map(lambda v, sp=spellings: v in sp).to_numpy())
+        ]
+        problems.append(
+            _problem(
+                f"{source} column {col}",
+                "randomise.input.inconsistent_levels",
+                f"`{col}` must spell each level one way; got "
+                f"{', '.join(repr(v) for v in spellings)} ({', '.join(rows)}), which differ only "
+                "in case or surrounding blanks.",
+                "write the level the same way in every row, or declare the levels in the "
+                "protocol ([[data.covariates]] levels) so they are matched",
+            )
+        )
+    return s
+
+
+def _read_columns(
+    frame: pd.DataFrame,
+    needed: list[str],
+    labels: set[str],
+    declared_types: Mapping[str, str],
+    levels: Mapping[str, tuple[str, ...]],
+    source: str,
+    problems: list[Problem],
+) -> tuple[dict[str, pd.Series], ColumnReading]:
+    """Read each needed column as a number or a category (see :func:`prepare_clusters`)."""
+    out: dict[str, pd.Series] = {}
+    types: dict[str, str] = {}
+    notes: list[str] = []
+    for col in dict.fromkeys(needed):
+        s = frame[col]
+        declared = declared_types.get(col)
+        if col in labels or declared == "categorical":
+            kind = "category"
+        elif declared is not None:
+            kind = "number"
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            kind = "category"
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            kind = "number"
+        else:
+            parsed = parse_numbers(s)
+            present = parsed.bad | ~np.isnan(parsed.values)
+            if not present.any() or parsed.bad[present].all():
+                kind = "category"
+            elif parsed.bad.any():
+                for pos in np.flatnonzero(parsed.bad):
+                    problems.append(
+                        _problem(
+                            f"{source} {_row(int(pos))} column {col}",
+                            "randomise.input.mixed_column",
+                            f"`{col}` must hold only numbers or only text; got "
+                            f"{str(s.iloc[pos])!r} among numbers.",
+                            "correct the cell, or declare the covariate's type in the protocol",
+                        )
+                    )
+                kind = "number"
+            else:
+                kind = "number"
+        types[col] = kind
+        if kind == "number":
+            if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+                out[col] = s
+            else:
+                out[col] = _read_number(
+                    s, col, source, problems, notes, declared=declared is not None
+                )
+        else:
+            out[col] = _read_category(
+                s, col, source, problems, notes, levels.get(col), declared=declared is not None
+            )
+    reading = ColumnReading(
+        types=types,
+        declared=tuple(c for c in types if c in declared_types),
+        notes=tuple(notes),
+    )
+    return out, reading
+
+
+def prepare_clusters(
+    frame: pd.DataFrame,
+    id_column: str,
+    needed: list[str],
+    *,
+    labels: tuple[str, ...] = (),
+    declared_types: Mapping[str, str] | None = None,
+    levels: Mapping[str, tuple[str, ...]] | None = None,
+    n_clusters: int | None = None,
+    source: str = "clusters",
+) -> tuple[pd.DataFrame, ColumnReading]:
+    """Check ids and needed columns; read them; return the frame in canonical order.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clusters table as read (text cells as text).
+    id_column : str
+    needed : list of str
+        Columns the design uses.
+    labels : tuple of str
+        Columns that hold labels (strata, pairs): always categories.
+    declared_types : mapping, optional
+        Declared type of a column (``continuous``, ``count``, ``binary``: a
+        number; ``categorical``: a category).
+    levels : mapping, optional
+        Declared levels of categorical columns.
+    n_clusters : int, optional
+        Declared number of clusters; the table must have that many rows.
+    source : str
+        Name of the table in problem paths.
+
+    Returns
+    -------
+    frame : DataFrame
+        String index of cluster ids (sorted) and the needed columns only: numbers
+        as floats (or as read when the file held numbers), categories as text.
+    reading : ColumnReading
+        How each column was read.
+
+    Notes
+    -----
+    Numbers and levels follow :mod:`trialkit.data.parse` (the rules of
+    ``validate``).  An undeclared column is a number when the file holds numbers
+    or every cell reads as one (``1,412`` included), a category when no cell
+    does; a mix is refused.  Categories must spell each level one way, or match
+    the declared levels after trimming and folding case.  Row numbers are 1-based
+    data rows (header not counted).  Every problem is gathered before raising.
     """
     problems: list[Problem] = []
     if id_column not in frame.columns:
@@ -89,6 +335,17 @@ def prepare_clusters(
             code="randomise.input.missing_id_column",
             message=f"id column `{id_column}` must exist; columns are {list(frame.columns)}.",
             hint="pass --id-column with the name of the cluster identifier column",
+        )
+    frame = frame.reset_index(drop=True)
+    if n_clusters is not None and len(frame) != n_clusters:
+        problems.append(
+            _problem(
+                source,
+                "randomise.input.n_clusters",
+                f"the number of clusters must be the protocol's `trial.n_clusters` = {n_clusters}; "
+                f"got {len(frame)} rows in the clusters file.",
+                "add the missing clusters (or remove extra rows), or correct trial.n_clusters",
+            )
         )
     for col in needed:
         if col not in frame.columns:
@@ -105,7 +362,7 @@ def prepare_clusters(
         if pd.isna(v) or str(v).strip() == "":
             problems.append(
                 _problem(
-                    f"{source} row {i + 2} column {id_column}",
+                    f"{source} {_row(i)} column {id_column}",
                     "randomise.input.missing_id",
                     "cluster id must not be empty.",
                     "give every cluster an identifier",
@@ -117,30 +374,38 @@ def prepare_clusters(
         v = sid.iloc[pos]
         problems.append(
             _problem(
-                f"{source} row {pos + 2} column {id_column}",
+                f"{source} {_row(int(pos))} column {id_column}",
                 "randomise.input.duplicate_id",
                 f"cluster id must be unique; `{v}` appears more than once.",
                 "remove or rename the duplicate row",
             )
         )
-    for col in needed:
-        if col not in frame.columns:
-            continue
-        miss = frame[col].isna()
-        for pos in np.flatnonzero(miss.to_numpy()):
+    present = [c for c in dict.fromkeys(needed) if c in frame.columns]
+    for col in present:
+        miss = frame[col].isna() | frame[col].map(lambda v: isinstance(v, str) and not v.strip())
+        for pos in np.flatnonzero(miss.to_numpy(dtype=bool)):
             problems.append(
                 _problem(
-                    f"{source} row {pos + 2} column {col}",
+                    f"{source} {_row(int(pos))} column {col}",
                     "randomise.input.missing_value",
                     f"`{col}` must not be missing for cluster `{sid.iloc[pos]}`.",
                     "fill in the value; randomisation never drops clusters",
                 )
             )
+    columns, reading = _read_columns(
+        frame,
+        present,
+        set(labels),
+        dict(declared_types or {}),
+        dict(levels or {}),
+        source,
+        problems,
+    )
     if problems:
         raise RandomisationError(f"{len(problems)} problem(s) in {source}", problems)
-    out = frame[list(dict.fromkeys(needed))].copy()
+    out = pd.DataFrame(columns, index=frame.index)[list(dict.fromkeys(needed))]
     out.index = pd.Index([str(s) for s in sid], name="cluster")
-    return out.sort_index(kind="stable")
+    return out.sort_index(kind="stable"), reading
 
 
 def code_covariates(

@@ -270,3 +270,31 @@ def iter_chunks(m: int, n: int) -> Iterator[slice]:
     step = max(1, _BLOCK // max(n, 1))
     for start in range(0, m, step):
         yield slice(start, min(m, start + step))
+
+
+def design_together(
+    groups: Sequence[np.ndarray], combos: Sequence[tuple[int, ...]], n: int
+) -> np.ndarray:
+    """(n, n) share of the whole stratified space putting clusters i and j in the same arm.
+
+    Exact: a mixture over the admissible vectors of treated counts, each weighted
+    by its number of allocations; within a vector, strata are independent
+    uniformly drawn subsets.
+    """
+    weights = [
+        math.prod(math.comb(len(g), t) for g, t in zip(groups, c, strict=True)) for c in combos
+    ]
+    total = sum(weights)
+    out = np.zeros((n, n))
+    for combo, wt in zip(combos, weights, strict=True):
+        p = np.zeros(n)
+        for g, t in zip(groups, combo, strict=True):
+            p[g] = t / len(g)
+        share = np.outer(p, p) + np.outer(1 - p, 1 - p)
+        for g, t in zip(groups, combo, strict=True):
+            m = len(g)
+            within = 1.0 if m < 2 else (t * (t - 1) + (m - t) * (m - t - 1)) / (m * (m - 1))
+            share[np.ix_(g, g)] = within
+        out += (wt / total) * share
+    np.fill_diagonal(out, 1.0)
+    return out

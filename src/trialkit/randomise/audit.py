@@ -49,7 +49,11 @@ def read_clusters(
 ) -> pd.DataFrame:
     """Read a clusters table (CSV, Parquet or Excel); the id column is read as text.
 
-    ``what`` names the table in the error raised when it cannot be parsed.
+    Cells are kept as written (a CSV cell ``1,412`` stays text); :func:`randomise`
+    reads them by the data stage's rules.  Column names lose surrounding blanks
+    and a CSV may start with a byte-order mark (as spreadsheets save it), as
+    ``validate`` reads them.  ``what`` names the table in the error raised when it
+    cannot be parsed.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -59,7 +63,9 @@ def read_clusters(
         elif suffix in (".xlsx", ".xls"):
             frame = pd.read_excel(p, dtype={id_column: str})
         else:
-            frame = pd.read_csv(p, dtype={id_column: str}, keep_default_na=True)
+            frame = pd.read_csv(
+                p, dtype={id_column: str}, keep_default_na=True, encoding="utf-8-sig"
+            )
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as err:  # parser errors
@@ -69,6 +75,7 @@ def read_clusters(
             message=f"the {what} cannot be read: {err}.",
             hint="give a CSV, Parquet or Excel file",
         ) from err
+    frame.columns = [str(c).strip() for c in frame.columns]
     if id_column in frame.columns:
         frame[id_column] = frame[id_column].astype("string")
     return frame
@@ -104,6 +111,11 @@ def _audit_record(
             "path": str(clusters_path),
             "name": clusters_path.name,
             "sha256": _io.sha256_file(clusters_path),
+            **(
+                {"reading": allocation.reading.to_dict()}
+                if allocation.reading is not None and allocation.reading.interpreted
+                else {}
+            ),
         },
         "protocol": None
         if protocol_path is None

@@ -8,9 +8,14 @@ Random draws, in order (recorded so an auditor can re-derive them):
 
 * simple: ``rng.permutation(n)``; position ``p`` of the permuted canonical order
   goes to the arm whose block (arm sizes in declared order) contains ``p``;
-* stratified: strata in sorted label order, each as *simple* on its clusters;
-  left-over clusters (``odd_stratum = "random-extra"``) go to distinct arms
-  drawn with ``rng.permutation(n_arms)``;
+* stratified: strata in sorted label order, each ``rng.permutation(n_s)`` of its
+  clusters; the first positions fill each arm's whole share of the stratum
+  (``floor(n_s r_a / R)`` clusters, arms in declared order), the remaining
+  positions are the stratum's left-over clusters.  The left-over clusters of
+  every stratum (``odd_stratum = "random-extra"``), in canonical order, are then
+  allocated together as one block by *simple* with the trial's arm sizes minus
+  the arms' whole shares, so the trial-level ratio is kept (16 clusters in 1:1
+  always give 8:8, as blockTools and randomizr do);
 * matched: pairs in order of their smallest canonical position; one
   ``rng.integers(2)`` per pair, 0 putting the first cluster in the first arm;
 * constrained: when the space is sampled, the sampling draws come first; then
@@ -44,6 +49,7 @@ from trialkit.errors import Problem, RandomisationError, TrialkitWarning
 from trialkit.models.coding import is_categorical, observed_levels
 from trialkit.randomise import _space
 from trialkit.randomise._coding import (
+    ColumnReading,
     CovariateCoding,
     code_covariates,
     prepare_clusters,
@@ -131,8 +137,26 @@ class Validity:
     together : tuple of tuple of float
         Share of kept allocations putting clusters i and j in the same arm.
     always, never, flagged : tuple of (str, str)
-        Pairs always together, never together, or outside ``warn_range``.
+        Pairs always together, never together, or outside ``warn_range``, among
+        the pairs the design leaves free.
     warn_range : tuple of float
+    by_design : tuple of (str, str)
+        Pairs whose co-allocation the stratification fixes before any constraint
+        (two clusters forming a 1:1 stratum are never together in any allocation
+        of the stratified space); they are not signs of over-constraint and are
+        left out of ``always``, ``never`` and ``flagged``.
+
+    Notes
+    -----
+    The check is conditional on the design: a pair counts as over-constrained
+    only when the kept set puts it always (never) together while the whole
+    stratified space does not.  The share of the whole space is exact: with
+    stratum sizes :math:`m_s` and treated counts :math:`t_s` (one vector
+    :math:`t` per allowed split, weighted by :math:`\\prod_s \\binom{m_s}{t_s}`),
+    two clusters of stratum :math:`s` are together with probability
+    :math:`[t_s(t_s-1) + (m_s-t_s)(m_s-t_s-1)] / [m_s(m_s-1)]` and clusters of
+    strata :math:`s \\ne r` with :math:`p_s p_r + (1-p_s)(1-p_r)`,
+    :math:`p_s = t_s/m_s`.
     """
 
     clusters: tuple[str, ...]
@@ -141,6 +165,7 @@ class Validity:
     never: tuple[tuple[str, str], ...]
     flagged: tuple[tuple[str, str], ...]
     warn_range: tuple[float, float]
+    by_design: tuple[tuple[str, str], ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -168,7 +193,7 @@ class Validity:
             "never": [list(p) for p in self.never],
             "flagged": [list(p) for p in self.flagged],
             "warn_range": list(self.warn_range),
-        }
+        } | ({"by_design": [list(p) for p in self.by_design]} if self.by_design else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Validity:
@@ -183,6 +208,7 @@ class Validity:
             never=tuple((str(a), str(b)) for a, b in d["never"]),
             flagged=tuple((str(a), str(b)) for a, b in d["flagged"]),
             warn_range=(float(d["warn_range"][0]), float(d["warn_range"][1])),
+            by_design=tuple((str(a), str(b)) for a, b in d.get("by_design", ())),
         )
 
 
@@ -346,8 +372,9 @@ class Allocation:
 
     Holds the settings, seed and generator, the cluster ids in canonical order
     and their arms, strata/pairs where used, the covariate coding, the kept
-    space and validity diagnostics of constrained designs and a balance table;
-    never the input data themselves.
+    space and validity diagnostics of constrained designs, a balance table and
+    how each column was read (``reading``: types, and every cell read
+    differently from how it was written); never the input data themselves.
 
     Notes
     -----
@@ -371,6 +398,7 @@ class Allocation:
     validity: Validity | None = None
     balance: tuple[dict[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
+    reading: ColumnReading | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """``cluster, arm`` (plus ``stratum``/``pair``) in canonical order."""
@@ -471,6 +499,7 @@ class Allocation:
             validity=None if d["validity"] is None else Validity.from_dict(d["validity"]),
             balance=balance,
             warnings=tuple(str(w) for w in d["warnings"]),
+            reading=None if d.get("reading") is None else ColumnReading.from_dict(d["reading"]),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -494,6 +523,7 @@ class Allocation:
             "space": None if self.space is None else self.space.summary_dict(),
             "validity": None if self.validity is None else self.validity.to_dict(),
             "warnings": list(self.warnings),
+            "reading": None if self.reading is None else self.reading.to_dict(),
         }
 
     def summary(self) -> str:
@@ -510,6 +540,9 @@ class Allocation:
         for a in self.settings.arms:
             members = [c for c, x in zip(self.clusters, self.arms, strict=True) if x == a]
             lines.append(f"{a}: {', '.join(members)}")
+        if self.reading is not None and self.reading.types:
+            lines.append(self.reading.summary())
+            lines.extend(f"read: {note}" for note in self.reading.notes)
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -544,6 +577,50 @@ def _assign_block(
     out = [0] * n
     for pos, unit in enumerate(perm):
         out[int(unit)] = int(labels[pos])
+    return out
+
+
+def _assign_strata(
+    rng: np.random.Generator, stratum: tuple[str, ...], settings: RandomisationSettings
+) -> list[int]:
+    """Arm index of each cluster of a stratified design (draws in the module docstring).
+
+    Each stratum fills every arm's whole share at random; the left-over clusters
+    of all strata form one block allocated at random so that the trial's arm
+    sizes are those of complete randomisation of all clusters.
+    """
+    n = len(stratum)
+    out = [-1] * n
+    whole = [0] * len(settings.ratio)
+    leftovers: list[int] = []
+    for lab in sorted(set(stratum)):
+        pos = [i for i, s in enumerate(stratum) if s == lab]
+        base, extra = _split(len(pos), settings.ratio)
+        if extra and settings.odd_stratum == "error":
+            raise RandomisationError.from_problem(
+                path=f"clusters stratum {lab}",
+                code="randomise.input.odd_stratum",
+                message=f"{len(pos)} clusters cannot be split exactly in the ratio "
+                f"{':'.join(map(str, settings.ratio))}.",
+                hint="set odd_stratum = 'random-extra' to allocate left-over clusters at random",
+            )
+        labels = np.repeat(np.arange(len(base)), base)
+        for k, unit in enumerate(rng.permutation(len(pos))):
+            if k < len(labels):
+                out[pos[int(unit)]] = int(labels[k])
+            else:
+                leftovers.append(pos[int(unit)])
+        whole = [w + b for w, b in zip(whole, base, strict=True)]
+    if leftovers:
+        leftovers.sort()
+        sizes, extra = _split(n, settings.ratio)
+        if extra:
+            for a in rng.permutation(len(sizes))[:extra]:
+                sizes[int(a)] += 1
+        sizes = [s - w for s, w in zip(sizes, whole, strict=True)]
+        labels = np.repeat(np.arange(len(sizes)), sizes)
+        for k, unit in enumerate(rng.permutation(len(leftovers))):
+            out[leftovers[int(unit)]] = int(labels[k])
     return out
 
 
@@ -583,16 +660,24 @@ def _balance_row(
     return row
 
 
-def _validity(codes: np.ndarray, clusters: tuple[str, ...], warn: tuple[float, float]) -> Validity:
+def _validity(
+    codes: np.ndarray,
+    clusters: tuple[str, ...],
+    warn: tuple[float, float],
+    design: np.ndarray | None = None,
+) -> Validity:
+    """Pairwise co-allocation of the kept set, judged against the design's shares ``design``."""
     n = len(clusters)
     share = _space.pair_together(codes, n)
-    always, never, flagged = [], [], []
+    always, never, flagged, fixed = [], [], [], []
     tol = 1e-12
     for i in range(n):
         for j in range(i + 1, n):
             v = share[i, j]
             p = (clusters[i], clusters[j])
-            if v >= 1 - tol:
+            if design is not None and (design[i, j] <= tol or design[i, j] >= 1 - tol):
+                fixed.append(p)
+            elif v >= 1 - tol:
                 always.append(p)
             elif v <= tol:
                 never.append(p)
@@ -605,6 +690,7 @@ def _validity(codes: np.ndarray, clusters: tuple[str, ...], warn: tuple[float, f
         never=tuple(never),
         flagged=tuple(flagged),
         warn_range=warn,
+        by_design=tuple(fixed),
     )
 
 
@@ -617,6 +703,46 @@ def _summary(scores: np.ndarray) -> dict[str, float]:
     out["mean"] = float(scores.mean())
     out["sd"] = float(scores.std(ddof=1)) if len(scores) > 1 else float("nan")
     return out
+
+
+def stratified_design(
+    groups: list[np.ndarray], settings: RandomisationSettings
+) -> tuple[list[list[int]], list[tuple[int, ...]], int]:
+    """Allowed treated counts per stratum, every admissible vector of them, and the total.
+
+    A stratum splits exactly in the ratio or takes one of the two nearest
+    counts; left-over clusters are shared so that the trial's split is as close
+    to the ratio as possible.
+    """
+    n = sum(len(g) for g in groups)
+    r0, r1 = settings.ratio[:2]
+    allowed: list[list[int]] = []
+    for g in groups:
+        base = len(g) * r0 // (r0 + r1)
+        exact = len(g) * r0 % (r0 + r1) == 0
+        if not exact and settings.odd_stratum == "error":
+            raise RandomisationError.from_problem(
+                path="clusters",
+                code="randomise.input.odd_stratum",
+                message=f"a stratum of {len(g)} clusters cannot be split exactly in the ratio {r0}:{r1}.",
+                hint="set odd_stratum = 'random-extra'",
+            )
+        allowed.append([base] if exact else [base, base + 1])
+    total_t = sum(a[0] for a in allowed)
+    n_extra = sum(len(a) - 1 for a in allowed)
+    if n_extra:
+        # Left-over clusters are shared so the overall split is as close to the ratio as possible.
+        total_t = n * r0 // (r0 + r1)
+        total_t = max(min(total_t, sum(a[-1] for a in allowed)), sum(a[0] for a in allowed))
+    combos = _space.stratified_sizes([len(g) for g in groups], total_t, allowed)
+    if _space.count_stratified(groups, combos) == 0 or total_t == 0 or total_t == n:
+        raise RandomisationError.from_problem(
+            path="randomisation.ratio",
+            code="randomise.input.impossible_ratio",
+            message=f"no allocation of {n} clusters fits the ratio {r0}:{r1}.",
+            hint="check the ratio and the strata sizes",
+        )
+    return allowed, combos, total_t
 
 
 def build_space(
@@ -642,34 +768,8 @@ def build_space(
             message=f"constrained randomisation supports at most {_space.MAX_CLUSTERS} clusters; got {n}.",
             hint="stratify first or use stratified randomisation",
         )
-    r0, r1 = settings.ratio[:2]
-    allowed: list[list[int]] = []
-    for g in groups:
-        base = len(g) * r0 // (r0 + r1)
-        exact = len(g) * r0 % (r0 + r1) == 0
-        if not exact and settings.odd_stratum == "error":
-            raise RandomisationError.from_problem(
-                path="clusters",
-                code="randomise.input.odd_stratum",
-                message=f"a stratum of {len(g)} clusters cannot be split exactly in the ratio {r0}:{r1}.",
-                hint="set odd_stratum = 'random-extra'",
-            )
-        allowed.append([base] if exact else [base, base + 1])
-    total_t = sum(a[0] for a in allowed)
-    n_extra = sum(len(a) - 1 for a in allowed)
-    if n_extra:
-        # Left-over clusters are shared so the overall split is as close to the ratio as possible.
-        total_t = n * r0 // (r0 + r1)
-        total_t = max(min(total_t, sum(a[-1] for a in allowed)), sum(a[0] for a in allowed))
-    combos = _space.stratified_sizes([len(g) for g in groups], total_t, allowed)
+    allowed, combos, total_t = stratified_design(groups, settings)
     n_possible = _space.count_stratified(groups, combos)
-    if n_possible == 0 or total_t == 0 or total_t == n:
-        raise RandomisationError.from_problem(
-            path="randomisation.ratio",
-            code="randomise.input.impossible_ratio",
-            message=f"no allocation of {n} clusters fits the ratio {r0}:{r1}.",
-            hint="check the ratio and the strata sizes",
-        )
     n_t, n_c = total_t, n - total_t
     w = np.asarray(coding.weights, dtype=float)
     scale = 1.0 / n_t + 1.0 / n_c
@@ -749,8 +849,13 @@ def randomise(
     Parameters
     ----------
     clusters : DataFrame
-        One row per cluster: the id column plus covariates/strata/pairs columns.
-        String columns are categorical.
+        One row per cluster: the id column plus covariates/strata/pairs columns,
+        as read from the file (:func:`~trialkit.randomise.read_clusters`).
+        Columns are read by the data stage's rules (:mod:`trialkit.data.parse`):
+        with the declared types and levels of ``settings`` (``declared_types``,
+        ``levels``), otherwise inferred — a number when every cell reads as one
+        (``1,412`` included), a category when none does; see
+        :func:`trialkit.randomise._coding.prepare_clusters`.
     settings : RandomisationSettings, optional
         All settings; alternatively pass them as keyword ``options``
         (``method="constrained", covariates=("region", "imd_score")``...).
@@ -764,9 +869,12 @@ def randomise(
     Raises
     ------
     RandomisationError
-        Bad input (duplicate or missing ids, missing covariate values, constant
-        covariates, more arms than clusters, a stratum too small, an impossible
-        ratio) or an over-constrained space (pairs always/never together).
+        Bad input (duplicate or missing ids, missing covariate values, text in a
+        number, a level not declared or spelt two ways, a row count other than
+        ``n_clusters``, constant covariates, more arms than clusters, a stratum
+        too small, an impossible ratio) or an over-constrained space (pairs
+        always/never together that the stratification leaves free).  Rows are
+        1-based data rows, header not counted.
 
     Notes
     -----
@@ -798,7 +906,16 @@ def randomise(
     needed = list(settings.strata) + list(settings.covariates)
     if settings.pairs_column:
         needed.append(settings.pairs_column)
-    frame = prepare_clusters(clusters, settings.id_column, needed)
+    labels = [*settings.strata, *([settings.pairs_column] if settings.pairs_column else [])]
+    frame, reading = prepare_clusters(
+        clusters,
+        settings.id_column,
+        needed,
+        labels=tuple(labels),
+        declared_types=settings.declared_types,
+        levels=settings.levels,
+        n_clusters=settings.n_clusters,
+    )
     ids = tuple(frame.index)
     n = len(ids)
     n_arms = len(settings.arms)
@@ -851,12 +968,7 @@ def randomise(
         arm_of = [arms[i] for i in idx]
     elif settings.method == "stratified":
         assert stratum is not None
-        arm_of = [""] * n
-        for lab in sorted(set(stratum)):
-            pos = [i for i, s in enumerate(stratum) if s == lab]
-            idx = _assign_block(rng, len(pos), settings, f"clusters stratum {lab}")
-            for p, a in zip(pos, idx, strict=True):
-                arm_of[p] = arms[a]
+        arm_of = [arms[a] for a in _assign_strata(rng, stratum, settings)]
     elif settings.method == "matched":
         arm_of, pair = _matched(frame, settings, rng)
         if settings.covariates:
@@ -867,7 +979,11 @@ def randomise(
         space = build_space(z, coding, settings, rng, groups)
         chosen = int(space.codes[space.chosen_index])
         arm_of = [arms[0] if (chosen >> i) & 1 else arms[1] for i in range(n)]
-        validity = _validity(space.codes, ids, tuple(settings.validity_warn))  # type: ignore[arg-type]
+        design = None
+        if stratum is not None:
+            _, combos, _ = stratified_design(groups, settings)
+            design = _space.design_together(groups, combos, n)
+        validity = _validity(space.codes, ids, tuple(settings.validity_warn), design)  # type: ignore[arg-type]
         _check_validity(validity, notes)
     balance_covs = list(dict.fromkeys(list(settings.covariates) + list(settings.strata)))
     balance = _balance(frame, balance_covs, arm_of, arms) if balance_covs else ()
@@ -885,6 +1001,7 @@ def randomise(
         validity=validity,
         balance=balance,
         warnings=tuple(notes),
+        reading=reading,
     )
 
 

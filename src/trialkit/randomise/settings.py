@@ -8,12 +8,15 @@ the CLI and the Python API share one set of rules and one error format.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import field_validator, model_validator
 
 from trialkit._settings import Settings
 from trialkit.errors import Problem, RandomisationError
+
+if TYPE_CHECKING:
+    from trialkit.protocol.model import Protocol
 
 Method = Literal["simple", "stratified", "matched", "constrained"]
 METHODS: tuple[str, ...] = ("simple", "stratified", "matched", "constrained")
@@ -71,6 +74,23 @@ class RandomisationSettings(
     validity_warn : tuple of float
         Warn when a pair of clusters is together in fewer than the first or more
         than the second share of kept allocations.
+    declared_types : mapping str -> str
+        Declared type of clusters-file columns (the protocol's
+        ``[[data.covariates]]`` ``type``: ``continuous``, ``count``, ``binary``
+        or ``categorical``); declared columns are read by the data stage's rules
+        (:mod:`trialkit.data.parse`), the others have their type inferred.
+    levels : mapping str -> tuple of str
+        Declared levels of categorical columns; values are matched to them after
+        trimming blanks and folding case, and the match is recorded.
+    n_clusters : int or None
+        Number of clusters the protocol declares; the clusters file must have
+        exactly this many rows.
+
+    Notes
+    -----
+    ``declared_types``, ``levels`` and ``n_clusters`` are left out of
+    :meth:`to_dict` when empty, so the audit record of a design without them is
+    the same as before they existed.
     """
 
     method: Method
@@ -90,6 +110,9 @@ class RandomisationSettings(
     pairs_column: str | None = None
     match_distance: Literal["mahalanobis", "euclidean"] = "mahalanobis"
     validity_warn: tuple[Real, Real] = (0.25, 0.75)
+    declared_types: dict[str, Literal["continuous", "count", "binary", "categorical"]] = {}
+    levels: dict[str, tuple[str, ...]] = {}
+    n_clusters: int | None = None
 
     hints = {"ratio": "e.g. --ratio 1:1 or ratio = [2, 1]"}
 
@@ -124,7 +147,7 @@ class RandomisationSettings(
             raise ValueError("in (0, 1]")
         return v
 
-    @field_validator("keep", "enumerate_limit", "samples")
+    @field_validator("keep", "enumerate_limit", "samples", "n_clusters")
     @classmethod
     def _positive_int(cls, v: int | None) -> int | None:
         if v is not None and v < 1:
@@ -219,6 +242,8 @@ class RandomisationSettings(
                 value = tuple(value)
             elif key in ("weights", "limits"):
                 value = {str(k): float(v) for k, v in dict(value).items()}
+            elif key == "levels":
+                value = {str(k): tuple(str(x) for x in v) for k, v in dict(value).items()}
             kwargs[key] = value
         if not kwargs.get("arms"):
             kwargs["arms"] = tuple(default_arms) if default_arms else ("intervention", "control")
@@ -233,4 +258,55 @@ class RandomisationSettings(
             d[key] = list(d[key])
         d["weights"] = dict(self.weights)
         d["limits"] = dict(self.limits)
+        for key in ("declared_types", "levels", "n_clusters"):
+            if not d[key]:
+                del d[key]
+        if "levels" in d:
+            d["levels"] = {k: list(v) for k, v in self.levels.items()}
         return d
+
+    @classmethod
+    def from_protocol(
+        cls, protocol: Protocol, overrides: Mapping[str, Any] | None = None
+    ) -> RandomisationSettings:
+        """Settings from a protocol's ``[randomisation]`` table, types and cluster count.
+
+        The protocol's declared types and levels of the LA-level covariates used
+        as strata, covariates or pairs column, and ``trial.n_clusters`` when the
+        protocol gives it, are added to the table; ``overrides`` (command-line
+        options) replace entries of the table as given.
+
+        Raises
+        ------
+        RandomisationError
+            The protocol has no ``[randomisation]`` table and ``overrides`` gives
+            no ``method``.
+        """
+        mapping: dict[str, Any] = (
+            {} if protocol.randomisation is None else protocol.randomisation.model_dump()
+        )
+        mapping.update(dict(overrides or {}))
+        if "method" not in mapping:
+            raise RandomisationError.from_problem(
+                path="randomisation",
+                code="randomise.settings.missing_method",
+                message="`randomisation.method` must be given; the protocol has no "
+                "[randomisation] table.",
+                hint="add a [randomisation] table to the protocol or pass --method",
+            )
+        used = set(mapping.get("strata") or ()) | set(mapping.get("covariates") or ())
+        if mapping.get("pairs_column"):
+            used.add(mapping["pairs_column"])
+        types: dict[str, str] = {}
+        levels: dict[str, tuple[str, ...]] = {}
+        for cov in protocol.data.covariates:
+            if cov.level.value != "la" or cov.name not in used:
+                continue
+            types[cov.name] = cov.type
+            if cov.type == "categorical" and cov.levels:
+                levels[cov.name] = tuple(cov.levels)
+        mapping["declared_types"] = types
+        mapping["levels"] = levels
+        if "n_clusters" in protocol.trial.model_fields_set:
+            mapping["n_clusters"] = protocol.trial.n_clusters
+        return cls.from_mapping(mapping, default_arms=protocol.arm_ids)
