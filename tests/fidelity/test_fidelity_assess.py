@@ -381,3 +381,29 @@ def test_report_round_trip_and_repr(pilot) -> None:  # type: ignore[no-untyped-d
     assert repr(back) == repr(r)
     assert "LA01" in r.summary() and "contamination" in r.summary()
     assert d["schema_version"] == 1 and "trialkit_version" in d
+
+
+def test_keyworker_dose_follows_the_declared_courses(pilot_doc) -> None:  # type: ignore[no-untyped-def]
+    """Issue #16 item 2: training courses come from the protocol, not from code."""
+    import copy
+
+    from trialkit.protocol.load import protocol_from_mapping
+
+    doc = copy.deepcopy(pilot_doc)
+    doc["data"]["courses"] = ["cpd", "foundation", "advanced"]
+    quantities = doc["arms"]["intervention"]["tidier"]["when_and_how_much"]["quantities"]
+    quantities.append(
+        {"id": "advanced_days", "label": "Advanced course", "value": 2, "unit": "day"}
+    )
+    p = protocol_from_mapping(doc)
+    t = example_tables(levels=(1.0, 0.5))
+    r = assess_fidelity(p, t["delivery"], t["keyworkers"], t["families"], t["allocation"])
+    dose = r.keyworker_dose.set_index("keyworker_id")
+    assert {"cpd_days", "foundation_days", "advanced_days"} <= set(dose.columns)
+    assert (dose["advanced_days"] == 0).all()
+    # nobody attended the advanced course: LA01's full CPD/Foundation dose is now short of 2 days
+    champion = dose.loc["LA01-K1"]
+    assert champion["training_days_intended"] == 5 + 10 + 2
+    assert champion["training_share"] == pytest.approx(15 / 17)
+    back = FidelityReport.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert list(back.keyworker_dose.columns) == list(r.keyworker_dose.columns)

@@ -22,11 +22,11 @@ from trialkit.fidelity.metrics import Metric, MetricContext, get_metric
 from trialkit.fidelity.report import (
     COMPONENT_COLUMNS,
     CONTAMINATION_COLUMNS,
-    DOSE_COLUMNS,
     INDICATOR_COLUMNS,
     OVER_TIME_COLUMNS,
     OVERALL_COLUMNS,
     FidelityReport,
+    dose_columns,
 )
 
 __all__ = ["FidelityReport", "adherence_ratio", "assess_fidelity", "band_of"]
@@ -486,31 +486,56 @@ def _indices(
     return comp_df, pd.DataFrame(overall_rows, columns=OVERALL_COLUMNS)
 
 
-def _intended_days(protocol: Any, qid: str, default: float) -> float:
+#: intended training days when the protocol declares no ``<course>_days`` quantity: the
+#: seed documents' 5 days of CPD for every keyworker and 10 Foundation days for champions
+DEFAULT_COURSE_DAYS = {"cpd": 5.0, "foundation": 10.0}
+_TRAINING_METRICS = ("share_completing_training", "training_days_delivered")
+
+
+def _intended_days(protocol: Any, course: str) -> float:
+    """TIDieR quantity ``<course>_days`` of the intervention arm, else the default (or 0)."""
     arm = protocol.arms[protocol.intervention_arm]
     for _k, q in arm.tidier.quantities():
-        if q.id == qid:
+        if q.id == f"{course}_days":
             return float(q.value)
-    return default
+    return DEFAULT_COURSE_DAYS.get(course, 0.0)
+
+
+def _course_roles(protocol: Any, course: str) -> set[str] | None:
+    """Roles a course is meant for: the ``role`` of its training indicators (None: everyone)."""
+    roles = {
+        str(ind.params["role"])
+        for _node, ind in protocol.logic_model.indicators()
+        if ind.metric in _TRAINING_METRICS
+        and ind.params.get("course") == course
+        and "role" in ind.params
+    }
+    return roles or None
 
 
 def _keyworker_dose(protocol: Any, tables: DeliveryTables) -> pd.DataFrame:
+    """Training and supervision dose per keyworker, for every course the protocol declares.
+
+    A keyworker's training share is Σ_c min(days_c, intended_c) / Σ_c intended_c over the
+    courses meant for their role (a course's training indicators name the role, e.g.
+    Foundation for champions); the dose index is the mean of the training share and the
+    supervision attendance share.
+    """
+    courses = list(protocol.data.courses)
     kw = tables.keyworkers
     tr = tables.training[tables.training["attended"]]
     days = tr.groupby(["keyworker_id", "course"])["day_key"].nunique()
     at = tables.attendance
     expected = at.groupby("keyworker_id").size()
     attended = at[at["attended"]].groupby("keyworker_id").size()
-    cpd_int = _intended_days(protocol, "cpd_days", 5.0)
-    fnd_int = _intended_days(protocol, "foundation_days", 10.0)
+    plan = {c: (_intended_days(protocol, c), _course_roles(protocol, c)) for c in courses}
     rows = []
     for _, r in kw.iterrows():
         k = r["keyworker_id"]
-        cpd = float(days.get((k, "cpd"), 0))
-        fnd = float(days.get((k, "foundation"), 0))
-        champion = r["role"] == "champion"
-        intended = cpd_int + (fnd_int if champion else 0.0)
-        got = min(cpd, cpd_int) + (min(fnd, fnd_int) if champion else 0.0)
+        done = {c: float(days.get((k, c), 0)) for c in courses}
+        meant = [c for c, (_d, roles) in plan.items() if roles is None or r["role"] in roles]
+        intended = sum(plan[c][0] for c in meant)
+        got = sum(min(done[c], plan[c][0]) for c in meant)
         share = got / intended if intended > 0 else math.nan
         exp = float(expected.get(k, 0))
         att = float(attended.get(k, 0))
@@ -522,9 +547,8 @@ def _keyworker_dose(protocol: Any, tables: DeliveryTables) -> pd.DataFrame:
                 "la_id": r["la_id"],
                 "arm": tables.arms.get(r["la_id"], ""),
                 "role": r["role"],
-                "cpd_days": cpd,
-                "foundation_days": fnd,
-                "training_days": cpd + fnd,
+                **{f"{c}_days": done[c] for c in courses},
+                "training_days": sum(done.values()),
                 "training_days_intended": intended,
                 "training_share": share,
                 "supervision_expected": exp,
@@ -533,7 +557,7 @@ def _keyworker_dose(protocol: Any, tables: DeliveryTables) -> pd.DataFrame:
                 "dose_index": dose,
             }
         )
-    return pd.DataFrame(rows, columns=DOSE_COLUMNS)
+    return pd.DataFrame(rows, columns=dose_columns(courses))
 
 
 def _contamination(

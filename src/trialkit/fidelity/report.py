@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +74,8 @@ OVER_TIME_COLUMNS = [
     "band",
     "missing",
 ]
-DOSE_COLUMNS = [
-    "keyworker_id",
-    "la_id",
-    "arm",
-    "role",
-    "cpd_days",
-    "foundation_days",
+DOSE_ID_COLUMNS = ["keyworker_id", "la_id", "arm", "role"]
+DOSE_TAIL_COLUMNS = [
     "training_days",
     "training_days_intended",
     "training_share",
@@ -89,6 +84,15 @@ DOSE_COLUMNS = [
     "supervision_attendance",
     "dose_index",
 ]
+
+
+def dose_columns(courses: Sequence[str]) -> list[str]:
+    """Columns of the keyworker dose table: one ``<course>_days`` per declared course."""
+    return [*DOSE_ID_COLUMNS, *(f"{c}_days" for c in courses), *DOSE_TAIL_COLUMNS]
+
+
+#: the dose columns for the default course vocabulary (``cpd``, ``foundation``)
+DOSE_COLUMNS = dose_columns(("cpd", "foundation"))
 CONTAMINATION_COLUMNS = [
     "la_id",
     "arm",
@@ -209,7 +213,11 @@ class FidelityReport:
         }
 
         def frame(name: str) -> pd.DataFrame:
-            f = pd.DataFrame(t.get(name, []), columns=cols[name])
+            records = t.get(name, [])
+            columns = cols[name]
+            if name == "keyworker_dose" and records:  # one column per declared course
+                columns = list(records[0])
+            f = pd.DataFrame(records, columns=columns)
             for c in f.columns:
                 if (
                     f[c].dtype == object
