@@ -216,9 +216,8 @@ def run_demo(
         )
     out.mkdir(parents=True, exist_ok=True)
     # 1. randomise and verify
-    settings = RandomisationSettings.from_mapping(
-        protocol.randomisation.model_dump(), default_arms=protocol.arm_ids
-    )
+    # the protocol's declared covariate types and levels, as `trialkit randomise --protocol`
+    settings = RandomisationSettings.from_protocol(protocol)
     clusters = read_clusters(clusters_path, settings.id_column)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -227,7 +226,7 @@ def run_demo(
     write_allocation(
         allocation, out / "allocation", clusters_path=clusters_path, protocol_path=protocol_path
     )
-    check = verify(out / "allocation", clusters_path)
+    check = verify(out / "allocation", clusters_path, protocol_path)
     if not check.ok:
         raise VerificationError(
             "the demo allocation does not re-derive from its audit record",
