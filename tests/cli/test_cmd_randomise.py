@@ -352,11 +352,16 @@ def test_council_file_errors_exit_1_with_rows(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_clean_file_audit_has_no_reading_and_inferred_types_printed(alloc: Path, capsys) -> None:
+def test_clean_file_audit_records_the_inferred_types(alloc: Path, capsys) -> None:
     audit = json.loads((alloc / "audit.json").read_text())
-    assert "reading" not in audit["input"]
+    reading = audit["input"]["reading"]
+    assert reading["types"] == {
+        "region": "category",
+        "imd_score": "number",
+        "families_referred_2023": "number",
+    }
+    assert reading["declared"] == [] and reading["notes"] == []
     assert not {"declared_types", "levels", "n_clusters"} & set(audit["settings"])
-    # inferred types are recorded through the coding: categories have a reference level
     assert audit["coding"]["reference"] == {"region": "Midlands"}
 
 

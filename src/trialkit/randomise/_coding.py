@@ -98,11 +98,10 @@ class ColumnReading:
 
     @property
     def interpreted(self) -> bool:
-        """Whether reading needed declarations or changed a cell (then the audit records it).
+        """Whether reading needed declarations or changed a cell.
 
-        A clean file read with inferred types is not recorded separately, so its
-        audit is unchanged; the covariate coding shows which covariates were
-        categories (``coding.reference`` lists them).
+        The audit records the reading either way (``input.reading``): the type of
+        every column, declared or inferred, and every reinterpreted cell.
         """
         return bool(self.notes or self.declared)
 

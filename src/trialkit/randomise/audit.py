@@ -111,11 +111,9 @@ def _audit_record(
             "path": str(clusters_path),
             "name": clusters_path.name,
             "sha256": _io.sha256_file(clusters_path),
-            **(
-                {"reading": allocation.reading.to_dict()}
-                if allocation.reading is not None and allocation.reading.interpreted
-                else {}
-            ),
+            # how each column was read: its type, declared or inferred, and every
+            # reinterpreted cell (issue #15: inferred types are printed and recorded)
+            **({"reading": allocation.reading.to_dict()} if allocation.reading is not None else {}),
         },
         "protocol": None
         if protocol_path is None
