@@ -75,3 +75,34 @@ def test_fidelity_recovered_in_delivery(protocol, clusters, allocation):
 def test_unallocated_la_is_an_error(protocol, clusters, allocation):
     with pytest.raises(DataError):
         simulate_trial(protocol, clusters, allocation.iloc[:5], seed=1)
+
+
+def test_items_are_written_as_the_protocol_says_they_are_entered(
+    protocol, clusters, allocation, tmp_path
+):
+    """SCORE-15 direction and CBI coding declared in [scoring] (issue #16 item 2)."""
+    from trialkit.data import validate
+
+    p = protocol.model_copy(
+        update={
+            "scoring": protocol.scoring.model_copy(
+                update={"score15_reverse": "difficulties", "cbi_coding": "1-5"}
+            )
+        }
+    )
+    base = simulate_trial(protocol, clusters, allocation, seed=5, n_keyworkers=4)
+    sim = simulate_trial(p, clusters, allocation, seed=5, n_keyworkers=4)
+    m = sim.tables["measurements"]
+    cbi = m[m["instrument"] == "CBI"].filter(like="item_").stack().dropna()
+    assert len(cbi) and set(cbi.unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    out = sim.save(tmp_path / "d")
+    td = validate(p, out, out)
+    assert not td.errors, [str(e) for e in td.errors][:3]
+    # the same latent outcomes score the same whichever way they were entered
+    s0 = base.tables["measurements"]
+    s1 = m
+    items = [c for c in s0.columns if c.startswith("item_")]
+    sc0 = s0[s0["instrument"] == "SCORE-15"][items].to_numpy(dtype=float, na_value=np.nan)
+    sc1 = s1[s1["instrument"] == "SCORE-15"][items].to_numpy(dtype=float, na_value=np.nan)
+    strengths = [0, 2, 5, 9, 14]
+    np.testing.assert_allclose(sc0[:, strengths], 6 - sc1[:, strengths])

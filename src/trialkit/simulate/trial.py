@@ -50,7 +50,13 @@ from scipy import special, stats
 from trialkit import store
 from trialkit._io import provenance
 from trialkit.data.schema import DELIVERY_COLUMNS
-from trialkit.data.scoring import INSTRUMENTS, MAX_ITEMS, Instrument, score_matrix
+from trialkit.data.scoring import (
+    INSTRUMENTS,
+    MAX_ITEMS,
+    Instrument,
+    entered_instrument,
+    score_matrix,
+)
 from trialkit.errors import DataError, Problem, UsageError
 from trialkit.protocol.model import Protocol
 
@@ -565,7 +571,10 @@ def simulate_trial(
         if key in done:
             continue
         done.add(key)
-        inst = INSTRUMENTS[oc.instrument]
+        # items are written as the protocol says they are entered: SCORE-15 in its
+        # declared reverse-coding direction; CBI as 0/25/50/75/100 or as codes 1-5
+        inst = entered_instrument(oc.instrument, score15_reverse=protocol.scoring.score15_reverse)
+        cbi_codes = inst.id == "CBI" and protocol.scoring.cbi_coding == "1-5"
         benefit = float(eff.get(oc.id, 0.3))
         delta = _scale_direction(benefit, oc.better)
         fam_level = oc.level.value == "family"
@@ -629,6 +638,8 @@ def simulate_trial(
                 total[only] = full[only]
                 x[only] = np.nan
                 x[~only] = _items(z0[rows] + shift[rows], u[rows], inst, alpha)[~only]
+            if cbi_codes:
+                x = x / 25.0 + 1.0
             blocks.append(
                 {
                     "entity_id": ids[rows],
