@@ -30,7 +30,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from trialkit.errors import TrialkitError
+
 __all__ = [
+    "numeric_outcome",
     "COVARIATE_KINDS",
     "LevelMatch",
     "NumberParse",
@@ -199,3 +202,27 @@ def case_variants(values: pd.Series | Sequence[object]) -> dict[str, tuple[str, 
         if t is not None:
             groups.setdefault(level_key(str(v)), set()).add(str(v))
     return {k: tuple(sorted(s)) for k, s in sorted(groups.items()) if len(s) > 1}
+
+
+def numeric_outcome(
+    values: pd.Series, *, name: str, path: str, code: str, error: type[TrialkitError]
+) -> np.ndarray:
+    """An outcome column as floats (booleans as 0/1), or ``error`` naming a text value.
+
+    The one rule for verbs that take an outcome column from a file (``randtest``,
+    ``cace``): a column that is not numeric is refused, quoting its first value that
+    does not read as a number.
+    """
+    ys = values.astype(float) if pd.api.types.is_bool_dtype(values) else values
+    if not pd.api.types.is_numeric_dtype(ys):
+        text = ys.astype(str)
+        odd = text[pd.to_numeric(text, errors="coerce").isna()]
+        example = odd.iloc[0] if len(odd) else (text.iloc[0] if len(text) else "")
+        raise error.from_problem(
+            path=path,
+            code=code,
+            message=f"outcome `{name}` must be numeric; got text such as {example!r}.",
+            hint="store the outcome as plain numbers (no thousands separators or units; "
+            "0/1 for a binary outcome)",
+        )
+    return np.asarray(ys.to_numpy(dtype=float, na_value=np.nan), dtype=float)

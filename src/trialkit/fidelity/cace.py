@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit._version import __version__
+from trialkit.data.parse import numeric_outcome
 from trialkit.errors import FidelityError, FitError, ModelSpecError, Problem
 from trialkit.fidelity.iv import iv_2sls
 from trialkit.models.coding import code_categorical, is_categorical
@@ -486,19 +487,13 @@ def estimate_cace(
             keep &= ~bad
     dd = df[keep].reset_index(drop=True)
     zz = z[keep].to_numpy(float)
-    ys = dd[outcome].astype(float) if pd.api.types.is_bool_dtype(dd[outcome]) else dd[outcome]
-    if not pd.api.types.is_numeric_dtype(ys):
-        text = ys.astype(str)
-        odd = text[pd.to_numeric(text, errors="coerce").isna()]
-        example = odd.iloc[0] if len(odd) else (text.iloc[0] if len(text) else "")
-        raise FidelityError.from_problem(
-            path=f"analysis frame column {outcome}",
-            code="cace.outcome_type",
-            message=f"outcome `{outcome}` must be numeric; got text such as {example!r}.",
-            hint="store the outcome as plain numbers (no thousands separators or units; "
-            "0/1 for a binary outcome)",
-        )
-    y = ys.to_numpy(float)
+    y = numeric_outcome(
+        dd[outcome],
+        name=outcome,
+        path=f"analysis frame column {outcome}",
+        code="cace.outcome_type",
+        error=FidelityError,
+    )
     d = dd["_received"].to_numpy(float)
     if outcome_type == "binary" and not set(np.unique(y)) <= {0.0, 1.0}:
         raise FidelityError.from_problem(

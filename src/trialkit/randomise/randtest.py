@@ -52,6 +52,7 @@ import pandas as pd
 
 from trialkit import store
 from trialkit._version import __version__
+from trialkit.data.parse import numeric_outcome
 from trialkit.errors import DataError, MissingDataWarning, Problem, RandomisationError
 from trialkit.models.coding import code_categorical, is_categorical
 from trialkit.randomise import _space
@@ -331,21 +332,13 @@ def randtest(
             ],
         )
     without = tuple(c for c in clusters if c not in set(cid))
-    ys = frame[outcome]
-    if pd.api.types.is_bool_dtype(ys):
-        ys = ys.astype(float)
-    if not pd.api.types.is_numeric_dtype(ys):
-        text = ys.astype(str)
-        odd = text[pd.to_numeric(text, errors="coerce").isna()]
-        example = odd.iloc[0] if len(odd) else (text.iloc[0] if len(text) else "")
-        raise DataError.from_problem(
-            path=f"outcome data column {outcome}",
-            code="randomise.randtest.outcome_type",
-            message=f"outcome `{outcome}` must be numeric; got text such as {example!r}.",
-            hint="store the outcome as plain numbers (no thousands separators or units; "
-            "0/1 for a binary outcome)",
-        )
-    y = ys.to_numpy(dtype=float)
+    y = numeric_outcome(
+        frame[outcome],
+        name=outcome,
+        path=f"outcome data column {outcome}",
+        code="randomise.randtest.outcome_type",
+        error=DataError,
+    )
     unknown_cat = sorted(set(categorical) - set(covariates))
     if unknown_cat:
         raise DataError.from_problem(
