@@ -286,3 +286,28 @@ def test_output_exists_is_exit_1_for_every_verb(demo, tmp_path: Path, capsys, ve
     assert code == 1, err
     assert "exist" in err
     assert target.read_text(encoding="utf-8").endswith("mine\n")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b'{"report": 5}', b"[]"])
+def test_cace_with_a_malformed_fidelity_summary(tmp_path: Path, capsys, content: bytes) -> None:
+    """Found by the slow fuzz run: cace read fidelity_summary.json itself (exit 3)."""
+    fidelity = tmp_path / "fidelity"
+    fidelity.mkdir()
+    (fidelity / "fidelity_summary.json").write_bytes(content)
+    frame = tmp_path / "frame.csv"
+    frame.write_text("la_id,y\nLA01,1\n", encoding="utf-8")
+    argv = [
+        "cace",
+        "--protocol",
+        str(PILOT),
+        "--fidelity",
+        str(fidelity),
+        "--analysis-frame",
+        str(frame),
+        "--outcome",
+        "family_functioning",
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    _no_crash(err)
+    assert "fidelity_summary.json" in err

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from trialkit.cli._common import (
@@ -69,22 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_format(parser, help="output format")
 
 
-def _load_fidelity(path_dir: str) -> Any:
-    """The report written by ``trialkit fidelity --out DIR``."""
-    from trialkit.errors import FidelityError
-    from trialkit.fidelity import FidelityReport
-
-    path = Path(path_dir) / "fidelity_summary.json"
-    if not path.is_file():
-        raise FidelityError.from_problem(
-            path=str(path),
-            code="cace.fidelity_missing",
-            message=f"'{path}' must exist (written by 'trialkit fidelity')",
-            hint="run 'trialkit fidelity ... --out DIR' and pass --fidelity DIR",
-        )
-    return FidelityReport.from_dict(json.loads(path.read_text(encoding="utf-8"))["report"])
-
-
 def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """Protocol, fidelity report and analysis frame named on the command line.
 
@@ -94,9 +76,10 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from trialkit.cli.cmd_fidelity import assess
     from trialkit.fidelity._read import read_table
     from trialkit.fidelity.compliance import compliance_inputs
+    from trialkit.fidelity.outputs import read_fidelity_report
     from trialkit.protocol.load import load_protocol
 
-    report = _load_fidelity(args.fidelity) if args.fidelity else None
+    report = read_fidelity_report(args.fidelity) if args.fidelity else None
     if args.analysis_frame:
         if report is None:
             protocol, report = assess(args)

@@ -32,7 +32,7 @@ from trialkit.fidelity.report import FidelityReport
 from trialkit.fidelity.writeback import tidier_texts, write_back
 from trialkit.plotting import figure_to_png, figure_to_svg
 
-__all__ = ["ensure_new_output_dir", "write_fidelity_outputs"]
+__all__ = ["ensure_new_output_dir", "read_fidelity_report", "write_fidelity_outputs"]
 
 
 def ensure_new_output_dir(out: str | os.PathLike[str]) -> Path:
@@ -104,3 +104,38 @@ def write_fidelity_outputs(
         inputs=store.hash_inputs(inputs),
     )
     return summary
+
+
+def read_fidelity_report(directory: str | os.PathLike[str]) -> FidelityReport:
+    """The :class:`FidelityReport` written by ``trialkit fidelity --out DIR``, verified.
+
+    Read through :func:`trialkit.store.read_fidelity` (the directory's manifest is
+    checked).
+
+    Raises
+    ------
+    FidelityError
+        ``cace.fidelity_missing`` without ``fidelity_summary.json``;
+        ``fidelity.manifest_mismatch`` when a file changed; ``fidelity.unreadable``
+        when the summary is not a fidelity report.
+    """
+    root = Path(directory)
+    if not (root / "fidelity_summary.json").is_file():
+        path = root / "fidelity_summary.json"
+        raise FidelityError.from_problem(
+            path=str(path),
+            code="cace.fidelity_missing",
+            message=f"'{path}' must exist (written by 'trialkit fidelity')",
+            hint="run 'trialkit fidelity ... --out DIR' and pass --fidelity DIR",
+        )
+    summary, _tables = store.read_fidelity(root)
+    try:
+        return FidelityReport.from_dict(summary["report"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FidelityError.from_problem(
+            path=str(root / "fidelity_summary.json"),
+            code="fidelity.unreadable",
+            message="'fidelity_summary.json' must hold the report written by 'trialkit "
+            f"fidelity'; got content it cannot read ({type(exc).__name__}: {exc})",
+            hint="run 'trialkit fidelity ... --out DIR' again and pass that DIR",
+        ) from None
