@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from trialkit.analyse.trial_analysis import TrialAnalysis
+from trialkit.report import wording as W
 from trialkit.report.disclosure import (
     SUPPRESSED,
     DisclosureSettings,
@@ -195,9 +196,16 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
 
 def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     ex = analysis.table("exclusions")
+    labels = _labels(analysis)
+    stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
     frame = pd.DataFrame(
         {
-            "Stage": ex.get("stage", pd.Series(dtype=str)).astype(str),
+            "Stage": [
+                f"analysis: {labels.get(s.split(':', 1)[1], s.split(':', 1)[1])}"
+                if s.startswith("analysis:")
+                else s
+                for s in stage
+            ],
             "Entity": ex.get("entity", pd.Series(dtype=str)).astype(str),
             "Reason": ex.get("reason", pd.Series(dtype=str)).astype(str),
             "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
@@ -213,6 +221,27 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
 
 
 # ---------------------------------------------------------------------------- section 3/4
+def _tidier_text(analysis: TrialAnalysis, arm: str, item: str, text: str) -> str:
+    """A TIDieR cell with the protocol's quantities worded by :func:`wording.quantity`.
+
+    The analysis stage appends "label: value unit per x" for each declared quantity;
+    the report rewrites that tail from the protocol ("1 FTE per LA", "16 months").
+    """
+    entry = analysis.protocol.get("arms", {}).get(arm, {}).get("tidier", {}).get(item)
+    if item in ("how_well_actual", "modifications") or not isinstance(entry, Mapping):
+        return text
+    qs = [q for q in entry.get("quantities") or [] if isinstance(q, Mapping)]
+    if not qs:
+        return text
+    base = str(entry.get("text") or "")
+    tail = "; ".join(
+        f"{q.get('label')}: {W.quantity(q.get('value'), q.get('unit'), q.get('per'))}"
+        + (" [illustrative]" if q.get("illustrative") else "")
+        for q in qs
+    )
+    return (base + " " if base else "") + tail
+
+
 def tidier_table(analysis: TrialAnalysis) -> ReportTable:
     t = analysis.table("tidier")
     inter, ctrl = _arms(analysis)
@@ -225,8 +254,12 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
             rows.append(
                 {
                     "TIDieR item": label,
-                    inter: str(vals[inter].iloc[0]) if len(vals[inter]) else "",
-                    ctrl: str(vals[ctrl].iloc[0]) if len(vals[ctrl]) else "",
+                    **{
+                        a: _tidier_text(analysis, a, str(item), str(vals[a].iloc[0]))
+                        if len(vals[a])
+                        else ""
+                        for a in (inter, ctrl)
+                    },
                 }
             )
     return ReportTable(
@@ -248,7 +281,7 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
                 {
                     "Logic-model node": str(r["node_label"]),
                     "Indicator": str(r["indicator_label"]),
-                    "Target": fmt(r.get("target"), 2) + (f" {r['unit']}" if r.get("unit") else ""),
+                    "Target": W.quantity(r.get("target"), r.get("unit")),
                     "Achieved adherence, mean": fmt(r.get("achieved_mean"), 2),
                     "Range over LAs": fmt_ci(r.get("achieved_min"), r.get("achieved_max")),
                     "LAs": str(int(_f(r.get("n_la")))) if math.isfinite(_f(r.get("n_la"))) else "0",
@@ -390,7 +423,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "Scale": "odds ratio" if binary and est.startswith("OR") else str(r["scale"]),
                 "Adjusted difference": est,
                 "95% CI": ci,
-                "df method": str(r["df_method"]),
+                "df method": W.method_name(r["df_method"]),
                 "df": fmt(r["df"], 1),
                 "p": fmt_p(r["p_value"]),
                 "Holm-adjusted p": fmt_p(r["p_adjusted"]) if r["role"] == "secondary" else "–",
@@ -484,7 +517,7 @@ def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
             "Contrast": str(r["contrast"]),
             "Interaction": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": str(r["df_method"]),
+            "df method": W.method_name(r["df_method"]),
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
         }
@@ -626,7 +659,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "Scale": str(r["scale"]),
             "Estimate": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": str(r["df_method"]),
+            "df method": W.method_name(r["df_method"]),
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
             "Note": str(r["note"]),
@@ -673,7 +706,7 @@ def heatmap_data(analysis: TrialAnalysis) -> tuple[list[str], list[str], list[li
     vals: list[list[float]] = []
     for _, r in order.iterrows():
         g = comp[comp["la_id"] == r["la_id"]]
-        rows.append(f"{r['la_id']} ({str(r['arm'])[:4]}.)")
+        rows.append(f"{r['la_id']} ({W.arm_label(analysis.protocol, str(r['arm']))})")
         vals.append(
             [
                 _f(g.loc[g["component"] == c, "index"].iloc[0])
