@@ -756,6 +756,15 @@ def render_markdown(report: Report) -> str:
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def _cell(v: object) -> object:
+    """An xlsx cell: numbers stay numbers, missing is empty, anything else is text."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v.item() if hasattr(v, "item") else v
+    return str(v)
+
+
 def xlsx_bytes(
     frame: pd.DataFrame, *, sheet: str = "table", caption: str = "", note: str = ""
 ) -> bytes:
@@ -768,8 +777,8 @@ def xlsx_bytes(
     if caption:
         ws.append([caption])
     ws.append([str(c) for c in frame.columns])
-    for row in frame.astype(str).itertuples(index=False):
-        ws.append(list(row))
+    for row in frame.itertuples(index=False):
+        ws.append([_cell(v) for v in row])
     if note:
         ws.append([])
         ws.append([note])
@@ -828,10 +837,9 @@ def write_report(
         "report.md": render_markdown(report),
     }
     for t in report.tables():
-        files[f"tables/{t.id}.csv"] = t.frame
-        files[f"tables/{t.id}.xlsx"] = xlsx_bytes(
-            t.frame, sheet=t.id, caption=t.caption, note=t.note
-        )
+        typed = t.export_frame()
+        files[f"tables/{t.id}.csv"] = typed
+        files[f"tables/{t.id}.xlsx"] = xlsx_bytes(typed, sheet=t.id, caption=t.caption, note=t.note)
     for f in report.figures():
         files[f"figures/{f.id}.svg"] = f.svg
 

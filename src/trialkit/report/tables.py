@@ -23,6 +23,7 @@ from trialkit.report.disclosure import (
     suppress_counts,
     suppress_means,
 )
+from trialkit.report.export import typed_frame
 
 __all__ = [
     "ReportTable",
@@ -48,7 +49,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReportTable:
-    """A published table: ``id`` (file stem), caption, display frame and a disclosure note."""
+    """A published table: ``id`` (file stem), caption, display frame and a disclosure note.
+
+    ``frame`` holds the formatted text the HTML and Markdown print;
+    :meth:`export_frame` gives the typed values the CSV and xlsx exports carry.
+    """
 
     id: str
     caption: str
@@ -58,6 +63,10 @@ class ReportTable:
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
+
+    def export_frame(self) -> pd.DataFrame:
+        """Typed values for analysts: numbers as numbers, CI bounds in their own columns."""
+        return typed_frame(self.frame)
 
 
 def _round_text(x: Any) -> str:
