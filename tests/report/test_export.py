@@ -79,3 +79,17 @@ def test_display_keeps_formatted_text(demo: DemoResult) -> None:
     csv = pd.read_csv(demo.report / "tables" / "outcome_effects.csv")
     assert pd.api.types.is_float_dtype(csv["conf_low"])
     assert pd.api.types.is_float_dtype(csv["Holm-adjusted p"])  # "–" for primaries is empty
+
+
+def test_effects_export_keeps_unrounded_numbers(demo: DemoResult) -> None:
+    from trialkit.analyse import load_analysis
+
+    res = load_analysis(demo.analysis).table("results")
+    prim = res[(res["analysis"] == "primary") & (res["type"] != "binary")]
+    csv = pd.read_csv(demo.report / "tables" / "outcome_effects.csv")
+    shown = list(csv["Adjusted difference"])
+    for v in prim["estimate"]:  # unrounded, not the display's two decimals
+        assert any(abs(x - v) < 1e-9 for x in shown)
+    sens = pd.read_csv(demo.report / "tables" / "sensitivity.csv")
+    assert pd.api.types.is_float_dtype(sens["p"])  # "<0.001" is exported as its value
+    assert len(sens) == len(res)

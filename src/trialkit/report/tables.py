@@ -60,12 +60,19 @@ class ReportTable:
     frame: pd.DataFrame
     note: str
     section: str
+    data: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
 
     def export_frame(self) -> pd.DataFrame:
-        """Typed values for analysts: numbers as numbers, CI bounds in their own columns."""
+        """Typed values for analysts: numbers as numbers, CI bounds in their own columns.
+
+        ``data`` (unrounded, one row per display row) when the table keeps it, else the
+        display frame parsed by :func:`~trialkit.report.export.typed_frame`.
+        """
+        if self.data is not None:
+            return self.data.copy()
         return typed_frame(self.frame)
 
 
@@ -82,6 +89,17 @@ def _f(x: Any) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return v
+
+
+def _num(x: Any) -> float | None:
+    """An unrounded number for the typed export; ``None`` (an empty cell) when missing."""
+    v = _f(x)
+    return v if math.isfinite(v) else None
+
+
+def _int(x: Any) -> int | None:
+    v = _f(x)
+    return int(v) if math.isfinite(v) else None
 
 
 def fmt(x: Any, digits: int = 2) -> str:
@@ -416,9 +434,34 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
     res = analysis.table("results")
     labels = _labels(analysis)
     rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
     prim = res[res["analysis"] == "primary"] if len(res) else res
     for _, r in prim.iterrows():
         binary = r["type"] == "binary"
+        use_or = binary and math.isfinite(_f(r.get("odds_ratio")))
+        data.append(
+            {
+                "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+                "Role": str(r["role"]),
+                "Better": str(r["better"]),
+                "Scale": "odds ratio" if use_or else str(r["scale"]),
+                "Adjusted difference": _num(r.get("odds_ratio") if use_or else r["estimate"]),
+                "conf_low": _num(r.get("odds_ratio_low") if use_or else r["conf_low"]),
+                "conf_high": _num(r.get("odds_ratio_high") if use_or else r["conf_high"]),
+                "df method": W.method_name(r["df_method"]),
+                "df": _num(r["df"]),
+                "p": _num(r["p_value"]),
+                "Holm-adjusted p": _num(r["p_adjusted"]) if r["role"] == "secondary" else None,
+                "Hedges' g": _num(r["g"]),
+                "Hedges' g conf_low": _num(r["g_low"]),
+                "Hedges' g conf_high": _num(r["g_high"]),
+                "ICC (LA)": _num(r["icc_la"]),
+                "ICC (LA) conf_low": _num(r["icc_la_low"]),
+                "ICC (LA) conf_high": _num(r["icc_la_high"]),
+                "ICC (keyworker)": _num(r["icc_keyworker"]),
+                "n analysed": _int(r["n_obs"]),
+            }
+        )
         est = fmt(r["estimate"], 2)
         ci = fmt_ci(r["conf_low"], r["conf_high"])
         if binary and math.isfinite(_f(r.get("odds_ratio"))):
@@ -473,6 +516,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
         caption="Table 6.2. Adjusted intervention − control differences (primary analysis), with "
         "denominator-df method, Hedges' g and intraclass correlations.",
         frame=pd.DataFrame(rows, columns=cols),
+        data=pd.DataFrame(data, columns=list(_EFFECT_COLUMNS)),
         note="Disclosure control: model estimates over all LAs; none suppressed.",
     )
 
@@ -675,10 +719,26 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
         }
         for _, r in res.iterrows()
     ]
+    data = [
+        {
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "Analysis": names.get(str(r["analysis"]), str(r["analysis"])),
+            "Scale": str(r["scale"]),
+            "Estimate": _num(r["estimate"]),
+            "conf_low": _num(r["conf_low"]),
+            "conf_high": _num(r["conf_high"]),
+            "df method": W.method_name(r["df_method"]),
+            "df": _num(r["df"]),
+            "p": _num(r["p_value"]),
+            "Note": str(r["note"]),
+        }
+        for _, r in res.iterrows()
+    ]
     return ReportTable(
         id="sensitivity",
         section="sensitivity",
         caption="Table 8.1. Sensitivity analyses beside the primary analysis for every outcome.",
+        data=pd.DataFrame(data, columns=list(_SENS_COLUMNS)),
         frame=pd.DataFrame(
             rows,
             columns=[
@@ -695,6 +755,41 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
         ),
         note="Disclosure control: model estimates over all LAs; none suppressed.",
     )
+
+
+_EFFECT_COLUMNS = (
+    "Outcome",
+    "Role",
+    "Better",
+    "Scale",
+    "Adjusted difference",
+    "conf_low",
+    "conf_high",
+    "df method",
+    "df",
+    "p",
+    "Holm-adjusted p",
+    "Hedges' g",
+    "Hedges' g conf_low",
+    "Hedges' g conf_high",
+    "ICC (LA)",
+    "ICC (LA) conf_low",
+    "ICC (LA) conf_high",
+    "ICC (keyworker)",
+    "n analysed",
+)
+_SENS_COLUMNS = (
+    "Outcome",
+    "Analysis",
+    "Scale",
+    "Estimate",
+    "conf_low",
+    "conf_high",
+    "df method",
+    "df",
+    "p",
+    "Note",
+)
 
 
 def describe_settings(d: Mapping[str, Any] | None) -> DisclosureSettings:
