@@ -99,6 +99,12 @@ def test_demo_polish(demo: DemoResult) -> None:
     assert "| 16 months |" in md
     assert "Kenward–Roger" in md and "| kenward-roger |" not in md
     assert "analysis:family_functioning" not in md
+    # outcome and indicator ids in tables are replaced by their labels
+    tables = md.split("## 9.")[0]
+    assert "| analysed | family_functioning |" not in tables
+    assert "| analysed | Family functioning" in tables
+    assert "ind.feedback_baseline" not in tables
+    assert ": child_mental_health at" not in tables
 
 
 def test_empty_registration_omits_the_sentence(demo: DemoResult) -> None:

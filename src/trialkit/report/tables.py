@@ -151,10 +151,30 @@ def _labels(analysis: TrialAnalysis) -> dict[str, str]:
     return {o["id"]: o["label"] for o in analysis.protocol.get("outcomes", [])}
 
 
+def _indicator_labels(analysis: TrialAnalysis) -> dict[str, str]:
+    lm = analysis.table("logic_model")
+    if not len(lm) or "indicator_id" not in lm:
+        return {}
+    sub = lm[lm["indicator_id"].astype(str) != ""]
+    return dict(
+        zip(sub["indicator_id"].astype(str), sub["indicator_label"].astype(str), strict=True)
+    )
+
+
+def _relabel(text: str, labels: Mapping[str, str]) -> str:
+    """``text`` with every whole-word id in ``labels`` replaced by its label."""
+    if not labels or not text:
+        return text
+    ids = sorted(labels, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(i) for i in ids) + r")(?![\w])")
+    return pattern.sub(lambda m: labels[m.group(1)], text)
+
+
 # ---------------------------------------------------------------------------- section 2
 def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     flow = analysis.table("flow")
     inter, ctrl = _arms(analysis)
+    labels = _labels(analysis)
     rows: list[dict[str, str]] = []
     if len(flow):
         keys = flow[["level", "stage", "detail"]].drop_duplicates()
@@ -169,7 +189,7 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
                 {
                     "Level": str(k["level"]),
                     "Stage": str(k["stage"]),
-                    "Detail": str(k["detail"]),
+                    "Detail": _relabel(str(k["detail"]), labels),
                     inter: str(int(vals[inter].iloc[0])) if len(vals[inter]) else "0",
                     ctrl: str(int(vals[ctrl].iloc[0])) if len(vals[ctrl]) else "0",
                 }
@@ -234,7 +254,9 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
                 for s in stage
             ],
             "Entity": ex.get("entity", pd.Series(dtype=str)).astype(str),
-            "Reason": ex.get("reason", pd.Series(dtype=str)).astype(str),
+            "Reason": [
+                _relabel(x, labels) for x in ex.get("reason", pd.Series(dtype=str)).astype(str)
+            ],
             "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
         }
     )
@@ -634,13 +656,14 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
 
 def contamination_table(analysis: TrialAnalysis) -> ReportTable:
     c = analysis.table("contamination")
+    ind_labels = _indicator_labels(analysis)
     rows = [
         {
             "LA": str(r["la_id"]),
             "Component": str(r["component"]),
             "Any delivered": "yes" if bool(r["contaminated"]) else "no",
             "Indicators delivered": str(int(r["n_indicators_delivered"])),
-            "Detail": _round_text(r["detail"]),
+            "Detail": _relabel(_round_text(r["detail"]), ind_labels),
         }
         for _, r in c.iterrows()
     ]
