@@ -105,6 +105,10 @@ def test_demo_polish(demo: DemoResult) -> None:
     assert "| analysed | Family functioning" in tables
     assert "ind.feedback_baseline" not in tables
     assert ": child_mental_health at" not in tables
+    # control LAs have no fidelity band to miss: they are "not applicable"
+    fidelity = [x for x in tables.splitlines() if x.startswith("| LA") and "| control |" in x]
+    assert fidelity and not any(x.endswith("| missing |") for x in fidelity)
+    assert any(x.endswith("| not applicable (control) |") for x in fidelity)
 
 
 def test_empty_registration_omits_the_sentence(demo: DemoResult) -> None:

@@ -633,6 +633,7 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
             note="Fidelity was not assessed.",
         )
     components = list(dict.fromkeys(comp["component"].astype(str)))
+    _, ctrl = _arms(analysis)
     rows: list[dict[str, str]] = []
     for (la, arm), g in comp.groupby(["la_id", "arm"], sort=True):
         rec = {"LA": str(la), "Arm": str(arm)}
@@ -641,7 +642,11 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
             rec[c] = fmt(v.iloc[0], 2) if len(v) else "–"
         o = ov[ov["la_id"] == la]
         rec["Overall"] = fmt(o["overall_index"].iloc[0], 2) if len(o) else "–"
-        rec["Band"] = str(o["band"].iloc[0]) if len(o) else "–"
+        rec["Band"] = (
+            "not applicable (control)"
+            if str(arm) == ctrl
+            else (str(o["band"].iloc[0]) if len(o) else "–")
+        )
         rows.append(rec)
     frame = pd.DataFrame(rows, columns=["LA", "Arm", *components, "Overall", "Band"])
     frame = frame.sort_values(["Arm", "LA"], key=lambda s: s.astype(str), kind="stable")
