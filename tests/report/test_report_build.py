@@ -68,11 +68,13 @@ def test_files_tables_csv_xlsx(demo: DemoResult) -> None:
     effects = pd.read_csv(report / "tables" / "outcome_effects.csv", dtype=str)
     assert {
         "Adjusted difference",
-        "95% CI",
+        "conf_low",
+        "conf_high",
         "df method",
         "df",
         "p",
-        "Hedges' g (95% CI)",
+        "Hedges' g",
+        "Hedges' g conf_low",
         "ICC (LA)",
     } <= set(effects.columns)
     assert (report / "report.md").read_text().count("## ") == 9
@@ -168,7 +170,7 @@ def test_report_summary_and_frame(demo: DemoResult) -> None:
 
 def test_mdes_table_shows_the_analysis_mdes(demo: DemoResult) -> None:
     m = load_analysis(demo.analysis).table("mdes")
-    shown = pd.read_csv(demo.report / "tables" / "mdes.csv", dtype=str)
+    shown = pd.read_csv(demo.report / "tables" / "mdes.csv")
     assert len(shown) == len(m)
-    assert list(shown["MDES (SD units)"]) == [f"{v:.2f}" for v in m["mdes"]]
-    assert list(shown["LAs"]) == [str(int(v)) for v in m["n_la"]]
+    assert list(shown["MDES (SD units)"]) == [round(v, 2) for v in m["mdes"]]
+    assert list(shown["LAs"]) == [int(v) for v in m["n_la"]]

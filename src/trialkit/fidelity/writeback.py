@@ -61,7 +61,7 @@ def tidier_texts(report: FidelityReport, protocol: Any) -> dict[str, dict[str, s
                 "modifications": _intervention_modifications(report, protocol, arm),
             }
         else:
-            out[arm] = _control_texts(report, arm)
+            out[arm] = _control_texts(report, protocol, arm)
     return out
 
 
@@ -156,38 +156,34 @@ def _intervention_modifications(report: FidelityReport, protocol: Any, arm: str)
     return head + "; ".join(lines) + "."
 
 
-def _control_texts(report: FidelityReport, arm: str) -> dict[str, str]:
+def _control_texts(report: FidelityReport, protocol: Any, arm: str) -> dict[str, str]:
+    """TIDieR items 10 and 12 for a control arm, worded from the protocol's arm labels."""
     c = report.contamination[report.contamination["arm"] == arm]
     n = c["la_id"].nunique()
     hit = c[c["contaminated"].astype(bool)]
     comps = sorted(set(c["component"]))
+    model = protocol.arms[protocol.intervention_arm].label
+    usual = protocol.arms[arm].label
+    departures = f"{MARKER} (observed departures from the control arm ({usual}), not documented adaptations): "
     if len(hit):
         detail = "; ".join(
             f"{la}: {', '.join(g['component'])}" for la, g in hit.groupby("la_id", sort=True)
         )
         how = (
             f"{MARKER}: contamination was monitored in {_las(n)} of the {arm} arm for the components "
-            f"{', '.join(comps)}. Systemic delivery was recorded in {_las(hit['la_id'].nunique())} "
-            f"({detail})"
-            + (
-                "; the other LAs recorded no systemic delivery and stayed business as usual."
-                if hit["la_id"].nunique() < n
-                else "."
-            )
+            f"{', '.join(comps)} of the {model}. Delivery of these components was recorded in "
+            f"{_las(hit['la_id'].nunique())} ({detail})"
+            + ("; the other LAs recorded none." if hit["la_id"].nunique() < n else ".")
         )
-        mods = (
-            f"{MARKER} (observed departures from business as usual, not documented adaptations): "
-            f"components of the systemic model were delivered in control LAs ({detail})."
-        )
+        mods = departures + f"components of the {model} were delivered in {arm} LAs ({detail})."
     else:
         how = (
             f"{MARKER}: contamination was monitored in {_las(n)} of the {arm} arm for the components "
-            f"{', '.join(comps)}; no systemic training, clinician time, group supervision, "
-            "genogram use or feedback-tool use was recorded, so the control arm stayed business as usual."
+            f"{', '.join(comps)} of the {model}; none of them was recorded, so the {arm} arm "
+            f"stayed as described ({usual})."
         )
         mods = (
-            f"{MARKER} (observed departures from business as usual, not documented adaptations): "
-            f"no departures from business as usual were detected in the delivery records of the {n} "
+            departures + f"no departures were detected in the delivery records of the {n} "
             f"LAs of the {arm} arm."
         )
     return {"how_well_actual": how, "modifications": mods}

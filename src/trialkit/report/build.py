@@ -33,6 +33,7 @@ from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.plotting import figure_to_svg
 from trialkit.report import diagrams
 from trialkit.report import tables as T
+from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
 from trialkit.report.figures import forest_figure
 from trialkit.report.templates import CSS, HTML_TEMPLATE
@@ -160,41 +161,35 @@ def _f(x: Any) -> float:
         return float("nan")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
+    """One outcome's result in words; the claims follow :mod:`trialkit.report.wording`."""
     est, lo, hi, p = _f(r["estimate"]), _f(r["conf_low"]), _f(r["conf_high"]), _f(r["p_value"])
-    better = str(r["better"])
+    role = str(r["role"])
+    direction = W.direction_words(est, r["better"])
     if str(r["type"]) == "binary":
         or_ = _f(r.get("odds_ratio"))
         txt = (
             f"{label}: odds ratio {T.fmt(or_)} (95% CI {T.fmt_ci(r.get('odds_ratio_low'), r.get('odds_ratio_high'))}), "
-            f"p = {T.fmt_p(p)}."
+            f"p = {T.fmt_p(p)}"
             if math.isfinite(or_)
-            else f"{label}: {r['scale']} {T.fmt(est)} (95% CI {T.fmt_ci(lo, hi)}), p = {T.fmt_p(p)}."
+            else f"{label}: {r['scale']} {T.fmt(est)} (95% CI {T.fmt_ci(lo, hi)}), p = {T.fmt_p(p)}"
         )
+        txt += f" ({direction})." if direction else "."
     else:
-        direction = "higher" if est > 0 else "lower"
-        good = direction == better
+        word = "higher" if est > 0 else "lower"
         txt = (
-            f"{label}: {T.fmt(abs(est))} points {direction} in the intervention arm after "
-            f"adjustment ({'favouring' if good else 'against'} the intervention; 95% CI "
+            f"{label}: {T.fmt(abs(est))} points {word} in the intervention arm after "
+            f"adjustment ({direction + '; ' if direction else ''}95% CI "
             f"{T.fmt_ci(lo, hi)}; p = {T.fmt_p(p)}"
             + (f"; Hedges' g {T.fmt(r['g'])}" if math.isfinite(_f(r["g"])) else "")
             + ")."
         )
     if math.isfinite(p):
-        if str(r["role"]) == "secondary" and math.isfinite(_f(r["p_adjusted"])):
-            txt += f" After Holm adjustment for the secondary outcomes, p = {T.fmt_p(r['p_adjusted'])}."
-        txt += (
-            " The confidence interval excludes no difference."
-            if (lo > 0 or hi < 0) and str(r["type"]) != "binary"
-            else (
-                " The data are compatible with no difference." if str(r["type"]) != "binary" else ""
-            )
-        )
+        p_adj = r.get("p_adjusted")
+        if role == "secondary" and math.isfinite(_f(p_adj)):
+            txt += f" After Holm adjustment for the secondary outcomes, p = {T.fmt_p(p_adj)}."
+        sentence = W.interval_sentence(lo, hi, role=role, p_adjusted=p_adj, alpha=alpha)
+        txt += (" " + sentence) if sentence else ""
     return txt
 
 
@@ -216,7 +211,7 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
     n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
     paras = [
         f"What was tested: {trial.get('title', 'the trial')}. "
-        f"{_plural(n_la, 'local authority').replace('authoritys', 'authorities')} (LAs) were "
+        f"{n_la} {W.plural('local authority', n_la)} (LAs) were "
         f"randomised: {n_of(inter, 'la', 'randomised')} to the "
         f"{proto.get('arms', {}).get(inter, {}).get('label', inter).lower()} and "
         f"{n_of(ctrl, 'la', 'randomised')} to {proto.get('arms', {}).get(ctrl, {}).get('label', ctrl).lower()}. "
@@ -290,6 +285,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
 
     arms_boxes: list[tuple[str, list[list[str]]]] = []
     primary = [o["id"] for o in a.protocol.get("outcomes", []) if o.get("role") == "primary"]
+    labels = {o["id"]: str(o.get("label") or o["id"]) for o in a.protocol.get("outcomes", [])}
     for arm in (inter, ctrl):
         lost = flow[(flow["arm"] == arm) & (flow["stage"] == "lost")] if len(flow) else flow
         lost_lines = [f"{r['level']}: {r['detail']} ({int(r['n'])})" for _, r in lost.iterrows()]
@@ -304,7 +300,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
             ["Losses"] + (lost_lines or ["none recorded"]),
             ["Analysed (primary outcomes)"]
             + [
-                f"{oc}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
+                f"{labels.get(oc, oc).split(' (')[0][:30]}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
                 + (
                     f"{n_of(arm, 'family', 'analysed', oc)} families"
                     if n_of(arm, "family", "analysed", oc)
@@ -506,8 +502,8 @@ def _methods_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
     }
     plan = a.methods.get("plan", {})
     paras = [
-        f"Primary model: {plan.get('model')} with {plan.get('df_method')} denominator df for "
-        f"continuous outcomes; binary outcomes: logistic GLMM with {plan.get('binary_df_method')} "
+        f"Primary model: {plan.get('model')} with {W.method_name(plan.get('df_method'))} denominator df for "
+        f"continuous outcomes; binary outcomes: logistic GLMM with {W.method_name(plan.get('binary_df_method'))} "
         "df (cluster-level analysis if the GLMM fails). Random intercepts for LA, and for "
         "keyworker within LA for family outcomes. Effect sizes: "
         f"{a.methods.get('hedges_g')}. Multiplicity: {a.methods.get('multiplicity')} over the "
@@ -653,8 +649,12 @@ def build_report(
         )
     return Report(
         title=str(trial.get("title", "Trial report")),
-        subtitle=f"Trial registration: {trial.get('registration', '')}. Statistical report "
-        "generated from the protocol's analysis plan.",
+        subtitle=(
+            f"Trial registration: {trial['registration']}. "
+            if str(trial.get("registration") or "").strip()
+            else ""
+        )
+        + "Statistical report generated from the protocol's analysis plan.",
         sections=sections,
         disclosure=settings,
         provenance=analysis.provenance,
@@ -756,6 +756,15 @@ def render_markdown(report: Report) -> str:
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def _cell(v: object) -> object:
+    """An xlsx cell: numbers stay numbers, missing is empty, anything else is text."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v.item() if hasattr(v, "item") else v
+    return str(v)
+
+
 def xlsx_bytes(
     frame: pd.DataFrame, *, sheet: str = "table", caption: str = "", note: str = ""
 ) -> bytes:
@@ -768,8 +777,8 @@ def xlsx_bytes(
     if caption:
         ws.append([caption])
     ws.append([str(c) for c in frame.columns])
-    for row in frame.astype(str).itertuples(index=False):
-        ws.append(list(row))
+    for row in frame.itertuples(index=False):
+        ws.append([_cell(v) for v in row])
     if note:
         ws.append([])
         ws.append([note])
@@ -828,10 +837,9 @@ def write_report(
         "report.md": render_markdown(report),
     }
     for t in report.tables():
-        files[f"tables/{t.id}.csv"] = t.frame
-        files[f"tables/{t.id}.xlsx"] = xlsx_bytes(
-            t.frame, sheet=t.id, caption=t.caption, note=t.note
-        )
+        typed = t.export_frame()
+        files[f"tables/{t.id}.csv"] = typed
+        files[f"tables/{t.id}.xlsx"] = xlsx_bytes(typed, sheet=t.id, caption=t.caption, note=t.note)
     for f in report.figures():
         files[f"figures/{f.id}.svg"] = f.svg
 

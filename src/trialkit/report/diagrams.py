@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from trialkit.report.wording import plural
+
 __all__ = ["flow_svg", "logic_model_svg"]
 
 FONT = "font-family='Helvetica, Arial, sans-serif'"
@@ -121,7 +123,7 @@ def logic_model_svg(nodes: Sequence[Mapping[str, Any]], *, title: str) -> str:
     heights = {k: 40.0 for k in kinds}
     for k, kind in enumerate(kinds):
         x = 10 + k * (col_w + gap)
-        parts.append(_text(x, 24, kind.capitalize() + "s", font_weight="bold", font_size="14"))
+        parts.append(_text(x, 24, plural(kind).capitalize(), font_weight="bold", font_size="14"))
     for node in nodes:
         kind = str(node.get("kind", "activity"))
         if kind not in kinds:

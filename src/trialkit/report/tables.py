@@ -16,12 +16,14 @@ from typing import Any
 import pandas as pd
 
 from trialkit.analyse.trial_analysis import TrialAnalysis
+from trialkit.report import wording as W
 from trialkit.report.disclosure import (
     SUPPRESSED,
     DisclosureSettings,
     suppress_counts,
     suppress_means,
 )
+from trialkit.report.export import typed_frame
 
 __all__ = [
     "ReportTable",
@@ -47,16 +49,31 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReportTable:
-    """A published table: ``id`` (file stem), caption, display frame and a disclosure note."""
+    """A published table: ``id`` (file stem), caption, display frame and a disclosure note.
+
+    ``frame`` holds the formatted text the HTML and Markdown print;
+    :meth:`export_frame` gives the typed values the CSV and xlsx exports carry.
+    """
 
     id: str
     caption: str
     frame: pd.DataFrame
     note: str
     section: str
+    data: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
+
+    def export_frame(self) -> pd.DataFrame:
+        """Typed values for analysts: numbers as numbers, CI bounds in their own columns.
+
+        ``data`` (unrounded, one row per display row) when the table keeps it, else the
+        display frame parsed by :func:`~trialkit.report.export.typed_frame`.
+        """
+        if self.data is not None:
+            return self.data.copy()
+        return typed_frame(self.frame)
 
 
 def _round_text(x: Any) -> str:
@@ -72,6 +89,17 @@ def _f(x: Any) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return v
+
+
+def _num(x: Any) -> float | None:
+    """An unrounded number for the typed export; ``None`` (an empty cell) when missing."""
+    v = _f(x)
+    return v if math.isfinite(v) else None
+
+
+def _int(x: Any) -> int | None:
+    v = _f(x)
+    return int(v) if math.isfinite(v) else None
 
 
 def fmt(x: Any, digits: int = 2) -> str:
@@ -123,10 +151,30 @@ def _labels(analysis: TrialAnalysis) -> dict[str, str]:
     return {o["id"]: o["label"] for o in analysis.protocol.get("outcomes", [])}
 
 
+def _indicator_labels(analysis: TrialAnalysis) -> dict[str, str]:
+    lm = analysis.table("logic_model")
+    if not len(lm) or "indicator_id" not in lm:
+        return {}
+    sub = lm[lm["indicator_id"].astype(str) != ""]
+    return dict(
+        zip(sub["indicator_id"].astype(str), sub["indicator_label"].astype(str), strict=True)
+    )
+
+
+def _relabel(text: str, labels: Mapping[str, str]) -> str:
+    """``text`` with every whole-word id in ``labels`` replaced by its label."""
+    if not labels or not text:
+        return text
+    ids = sorted(labels, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(i) for i in ids) + r")(?![\w])")
+    return pattern.sub(lambda m: labels[m.group(1)], text)
+
+
 # ---------------------------------------------------------------------------- section 2
 def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     flow = analysis.table("flow")
     inter, ctrl = _arms(analysis)
+    labels = _labels(analysis)
     rows: list[dict[str, str]] = []
     if len(flow):
         keys = flow[["level", "stage", "detail"]].drop_duplicates()
@@ -141,7 +189,7 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
                 {
                     "Level": str(k["level"]),
                     "Stage": str(k["stage"]),
-                    "Detail": str(k["detail"]),
+                    "Detail": _relabel(str(k["detail"]), labels),
                     inter: str(int(vals[inter].iloc[0])) if len(vals[inter]) else "0",
                     ctrl: str(int(vals[ctrl].iloc[0])) if len(vals[ctrl]) else "0",
                 }
@@ -195,11 +243,20 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
 
 def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     ex = analysis.table("exclusions")
+    labels = _labels(analysis)
+    stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
     frame = pd.DataFrame(
         {
-            "Stage": ex.get("stage", pd.Series(dtype=str)).astype(str),
+            "Stage": [
+                f"analysis: {labels.get(s.split(':', 1)[1], s.split(':', 1)[1])}"
+                if s.startswith("analysis:")
+                else s
+                for s in stage
+            ],
             "Entity": ex.get("entity", pd.Series(dtype=str)).astype(str),
-            "Reason": ex.get("reason", pd.Series(dtype=str)).astype(str),
+            "Reason": [
+                _relabel(x, labels) for x in ex.get("reason", pd.Series(dtype=str)).astype(str)
+            ],
             "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
         }
     )
@@ -213,6 +270,27 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
 
 
 # ---------------------------------------------------------------------------- section 3/4
+def _tidier_text(analysis: TrialAnalysis, arm: str, item: str, text: str) -> str:
+    """A TIDieR cell with the protocol's quantities worded by :func:`wording.quantity`.
+
+    The analysis stage appends "label: value unit per x" for each declared quantity;
+    the report rewrites that tail from the protocol ("1 FTE per LA", "16 months").
+    """
+    entry = analysis.protocol.get("arms", {}).get(arm, {}).get("tidier", {}).get(item)
+    if item in ("how_well_actual", "modifications") or not isinstance(entry, Mapping):
+        return text
+    qs = [q for q in entry.get("quantities") or [] if isinstance(q, Mapping)]
+    if not qs:
+        return text
+    base = str(entry.get("text") or "")
+    tail = "; ".join(
+        f"{q.get('label')}: {W.quantity(q.get('value'), q.get('unit'), q.get('per'))}"
+        + (" [illustrative]" if q.get("illustrative") else "")
+        for q in qs
+    )
+    return (base + " " if base else "") + tail
+
+
 def tidier_table(analysis: TrialAnalysis) -> ReportTable:
     t = analysis.table("tidier")
     inter, ctrl = _arms(analysis)
@@ -225,8 +303,12 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
             rows.append(
                 {
                     "TIDieR item": label,
-                    inter: str(vals[inter].iloc[0]) if len(vals[inter]) else "",
-                    ctrl: str(vals[ctrl].iloc[0]) if len(vals[ctrl]) else "",
+                    **{
+                        a: _tidier_text(analysis, a, str(item), str(vals[a].iloc[0]))
+                        if len(vals[a])
+                        else ""
+                        for a in (inter, ctrl)
+                    },
                 }
             )
     return ReportTable(
@@ -248,7 +330,7 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
                 {
                     "Logic-model node": str(r["node_label"]),
                     "Indicator": str(r["indicator_label"]),
-                    "Target": fmt(r.get("target"), 2) + (f" {r['unit']}" if r.get("unit") else ""),
+                    "Target": W.quantity(r.get("target"), r.get("unit")),
                     "Achieved adherence, mean": fmt(r.get("achieved_mean"), 2),
                     "Range over LAs": fmt_ci(r.get("achieved_min"), r.get("achieved_max")),
                     "LAs": str(int(_f(r.get("n_la")))) if math.isfinite(_f(r.get("n_la"))) else "0",
@@ -374,9 +456,34 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
     res = analysis.table("results")
     labels = _labels(analysis)
     rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
     prim = res[res["analysis"] == "primary"] if len(res) else res
     for _, r in prim.iterrows():
         binary = r["type"] == "binary"
+        use_or = binary and math.isfinite(_f(r.get("odds_ratio")))
+        data.append(
+            {
+                "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+                "Role": str(r["role"]),
+                "Better": str(r["better"]),
+                "Scale": "odds ratio" if use_or else str(r["scale"]),
+                "Adjusted difference": _num(r.get("odds_ratio") if use_or else r["estimate"]),
+                "conf_low": _num(r.get("odds_ratio_low") if use_or else r["conf_low"]),
+                "conf_high": _num(r.get("odds_ratio_high") if use_or else r["conf_high"]),
+                "df method": W.method_name(r["df_method"]),
+                "df": _num(r["df"]),
+                "p": _num(r["p_value"]),
+                "Holm-adjusted p": _num(r["p_adjusted"]) if r["role"] == "secondary" else None,
+                "Hedges' g": _num(r["g"]),
+                "Hedges' g conf_low": _num(r["g_low"]),
+                "Hedges' g conf_high": _num(r["g_high"]),
+                "ICC (LA)": _num(r["icc_la"]),
+                "ICC (LA) conf_low": _num(r["icc_la_low"]),
+                "ICC (LA) conf_high": _num(r["icc_la_high"]),
+                "ICC (keyworker)": _num(r["icc_keyworker"]),
+                "n analysed": _int(r["n_obs"]),
+            }
+        )
         est = fmt(r["estimate"], 2)
         ci = fmt_ci(r["conf_low"], r["conf_high"])
         if binary and math.isfinite(_f(r.get("odds_ratio"))):
@@ -390,7 +497,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "Scale": "odds ratio" if binary and est.startswith("OR") else str(r["scale"]),
                 "Adjusted difference": est,
                 "95% CI": ci,
-                "df method": str(r["df_method"]),
+                "df method": W.method_name(r["df_method"]),
                 "df": fmt(r["df"], 1),
                 "p": fmt_p(r["p_value"]),
                 "Holm-adjusted p": fmt_p(r["p_adjusted"]) if r["role"] == "secondary" else "–",
@@ -431,6 +538,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
         caption="Table 6.2. Adjusted intervention − control differences (primary analysis), with "
         "denominator-df method, Hedges' g and intraclass correlations.",
         frame=pd.DataFrame(rows, columns=cols),
+        data=pd.DataFrame(data, columns=list(_EFFECT_COLUMNS)),
         note="Disclosure control: model estimates over all LAs; none suppressed.",
     )
 
@@ -484,7 +592,7 @@ def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
             "Contrast": str(r["contrast"]),
             "Interaction": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": str(r["df_method"]),
+            "df method": W.method_name(r["df_method"]),
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
         }
@@ -525,6 +633,7 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
             note="Fidelity was not assessed.",
         )
     components = list(dict.fromkeys(comp["component"].astype(str)))
+    _, ctrl = _arms(analysis)
     rows: list[dict[str, str]] = []
     for (la, arm), g in comp.groupby(["la_id", "arm"], sort=True):
         rec = {"LA": str(la), "Arm": str(arm)}
@@ -533,7 +642,11 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
             rec[c] = fmt(v.iloc[0], 2) if len(v) else "–"
         o = ov[ov["la_id"] == la]
         rec["Overall"] = fmt(o["overall_index"].iloc[0], 2) if len(o) else "–"
-        rec["Band"] = str(o["band"].iloc[0]) if len(o) else "–"
+        rec["Band"] = (
+            "not applicable (control)"
+            if str(arm) == ctrl
+            else (str(o["band"].iloc[0]) if len(o) else "–")
+        )
         rows.append(rec)
     frame = pd.DataFrame(rows, columns=["LA", "Arm", *components, "Overall", "Band"])
     frame = frame.sort_values(["Arm", "LA"], key=lambda s: s.astype(str), kind="stable")
@@ -548,13 +661,14 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
 
 def contamination_table(analysis: TrialAnalysis) -> ReportTable:
     c = analysis.table("contamination")
+    ind_labels = _indicator_labels(analysis)
     rows = [
         {
             "LA": str(r["la_id"]),
             "Component": str(r["component"]),
             "Any delivered": "yes" if bool(r["contaminated"]) else "no",
             "Indicators delivered": str(int(r["n_indicators_delivered"])),
-            "Detail": _round_text(r["detail"]),
+            "Detail": _relabel(_round_text(r["detail"]), ind_labels),
         }
         for _, r in c.iterrows()
     ]
@@ -626,9 +740,24 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "Scale": str(r["scale"]),
             "Estimate": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": str(r["df_method"]),
+            "df method": W.method_name(r["df_method"]),
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
+            "Note": str(r["note"]),
+        }
+        for _, r in res.iterrows()
+    ]
+    data = [
+        {
+            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+            "Analysis": names.get(str(r["analysis"]), str(r["analysis"])),
+            "Scale": str(r["scale"]),
+            "Estimate": _num(r["estimate"]),
+            "conf_low": _num(r["conf_low"]),
+            "conf_high": _num(r["conf_high"]),
+            "df method": W.method_name(r["df_method"]),
+            "df": _num(r["df"]),
+            "p": _num(r["p_value"]),
             "Note": str(r["note"]),
         }
         for _, r in res.iterrows()
@@ -637,6 +766,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
         id="sensitivity",
         section="sensitivity",
         caption="Table 8.1. Sensitivity analyses beside the primary analysis for every outcome.",
+        data=pd.DataFrame(data, columns=list(_SENS_COLUMNS)),
         frame=pd.DataFrame(
             rows,
             columns=[
@@ -653,6 +783,41 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
         ),
         note="Disclosure control: model estimates over all LAs; none suppressed.",
     )
+
+
+_EFFECT_COLUMNS = (
+    "Outcome",
+    "Role",
+    "Better",
+    "Scale",
+    "Adjusted difference",
+    "conf_low",
+    "conf_high",
+    "df method",
+    "df",
+    "p",
+    "Holm-adjusted p",
+    "Hedges' g",
+    "Hedges' g conf_low",
+    "Hedges' g conf_high",
+    "ICC (LA)",
+    "ICC (LA) conf_low",
+    "ICC (LA) conf_high",
+    "ICC (keyworker)",
+    "n analysed",
+)
+_SENS_COLUMNS = (
+    "Outcome",
+    "Analysis",
+    "Scale",
+    "Estimate",
+    "conf_low",
+    "conf_high",
+    "df method",
+    "df",
+    "p",
+    "Note",
+)
 
 
 def describe_settings(d: Mapping[str, Any] | None) -> DisclosureSettings:
@@ -673,7 +838,7 @@ def heatmap_data(analysis: TrialAnalysis) -> tuple[list[str], list[str], list[li
     vals: list[list[float]] = []
     for _, r in order.iterrows():
         g = comp[comp["la_id"] == r["la_id"]]
-        rows.append(f"{r['la_id']} ({str(r['arm'])[:4]}.)")
+        rows.append(f"{r['la_id']} ({W.arm_label(analysis.protocol, str(r['arm']))})")
         vals.append(
             [
                 _f(g.loc[g["component"] == c, "index"].iloc[0])
