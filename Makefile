@@ -19,11 +19,11 @@ demo: $(VENV)/.installed
 	$(BIN)/trialkit demo --out $(DEMO_OUT)
 
 pytest: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The tests marked `slow` (deselected by `make test`): live R re-runs, long simulations.
 test-slow: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
