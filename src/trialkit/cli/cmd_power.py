@@ -105,7 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--backend", choices=("local", "dask"), default="local")
     s.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    s.add_argument("--workers", type=int, help="workers of the local Dask cluster (2)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes: local backend, every core by default; "
+        "dask without --scheduler, the local cluster's workers (2)",
+    )
     s.add_argument("--chunk-size", type=int, default=250, help="replicates per batch (250)")
     s.add_argument("--config", help="TOML file with [defaults], [grid] and [[scenarios]]")
     add_out(s, help="directory for results.json, results.csv and plots (new)")
@@ -273,6 +278,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         )
     for s in scenarios:
         s.validate()
+    if args.scheduler and args.backend != "dask":
+        raise UsageError("--scheduler needs --backend dask.")
     backend = make_backend(args.backend, scheduler=args.scheduler, workers=args.workers)
     try:
         grid = simulate_power_grid(scenarios, backend=backend, chunk_size=args.chunk_size)
