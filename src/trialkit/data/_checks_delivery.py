@@ -306,10 +306,12 @@ class _DeliveryChecks(_Checks):
         day = dlv["day"].to_numpy(dtype=float, na_value=np.nan)
         date = _dates(dlv["date"])
         month = _str(dlv["month"])
-        day_key = [
-            f"d{int(d)}" if not np.isnan(d) else (None if np.isnat(t) else f"t{t}")
-            for d, t in zip(day, date, strict=True)
-        ]
+        # a session's day: its number ("d3") when given, else its date ("t2024-05-01")
+        day_key = np.full(len(day), None, dtype=object)
+        by_day = ~np.isnan(day)
+        by_date = ~by_day & ~np.isnat(date)
+        day_key[by_day] = np.char.add("d", day[by_day].astype(np.int64).astype(str))
+        day_key[by_date] = np.char.add("t", date[by_date].astype(str))
         keys = pd.DataFrame(
             {
                 "rt": rt,

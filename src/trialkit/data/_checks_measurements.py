@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.data import scoring
-from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data._checks import _Checks, _dates, _row_key, _str
 from trialkit.data.load import STRING, to_object
 from trialkit.data.load import isin as _isin
 from trialkit.data.schema import LEVELS
@@ -110,8 +110,8 @@ class _MeasurementChecks(_Checks):
             lambda i: f"'timepoint' must be one of {', '.join(tps)}; got {tp.iloc[i]!r}",
             "use the protocol's timepoints",
         )
-        key = pd.DataFrame({"e": ent_o, "l": lv, "i": inst_o, "t": tp_o}, dtype=object)
-        dup = key.duplicated(keep="first").to_numpy() & ~key.isna().any(axis=1).to_numpy()
+        key, incomplete = _row_key(ent_o, lv, inst_o, tp_o)
+        dup = pd.Index(key).duplicated(keep="first") & ~incomplete
         self.col.rows(
             f,
             dup,
@@ -330,25 +330,19 @@ class _MeasurementChecks(_Checks):
         tps = list(self.p.trial.timepoints)
         if len(tps) < 2 or ("measurements", "date") in self.col.unreadable:
             return
-        key = pd.DataFrame(
-            {
-                "e": to_object(m["entity_id"]),
-                "l": to_object(m["level"]),
-                "i": to_object(m["instrument"]),
-                "t": to_object(m["timepoint"]),
-                "d": d,
-            }
-        )
-        base = key[(key["t"] == tps[0]) & ~np.isnat(d)].drop_duplicates(["e", "l", "i"])
-        if base.empty:
+        key, incomplete = _row_key(m["entity_id"], m["level"], m["instrument"])
+        tp = to_object(m["timepoint"])
+        is_base = (tp == tps[0]) & ~np.isnat(d) & ~incomplete
+        if not is_base.any():
             return
-        merged = key.merge(
-            base[["e", "l", "i", "d"]], on=["e", "l", "i"], how="left", suffixes=("", "_b")
-        )
-        bd = merged["d_b"].to_numpy(dtype="datetime64[D]")
-        follow = np.asarray(_isin(key["t"].to_numpy(dtype=object), tps[1:]))
+        base_key = pd.Index(key[is_base])
+        first = ~base_key.duplicated(keep="first")  # an entity's first dated baseline row
+        base_date = d[is_base][first]
+        pos = base_key[first].get_indexer(key)
+        bd = np.where(pos >= 0, base_date[np.maximum(pos, 0)], np.datetime64("NaT"))
+        bd[incomplete] = np.datetime64("NaT")
+        follow = np.asarray(_isin(m["timepoint"], tps[1:]))
         early = follow & ~np.isnat(d) & ~np.isnat(bd) & (d < bd)
-        tp = key["t"].to_numpy(dtype=object)
         self.col.rows(
             self.file("measurements"),
             early,
@@ -372,24 +366,23 @@ class _MeasurementChecks(_Checks):
         tps = list(self.p.trial.timepoints)
         if m is None or not self.la_ids or len(tps) < 2 or self.col.broken:
             return  # entities cannot all be placed in their LA: say nothing rather than guess
-        where: dict[str, str] = {}
+        ents = to_object(m["entity_id"])
+        lvls = to_object(m["level"])
+        follow = np.asarray(_isin(m["timepoint"], tps[1:]))
+        seen: set[str] = set()
         for table, id_col, level in (
             ("keyworkers", "keyworker_id", "keyworker"),
             ("families", "family_id", "family"),
         ):
             frame = self.t.get(table)
-            if frame is not None:
-                for e, la in zip(_str(frame[id_col]), _str(frame["la_id"]), strict=True):
-                    if e is not None and la is not None:
-                        where.setdefault(f"{level}\x1f{e}", la)
-        ents = to_object(m["entity_id"])
-        lvls = to_object(m["level"])
-        follow = np.asarray(_isin(to_object(m["timepoint"]), tps[1:]))
-        seen = {
-            where.get(f"{lv}\x1f{e}")
-            for e, lv, ok in zip(ents, lvls, follow, strict=True)
-            if ok and e is not None and lv is not None
-        }
+            if frame is None:
+                continue
+            ids, las = _str(frame[id_col]), _str(frame["la_id"])
+            placed = pd.notna(ids) & pd.notna(las)
+            la_of = pd.Series(las[placed], index=pd.Index(ids[placed], dtype=object))
+            la_of = la_of[~la_of.index.duplicated(keep="first")]  # an entity's first row places it
+            pos = la_of.index.get_indexer(ents[follow & (lvls == level)])
+            seen.update(la_of.to_numpy()[pos[pos >= 0]])
         for la in sorted(self.la_ids - seen):
             self.col.add(
                 self.file("measurements"),
