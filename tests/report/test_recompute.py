@@ -477,6 +477,86 @@ def test_every_analysis_accounts_for_every_eligible_entity(raw: Raw) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_consort_figure_numbers_recomputed(raw: Raw) -> None:
+    """The numbers the CONSORT figure prints (its text summary, arm by arm) agree with the
+    raw data: LAs, keyworkers, families referred and consented, each loss, the analysed."""
+    import xml.etree.ElementTree as ET
+
+    svg = ET.parse(raw.run.report / "figures" / "flow.svg")
+    summary = max((e.text or "" for e in svg.iter()), key=len)
+    arm_of_label = {str(v["label"]): k for k, v in raw.protocol["arms"].items()}
+    flow = expected_flow(raw)
+    problems: list[str] = []
+    m = re.search(r"Local authorities randomised: (\d+)", summary)
+    if m:
+        _check(problems, "figure LAs randomised", m.group(1), len(raw.alloc), tol=0)
+    short = {str(oc["label"]).split(" (")[0]: oc for oc in raw.outcomes}
+    seen = 0
+    for part in summary.split(" | "):
+        label, _, content = part.partition(": ")
+        arm = arm_of_label.get(label)
+        if arm is None:
+            continue
+        for phrase, key in (
+            ("LAs", ("la", "randomised", "")),
+            ("Keyworkers", ("keyworker", "randomised", "in randomised LAs")),
+            ("Families referred", ("family", "randomised", "referred in randomised LAs")),
+            ("Families consented", ("family", "consented", "")),
+        ):
+            for n in re.findall(rf"(?:^|\s){phrase}: (\d+)", content):
+                seen += 1
+                _check(problems, f"figure {arm} {phrase}", n, flow[key][arm], tol=0)
+        for level, detail, n in re.findall(r"(family|keyworker): ([^()]+?) \((\d+)\)", content):
+            seen += 1
+            key = (level, "lost", detail.strip())
+            _check(problems, f"figure {arm} {key}", n, flow.get(key, {}).get(arm, math.nan), tol=0)
+        for name, oc in short.items():
+            for n_la, n, _who in re.findall(
+                re.escape(name) + r": (\d+) LAs, (\d+) (families|keyworkers)", content
+            ):
+                seen += 1
+                lab = raw.label(oc)
+                _check(
+                    problems,
+                    f"figure {arm} {oc['id']} LAs",
+                    n_la,
+                    flow[("la", "analysed", lab)][arm],
+                    tol=0,
+                )
+                _check(
+                    problems,
+                    f"figure {arm} {oc['id']} n",
+                    n,
+                    flow[(oc["level"], "analysed", lab)][arm],
+                    tol=0,
+                )
+    assert seen, f"no number recognised in the figure's summary {summary[:300]!r}"
+    assert not problems, "\n".join(problems)
+
+
+def test_analysed_counts_in_effect_and_mdes_tables(raw: Raw) -> None:
+    """'n analysed' (and LAs) of Tables 1.1 and 6.2 are the entities with an outcome and baseline."""
+    problems: list[str] = []
+    for tid in ("outcome_effects", "mdes"):
+        pub = raw.published(tid)
+        for oc in raw.outcomes:
+            row = pub[pub["Outcome"] == raw.label(oc)]
+            if row.empty:
+                continue
+            a = raw.analysis(oc)
+            a = a[a["analysed"]]
+            _check(problems, f"{tid} {oc['id']} n", row["n analysed"].iloc[0], len(a), tol=0)
+            if "LAs" in row:
+                _check(
+                    problems,
+                    f"{tid} {oc['id']} LAs",
+                    row["LAs"].iloc[0],
+                    a["la_id"].nunique(),
+                    tol=0,
+                )
+    assert not problems, "\n".join(problems)
+
+
 # ---------------------------------------------------------------- descriptives
 
 
@@ -761,7 +841,14 @@ def adherence(ind: dict[str, Any], value: float) -> float:
 
 
 def fidelity_by_la(r: Raw, **kw: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(indicator rows, LA x component index with the overall index)."""
+    """(indicator rows, LA x component index with the overall index), cached per trial."""
+    key = f"fidelity:{sorted(kw.items())}"
+    if key not in r.cache:
+        r.cache[key] = _fidelity_by_la(r, **kw)
+    return r.cache[key]
+
+
+def _fidelity_by_la(r: Raw, **kw: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     for la, arm in r.alloc.items():
         for ind in _indicators(r):
@@ -866,6 +953,84 @@ def test_contamination_table_recomputed(raw: Raw) -> None:
                 )
             else:
                 _check(problems, f"contamination {la} {x['id']}", m.group(1), float(x["delivered"]))
+    assert not problems, "\n".join(problems)
+
+
+def _tidier_text(r: Raw, item: str) -> str:
+    pub = r.published("tidier")
+    row = pub[pub["TIDieR item"].str.startswith(item)]
+    return str(row[r.intervention].iloc[0])
+
+
+def test_tidier_fidelity_texts_recomputed(raw: Raw) -> None:
+    """TIDieR items 10 and 12 of the intervention arm: shortfalls per LA (delivered of
+    intended), the overall index's median and range, LAs per band, mean component adherence."""
+    ind, table = fidelity_by_la(raw)
+    ind = ind[ind["arm"] == raw.intervention]
+    table = table[table["arm"] == raw.intervention]
+    problems: list[str] = []
+    # item 10: "<label> fell short of the plan in N LAs: LA (d of t), ...;"
+    text10 = _tidier_text(raw, "10.")
+    for _iid, g in ind.groupby("id", sort=False):
+        short = g[g["adherence"] < 1]
+        m = re.search(
+            re.escape(str(g["label"].iloc[0])) + r" fell short of the plan in (\d+) LAs?: ([^;]+)",
+            text10,
+        )
+        if short.empty:
+            if m:
+                problems.append(f"item 10: {g['label'].iloc[0]!r} listed, recomputed no shortfall")
+            continue
+        if m is None:
+            problems.append(
+                f"item 10: {g['label'].iloc[0]!r} not listed; short in {list(short['la'])}"
+            )
+            continue
+        _check(problems, f"item 10 {_iid} LAs", m.group(1), len(short), tol=0)
+        listed = {
+            la: (d, t) for la, d, t in re.findall(r"(\w+) \(([\d.]+) of ([\d.]+)\)", m.group(2))
+        }
+        if set(listed) != set(short["la"]):
+            problems.append(
+                f"item 10 {_iid}: LAs {sorted(listed)}, recomputed {sorted(short['la'])}"
+            )
+        for _, x in short.iterrows():
+            if x["la"] in listed:
+                d, t = listed[x["la"]]
+                _check(problems, f"item 10 {_iid} {x['la']} delivered", d, float(x["delivered"]))
+                _check(problems, f"item 10 {_iid} {x['la']} intended", t, float(x["target"]))
+    # item 12: the summary of the overall index and the components
+    text12 = _tidier_text(raw, "12.")
+    overall = table["overall"].dropna() * 100
+    m = re.search(r"median (\d+)% \(range (\d+)% to (\d+)%\)", text12)
+    if m is None:
+        problems.append(f"item 12: no median and range in {text12[:200]!r}")
+    else:
+        for cell, v in zip(
+            m.groups(), (overall.median(), overall.min(), overall.max()), strict=True
+        ):
+            _check(problems, "item 12 overall index %", cell, float(v), tol=0.5 + 1e-9)
+    bands = [_band(raw, x / 100) for x in overall]
+    m = re.search(r"(\d+) LAs? high[^,]*, (\d+) moderate[^)]*\) and (\d+) low", text12)
+    if m is None:
+        problems.append("item 12: no band counts")
+    else:
+        for cell, b in zip(m.groups(), ("high", "moderate", "low"), strict=True):
+            _check(problems, f"item 12 LAs {b}", cell, bands.count(b), tol=0)
+    m = re.search(r"Mean component adherence across LAs: ([^.]+)\.", text12)
+    comps = [c for c in table.columns if c not in ("arm", "overall")]
+    if m is None:
+        problems.append("item 12: no mean component adherence")
+    else:
+        pub_comp = dict(re.findall(r"(\w+) (\d+)%", m.group(1)))
+        for c in comps:
+            _check(
+                problems,
+                f"item 12 component {c} %",
+                pub_comp.get(c, ""),
+                100 * float(table[c].mean()),
+                tol=0.5 + 1e-9,
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -1056,6 +1221,18 @@ def _small_ratio_leaks(r: Raw) -> list[str]:
                     a = round(float(num) * b)
                     if 0 < a < k or b < k:
                         leaks.append(f"{la}: {ind['id']} {num} = {a} of {b} people")
+        # "<label> fell short of the plan in N LAs: LA01 (0.5 of 1), ..." (TIDieR item 10)
+        short = re.compile(
+            re.escape(str(ind["label"])) + r" fell short of the plan in [^:]*: ([^;|]+)"
+        )
+        for line in lines:
+            for seg in short.findall(line):
+                for la, num in re.findall(r"(\w+) \(([\d.]+) of [\d.]+\)", seg):
+                    b = _people_denominator(r, ind, la) if la in r.alloc else None
+                    if b:
+                        a = round(float(num) * b)
+                        if 0 < a < k or b < k:
+                            leaks.append(f"{la}: {ind['id']} {num} = {a} of {b} people (item 10)")
     for a_, b_, who in re.findall(
         r"\b(\d+) of (\d+) (champions|keyworkers|families|practice leads)", "\n".join(lines), re.I
     ):
