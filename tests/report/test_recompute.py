@@ -1079,6 +1079,42 @@ def test_supervision_frequency_is_per_group(trial: str, request: pytest.FixtureR
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize(
+    "trial",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue #14 item 7: Hedges' g intervals do not follow the analysis that "
+                "produced the estimate (est)",
+            ),
+        )
+        for name in TRIALS
+    ],
+)
+def test_hedges_g_interval_agrees_with_the_mean_difference(
+    trial: str, request: pytest.FixtureRequest
+) -> None:
+    """A standardised difference is the mean difference divided by an SD: its interval
+    excludes 0 exactly when the mean difference's interval does (Table 6.2)."""
+    r = _RAW.get(trial) or _RAW.setdefault(
+        trial, Raw(name=trial, run=request.getfixturevalue(trial))
+    )
+    pub = r.published("outcome_effects")
+    problems = []
+    for _, row in pub.iterrows():
+        lo, hi = _number(row["conf_low"]), _number(row["conf_high"])
+        glo, ghi = _number(row["Hedges' g conf_low"]), _number(row["Hedges' g conf_high"])
+        if row["Scale"] != "mean difference" or None in (lo, hi, glo, ghi):
+            continue
+        if (lo > 0 or hi < 0) != (glo > 0 or ghi < 0):  # type: ignore[operator]
+            problems.append(
+                f"{row['Outcome']}: difference CI ({lo:.3g}, {hi:.3g}), g CI ({glo:.3g}, {ghi:.3g})"
+            )
+    assert not problems, "\n".join(problems)
+
+
 # ---------------------------------------------------------------- missing outcome data (item 11)
 
 
@@ -1249,6 +1285,21 @@ def _small_ratio_leaks(r: Raw) -> list[str]:
 def test_no_small_count_recoverable_from_published_ratios(raw: Raw) -> None:
     leaks = _small_ratio_leaks(raw)
     assert not leaks, "\n".join(leaks[:20])
+
+
+def test_means_rest_on_enough_people(raw: Raw) -> None:
+    """No mean or SD is published over fewer than ``min_people_for_mean`` people."""
+    k = int(raw.disclosure["min_people_for_mean"])
+    problems = []
+    for tid in ("baseline_keyworker", "baseline_family", "outcome_descriptives"):
+        pub = raw.published(tid)
+        for _, row in pub.iterrows():
+            for arm in raw.arms:
+                n = _number(row[f"{arm} n"])
+                value = row.get(f"{arm} mean", row.get(arm))
+                if n is not None and 0 < n < k and _number(value) is not None:
+                    problems.append(f"{tid} {row.iloc[0]!r} {arm}: a value over {n:g} people")
+    assert not problems, "\n".join(problems)
 
 
 def test_arm_level_flow_counts_cover_enough_las(raw: Raw) -> None:
