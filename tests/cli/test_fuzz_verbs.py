@@ -257,6 +257,18 @@ def command_lines(
     return argv, broken_pipe
 
 
+@st.composite
+def subcommand_lines(
+    draw: st.DrawFn, verb: str, subcommand: str, corpus: dict[str, list[str]], outs: _Outputs
+) -> tuple[list[str], bool]:
+    """Command lines of one subcommand (``power progression``), fuzzed on its own."""
+    sub = next(
+        a for a in _verbs()[verb]._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices[subcommand]
+    argv = [verb, subcommand, *_args_for(draw, sub, corpus, outs, (verb, subcommand))]
+    return argv, draw(st.integers(0, 4)) == 0
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -299,7 +311,7 @@ def check_run(verb: str, argv: list[str], broken_pipe: bool) -> None:
         assert err.strip(), f"{where}: exit {code} without a message on stderr"
 
 
-def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
+def _fuzz(verb: str, corpus: dict[str, list[str]], n: int, subcommand: str | None = None) -> None:
     outs = _Outputs()
     try:
 
@@ -310,7 +322,11 @@ def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
             database=None,
         )
-        @given(case=command_lines(verb, corpus, outs))
+        @given(
+            case=command_lines(verb, corpus, outs)
+            if subcommand is None
+            else subcommand_lines(verb, subcommand, corpus, outs)
+        )
         def run(case: tuple[list[str], bool]) -> None:
             check_run(verb, *case)
 
@@ -325,6 +341,15 @@ def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
 @pytest.mark.parametrize("verb", VERBS)
 def test_fuzz_verb(verb: str, corpus: dict[str, list[str]]) -> None:
     _fuzz(verb, corpus, MAX_EXAMPLES)
+
+
+#: subcommands fuzzed on their own as well (their verb's run draws them only now and then)
+SUBCOMMANDS = [("power", "progression")]
+
+
+@pytest.mark.parametrize(("verb", "subcommand"), SUBCOMMANDS)
+def test_fuzz_subcommand(verb: str, subcommand: str, corpus: dict[str, list[str]]) -> None:
+    _fuzz(verb, corpus, MAX_EXAMPLES, subcommand)
 
 
 @pytest.mark.slow

@@ -879,6 +879,17 @@ def _check_outcomes(p: Protocol) -> list[Problem]:
                     'set type = "continuous"',
                 )
             )
+        if o.target_effect is not None and o.type != "continuous":
+            out.append(
+                _p(
+                    f"{path}.target_effect",
+                    "protocol.outcome.target_effect",
+                    f"target_effect (SD units) plans continuous outcomes; '{o.id}' is {o.type} "
+                    "and its target_effect is ignored",
+                    "remove target_effect from this outcome",
+                    severity="warning",
+                )
+            )
     return out
 
 

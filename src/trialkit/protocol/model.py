@@ -380,6 +380,14 @@ class Outcome(_Model):
     type: Literal["continuous", "binary", "count"] = "continuous"
     better: Literal["higher", "lower"] = "higher"
     reliable_change: float | None = Field(default=None, gt=0)
+    target_effect: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Standardised effect (in SD units of the outcome) a definitive trial should "
+            "detect; used to plan it from the pilot (continuous outcomes)"
+        ),
+    )
     description: str = ""
 
     @property

@@ -1,0 +1,1 @@
+"""Feasibility outcomes, progression criteria and planning the definitive trial."""
