@@ -154,6 +154,10 @@ def _short(label: str) -> str:
 
 
 def _reason_label(reason: str) -> str:
+    """An exclusion reason as the diagram words it ('baseline missing (baseline)' → 'baseline
+    score missing')."""
+    if reason.startswith("baseline missing"):
+        return "baseline score missing"
     return reason.replace(" (too few items answered)", ": too few items answered")
 
 
