@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from trialkit._io import provenance
-from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
+from trialkit.analyse.accounting import (
+    analysed_flow,
+    complete_case_exclusions,
+    entity_arms,
+    exclusion_counts_by_arm,
+    missing_outcomes,
+)
+from trialkit.analyse.describe import baseline_balance, descriptives, la_counts
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
@@ -649,6 +656,7 @@ def analyse_trial(
     desc: list[dict[str, Any]] = []
     frames: dict[str, pd.DataFrame] = {}
     exclusions: list[pd.DataFrame] = []
+    used: dict[str, pd.DataFrame] = {}
     formulas: dict[str, dict[str, Any]] = {}
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
@@ -657,6 +665,9 @@ def analyse_trial(
         exclusions.append(af.exclusions)
         desc += descriptives(frame, oc.id, oc.type, af.timepoint, oc.baseline_timepoint)
         r, f, covs = _analyse_outcome(oc, frame, protocol, alloc, seed, notes, warn)
+        # rows the model drops for a missing covariate are exclusions with a reason
+        used[oc.id], dropped = complete_case_exclusions(frame, covs, oc.id, oc.level.value)
+        exclusions.append(dropped)
         rows += r
         fixed += f
         formulas[oc.id] = {
@@ -694,14 +705,20 @@ def analyse_trial(
         "fixed_effects": pd.DataFrame(fixed),
         "descriptives": pd.DataFrame(desc),
         "baseline_balance": baseline_balance(protocol, dict(trial_data.tables), arms, frames),
-        "flow": trial_data.flow.astype({"n": "int64"}).reset_index(drop=True),
+        "flow": analysed_flow(
+            trial_data.flow.astype({"n": "int64"}).reset_index(drop=True),
+            used,
+            {oc.id: oc.level.value for oc in protocol.outcomes},
+        ),
         # validation already records each outcome's analysis exclusions; an analysis
-        # frame repeats them, so every (stage, entity, reason) is counted once
-        "exclusions": exclusion_counts(
+        # frame repeats them, so every (stage, entity, reason) is counted once, by arm
+        "exclusions": exclusion_counts_by_arm(
             pd.concat([trial_data.exclusions, *exclusions], ignore_index=True).drop_duplicates(
                 ["stage", "entity", "entity_id", "reason"]
-            )
+            ),
+            entity_arms(trial_data.tables, arms),
         ),
+        "missing_outcomes": missing_outcomes(protocol, trial_data.tables, trial_data.scores),
         "la_counts": la_counts(dict(trial_data.tables), arms, trial_data.trial_end),
     }
     for c in ("arm", "level", "stage", "detail"):

@@ -32,6 +32,7 @@ TABLES: tuple[str, ...] = (
     "baseline_balance",
     "flow",
     "exclusions",
+    "missing_outcomes",
     "la_counts",
     "fidelity_indicators",
     "fidelity_components",
@@ -70,8 +71,10 @@ class TrialAnalysis:
         sensitivity analysis, with estimate, CI, df method, df, p, adjusted p,
         Hedges' g and ICCs), ``fixed_effects``, ``descriptives`` (n, mean, SD by
         outcome, arm and occasion), ``baseline_balance`` (LA, keyworker and family
-        level), ``flow`` (CONSORT-cluster counts), ``exclusions`` (counts by
-        outcome and reason), ``la_counts`` (families by LA and status),
+        level), ``flow`` (CONSORT-cluster counts; each outcome's ``analysed`` rows are
+        the rows its primary model used), ``exclusions`` (counts by stage, reason and
+        arm), ``missing_outcomes`` (share of eligible entities without a score by
+        outcome, timepoint and arm, with validation's warning codes), ``la_counts`` (families by LA and status),
         fidelity tables, ``contamination``, ``cace``, ``mdes``, ``tidier``
         (both arms, with ``how_well_actual`` from the fidelity assessment) and
         ``logic_model`` (nodes, edges and achieved fidelity per indicator).

@@ -12,11 +12,9 @@ from trialkit.data import scoring
 from trialkit.data._checks import _Checks, _dates, _row_key, _str
 from trialkit.data.load import STRING, to_object
 from trialkit.data.load import isin as _isin
+from trialkit.data.missingness import missing_outcome_shares, missingness_flags
 from trialkit.data.schema import LEVELS
 from trialkit.data.scoring import MAX_ITEMS, item_columns
-
-MISSING_WARN = 0.2
-DIFFERENTIAL_WARN = 0.1
 
 
 class _MeasurementChecks(_Checks):
@@ -398,90 +396,26 @@ class _MeasurementChecks(_Checks):
 
     # ------------------------------------------------------------------ missing data
     def missing_patterns(self, scores: pd.DataFrame) -> None:
+        """Missing-data warnings from :func:`trialkit.data.missingness.missing_outcome_shares`.
+
+        The analysis stage reports the same shares and flags (one computation).
+        """
         alloc = self.t.get("allocation")
         if alloc is None or alloc.empty or "families" not in self.t:
             return
         if self.col.broken & {"families", "keyworkers", "measurements"}:
             return  # already reported: every pattern would be an artefact of the missing column
-        arm_of = dict(zip(_str(alloc["cluster"]), _str(alloc["arm"]), strict=True))
-        fam = self.t["families"]
-        kw = self.t["keyworkers"]
-        consented = {
-            "family": pd.DataFrame(
-                {
-                    "id": _str(fam["family_id"]),
-                    "la": _str(fam["la_id"]),
-                    "ok": fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
-                },
-                dtype=object,
-            ),
-            "keyworker": pd.DataFrame(
-                {"id": _str(kw["keyworker_id"]), "la": _str(kw["la_id"]), "ok": True},
-                dtype=object,
-            ),
-        }
-        for lv_, frame_ in list(consented.items()):
-            frame_ = frame_[frame_["ok"].astype(bool)].drop_duplicates("id")
-            frame_["arm"] = pd.Series(
-                [arm_of.get(x) for x in frame_["la"].to_numpy(dtype=object)],
-                index=frame_.index,
-                dtype=object,
-            )
-            consented[lv_] = frame_
         f = self.file("measurements")
-        sc_e = scores["entity_id"].to_numpy(dtype=object)
-        sc_ok = ~np.isnan(scores["value"].to_numpy(dtype=float))
-        for oc in self.p.outcomes:
-            if oc.instrument == "binary" and oc.level.value == "keyworker":
-                continue
-            base = consented[oc.level.value]
-            if base.empty:
-                continue
-            arm = base["arm"]
-            mask_o = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool)
-            for t in oc.timepoints:
-                have = sc_e[mask_o & (scores["timepoint"] == t).to_numpy(dtype=bool) & sc_ok]
-                if not mask_o.any():
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.outcome_missing",
-                        f"outcome '{oc.id}' ({oc.instrument}) has no scored measurement at '{t}'",
-                        "check the instrument and timepoint labels",
-                        "warning",
-                    )
-                    continue
-                got = pd.Series(_isin(base["id"].to_numpy(dtype=object), have), index=base.index)
-                share = {a: 1 - float(got[arm == a].mean()) for a in sorted(set(arm.dropna()))}
-                if not share:
-                    continue
-                worst = max(share.values())
-                if worst > MISSING_WARN:
-                    txt = ", ".join(f"{a} {v:.0%}" for a, v in share.items())
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.missing_pattern",
-                        f"outcome '{oc.id}' at '{t}' is missing for {txt} of consented {oc.level.value} entities",
-                        "check collection; the analysis assumes data missing at random given covariates",
-                        "warning",
-                    )
-                if (
-                    len(share) >= 2
-                    and max(share.values()) - min(share.values()) > DIFFERENTIAL_WARN
-                ):
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.differential_missingness",
-                        f"outcome '{oc.id}' at '{t}': missingness differs between arms "
-                        f"({', '.join(f'{a} {v:.0%}' for a, v in share.items())})",
-                        "consider a sensitivity analysis for missing data",
-                        "warning",
-                    )
+        hints = {
+            "measurements.outcome_missing": "check the instrument and timepoint labels",
+            "measurements.missing_pattern": "check collection; the analysis assumes data missing "
+            "at random given covariates",
+            "measurements.differential_missingness": "consider a sensitivity analysis for "
+            "missing data",
+        }
+        flags = missingness_flags(missing_outcome_shares(self.p, self.t, scores))
+        for code, message in zip(flags["code"], flags["message"], strict=True):
+            self.col.add(f, None, "instrument", str(code), str(message), hints[code], "warning")
         m = self.t.get("measurements")
         if m is not None and len(m):
             items = [c for c in item_columns(MAX_ITEMS) if c in m.columns]

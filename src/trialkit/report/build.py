@@ -28,10 +28,12 @@ import pandas as pd
 from trialkit import store
 from trialkit._io import versions
 from trialkit._version import __version__
+from trialkit.analyse.accounting import accounting_gaps
 from trialkit.analyse.trial_analysis import TrialAnalysis
+from trialkit.errors import Problem, ReportError
 from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.plotting import figure_to_svg
-from trialkit.report import diagrams
+from trialkit.report import consort, diagrams
 from trialkit.report import tables as T
 from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
@@ -44,6 +46,7 @@ __all__ = [
     "Report",
     "Section",
     "build_report",
+    "check_accounting",
     "custody_lines",
     "custody_warning",
     "write_report",
@@ -273,58 +276,31 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
 
 
 def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
-    flow = a.table("flow")
-    inter, ctrl = T._arms(a)
-    arms_labels = {k: v.get("label", k) for k, v in a.protocol.get("arms", {}).items()}
-
-    def n_of(arm: str, level: str, stage: str, detail: str | None = None) -> int:
-        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
-        if detail is not None:
-            s = s[s["detail"] == detail]
-        return int(s["n"].sum()) if len(s) else 0
-
-    arms_boxes: list[tuple[str, list[list[str]]]] = []
-    primary = [o["id"] for o in a.protocol.get("outcomes", []) if o.get("role") == "primary"]
-    labels = {o["id"]: str(o.get("label") or o["id"]) for o in a.protocol.get("outcomes", [])}
-    for arm in (inter, ctrl):
-        lost = flow[(flow["arm"] == arm) & (flow["stage"] == "lost")] if len(flow) else flow
-        lost_lines = [f"{r['level']}: {r['detail']} ({int(r['n'])})" for _, r in lost.iterrows()]
-        boxes = [
-            [
-                f"Allocated to {arms_labels.get(arm, arm)}"[:52],
-                f"LAs: {n_of(arm, 'la', 'randomised')}",
-                f"Keyworkers: {n_of(arm, 'keyworker', 'randomised')}",
-                f"Families referred: {n_of(arm, 'family', 'randomised')}",
-                f"Families consented: {n_of(arm, 'family', 'consented')}",
-            ],
-            ["Losses"] + (lost_lines or ["none recorded"]),
-            ["Analysed (primary outcomes)"]
-            + [
-                f"{labels.get(oc, oc).split(' (')[0][:30]}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
-                + (
-                    f"{n_of(arm, 'family', 'analysed', oc)} families"
-                    if n_of(arm, "family", "analysed", oc)
-                    else f"{n_of(arm, 'keyworker', 'analysed', oc)} keyworkers"
-                )
-                for oc in primary
-            ],
-        ]
-        arms_boxes.append((arms_labels.get(arm, arm), boxes))
-    n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
+    flow_model = _consort(a)
     fig = diagrams.flow_svg(
-        arms_boxes,
-        [f"Local authorities randomised: {n_la}", "(cluster randomisation of LAs)"],
+        flow_model.columns(),
+        list(flow_model.top),
         title="CONSORT-cluster flow diagram",
     )
-    alt = f"Flow diagram: {n_la} LAs randomised; " + "; ".join(
-        f"{lab}: " + ", ".join(b[0][1:]) for lab, b in arms_boxes
+    alt = (
+        "Flow diagram: "
+        + " ".join(flow_model.top)
+        + "; "
+        + "; ".join(
+            f"{arm.label}: "
+            + ", ".join(f"{c.label} {c.n}" for box in arm.boxes for c in box.counts)
+            for arm in flow_model.arms
+        )
     )
     return Section(
         id="flow",
         title="2. Participant flow (CONSORT cluster diagram)",
         paragraphs=(
-            "LAs were randomised; keyworkers and families were recruited within LAs. Losses are "
-            "shown with their reasons; every entity not analysed is counted in Table 2.3.",
+            "LAs were randomised; keyworkers and families were recruited within LAs. Each "
+            "box of the diagram is the box above it minus the exclusions and losses listed "
+            "between them, with their reasons; every entity not analysed is counted once, "
+            "with one reason, in Table 2.3. Table 2.4 shows how much outcome data are "
+            "missing in each arm at each timepoint.",
         ),
         figures=(
             Figure(
@@ -335,8 +311,50 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
             T.flow_table(a, disclosure),
             T.la_count_table(a, disclosure),
             T.exclusions_table(a, disclosure),
+            T.missing_outcome_table(a, disclosure),
         ),
     )
+
+
+def _consort(a: TrialAnalysis) -> consort.ConsortFlow:
+    return consort.consort_flow(
+        a.table("flow"), a.table("exclusions"), a.protocol, list(T._arms(a))
+    )
+
+
+def check_accounting(a: TrialAnalysis) -> None:
+    """Refuse an analysis whose accounting does not close (before anything is written).
+
+    Per analysis and arm, analysed + excluded (each entity once, with one reason) must
+    equal the eligible entities and the analysed count the primary model's ``n_obs``
+    (:func:`trialkit.analyse.accounting.accounting_gaps`); every box of the CONSORT
+    diagram must be the box above minus the losses listed (:meth:`ConsortFlow.gaps`).
+
+    Raises
+    ------
+    ReportError
+        ``report.accounting_gap``, one problem per gap, naming the analysis, arm and
+        numbers.
+    """
+    gaps = accounting_gaps(
+        a.table("results"), a.table("exclusions"), a.table("flow"), list(T._arms(a))
+    )
+    gaps += [f"CONSORT diagram, {g}" for g in _consort(a).gaps()]
+    if gaps:
+        raise ReportError(
+            f"the analysis does not account for every entity ({len(gaps)} gap(s)); "
+            "the report is not written",
+            [
+                Problem(
+                    path="analysis",
+                    code="report.accounting_gap",
+                    message=g,
+                    hint="re-run trialkit analyse on the validated data; if the gap remains, "
+                    "report it as a bug",
+                )
+                for g in gaps
+            ],
+        )
 
 
 def _logic_section(a: TrialAnalysis) -> Section:
@@ -589,7 +607,14 @@ def build_report(
         The only part of the output that differs between runs on the same inputs.
     disclosure : DisclosureSettings, optional
         Defaults to the protocol's ``[analysis.disclosure]``.
+
+    Raises
+    ------
+    ReportError
+        ``report.accounting_gap`` when the analysis does not account for every entity
+        (:func:`check_accounting`).
     """
+    check_accounting(analysis)
     settings = disclosure or DisclosureSettings.from_mapping(
         dict(analysis.protocol.get("analysis", {}).get("disclosure", {}) or {})
     )

@@ -41,6 +41,7 @@ __all__ = [
     "indicator_table",
     "la_count_table",
     "mdes_table",
+    "missing_outcome_table",
     "sensitivity_table",
     "subgroup_table",
     "tidier_table",
@@ -243,6 +244,8 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
 
 def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     ex = analysis.table("exclusions")
+    if "arm" in ex.columns and len(ex):  # counted by arm for the flow diagram; totals here
+        ex = ex.groupby(["stage", "entity", "reason"], sort=True)["n"].sum().reset_index()
     labels = _labels(analysis)
     stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
     frame = pd.DataFrame(
@@ -266,6 +269,60 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
         caption="Table 2.3. Entities not analysed, by analysis and reason (nothing is dropped silently).",
         frame=frame,
         note="Disclosure control: trial-wide counts, not LA-level; none suppressed.",
+    )
+
+
+def missing_outcome_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    """Table 2.4: share of eligible entities without a score, by outcome, timepoint and arm.
+
+    The shares and warnings are those ``trialkit validate`` reports
+    (:mod:`trialkit.data.missingness`), stored by the analysis as ``missing_outcomes``.
+    """
+    mo = analysis.table("missing_outcomes")
+    inter, ctrl = _arms(analysis)
+    labels = _labels(analysis)
+    arm_names = {a: a.replace("_", " ").capitalize() for a in (inter, ctrl)}
+    cols = ["Outcome", "Timepoint"]
+    for a in (inter, ctrl):
+        cols += [f"{arm_names[a]}: missing of eligible", f"{arm_names[a]}: %"]
+    cols.append("Validation warning")
+    rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
+    if len(mo):
+        for (oid, tp), sub in mo.groupby(["outcome_id", "timepoint"], sort=False):
+            row: dict[str, str] = {
+                "Outcome": labels.get(str(oid), str(oid)),
+                "Timepoint": str(tp),
+            }
+            rec: dict[str, Any] = {"outcome_id": str(oid), "Outcome": row["Outcome"]}
+            rec["timepoint"] = str(tp)
+            for a in (inter, ctrl):
+                r = sub[sub["arm"] == a]
+                if len(r):
+                    n_m, n_e = int(r["n_missing"].iloc[0]), int(r["n_eligible"].iloc[0])
+                    share = _f(r["share_missing"].iloc[0])
+                else:
+                    n_m, n_e, share = 0, 0, math.nan
+                row[f"{arm_names[a]}: missing of eligible"] = f"{n_m} of {n_e}"
+                row[f"{arm_names[a]}: %"] = fmt(100 * share, 0) if n_e else "–"
+                rec[f"{a} n_missing"] = n_m
+                rec[f"{a} n_eligible"] = n_e
+                rec[f"{a} share_missing"] = _num(share)
+            codes = [c for c in str(sub["warnings"].iloc[0] or "").split("; ") if c]
+            row["Validation warning"] = W.missingness_warning(codes)
+            rec["validation_warnings"] = "; ".join(codes)
+            rows.append(row)
+            data.append(rec)
+    return ReportTable(
+        id="missing_outcomes",
+        section="flow",
+        caption="Table 2.4. Missing outcome data by arm and timepoint: eligible entities "
+        "(consented families; all keyworkers) without a score, with the warnings of data "
+        "validation.",
+        frame=pd.DataFrame(rows, columns=cols),
+        note="Missing = no scored measurement at the timepoint (not measured, withdrawn, or too "
+        "few items answered). Counts are arm totals. " + W.missingness_rule(),
+        data=pd.DataFrame(data) if data else None,
     )
 
 

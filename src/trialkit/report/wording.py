@@ -9,7 +9,7 @@ same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -159,3 +159,34 @@ def interval_sentence(
             "are compatible with no effect."
         )
     return "The data are compatible with no effect."
+
+
+_MISSINGNESS = {
+    "missing_pattern": "more than {miss:.0%} missing in an arm",
+    "differential_missingness": "arms differ by more than {diff:.0f} percentage points",
+    "outcome_missing": "no scored measurement",
+}
+
+
+def missingness_warning(codes: Sequence[str]) -> str:
+    """Validation's missing-data warning codes in words ("" for none)."""
+    from trialkit.data.missingness import DIFFERENTIAL_WARN, MISSING_WARN
+
+    words = [
+        _MISSINGNESS[c].format(miss=MISSING_WARN, diff=100 * DIFFERENTIAL_WARN)
+        for c in codes
+        if c in _MISSINGNESS
+    ]
+    return "; ".join(words).capitalize() if words else "none"
+
+
+def missingness_rule() -> str:
+    """The thresholds behind validation's missing-data warnings, as a sentence."""
+    from trialkit.data.missingness import DIFFERENTIAL_WARN, MISSING_WARN
+
+    return (
+        f"Data validation warns when more than {MISSING_WARN:.0%} of an arm's eligible entities "
+        f"lack a score, and when the arms differ by more than {100 * DIFFERENTIAL_WARN:.0f} "
+        "percentage points; the analysis assumes outcome data are missing at random given the "
+        "covariates."
+    )

@@ -925,6 +925,7 @@ def _delivery(
                     record_type="supervision_session",
                     la_id=la,
                     session_id=sid,
+                    group_id=f"{la}-G{g + 1:02d}",
                     date=str(day),
                     genogram_used=gen,
                     duration_minutes=90.0,
@@ -974,7 +975,15 @@ def _delivery(
     out = pd.DataFrame(
         {
             c: _str_col(cols[c])
-            for c in ("record_type", "la_id", "keyworker_id", "family_id", "session_id", "course")
+            for c in (
+                "record_type",
+                "la_id",
+                "keyworker_id",
+                "family_id",
+                "session_id",
+                "group_id",
+                "course",
+            )
         }
     )
     out["day"] = pd.array(  # type: ignore[call-overload]
