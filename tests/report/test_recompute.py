@@ -371,7 +371,7 @@ def expected_flow(r: Raw) -> dict[tuple[str, str, str], dict[str, int]]:
         add("keyworker", "randomised", "in randomised LAs", arm, len(k))
         add("family", "randomised", "referred in randomised LAs", arm, len(f))
         add("family", "consented", "", arm, f["consented"].sum())
-        add("family", "lost", "not consented", arm, (~f["consented"]).sum())
+        add("family", "excluded", "not consented", arm, (~f["consented"]).sum())
         wd = f[f["withdrawn"]]
         for reason in sorted(set(r.families.loc[r.families["withdrawn"], "withdrawal_reason"])):
             add(
@@ -1036,14 +1036,7 @@ def test_tidier_fidelity_texts_recomputed(raw: Raw) -> None:
 
 def _per_group_params() -> list[Any]:
     return [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue #14 item 3: the supervision indicator says 'per group' but is "
-                "computed per LA (flow)",
-            ),
-        )
+        pytest.param(name)
         for name in TRIALS
     ]
 
@@ -1136,13 +1129,7 @@ def expected_missing_shares(r: Raw) -> dict[tuple[str, str, str], float]:
 
 def _missing_param() -> list[Any]:
     return [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue #14 item 11: the report shows no missing-outcome shares (flow)",
-            ),
-        )
+        pytest.param(name)
         for name in TRIALS
     ]
 
