@@ -665,7 +665,7 @@ def _mdes(
                 "units_per_subcluster": float(used.groupby("keyworker_id").size().mean()),
                 "icc_subcluster": icc_kw if np.isfinite(icc_kw) else 0.0,
             }
-            credit = {
+            credit: dict[str, Any] = {
                 "r2_cluster": r2["r2_la"],
                 "r2_subcluster": r2["r2_keyworker"],
                 "r2_unit": r2["r2_residual"],
@@ -673,7 +673,7 @@ def _mdes(
         else:
             shape = {"levels": 2, "units_per_cluster": float(sizes.mean())}
             credit = {"r2_cluster": r2["r2_la"], "r2_unit": r2["r2_residual"]}
-        common = {
+        common: dict[str, Any] = {
             **shape,
             "clusters": int(len(sizes)),
             "icc_cluster": icc_la,
