@@ -183,8 +183,9 @@ def standardised_effect(
     effect size and related estimators. J Educ Stat 1981;6:107–128.
     """
     nan = float("nan")
-    sd = float(np.sqrt(total_variance)) if np.isfinite(total_variance) else nan
-    if not (np.isfinite(sd) and sd > 0) or n_obs <= 3:
+    ok = bool(np.isfinite(total_variance) and total_variance > 0)
+    sd = float(np.sqrt(total_variance)) if ok else nan
+    if not ok or n_obs <= 3:
         return {"g": nan, "g_conf_low": nan, "g_conf_high": nan, "total_sd": nan, "correction": nan}
     j = _J(float(n_obs) - 2.0)
     return {
