@@ -26,6 +26,7 @@ from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
 from trialkit.models.effect_sizes import standardised_effect, variance_explained
 from trialkit.models.estimability import Estimability, check_design, check_term
+from trialkit.models.glmm import null_glmm_variance
 from trialkit.models.results import FitResult, GeeResult, GlmmResult, LmmResult
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
 from trialkit.store import AllocationRecord, StageCheck
@@ -375,6 +376,11 @@ def _analyse_outcome(
         warn.append(f"{oc.id}: not estimable: {row['reason']}")
     if not binary and isinstance(primary, LmmResult):
         row.update(_variance_shares(primary, common, clusters, warn))
+    if isinstance(primary, GlmmResult) and len(clusters) == 1:
+        # the unconditional latent-scale ICC (intercept-only GLMM, same complete cases)
+        cc = _complete(frame, ["y", *covariates])
+        null = null_glmm_variance(cc["y"].to_numpy(dtype=float), pd.factorize(cc["la_id"])[0])
+        row["icc_la_unconditional"] = null["icc_latent"]
     rows.append(row)
     for t in primary.fixed_effects:
         fixed.append({"outcome_id": oc.id, "analysis": "primary", **t.to_dict()})
