@@ -18,9 +18,10 @@ def _mdes(se: float, df: float, power: float = 0.8, alpha: float = 0.05) -> floa
     c = stats.t.ppf(1 - alpha / 2, df)
 
     def gap(lam: float) -> float:
-        return stats.nct.sf(c, df, lam) + stats.nct.cdf(-c, df, lam) - power
+        # P(T > c) + P(T < −c); the lower tail as sf with −λ (nct.cdf is NaN for large λ)
+        return stats.nct.sf(c, df, lam) + stats.nct.sf(c, df, -lam) - power
 
-    return float(optimize.brentq(gap, 0.0, 50.0, xtol=1e-13)) * se
+    return float(optimize.brentq(gap, 0.0, 20.0, xtol=1e-13)) * se
 
 
 def _se(r: pd.Series, credit: bool) -> float:
