@@ -268,6 +268,11 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
     if len(m):
         parts = [
             f"{labels.get(str(r['outcome_id']), str(r['outcome_id']))}: {T.fmt(r['mdes'])} SD"
+            + (
+                f" ({T.fmt(r['mdes_unadjusted'])} SD without credit for the covariates)"
+                if "mdes_unadjusted" in m.columns
+                else ""
+            )
             for _, r in m[m["role"] == "primary"].iterrows()
         ]
         paras.append(

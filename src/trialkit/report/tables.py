@@ -479,7 +479,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "Adjusted difference": _num(r.get("odds_ratio") if use_or else r["estimate"]),
                 "conf_low": _num(r.get("odds_ratio_low") if use_or else r["conf_low"]),
                 "conf_high": _num(r.get("odds_ratio_high") if use_or else r["conf_high"]),
-                "df method": W.method_name(r["df_method"]),
+                "df method": W.method_name(r["df_method"]) or "–",
                 "df": _num(r["df"]),
                 "p": _num(r["p_value"]),
                 "Holm-adjusted p": _num(r["p_adjusted"]) if r["role"] == "secondary" else None,
@@ -527,7 +527,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "Scale": "odds ratio" if binary and est.startswith("OR") else str(r["scale"]),
                 "Adjusted difference": est,
                 "95% CI": ci,
-                "df method": W.method_name(r["df_method"]),
+                "df method": W.method_name(r["df_method"]) or "–",
                 "df": fmt(r["df"], 1),
                 "p": fmt_p(r["p_value"]),
                 "Holm-adjusted p": fmt_p(r["p_adjusted"]) if r["role"] == "secondary" else "–",
@@ -686,7 +686,13 @@ def mdes_table(analysis: TrialAnalysis) -> ReportTable:
         ),
         data=m.copy() if len(m) else None,
         note="Disclosure control: design quantities; none suppressed. Pilot ICCs are "
-        "imprecise: the MDES is a guide, not a power calculation for the definitive trial.",
+        "imprecise: the MDES is a guide, not a power calculation for the definitive trial."
+        + (
+            " An R² of 1.00 means the adjusted model estimated that level's variance at 0 "
+            "(a singular fit): the MDES with covariate adjustment is then optimistic."
+            if len(m) and bool((m.get("r2_la", pd.Series(dtype=float)) >= 0.995).any())
+            else ""
+        ),
     )
 
 
@@ -700,7 +706,7 @@ def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
             "Contrast": str(r["contrast"]),
             "Interaction": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": W.method_name(r["df_method"]),
+            "df method": W.method_name(r["df_method"]) or "–",
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
         }
@@ -851,7 +857,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "Scale": str(r["scale"]),
             "Estimate": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": W.method_name(r["df_method"]),
+            "df method": W.method_name(r["df_method"]) or "–",
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
             "Note": _sens_note(r),
@@ -866,7 +872,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "Estimate": _num(r["estimate"]),
             "conf_low": _num(r["conf_low"]),
             "conf_high": _num(r["conf_high"]),
-            "df method": W.method_name(r["df_method"]),
+            "df method": W.method_name(r["df_method"]) or "–",
             "df": _num(r["df"]),
             "p": _num(r["p_value"]),
             "Note": _sens_note(r),
