@@ -1035,10 +1035,7 @@ def test_tidier_fidelity_texts_recomputed(raw: Raw) -> None:
 
 
 def _per_group_params() -> list[Any]:
-    return [
-        pytest.param(name)
-        for name in TRIALS
-    ]
+    return [pytest.param(name) for name in TRIALS]
 
 
 @pytest.mark.parametrize("trial", _per_group_params())
@@ -1075,14 +1072,7 @@ def test_supervision_frequency_is_per_group(trial: str, request: pytest.FixtureR
 @pytest.mark.parametrize(
     "trial",
     [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue #14 item 7: Hedges' g intervals do not follow the analysis that "
-                "produced the estimate (est)",
-            ),
-        )
+        pytest.param(name)
         for name in TRIALS
     ],
 )
@@ -1128,10 +1118,7 @@ def expected_missing_shares(r: Raw) -> dict[tuple[str, str, str], float]:
 
 
 def _missing_param() -> list[Any]:
-    return [
-        pytest.param(name)
-        for name in TRIALS
-    ]
+    return [pytest.param(name) for name in TRIALS]
 
 
 @pytest.mark.parametrize("trial", _missing_param())

@@ -8,6 +8,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -172,5 +173,8 @@ def test_mdes_table_shows_the_analysis_mdes(demo: DemoResult) -> None:
     m = load_analysis(demo.analysis).table("mdes")
     shown = pd.read_csv(demo.report / "tables" / "mdes.csv")
     assert len(shown) == len(m)
-    assert list(shown["MDES (SD units)"]) == [round(v, 2) for v in m["mdes"]]
-    assert list(shown["LAs"]) == [int(v) for v in m["n_la"]]
+    # the typed export carries the analysis' unrounded MDES table (issue #14 items 8, 13)
+    np.testing.assert_allclose(shown["mdes"], m["mdes"], rtol=1e-12)
+    np.testing.assert_allclose(shown["mdes_unadjusted"], m["mdes_unadjusted"], rtol=1e-12)
+    assert list(shown["n_la"]) == [int(v) for v in m["n_la"]]
+    assert set(shown["icc_source"]) == {"unconditional (intercept-only model)"}

@@ -130,6 +130,13 @@ class TrialAnalysis:
         if len(res):
             prim = res[res["analysis"] == "primary"]
             for _, r in prim.iterrows():
+                status = str(r.get("status") or "estimated")
+                if status != "estimated":
+                    lines.append(
+                        f"  {r['outcome_id']} ({r['role']}): {status.upper()}: {r.get('reason')}"
+                        + (f"; FALLBACK: {r['fallback']}" if r.get("fallback") else "")
+                    )
+                    continue
                 lines.append(
                     f"  {r['outcome_id']} ({r['role']}): {r['scale']} {r['estimate']:.4g} "
                     f"[{r['conf_low']:.4g}, {r['conf_high']:.4g}], {r['df_method']} "
@@ -140,6 +147,18 @@ class TrialAnalysis:
                         else ""
                     )
                     + (f"; FALLBACK: {r['fallback']}" if r.get("fallback") else "")
+                )
+            skipped = res[
+                res.get("status", pd.Series("", index=res.index))
+                .fillna("estimated")
+                .astype(str)
+                .isin(["not estimable", "not run"])
+                & (res["analysis"] != "primary")
+            ]
+            for _, r in skipped.iterrows():
+                lines.append(
+                    f"  {r['outcome_id']} {r['analysis']}: {str(r['status']).upper()}: "
+                    f"{r.get('reason')}"
                 )
         if self.warnings:
             lines.append(f"  {len(self.warnings)} warning(s)")

@@ -166,6 +166,9 @@ def _f(x: Any) -> float:
 
 def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
     """One outcome's result in words; the claims follow :mod:`trialkit.report.wording`."""
+    missing = W.not_estimated(r.get("status"), r.get("reason"))
+    if missing:
+        return f"{label}: {missing}." + (f" ({r['fallback']})" if r.get("fallback") else "")
     est, lo, hi, p = _f(r["estimate"]), _f(r["conf_low"]), _f(r["conf_high"]), _f(r["p_value"])
     role = str(r["role"])
     direction = W.direction_words(est, r["better"])
@@ -194,6 +197,16 @@ def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
         sentence = W.interval_sentence(lo, hi, role=role, p_adjusted=p_adj, alpha=alpha)
         txt += (" " + sentence) if sentence else ""
     return txt
+
+
+def _has_cace(a: TrialAnalysis) -> bool:
+    """Whether the analysis holds an estimated CACE (not only rows saying why not)."""
+    c = a.table("cace")
+    if not len(c):
+        return False
+    if "status" not in c.columns:
+        return True
+    return bool((c["status"].fillna("estimated").astype(str) == "estimated").any())
 
 
 def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
@@ -244,8 +257,13 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         paras.append(
             f"Fidelity: {high} of {len(io_)} intervention LAs delivered the model with high "
             f"fidelity (overall index at or above {T.fmt(hi_band, 2)}); "
-            "see section 7 for components, contamination in control LAs and the complier "
-            "average causal effect."
+            "see section 7 for components, contamination in control LAs"
+            + (
+                " and the complier average causal effect."
+                if _has_cace(a)
+                else "; no complier average causal effect could be estimated"
+                + (" (see section 7)." if len(a.table("cace")) else ".")
+            )
         )
     else:
         paras.append(f"Fidelity: {a.methods.get('fidelity', 'not assessed')}.")
@@ -253,13 +271,19 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
     if len(m):
         parts = [
             f"{labels.get(str(r['outcome_id']), str(r['outcome_id']))}: {T.fmt(r['mdes'])} SD"
+            + (
+                f" ({T.fmt(r['mdes_unadjusted'])} SD without credit for the covariates)"
+                if "mdes_unadjusted" in m.columns
+                else ""
+            )
             for _, r in m[m["role"] == "primary"].iterrows()
         ]
         paras.append(
             "What a pilot of this size can and cannot conclude: with "
             f"{int(m['n_la'].iloc[0])} LAs and the sample achieved, the smallest effects the "
-            "trial could detect with 80% power at the two-sided 5% level (taking the observed "
-            "LA-level ICC, or 0.05 if it was lower) are about "
+            "trial could detect with 80% power at the two-sided 5% level (with the observed "
+            "unconditional ICCs, unequal LA sizes and the credit for covariate adjustment; "
+            "Table 1.1) are about "
             + "; ".join(parts)
             + ". Smaller effects, which may still matter to families and services, cannot be "
             "ruled out, and with so few clusters every estimate is imprecise. A pilot tests "
@@ -444,11 +468,11 @@ def _outcome_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
             "model and denominator degrees of freedom declared in the protocol, adjusting for "
             "the baseline score and the pre-specified LA covariates. Secondary outcomes are "
             "adjusted for multiplicity with Holm's method.",
-            "Pre-specified subgroup analyses are reported in Table 6.3."
+            "Pre-specified subgroup analyses are reported in Table 6.4."
             if "subgroups" in a.tables
             else "No subgroup analyses were pre-specified.",
         ),
-        tables=(T.descriptive_table(a, disclosure), T.effects_table(a))
+        tables=(T.descriptive_table(a, disclosure), T.effects_table(a), T.icc_table(a))
         + ((T.subgroup_table(a),) if "subgroups" in a.tables else ()),
         figures=figs,
     )
@@ -460,6 +484,7 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
             id="fidelity",
             title="7. Fidelity, contamination and CACE",
             paragraphs=(f"Fidelity {a.methods.get('fidelity', 'not assessed')}; no CACE.",),
+            tables=(T.cace_table(a),) if len(a.table("cace")) else (),
         )
     rows, cols, vals = T.heatmap_data(a)
     alt = "Heatmap of fidelity index by LA and component: " + "; ".join(
@@ -481,7 +506,7 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
         "component. Control LAs are assessed too: any intervention component delivered there "
         "is contamination.",
     ]
-    if len(cace):
+    if _has_cace(a):
         paras.append(
             "The complier average causal effect (CACE) estimates the effect in LAs that "
             "delivered the model as defined (compliance as declared in the protocol); it relies "

@@ -16,8 +16,10 @@ __all__ = [
     "ACRONYMS",
     "arm_label",
     "direction_words",
+    "icc_name",
     "interval_sentence",
     "method_name",
+    "not_estimated",
     "plural",
     "quantity",
     "rules_out_no_effect",
@@ -190,3 +192,33 @@ def missingness_rule() -> str:
         "percentage points; the analysis assumes outcome data are missing at random given the "
         "covariates."
     )
+
+
+#: ``status`` values of a results row that carry no estimate.
+NOT_ESTIMATED = ("not estimable", "not run")
+
+
+def not_estimated(status: Any, reason: Any) -> str:
+    """ "not estimable: <why>" / "not run: <why>" for a row without an estimate, else ""."""
+    s = "" if status is None or (isinstance(status, float) and math.isnan(status)) else str(status)
+    if s not in NOT_ESTIMATED:
+        return ""
+    why = (
+        "" if reason is None or (isinstance(reason, float) and math.isnan(reason)) else str(reason)
+    )
+    return f"{s}: {why}" if why else s
+
+
+def icc_name(level: str, kind: str, scale: Any = None) -> str:
+    """A labelled ICC: "ICC (LA), adjusted model" / "ICC (keyworker), unconditional".
+
+    ``kind`` is "conditional" (the covariate-adjusted analysis model) or
+    "unconditional" (intercept and random effects only); a latent ``scale`` (binary
+    outcomes, logistic π²/3) is named.
+    """
+    what = {"conditional": "adjusted model", "unconditional": "unconditional"}[kind]
+    text = f"ICC ({level}), {what}"
+    sc = "" if scale is None or (isinstance(scale, float) and math.isnan(scale)) else str(scale)
+    if sc.startswith("latent"):
+        text += ", latent scale"
+    return text
