@@ -537,20 +537,25 @@ def test_consort_figure_numbers_recomputed(raw: Raw) -> None:
 def test_analysed_counts_in_effect_and_mdes_tables(raw: Raw) -> None:
     """'n analysed' (and LAs) of Tables 1.1 and 6.2 are the entities with an outcome and baseline."""
     problems: list[str] = []
-    for tid in ("outcome_effects", "mdes"):
+    # (table, outcome column, how the outcome is named, n column, LAs column)
+    layouts = (
+        ("outcome_effects", "Outcome", "label", "n analysed", "LAs"),
+        ("mdes", "outcome_id", "id", "n_obs", "n_la"),
+    )
+    for tid, key, named, n_col, la_col in layouts:
         pub = raw.published(tid)
         for oc in raw.outcomes:
-            row = pub[pub["Outcome"] == raw.label(oc)]
+            row = pub[pub[key] == (raw.label(oc) if named == "label" else oc["id"])]
             if row.empty:
                 continue
             a = raw.analysis(oc)
             a = a[a["analysed"]]
-            _check(problems, f"{tid} {oc['id']} n", row["n analysed"].iloc[0], len(a), tol=0)
-            if "LAs" in row:
+            _check(problems, f"{tid} {oc['id']} n", row[n_col].iloc[0], len(a), tol=0)
+            if la_col in row:
                 _check(
                     problems,
                     f"{tid} {oc['id']} LAs",
-                    row["LAs"].iloc[0],
+                    row[la_col].iloc[0],
                     a["la_id"].nunique(),
                     tol=0,
                 )
