@@ -77,21 +77,22 @@ def recommend(criteria: Sequence[CriterionResult]) -> Recommendation:
         name = c.label + (f" ({c.arm})" if c.arm else "")
         if c.zone == "red":
             red.append(c)
-            reasons.append(f"{name}: red (estimate {c.estimate:.3g}, red limit {c.red:g})")
+            reasons.append(f"{name}: red (at or beyond the red limit {c.red:g})")
         elif c.zone == "not assessed":
             amber.append(c)
             reasons.append(f"{name}: could not be assessed ({c.note or 'no data'})")
         elif c.zone == "amber":
             amber.append(c)
             reasons.append(
-                f"{name}: amber (estimate {c.estimate:.3g}, between red {c.red:g} and green "
-                f"{c.green:g})" + (f"; action: {c.action}" if c.action else "")
+                f"{name}: amber (between red {c.red:g} and green {c.green:g})"
+                + (f"; action: {c.action}" if c.action else "")
             )
         elif c.rules_out_red is not True:
             amber.append(c)
             reasons.append(
-                f"{name}: green (estimate {c.estimate:.3g}) but the red zone is not ruled out "
-                f"(one-sided p = {c.p_value:.3g} against red {c.red:g}, alpha {c.alpha:g})"
+                f"{name}: green, but the one-sided test at level {c.alpha:g} does not rule out "
+                f"the red zone (red limit {c.red:g})"
+                + (f"; action: {c.action}" if c.action else "")
             )
     if red:
         decision = "stop"
@@ -259,8 +260,12 @@ def assess_feasibility(
         arm_list: list[str | None] = (
             [a for a in protocol.arm_ids if a in set(arms.values())] if c.by_arm else [None]
         )
+        scoped = {
+            "intervention": protocol.intervention_arm,
+            "control": protocol.control_arm,
+        }.get(metric.scope, "")
         for arm in arm_list:
-            label_arm = arm or ""
+            label_arm = arm or scoped
             if metric.needs_fidelity and fidelity is None:
                 results.append(_missing(c, label_arm, fid_note))
                 continue

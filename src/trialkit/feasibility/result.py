@@ -45,7 +45,8 @@ class CriterionResult:
     ----------
     id, label, metric : str
     arm : str
-        The arm assessed, or ``""`` for every randomised LA together.
+        The arm assessed (``by_arm``, or the one arm a metric covers: intervention LAs for
+        fidelity, control LAs for contamination), or ``""`` for every randomised LA.
     numerator, denominator : float
         Totals behind the estimate (for a mean: the sum of LA values and the number of LAs).
     clusters : int
