@@ -174,6 +174,8 @@ def _labels(p: Protocol) -> Iterable[tuple[str, str]]:
             yield f"logic_model.nodes[{i}].indicators[{j}].label", ind.label
     for k, o in enumerate(p.outcomes):
         yield f"outcomes[{k}].label", o.label
+    for k, c in enumerate(p.progression):
+        yield f"progression[{k}].label", c.label
 
 
 def _check_labels(p: Protocol, stage: str) -> list[Problem]:
@@ -1043,15 +1045,6 @@ def _check_progression(p: Protocol) -> list[Problem]:
                     "for both",
                     "put green above red when higher is better (e.g. green = 0.8, red = 0.6) "
                     "and below it when lower is better",
-                )
-            )
-        if c.label.strip() and is_placeholder(c.label):
-            out.append(
-                _p(
-                    f"progression[{i}].label",
-                    "protocol.progression.label",
-                    f"label of criterion '{c.id}' must say what is measured; got {c.label!r}",
-                    "e.g. 'Families consenting, of those referred'",
                 )
             )
     t = p.trial
