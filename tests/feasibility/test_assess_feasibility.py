@@ -29,7 +29,9 @@ from trialkit.models.proportion import cluster_mean, clustered_proportion, exact
 from trialkit.protocol import check_protocol
 from trialkit.protocol.load import protocol_from_mapping
 
-PILOT = Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"
+PILOT = (
+    Path(__file__).resolve().parents[2] / "protocols" / "supporting-families-systemic-pilot.toml"
+)
 DOC = tomllib.loads(PILOT.read_text(encoding="utf-8"))
 ARMS = {"LA01": "intervention", "LA02": "control", "LA03": "intervention", "LA04": "control"}
 REFERRED = {"LA01": 10, "LA02": 12, "LA03": 6, "LA04": 9}
@@ -85,8 +87,11 @@ def _trial_data() -> TrialData:
         "families": pd.DataFrame(fam),
         "keyworkers": pd.DataFrame(kw),
         "delivery": pd.DataFrame(
-            {"record_type": ["training"] * 3, "la_id": ["LA01", "LA02", "LA02"],
-             "attended": [True, False, True]}
+            {
+                "record_type": ["training"] * 3,
+                "la_id": ["LA01", "LA02", "LA02"],
+                "attended": [True, False, True],
+            }
         ),  # fmt: skip
         "allocation": pd.DataFrame({"cluster": list(ARMS), "arm": list(ARMS.values())}),
     }

@@ -21,7 +21,9 @@ from trialkit.models.proportion import (
 )
 
 REF = json.loads(
-    (Path(__file__).resolve().parents[1] / "reference" / "feasibility" / "reference.json").read_text()
+    (
+        Path(__file__).resolve().parents[1] / "reference" / "feasibility" / "reference.json"
+    ).read_text()
 )
 TOL = 1e-8
 
@@ -97,7 +99,9 @@ def test_degenerate_cases_fall_back_to_exact_interval(y: Any, n: Any, fragment: 
 
 def test_empty_and_invalid_input() -> None:
     assert math.isnan(clustered_proportion([0, 0], [0, 0]).estimate)
-    assert math.isnan(compare_with_limit(exact_proportion(0, 0), 0.5, higher_is_better=True).p_value)
+    assert math.isnan(
+        compare_with_limit(exact_proportion(0, 0), 0.5, higher_is_better=True).p_value
+    )
     for y, n in (([3, 4], [2, 5]), ([1, -1], [2, 2]), ([1, 2], [3]), ([math.nan], [2])):
         with pytest.raises(ModelSpecError):
             clustered_proportion(y, n)

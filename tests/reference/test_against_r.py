@@ -26,6 +26,7 @@ SCRIPTS = [
     ("robust", "reference.R", False),
     ("cace", "make_reference.R", False),
     ("power", "make_reference.R", False),
+    ("feasibility", "make_reference.R", False),
 ]
 
 pytestmark = [

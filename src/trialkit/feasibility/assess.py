@@ -239,9 +239,7 @@ def assess_feasibility(
     arms = _arm_map(allocation, trial_data)
     warnings: list[str] = []
     fid_note = ""
-    if fidelity is None and any(
-        get_metric(c.metric).needs_fidelity for c in protocol.progression
-    ):
+    if fidelity is None and any(get_metric(c.metric).needs_fidelity for c in protocol.progression):
         fidelity, fid_note = _fidelity_for(protocol, trial_data, arms)
         if fid_note:
             warnings.append(fid_note)

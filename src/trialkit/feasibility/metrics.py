@@ -296,7 +296,9 @@ def check_progression(protocol: Any, stage: str = "protocol") -> list[Problem]:
                     f"{path}.by_arm",
                     "feasibility.progression.by_arm",
                     f"criterion '{c.id}' must not set by_arm: metric {c.metric} covers "
-                    + ("the whole trial" if metric.scope == "trial" else f"{metric.scope} LAs only"),
+                    + (
+                        "the whole trial" if metric.scope == "trial" else f"{metric.scope} LAs only"
+                    ),
                     "remove by_arm = true",
                 )
             )
@@ -659,7 +661,9 @@ def _family_consent(
     ctx: FeasibilityContext, params: Mapping[str, Any], arm: str | None
 ) -> MetricCounts:
     f = _families(ctx)
-    return _per_la(ctx, f["la_id"].to_numpy(dtype=object), f["consented"].to_numpy(), arm, "families")
+    return _per_la(
+        ctx, f["la_id"].to_numpy(dtype=object), f["consented"].to_numpy(), arm, "families"
+    )
 
 
 @register_feasibility_metric(
@@ -706,8 +710,7 @@ def _keyworker_retention(
     required_params=("outcome",),
     optional_params=("timepoint",),
     check=_check_outcome_params(None, required=True),
-    description="entities with a usable score of the outcome at the timepoint / consented "
-    "entities",
+    description="entities with a usable score of the outcome at the timepoint / consented entities",
     direction="higher",
 )
 def _data_completeness(
@@ -771,8 +774,7 @@ def _fidelity(ctx: FeasibilityContext, params: Mapping[str, Any], arm: str | Non
     t, what = _fidelity_threshold(ctx.protocol, params)
     hit = np.array([math.isfinite(v) and v >= t - 1e-12 for v in vals], dtype=float)
     note = what + (
-        f"; {len(missing)} LA(s) without an overall index counted as below "
-        f"({', '.join(missing)})"
+        f"; {len(missing)} LA(s) without an overall index counted as below ({', '.join(missing)})"
         if missing
         else ""
     )
@@ -846,10 +848,9 @@ def _ratio(ctx: FeasibilityContext, params: Mapping[str, Any], arm: str | None) 
     t = ctx.tables.get(name)
     if t is None:
         raise FeasibilityError.from_problem(
-            path=f"params.table",
+            path="params.table",
             code="feasibility.ratio.no_table",
-            message=f"the trial data must include the {name} table for a ratio criterion; "
-            "got none",
+            message=f"the trial data must include the {name} table for a ratio criterion; got none",
             hint=f"add {name}.csv to the data directory",
         )
     if "record_type" in params:

@@ -105,7 +105,9 @@ class CriterionResult:
         for f in fields(cls):
             v = d.get(f.name)
             if f.name == "rules_out_red":
-                kw[f.name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+                kw[f.name] = (
+                    None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+                )
             elif f.name in ("clusters",):
                 kw[f.name] = int(v) if v is not None and not pd.isna(v) else 0
             elif f.name == "higher_is_better":
@@ -203,7 +205,9 @@ class FeasibilityAssessment:
         """Rebuild from :meth:`to_frame` and ``recommendation.to_dict()`` (as stored by analyse)."""
         rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         return cls(
-            criteria=tuple(CriterionResult.from_dict(r) for r in rows),
+            criteria=tuple(
+                CriterionResult.from_dict({str(k): v for k, v in r.items()}) for r in rows
+            ),
             recommendation=Recommendation.from_dict(recommendation),
             conf_level=conf_level,
         )

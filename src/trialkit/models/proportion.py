@@ -116,7 +116,9 @@ class LimitTest:
         return asdict(self)
 
 
-def _counts(y: Sequence[float] | np.ndarray, n: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _counts(
+    y: Sequence[float] | np.ndarray, n: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     ya = np.asarray(y, dtype=float)
     na = np.asarray(n, dtype=float)
     if ya.shape != na.shape or ya.ndim != 1:
@@ -142,7 +144,9 @@ def _expit(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def exact_proportion(x: float, n: float, *, conf_level: float = 0.95, note: str = "") -> ProportionEstimate:
+def exact_proportion(
+    x: float, n: float, *, conf_level: float = 0.95, note: str = ""
+) -> ProportionEstimate:
     """``x`` out of ``n`` with the exact Clopper–Pearson interval.
 
     Notes
