@@ -77,7 +77,7 @@ def test_files_tables_csv_xlsx(demo: DemoResult) -> None:
         "Hedges' g conf_low",
         "ICC (LA)",
     } <= set(effects.columns)
-    assert (report / "report.md").read_text().count("## ") == 9
+    assert (report / "report.md").read_text().count("## ") == len(SECTION_IDS)
     assert (report / "figures" / "forest.svg").is_file()
     import openpyxl
 
