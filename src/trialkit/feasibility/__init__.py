@@ -4,18 +4,19 @@
   criterion's estimate with a cluster-adjusted interval, its traffic-light zone, the
   one-sided test against its red limit, and the recommendation (proceed / amend / stop);
 * :func:`register_feasibility_metric` adds a metric to the registry
-  (:mod:`trialkit.feasibility.metrics` lists the built-in ones).
+  (:mod:`trialkit.feasibility.metrics` lists the built-in ones; the protocol check against
+  the registry is :mod:`trialkit.feasibility.checks`).
 
 See ``docs/howto-progression.md``.
 """
 
 from trialkit.feasibility.assess import RECOMMENDATION_RULE, assess_feasibility, recommend, zone_of
-from trialkit.feasibility.metrics import (
+from trialkit.feasibility.checks import check_progression
+from trialkit.feasibility.registry import (
     FeasibilityContext,
     FeasibilityMetric,
     MetricCounts,
     available_metrics,
-    check_progression,
     get_metric,
     register_feasibility_metric,
 )

@@ -24,8 +24,9 @@ from typing import Any
 
 import pandas as pd
 
+import trialkit.feasibility.metrics  # noqa: F401  (registers the built-in metrics)
 from trialkit.errors import FeasibilityError, TrialkitError
-from trialkit.feasibility.metrics import FeasibilityContext, MetricCounts, get_metric
+from trialkit.feasibility.registry import FeasibilityContext, MetricCounts, get_metric
 from trialkit.feasibility.result import (
     CriterionResult,
     FeasibilityAssessment,
