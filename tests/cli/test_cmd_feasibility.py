@@ -98,6 +98,7 @@ def test_report_opens_with_the_feasibility_verdict(demo: DemoResult) -> None:
     assert len(table.frame) == 8
     assert table.frame["Zone"].str.contains("GREEN|AMBER|RED").all()  # a word, not colour only
     assert table.data is not None and table.data["estimate"].notna().all()
+    assert [f.id for f in feas.figures] == ["progression"] and "GREEN" in feas.figures[0].alt
     outcomes = next(s for s in r.sections if s.id == "outcomes")
     assert "preliminary estimates" in outcomes.paragraphs[0]
     consort = next(t for s in r.sections for t in s.tables if t.id == "consort_map")

@@ -635,7 +635,7 @@ def build_report(
         _methods_section(analysis, settings),
     )
     # a pilot: feasibility and progression first, effects framed as preliminary estimates
-    sections = frame_as_pilot(sections, analysis, settings)
+    sections = frame_as_pilot(sections, analysis, settings, make_figure=Figure)
     warning = custody_warning(analysis)
     if warning:
         first = sections[0]

@@ -4,8 +4,9 @@
 
 * inserts the feasibility section right after the summary, before any effect estimate:
   the recommendation, the rule, a traffic-light table of the progression criteria
-  (estimate, interval, limits, zone as a coloured mark *and* a word, the one-sided test
-  against red) and the reasons;
+  (estimate, interval, limits, zone as a shape *and* a word, the one-sided test against
+  red), a traffic-light figure (each estimate and interval over its green, amber and red
+  zones, coloured and hatched so it reads in greyscale) and the reasons;
 * opens the summary with the recommendation sentence ("The pilot supports …");
 * opens the outcome and sensitivity sections with the reminder that a pilot's effects
   are preliminary estimates;
@@ -30,12 +31,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.patches import Patch
 
 from trialkit.analyse.trial_analysis import TrialAnalysis
+from trialkit.plotting import OKABE_ITO, figure_to_svg, new_figure, style
 from trialkit.report import wording as W
 from trialkit.report.disclosure import SUPPRESSED, DisclosureSettings
 from trialkit.report.tables import ReportTable, fmt, fmt_ci, fmt_p
@@ -47,6 +53,7 @@ __all__ = [
     "feasibility_paragraphs",
     "feasibility_table",
     "frame_as_pilot",
+    "traffic_light_figure",
 ]
 
 FEASIBILITY_SECTION_ID = "feasibility"
@@ -167,8 +174,8 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
         section=FEASIBILITY_SECTION_ID,
         caption="Table F.1. Pre-specified progression criteria: estimate with its "
         "cluster-adjusted interval, the green and red limits, the traffic-light zone and the "
-        "one-sided test of the red zone (Lewis et al. 2021). Zones are marked by colour and "
-        "by word.",
+        "one-sided test of the red zone (Lewis et al. 2021). Zones are marked by shape and "
+        "word here, by colour and hatching in Figure F.1.",
         frame=pd.DataFrame(rows, columns=columns),
         note=note,
         data=pd.DataFrame(data),
@@ -245,13 +252,132 @@ def consort_table(titles: Mapping[str, str]) -> ReportTable:
     )
 
 
+#: Zone colours (Okabe–Ito, light) and hatches: the hatch tells the zones apart in greyscale.
+_ZONE_STYLE: dict[str, tuple[str, str]] = {
+    "green": (OKABE_ITO["bluish_green"], ""),
+    "amber": (OKABE_ITO["orange"], ".."),
+    "red": (OKABE_ITO["vermillion"], "//"),
+}
+
+
+def _wrap(label: str, width: int = 40) -> str:
+    """At most two lines of ``width`` characters (an ellipsis when longer)."""
+    lines = textwrap.wrap(label, width)
+    if len(lines) > 2:
+        lines = [lines[0], lines[1][: width - 1] + "…"]
+    return "\n".join(lines)
+
+
+def traffic_light_figure(rows: Sequence[Mapping[str, Any]]) -> MplFigure:
+    """Each criterion's estimate and interval drawn over its red, amber and green zones.
+
+    ``rows`` have ``label``, ``estimate``, ``conf_low``, ``conf_high``, ``green``, ``red`` and
+    ``zone``; the x axis is the proportion (0 to 1).  Zones are light colours with distinct
+    hatches (none for green, dots for amber, diagonal lines for red), and each row ends with
+    its zone in words.
+    """
+    n = max(len(rows), 1)
+    with style():
+        fig = new_figure(8.0, 0.9 + 0.5 * n)
+        ax = fig.add_subplot()
+        for k, r in enumerate(rows):
+            g, rd = _f(r["green"]), _f(r["red"])
+            spans = (
+                [("red", 0.0, rd), ("amber", rd, g), ("green", g, 1.0)]
+                if g > rd
+                else [("green", 0.0, g), ("amber", g, rd), ("red", rd, 1.0)]
+            )
+            for zone, a, b in spans:
+                colour, hatch = _ZONE_STYLE[zone]
+                ax.barh(
+                    k,
+                    b - a,
+                    left=a,
+                    height=0.8,
+                    color=to_rgba(colour, 0.35),
+                    hatch=hatch,
+                    edgecolor="#555555",
+                    linewidth=0.0,
+                    zorder=1,
+                )
+            lo, hi, est = _f(r["conf_low"]), _f(r["conf_high"]), _f(r["estimate"])
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.hlines(k, lo, hi, colors="#000000", linewidth=2.0, zorder=3)
+            if math.isfinite(est):
+                ax.plot([est], [k], marker="D", color="#000000", markersize=6, zorder=4)
+            ax.text(1.02, k, W.zone_word(r["zone"]), va="center", ha="left", fontsize=8,
+                    transform=ax.get_yaxis_transform())  # fmt: skip
+        labels = [str(r["label"]) for r in rows]
+        ax.set_yticks(range(len(rows)), [_wrap(x) for x in labels])
+        ax.set_ylim(len(rows) - 0.5 if rows else 0.5, -0.5)
+        ax.set_xlim(0.0, 1.0)
+        ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0], ["0%", "20%", "40%", "60%", "80%", "100%"])
+        ax.set_xlabel("Estimate (diamond) and 95% CI (line) over the red, amber and green zones")
+        ax.tick_params(axis="y", length=0)
+        ax.spines["left"].set_visible(False)
+        ax.legend(
+            handles=[
+                Patch(
+                    facecolor=to_rgba(_ZONE_STYLE[z][0], 0.35),
+                    hatch=_ZONE_STYLE[z][1],
+                    edgecolor="#555555",
+                    label=z,
+                )
+                for z in ("green", "amber", "red")
+            ],
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.0),
+            ncols=3,
+            frameon=False,
+            borderaxespad=0.2,
+        )
+    return fig
+
+
+def _figure(analysis: TrialAnalysis, make_figure: Any) -> tuple[Any, ...]:
+    f = analysis.table("feasibility")
+    if make_figure is None or not len(f):
+        return ()
+    rows = []
+    for _, r in f.iterrows():
+        if str(r["zone"]) == "not assessed":
+            continue
+        arm = str(r["arm"] or "")
+        label = str(r["label"]) + (f" ({_arm_text(analysis, arm)})" if arm else "")
+        rows.append({**{str(k): v for k, v in r.items()}, "label": label})
+    if not rows:
+        return ()
+    alt = "Traffic-light chart of the progression criteria: " + "; ".join(
+        f"{r['label']}: {_pct(r['estimate'])} (95% CI {_pct_ci(r['conf_low'], r['conf_high'])}), "
+        f"{str(r['zone']).upper()}"
+        for r in rows
+    )
+    svg = figure_to_svg(traffic_light_figure(rows), title="Progression criteria", desc=alt)
+    return (
+        make_figure(
+            id="progression",
+            caption="Figure F.1. Progression criteria: each estimate (diamond) and its 95% CI "
+            "(line) over the criterion's red (diagonal hatching), amber (dots) and green "
+            "(plain) zones.",
+            alt=alt,
+            svg=svg,
+        ),
+    )
+
+
 def frame_as_pilot(
-    sections: Sequence[Any], analysis: TrialAnalysis, settings: DisclosureSettings
+    sections: Sequence[Any],
+    analysis: TrialAnalysis,
+    settings: DisclosureSettings,
+    *,
+    make_figure: Any = None,
 ) -> tuple[Any, ...]:
     """The report's sections with the feasibility section and the pilot framing added.
 
     ``sections`` are :class:`trialkit.report.build.Section` objects (any frozen
-    dataclass with ``id``, ``title``, ``paragraphs``, ``bullets`` and ``tables``).
+    dataclass with ``id``, ``title``, ``paragraphs``, ``bullets``, ``tables`` and
+    ``figures``); ``make_figure`` is :class:`trialkit.report.build.Figure` (the
+    traffic-light figure is drawn only when it is given).
     """
     if not sections:
         return tuple(sections)
@@ -264,6 +390,7 @@ def frame_as_pilot(
         paragraphs=tuple(paras),
         bullets=tuple(bullets),
         tables=tables,
+        figures=_figure(analysis, make_figure),
     )
     out: list[Any] = []
     decision = (analysis.methods.get("feasibility") or {}).get("recommendation", {})

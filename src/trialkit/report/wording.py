@@ -167,13 +167,13 @@ def interval_sentence(
 
 
 # ---------------------------------------------------------------------------- feasibility
-#: Traffic-light zones as printed: a coloured mark for the screen and a word that carries the
-#: meaning in greyscale print.
+#: Traffic-light zones as printed: a distinct shape and a word, so the zone reads the same in
+#: greyscale print (the colours are in the traffic-light figure).
 ZONE_WORDS: dict[str, str] = {
-    "green": "🟢 GREEN: proceed",
-    "amber": "🟠 AMBER: amend",
-    "red": "🔴 RED: stop",
-    "not assessed": "⚪ NOT ASSESSED",
+    "green": "● GREEN: proceed",
+    "amber": "▲ AMBER: amend",
+    "red": "■ RED: stop",
+    "not assessed": "○ NOT ASSESSED",
 }
 
 _RECOMMENDATIONS: dict[str, str] = {
