@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from trialkit.errors import ModelSpecError
@@ -142,3 +144,31 @@ def test_coverage_of_the_clustered_interval_at_12_las() -> None:
         hits += est.conf_low <= pi <= est.conf_high
     coverage = hits / reps
     assert 0.925 <= coverage <= 0.965, coverage
+
+
+@st.composite
+def _cluster_counts(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    n = draw(st.lists(st.integers(0, 60), min_size=1, max_size=15))
+    y = [draw(st.integers(0, k)) for k in n]
+    return y, n
+
+
+@given(_cluster_counts())
+@settings(max_examples=200, deadline=None)
+def test_interval_is_ordered_inside_0_1_and_ignores_cluster_order(
+    counts: tuple[list[int], list[int]],
+) -> None:
+    y, n = counts
+    est = clustered_proportion(y, n)
+    if sum(n) == 0:
+        assert math.isnan(est.estimate)
+        return
+    assert 0.0 <= est.conf_low <= est.estimate <= est.conf_high <= 1.0
+    assert est.estimate == pytest.approx(sum(y) / sum(n))
+    rev = clustered_proportion(y[::-1], n[::-1])
+    assert rev.conf_low == pytest.approx(est.conf_low, abs=1e-12)
+    assert rev.conf_high == pytest.approx(est.conf_high, abs=1e-12)
+    for red in (0.1, 0.5, 0.9):
+        p = compare_with_limit(est, red, higher_is_better=True).p_value
+        q = compare_with_limit(est, red, higher_is_better=False).p_value
+        assert 0.0 <= p <= 1.0 and 0.0 <= q <= 1.0

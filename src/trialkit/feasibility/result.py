@@ -224,8 +224,13 @@ class FeasibilityAssessment:
             if math.isfinite(c.estimate):
                 lines.append(
                     f"  {c.id}{arm}: {c.estimate:.4g} ({c.conf_level:.0%} CI "
-                    f"{c.conf_low:.4g} to {c.conf_high:.4g}; {c.numerator:g}/{c.denominator:g} "
-                    f"{c.unit}, {c.clusters} LAs) green {c.green:g} red {c.red:g}: "
+                    f"{c.conf_low:.4g} to {c.conf_high:.4g}; "
+                    + (
+                        f"mean of {c.denominator:g} LAs"
+                        if c.method == "cluster mean t"
+                        else f"{c.numerator:g}/{c.denominator:g} {c.unit}, {c.clusters} LAs"
+                    )
+                    + f") green {c.green:g} red {c.red:g}: "
                     f"{c.zone.upper()}; one-sided p vs red = {c.p_value:.4g}"
                 )
             else:
