@@ -64,6 +64,8 @@ _API: dict[str, str] = {
     "simulate_power_grid": "trialkit.power",
     "AnalyticResult": "trialkit.power",
     "SimulationResult": "trialkit.power",
+    "assess_feasibility": "trialkit.feasibility",
+    "FeasibilityAssessment": "trialkit.feasibility",
     "analyse_trial": "trialkit.analyse",
     "TrialAnalysis": "trialkit.analyse",
     "write_analysis": "trialkit.analyse",

@@ -78,6 +78,13 @@ FILE_CONTENT: dict[str, bytes] = {
     "toml_types": b'[trial]\ntitle = 3\nstart = "never"\n[[outcomes]]\nid = 5\n',
     "toml_unicode": '[trial]\ntitle = "Ünïcødé 😀"\n[arms.🙂]\n'.encode(),
     "protocol": _TOML.encode(),
+    # progression criteria of the wrong types and an unknown metric (trialkit feasibility)
+    "toml_progression": (
+        _TOML
+        + '\n[[progression]]\nid = "x"\nlabel = "y y y"\nmetric = "nope"\ngreen = "high"\n'
+        + 'red = 2\n[[progression]]\nid = "z"\nlabel = "z"\nmetric = "ratio"\ngreen = 0.8\n'
+        + 'red = 0.5\nparams = { table = "delivery", numerator = "attended" }\n'
+    ).encode(),
     "clusters": _CSV_CLUSTERS.encode(),
 }
 SUFFIXES = (".csv", ".toml", ".json", ".parquet", ".xlsx", "")
@@ -366,7 +373,16 @@ def test_closed_pipe_on_help_and_errors(corpus: dict[str, list[str]]) -> None:
 
 
 def test_every_verb_is_fuzzed() -> None:
-    assert {"simulate", "validate", "report", "randomise", "score", "init", "cace"} <= set(VERBS)
+    assert {
+        "simulate",
+        "validate",
+        "report",
+        "randomise",
+        "score",
+        "init",
+        "cace",
+        "feasibility",
+    } <= set(VERBS)
 
 
 def test_harness_catches_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,7 @@ SCRIPTS = [
     ("cace", "make_reference.R", False),
     ("power", "make_reference.R", False),
     ("planning", "make_reference.R", True),
+    ("feasibility", "make_reference.R", False),
 ]
 
 pytestmark = [

@@ -1076,10 +1076,7 @@ def test_supervision_frequency_is_per_group(trial: str, request: pytest.FixtureR
 
 @pytest.mark.parametrize(
     "trial",
-    [
-        pytest.param(name)
-        for name in TRIALS
-    ],
+    [pytest.param(name) for name in TRIALS],
 )
 def test_hedges_g_interval_agrees_with_the_mean_difference(
     trial: str, request: pytest.FixtureRequest

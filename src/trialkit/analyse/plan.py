@@ -5,7 +5,8 @@ declared model and denominator-df method, runs the declared sensitivity analyses
 (cluster-level, randomisation test over the kept allocation space, CR2,
 Satterthwaite, GEE), reports Hedges' g and ICCs, adjusts the secondary outcomes
 for multiplicity, assesses fidelity and estimates the CACE when delivery data
-exist, and works out what a trial of this size could detect (MDES).
+exist, assesses the protocol's progression criteria (:mod:`trialkit.feasibility`)
+and works out what a trial of this size could detect (MDES).
 """
 
 from __future__ import annotations
@@ -803,6 +804,30 @@ def _tidier(protocol: Protocol, actual: Mapping[str, Mapping[str, str]]) -> pd.D
     return pd.DataFrame(rows, columns=["arm", "arm_label", "item", "item_label", "text"])
 
 
+def _feasibility(
+    protocol: Protocol,
+    trial_data: Any,
+    arms: Mapping[str, str],
+    fidelity: Any,
+    notes: list[str],
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The progression criteria (:func:`trialkit.feasibility.assess_feasibility`)."""
+    from trialkit.feasibility import assess_feasibility
+
+    try:
+        fa = assess_feasibility(protocol, trial_data, dict(arms), fidelity)
+    except TrialkitError as err:
+        notes.append(f"progression criteria not assessed: {err}")
+        return {}, {"status": f"not assessed: {err}"}
+    notes.extend(f"feasibility: {w}" for w in fa.warnings)
+    return {"feasibility": fa.to_frame()}, {
+        "status": "assessed",
+        "conf_level": fa.conf_level,
+        "recommendation": fa.recommendation.to_dict(),
+        "warnings": list(fa.warnings),
+    }
+
+
 def analyse_trial(
     protocol: Protocol,
     trial_data: Any,
@@ -1038,6 +1063,11 @@ def analyse_trial(
             warn.append(f"{oc_id} CACE: not run: fidelity {fidelity_status}")
         if missing:
             tables["cace"] = pd.concat(missing, ignore_index=True)
+    if protocol.progression:
+        tables_f, methods_f = _feasibility(protocol, trial_data, arms, fidelity, notes)
+        tables.update(tables_f)
+    else:
+        methods_f = {"status": "no progression criteria in the protocol"}
     tables["tidier"] = _tidier(protocol, actual)
     tables["logic_model"] = _logic_model(protocol, ind, protocol.intervention_arm)
     try:
@@ -1056,6 +1086,7 @@ def analyse_trial(
         "notes": notes,
         "hedges_g": "unconditional total variance (Hedges 2007), small-sample corrected",
         "multiplicity": protocol.analysis.multiplicity,
+        "feasibility": methods_f,
     }
     chain: dict[str, Any] = {k: v.to_dict() for k, v in (custody or {}).items()}
     if allocation is not None and allocation.check is not None:

@@ -42,6 +42,7 @@ TABLES: tuple[str, ...] = (
     "mdes",
     "tidier",
     "logic_model",
+    "feasibility",
 )
 
 
@@ -77,7 +78,10 @@ class TrialAnalysis:
         outcome, timepoint and arm, with validation's warning codes), ``la_counts`` (families by LA and status),
         fidelity tables, ``contamination``, ``cace``, ``mdes``, ``tidier``
         (both arms, with ``how_well_actual`` from the fidelity assessment) and
-        ``logic_model`` (nodes, edges and achieved fidelity per indicator).
+        ``logic_model`` (nodes, edges and achieved fidelity per indicator) and, when the
+        protocol has progression criteria, ``feasibility`` (one row per criterion and
+        arm: estimate, interval, limits, zone, test against red; the recommendation is
+        in ``methods["feasibility"]``).
     protocol : mapping
         The protocol as JSON (``Protocol.model_dump(mode="json")``).
     methods : mapping

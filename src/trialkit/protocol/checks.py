@@ -12,8 +12,9 @@ Codes
 ``protocol.arms.*``, ``protocol.logic_model.*``, ``protocol.quantity.*``,
 ``protocol.indicator.*``, ``protocol.outcome.*``, ``protocol.analysis.*``,
 ``protocol.randomisation.*``, ``protocol.trial.*``, ``protocol.label.placeholder``,
-``protocol.scoring.*`` and the codes of the checks registered in
-:mod:`trialkit.protocol.hooks` (``fidelity.indicator.*``, ``protocol.outcome.unknown_score``) — see
+``protocol.scoring.*``, ``protocol.progression.*`` and the codes of the checks registered in
+:mod:`trialkit.protocol.hooks` (``fidelity.indicator.*``, ``protocol.outcome.unknown_score``,
+``feasibility.progression.*``) — see
 docs/protocol-format.md.
 """
 
@@ -129,6 +130,7 @@ def check_protocol(protocol: Protocol, stage: Stage = "protocol") -> CheckReport
     out += _check_plans(protocol)
     out += _check_scoring(protocol)
     out += _check_labels(protocol, stage)
+    out += _check_progression(protocol)
     for check in registered_checks().values():
         out += check(protocol, stage)
     return CheckReport(stage=stage, issues=tuple(out))
@@ -172,6 +174,8 @@ def _labels(p: Protocol) -> Iterable[tuple[str, str]]:
             yield f"logic_model.nodes[{i}].indicators[{j}].label", ind.label
     for k, o in enumerate(p.outcomes):
         yield f"outcomes[{k}].label", o.label
+    for k, c in enumerate(p.progression):
+        yield f"progression[{k}].label", c.label
 
 
 def _check_labels(p: Protocol, stage: str) -> list[Problem]:
@@ -1021,6 +1025,48 @@ def _check_plans(p: Protocol) -> list[Problem]:
                 "protocol.fidelity.bands",
                 f"fidelity.bands must satisfy 0 < low < high ≤ 1; got {[lo, hi]}",
                 "e.g. bands = [0.5, 0.8]",
+            )
+        )
+    return out
+
+
+def _check_progression(p: Protocol) -> list[Problem]:
+    """Progression criteria: unique ids, distinct limits, LAs approached vs randomised.
+
+    Metric names and parameters are checked by the feasibility stage's registry
+    (``feasibility.progression.*``, registered through :mod:`trialkit.protocol.hooks`).
+    """
+    out: list[Problem] = []
+    for dup in _duplicates([c.id for c in p.progression]):
+        out.append(
+            _p(
+                "progression",
+                "protocol.progression.duplicate_id",
+                f"progression criterion ids must be unique; got '{dup}' more than once",
+                "give each [[progression]] entry its own id",
+            )
+        )
+    for i, c in enumerate(p.progression):
+        if c.green == c.red:
+            out.append(
+                _p(
+                    f"progression[{i}].green",
+                    "protocol.progression.thresholds",
+                    f"green and red limits of criterion '{c.id}' must differ; got {c.green:g} "
+                    "for both",
+                    "put green above red when higher is better (e.g. green = 0.8, red = 0.6) "
+                    "and below it when lower is better",
+                )
+            )
+    t = p.trial
+    if t.approached is not None and t.approached < t.n_clusters:
+        out.append(
+            _p(
+                "trial.approached",
+                "protocol.trial.approached",
+                f"trial.approached (LAs approached) must be at least trial.n_clusters "
+                f"({t.n_clusters}); got {t.approached}",
+                "count every LA invited to take part, including those randomised",
             )
         )
     return out

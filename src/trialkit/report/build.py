@@ -37,6 +37,7 @@ from trialkit.report import consort, diagrams
 from trialkit.report import tables as T
 from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.feasibility_section import frame_as_pilot
 from trialkit.report.figures import forest_figure
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
@@ -54,6 +55,7 @@ __all__ = [
 
 SECTION_IDS = (
     "summary",
+    "feasibility",
     "flow",
     "tidier",
     "logic",
@@ -682,6 +684,8 @@ def build_report(
         ),
         _methods_section(analysis, settings),
     )
+    # a pilot: feasibility and progression first, effects framed as preliminary estimates
+    sections = frame_as_pilot(sections, analysis, settings, make_figure=Figure)
     warning = custody_warning(analysis)
     if warning:
         first = sections[0]

@@ -14,7 +14,10 @@ from typing import Any
 
 __all__ = [
     "ACRONYMS",
+    "PILOT_FRAMING",
+    "ZONE_WORDS",
     "arm_label",
+    "direction_phrase",
     "direction_words",
     "icc_name",
     "interval_sentence",
@@ -22,7 +25,9 @@ __all__ = [
     "not_estimated",
     "plural",
     "quantity",
+    "recommendation_sentence",
     "rules_out_no_effect",
+    "zone_word",
 ]
 
 #: Units and words printed upper-case wherever they appear in a unit phrase.
@@ -222,3 +227,55 @@ def icc_name(level: str, kind: str, scale: Any = None) -> str:
     if sc.startswith("latent"):
         text += ", latent scale"
     return text
+
+
+# ---------------------------------------------------------------------------- feasibility
+#: Traffic-light zones as printed: a distinct shape and a word, so the zone reads the same in
+#: greyscale print (the colours are in the traffic-light figure).
+ZONE_WORDS: dict[str, str] = {
+    "green": "● GREEN: proceed",
+    "amber": "▲ AMBER: amend",
+    "red": "■ RED: stop",
+    "not assessed": "○ NOT ASSESSED",
+}
+
+_RECOMMENDATIONS: dict[str, str] = {
+    "proceed": (
+        "The pilot supports proceeding to a definitive trial: every pre-specified progression "
+        "criterion is green and the pilot's data rule out its red zone."
+    ),
+    "amend": (
+        "The pilot supports proceeding to a definitive trial only with amendments: no "
+        "progression criterion is red, but at least one is amber, could not be assessed, or "
+        "cannot yet rule out its red zone."
+    ),
+    "stop": (
+        "The pilot does not support proceeding to a definitive trial as designed: at least "
+        "one pre-specified progression criterion is in its red zone."
+    ),
+}
+
+PILOT_FRAMING = (
+    "These are a pilot's preliminary estimates. The pilot was designed to test feasibility, "
+    "not effectiveness, and with so few LAs every estimate is imprecise: read the effects "
+    "and their intervals as a guide to the plausible range for planning a definitive trial, "
+    "not as evidence that the intervention works or does not."
+)
+
+
+def zone_word(zone: Any) -> str:
+    """The printed zone: colour mark plus a word (readable in greyscale)."""
+    return ZONE_WORDS.get(str(zone), str(zone).upper())
+
+
+def recommendation_sentence(decision: Any) -> str:
+    """The sentence that opens the report: what the pilot supports (proceed / amend / stop)."""
+    d = str(decision)
+    if d not in _RECOMMENDATIONS:
+        return "The pilot's progression criteria were not assessed."
+    return _RECOMMENDATIONS[d]
+
+
+def direction_phrase(higher_is_better: Any) -> str:
+    """'higher is better' or 'lower is better'."""
+    return "higher is better" if bool(higher_is_better) else "lower is better"
