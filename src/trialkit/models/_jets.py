@@ -1,0 +1,119 @@
+"""Second-order jets: values with their exact first and second partial derivatives (private).
+
+A jet in ``L`` variables ``φ_0 .. φ_{L-1}`` is stored on the last axis of an array
+as ``J = 1 + L + L(L+1)/2`` numbers: the value, the ``L`` first derivatives and
+the second derivatives ``∂²/∂φ_i∂φ_j`` for ``i ≤ j``.  Sums, products,
+reciprocals and logarithms of jets propagate the derivatives exactly (forward-mode
+differentiation truncated at order two), so the mixed-model engine gets the
+gradient and Hessian of its deviance, and every Kenward–Roger ingredient, from
+the same recursion that gives the value (Griewank & Walther 2008, *Evaluating
+Derivatives*, ch. 13).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["JetSpace", "jet_space"]
+
+
+class JetSpace:
+    """Index tables and arithmetic of second-order jets in ``L`` variables."""
+
+    def __init__(self, L: int) -> None:
+        self.L = L
+        pairs = [(i, j) for i in range(L) for j in range(i, L)]
+        self.J = 1 + L + len(pairs)
+        J = self.J
+        self.first = np.arange(1, L + 1)
+        self.second = np.zeros((L, L), dtype=np.int64)
+        for k, (i, j) in enumerate(pairs):
+            self.second[i, j] = self.second[j, i] = 1 + L + k
+        self.sec = np.arange(1 + L, J)
+        self.pi = np.array([1 + i for i, _ in pairs], dtype=np.int64)
+        self.pj = np.array([1 + j for _, j in pairs], dtype=np.int64)
+        T = np.zeros((J, J, J))
+        T[0, 0, 0] = 1.0
+        for i in range(L):
+            T[1 + i, 0, 1 + i] = T[0, 1 + i, 1 + i] = 1.0
+        for k, (i, j) in enumerate(pairs):
+            s = 1 + L + k
+            T[s, 0, s] = T[0, s, s] = 1.0
+            T[1 + i, 1 + j, s] += 1.0
+            T[1 + j, 1 + i, s] += 1.0
+        self.T2 = T.reshape(J * J, J)
+
+    def variable(self, x: np.ndarray, i: int) -> np.ndarray:
+        """The jet of the variable ``φ_i`` at values ``x``."""
+        out = np.zeros((*np.shape(x), self.J))
+        out[..., 0] = x
+        out[..., 1 + i] = 1.0
+        return out
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Product of jets (broadcasting over the leading axes)."""
+        prod = a[..., :, None] * b[..., None, :]
+        return prod.reshape((*prod.shape[:-2], self.J * self.J)) @ self.T2
+
+    def outer_sum(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``Σ_g a_g b_g'`` for jet vectors ``a, b`` (R, G, q, J) -> (R, J, q, q)."""
+        R, G, q, J = a.shape
+        M = np.swapaxes(a.reshape(R, G, q * J), 1, 2) @ b.reshape(R, G, q * J)
+        M = M.reshape(R, q, J, q, J).transpose(0, 1, 3, 2, 4).reshape(R, q, q, J * J)
+        return np.moveaxis(M @ self.T2, -1, 1)
+
+    def recip(self, d: np.ndarray) -> np.ndarray:
+        """``1/d``."""
+        r0 = 1.0 / d[..., 0]
+        r2 = r0 * r0
+        out = np.empty_like(d)
+        out[..., 0] = r0
+        out[..., self.first] = -d[..., self.first] * r2[..., None]
+        out[..., self.sec] = (
+            -d[..., self.sec] + 2.0 * d[..., self.pi] * d[..., self.pj] * r0[..., None]
+        ) * r2[..., None]
+        return out
+
+    def log(self, d: np.ndarray) -> np.ndarray:
+        """``log d``."""
+        r0 = 1.0 / d[..., 0]
+        out = np.empty_like(d)
+        out[..., 0] = np.log(d[..., 0])
+        out[..., self.first] = d[..., self.first] * r0[..., None]
+        out[..., self.sec] = (
+            d[..., self.sec] - d[..., self.pi] * d[..., self.pj] * r0[..., None]
+        ) * r0[..., None]
+        return out
+
+    def logdet(self, M: np.ndarray) -> np.ndarray:
+        """``log|M|`` of a symmetric positive definite jet matrix ``M`` (R, J, q, q) -> (R, J).
+
+        ``∂_i log|M| = tr(M⁻¹M_i)``, ``∂_ij log|M| = tr(M⁻¹M_ij) - tr(M⁻¹M_iM⁻¹M_j)``.
+        """
+        M0 = M[:, 0]
+        C = np.linalg.cholesky(M0)
+        out = np.empty(M.shape[:2])
+        out[:, 0] = 2.0 * np.log(np.diagonal(C, axis1=-2, axis2=-1)).sum(axis=-1)
+        Minv = np.linalg.inv(M0)
+        Z = Minv[:, None] @ M[:, self.first]  # (R, L, q, q)
+        out[:, self.first] = np.einsum("rkii->rk", Z)
+        ZZ = np.einsum("raij,rbji->rab", Z, Z)
+        trS = np.einsum("rij,rsji->rs", Minv, M[:, self.sec])
+        out[:, self.sec] = trS - ZZ[:, self.pi - 1, self.pj - 1]
+        return out
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        """First derivatives of jets (..., J) -> (..., L)."""
+        return x[..., self.first]
+
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """Second derivatives of jets (..., J) -> (..., L, L)."""
+        return x[..., self.second]
+
+
+@lru_cache(maxsize=8)
+def jet_space(L: int) -> JetSpace:
+    """The (cached) :class:`JetSpace` for ``L`` variables."""
+    return JetSpace(L)
