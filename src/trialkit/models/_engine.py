@@ -160,8 +160,11 @@ def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, 
     for level in range(L - 2, -1, -1):
         w = js.mul(eD, js.recip(sD)[:, :, None, :])  # m_g - z_g
         S -= js.outer_sum(eD, w)
-        dj = js.mul(js.variable(phi[:, level, None], level), sD)
+        # d_g = 1 + φ_l s_D: product rule with the linear jet of φ_l
+        dj = phi[:, level, None, None] * sD
         dj[..., 0] += 1.0
+        dj[..., js.first[level]] += sD[..., 0]
+        dj[..., js.second[level]] += sD[..., js.first] * js.twice[level]
         ldv += js.log(dj).sum(axis=1)
         sg = js.mul(sD, js.recip(dj))
         if level == 0:
@@ -188,8 +191,7 @@ def evaluate(lay: Layout, pr: Prepared, theta: np.ndarray, *, reml: bool = True)
     js = jet_space(lay.L)
     p = pr.p
     n = lay.n
-    LS = js.logdet(S)
-    LF = js.logdet(S[:, :, :p, :p])
+    LS, LF = js.logdets(S, p)
     if reml:
         dfr = n - p
         dev = ldv + dfr * LS - (dfr - 1) * LF
@@ -222,35 +224,56 @@ def _moment_start(lay: Layout, pr: Prepared) -> np.ndarray:
     """Nested-ANOVA (Henderson method I type) start from OLS residuals.
 
     With the OLS residuals' node means ``ē_g``, the pooled within-lowest-group
-    residual variance gives ``σ̂²`` and the between-node sums of squares at each
-    level are matched to their expectations (:attr:`Layout.moment`), solved from
-    the lowest level up; ``θ_l = √(max(σ̂_l², 0)/σ̂²)``, floored at a small value.
+    residual sum of squares gives ``σ̂² = SSE/(n - K - r_w)`` and the
+    between-node sums of squares ``SS_l`` are matched to their expectations
+    ``(1 - r_l/dof_l)(dof_l σ² + Σ_{m≥l} c_{lm} σ_m²)`` (:attr:`Layout.moment`),
+    solved from the lowest level up, where ``r_l`` counts the columns of ``X``
+    whose deepest variation is between the nodes of level ``l`` (``r_w``: within
+    the lowest groups).  For a balanced design these are the ANOVA estimators,
+    which equal REML's when they are positive (Searle, Casella & McCulloch 1992,
+    §6.2), so Newton starts at (or next to) the optimum.  ``θ_l =
+    √(max(σ̂_l², 0)/σ̂²)``, floored at a small value.
     """
     p = pr.p
     W = pr.W
+    n = lay.n
+    L = lay.L
+    R = W.shape[0]
     abar = pr.means[-1]
     nk = lay.sizes[-1]
     F0 = W + np.einsum("rki,rkj->rij", abar * nk[None, :, None], abar)
     beta = np.linalg.solve(F0[:, :p, :p], F0[:, :p, p][..., None])[..., 0]
+    # deepest level at which each column of X varies (L: within the lowest groups)
+    tol = 1e-12 * n
+    deepest = np.full((R, p), -1)
+    mean = (pr.means[0] * lay.sizes[0][None, :, None]).sum(axis=1) / n
+    for level in range(L):
+        dev = pr.means[0] - mean[:, None, :] if level == 0 else pr.delta[level]
+        ss_x = np.einsum("rgi,g->ri", dev[..., :p] ** 2, lay.sizes[level])
+        deepest[ss_x > tol] = level
+    deepest[np.diagonal(W, axis1=1, axis2=2)[:, :p] > tol] = L
+    r = np.stack([(deepest == level).sum(axis=1) for level in range(L + 1)], axis=1)
     sse = (
         W[:, p, p]
         - 2.0 * np.einsum("ri,ri->r", W[:, :p, p], beta)
         + np.einsum("ri,rij,rj->r", beta, W[:, :p, :p], beta)
     )
-    s2 = np.maximum(sse / max(lay.n - lay.K, 1), 1e-12 * (1.0 + np.abs(F0[:, p, p]) / lay.n))
+    dfe = np.maximum(n - lay.K - r[:, L], 1)
+    s2 = np.maximum(sse / dfe, 1e-12 * (1.0 + np.abs(F0[:, p, p]) / n))
     e = [m[..., p] - np.einsum("rgi,ri->rg", m[..., :p], beta) for m in pr.means]
-    grand = (e[0] * lay.sizes[0]).sum(axis=1) / lay.n
-    R = W.shape[0]
-    L = lay.L
-    ss = np.empty((R, L))
-    for level in range(L):
-        up = grand[:, None] if level == 0 else e[level - 1][:, lay.parent[level]]
-        ss[:, level] = ((e[level] - up) ** 2 * lay.sizes[level]).sum(axis=1)
+    grand = (e[0] * lay.sizes[0]).sum(axis=1) / n
     var = np.zeros((R, L))
     c = lay.moment
     for level in range(L - 1, -1, -1):
-        rest = ss[:, level] - lay.dof[level] * s2 - var[:, level + 1 :] @ c[level, level + 1 :]
-        var[:, level] = np.maximum(rest, 0.0) / c[level, level] if c[level, level] > 0 else 0.0
+        up = grand[:, None] if level == 0 else e[level - 1][:, lay.parent[level]]
+        ss = ((e[level] - up) ** 2 * lay.sizes[level]).sum(axis=1)
+        dof = lay.dof[level]
+        left = dof - r[:, level]
+        if c[level, level] <= 0:
+            continue
+        ss = np.where(left > 0, ss * dof / np.maximum(left, 1), 0.0)
+        rest = ss - dof * s2 - var[:, level + 1 :] @ c[level, level + 1 :]
+        var[:, level] = np.maximum(rest, 0.0) / c[level, level]
     return np.maximum(np.sqrt(var / s2[:, None]), _THETA_START_MIN)
 
 
@@ -317,7 +340,9 @@ def _newton(
             cev = evaluate(lay, sub, np.sqrt(cand), reml=reml)
             pred = np.einsum("ri,ri->r", g[ii], phi[ii] - cand)
             ok = cev.dev <= ev.dev[ii] - 1e-4 * pred + 1e-12 * np.abs(ev.dev[ii])
-            if ok.any():
+            if ok.all() and ii.size == R:
+                cur = cev  # every replicate accepted its step: no copying
+            elif ok.any():
                 cur.put(active[ii[ok]], cev.take(np.flatnonzero(ok)))
                 # a full Newton step from a point this close lands at the optimum
                 # to rounding error (quadratic convergence): no evaluation to confirm
