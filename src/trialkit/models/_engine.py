@@ -72,7 +72,15 @@ import numpy as np
 from scipy import optimize
 
 from trialkit.models._jets import JetSpace, jet_space
-from trialkit.models._tree import Layout, Prepared, Stats, make_layout, make_stats, prepare
+from trialkit.models._tree import (
+    Layout,
+    Prepared,
+    Stats,
+    make_layout,
+    make_stats,
+    prepare,
+    top_means,
+)
 from trialkit.models.dfmethods import _pinv_safe
 from trialkit.models.inference import t_inference
 
@@ -87,6 +95,7 @@ __all__ = [
     "fit_stats",
     "make_layout",
     "make_stats",
+    "top_means",
 ]
 
 _LOG2PI = float(np.log(2.0 * np.pi))

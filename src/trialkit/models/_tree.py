@@ -29,7 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Layout", "Prepared", "Stats", "make_layout", "make_stats", "prepare"]
+__all__ = [
+    "Layout",
+    "Prepared",
+    "Stats",
+    "make_layout",
+    "make_stats",
+    "prepare",
+    "top_means",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,3 +316,15 @@ def prepare(lay: Layout, W: np.ndarray, abar: np.ndarray, p: int) -> Prepared:
     R, K, q = d.shape
     outer = (d[:, :, :, None] * d[:, :, None, :]).reshape(R, K, q * q)
     return Prepared(p=p, W=W, means=tuple(means), delta=tuple(delta), outer=outer)
+
+
+def top_means(lay: Layout, st: Stats, column: int) -> np.ndarray:
+    """Mean of column ``column`` of ``X`` in each top-level cluster (tree order), replicate 0.
+
+    Row-weighted sums of the lowest-group means up the tree; a column that is
+    constant within a cluster gets exactly that constant (sums of equal terms).
+    """
+    x = st.abar[0, :, column] * lay.sizes[-1]
+    for level in range(lay.L - 2, -1, -1):
+        x = np.add.reduceat(x, lay.starts[level])
+    return x / lay.sizes[0]

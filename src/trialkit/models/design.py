@@ -147,7 +147,7 @@ def _refuse_formatted_numbers(s: pd.Series, name: str) -> None:
         return
     # the distinct values in order of first appearance: the same verdict and example
     # as checking every row, at the cost of the distinct values
-    txt = pd.Series(pd.unique(s.dropna().astype(str)), dtype=object)
+    txt = pd.Series([str(v) for v in s.dropna().unique()], dtype=object)
     if txt.empty:
         return
     formatted = txt.str.match(_FORMATTED_NUMBER)
@@ -304,9 +304,10 @@ def build_model_frame(
     ts = sub[treatment]
     labels = observed_levels(ts)
     label_text = ", ".join(repr(v) for v in labels)
-    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and set(
-        pd.unique(ts.to_numpy(dtype=float)).tolist()
-    ) <= {0.0, 1.0}
+    # ``labels`` are the distinct non-missing values: no second pass over the column
+    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and {
+        float(v) for v in labels
+    } <= {0.0, 1.0}
     if treatment_level is None and numeric01:
         tvec = ts.to_numpy(dtype=float)
         term = treatment

@@ -245,10 +245,9 @@ def _effect_sizes(
     the intercept and outcome columns of the same sufficient statistics: no
     second pass over the rows and no second layout.
     """
-    top = frame.cluster_codes[0]
-    sizes = np.bincount(top, minlength=lay.C).astype(float)
-    tcol = frame.X[:, frame.treatment_index]
-    tmean = np.bincount(top, weights=tcol, minlength=lay.C) / sizes
+    # rows and treatment mean of each top-level cluster, from the sufficient statistics
+    sizes = lay.sizes[0]
+    tmean = _engine.top_means(lay, st, frame.treatment_index)
     if not np.all((tmean == 0) | (tmean == 1)):
         return {
             "note": "treatment varies within top-level clusters; Hedges' g for CRTs not computed"
