@@ -57,10 +57,11 @@ d <- read.csv(a[1]); d$lea <- factor(d$lea); d$school <- factor(d$school)
 f <- score ~ treat + gcsecnt + gender + (1 | lea) + (1 | lea:school)
 m <- suppressMessages(lmer(f, data = d)); V <- vcovAdj(m)
 reps <- as.integer(a[2])
-t1 <- system.time(for (i in 1:reps) m <- suppressMessages(lmer(f, data = d)))[["elapsed"]] / reps
+s1 <- system.time(for (i in 1:reps) m <- suppressMessages(lmer(f, data = d))) / reps
 L <- matrix(c(0, 1, 0, 0), 1)
-t2 <- system.time(for (i in 1:reps) { V <- vcovAdj(m); df <- get_Lb_ddf(m, L) })[["elapsed"]] / reps
-cat(t1, t2, fixef(m)[2], sqrt(V[2, 2]), df, "\n")
+s2 <- system.time(for (i in 1:reps) { V <- vcovAdj(m); df <- get_Lb_ddf(m, L) }) / reps
+cpu <- function(s) s[["user.self"]] + s[["sys.self"]]
+cat(s1[["elapsed"]], s2[["elapsed"]], fixef(m)[2], sqrt(V[2, 2]), df, cpu(s1), cpu(s2), "\n")
 """
 
 
@@ -161,11 +162,11 @@ def trialkit_workloads(repeat: int, use_r: bool) -> dict[str, Any]:
 
 def _print_trialkit(now: dict[str, Any], before: dict[str, Any] | None) -> None:
     def line(label: str, key: str) -> None:
-        best, med = now[key]
-        text = f"  {label:44s}{ms(best)} (median {ms(med).strip()})"
+        best, med, cpu = now[key]
+        text = f"  {label:44s}{ms(best)} (median {ms(med).strip()}; CPU {ms(cpu).strip()})"
         if before is not None and key in before:
-            b = before[key][0]
-            text += f"   before {ms(b).strip()}, {b / best:5.1f}x faster"
+            b, _, bc = before[key]
+            text += f"   before {ms(b).strip()} (CPU {ms(bc).strip()}), {bc / cpu:5.1f}x less CPU"
         print(text)
 
     print(f"Chem97 workload: {now['chem97_label']}, {now['chem97_rows']:,} rows")
@@ -177,7 +178,7 @@ def _print_trialkit(now: dict[str, Any], before: dict[str, Any] | None) -> None:
 
 
 # ---------------------------------------------------------------------- alternatives
-def statsmodels_chem97(d: pd.DataFrame, repeat: int) -> tuple[float, float, float, float]:
+def statsmodels_chem97(d: pd.DataFrame, repeat: int) -> tuple[float, float, float, float, float]:
     import statsmodels.formula.api as smf
 
     def run() -> Any:
@@ -192,8 +193,8 @@ def statsmodels_chem97(d: pd.DataFrame, repeat: int) -> tuple[float, float, floa
             ).fit(reml=True)
 
     r = run()
-    best, med = best_of(run, repeat)
-    return best, med, float(r.params["treat"]), float(r.bse["treat"])
+    best, med, cpu = best_of(run, repeat)
+    return best, med, cpu, float(r.params["treat"]), float(r.bse["treat"])
 
 
 def r_chem97(d: pd.DataFrame, reps: int) -> list[float] | None:
@@ -240,10 +241,12 @@ def main() -> None:
     _print_trialkit(now, before)
     d, _ = chem97(not a.no_r)
     t_fit = now["chem97_fit"][0]
-    best, med, est, se = statsmodels_chem97(d, max(3, a.repeat // 10))
+    t_cpu = now["chem97_fit"][2]
+    best, med, cpu, est, se = statsmodels_chem97(d, max(3, a.repeat // 10))
     print(
-        f"  {'statsmodels MixedLM (REML fit only, z)':44s}{ms(best)} (median {ms(med).strip()})"
-        f"   {best / t_fit:6.1f}x trialkit.fit; treat {est:.6f} (SE {se:.6f})"
+        f"  {'statsmodels MixedLM (REML fit only, z)':44s}{ms(best)} (median {ms(med).strip()}; "
+        f"CPU {ms(cpu).strip()})   {best / t_fit:6.1f}x trialkit.fit wall, {cpu / t_cpu:6.1f}x CPU;"
+        f" treat {est:.6f} (SE {se:.6f})"
     )
     if a.no_r:
         print("  R: skipped (--no-r)")
@@ -253,19 +256,21 @@ def main() -> None:
             print("  R: skipped (Rscript not found)")
         else:
             t_r = r[0] + r[1]
+            c_r = r[5] + r[6]
             print(
                 f"  {'R lme4 lmer + pbkrtest KR (system.time)':44s}{ms(t_r)}"
-                f"   ({ms(r[0]).strip()} fit + {ms(r[1]).strip()} KR)"
-                f"   {t_r / t_fit:6.1f}x trialkit.fit"
+                f" ({ms(r[0]).strip()} fit + {ms(r[1]).strip()} KR; CPU {ms(c_r).strip()})"
+                f"   {t_r / t_fit:6.1f}x trialkit.fit wall, {c_r / t_cpu:6.1f}x CPU"
             )
             print(f"  R: treat {r[2]:.6f} (SE {r[3]:.6f}, KR df {r[4]:.4f})")
     print(f"1,000,000-row workload: {now['big_rows']:,} rows, 150 LAs x 40 keyworkers (simulated)")
 
     def big_line(label: str, key: str) -> None:
-        best_, med_ = now[key]
-        text = f"  {label:44s}{best_:9.3f} s  (median {med_:.3f} s)"
+        best_, med_, cpu_ = now[key]
+        text = f"  {label:44s}{best_:9.3f} s  (median {med_:.3f} s; CPU {cpu_:.3f} s)"
         if before is not None and key in before:
-            text += f"   before {before[key][0]:.3f} s, {before[key][0] / best_:5.1f}x faster"
+            b, _, bc = before[key]
+            text += f"   before {b:.3f} s (CPU {bc:.3f} s), {bc / cpu_:5.1f}x less CPU"
         print(text)
 
     big_line("trialkit.fit + KR (with effect sizes)", "big_fit")

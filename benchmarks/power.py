@@ -34,13 +34,13 @@ suppressPackageStartupMessages({library(lme4); library(pbkrtest)})
 a <- commandArgs(TRUE)
 d <- read.csv(a[1]); reps <- as.integer(a[2])
 L <- matrix(c(0, 1), 1)
-t <- system.time(for (i in 0:(reps - 1)) {
+s <- system.time(for (i in 0:(reps - 1)) {
   di <- d[d$replicate == i, ]
   di$cluster <- factor(di$cluster); di$subcluster <- factor(di$subcluster)
   m <- suppressMessages(lmer(y ~ treatment + (1 | cluster) + (1 | cluster:subcluster), data = di))
   V <- vcovAdj(m); df <- get_Lb_ddf(m, L)
-})[["elapsed"]] / reps
-cat(t, "\n")
+}) / reps
+cat(s[["elapsed"]], s[["user.self"]] + s[["sys.self"]], "\n")
 """
 
 
@@ -78,11 +78,12 @@ def trialkit_workloads(reps: int, repeat: int) -> dict[str, Any]:
     return out
 
 
-def statsmodels_loop(n: int) -> float:
+def statsmodels_loop(n: int) -> tuple[float, float]:
     import statsmodels.formula.api as smf
 
     batch = _scenario(n, "lmm").generate(range(n))
     t0 = time.perf_counter()
+    c0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i in range(n):
@@ -93,10 +94,10 @@ def statsmodels_loop(n: int) -> float:
                 re_formula="1",
                 vc_formula={"subcluster": "0 + C(subcluster)"},
             ).fit(reml=True)
-    return (time.perf_counter() - t0) / n
+    return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
 
-def r_loop(n: int) -> float | None:
+def r_loop(n: int) -> list[float] | None:
     import pandas as pd
 
     if not shutil.which("Rscript"):
@@ -118,7 +119,7 @@ def r_loop(n: int) -> float | None:
     if proc.returncode != 0:
         print(f"R: failed ({proc.stderr.strip()[-300:]})")
         return None
-    return float(proc.stdout.split()[0])
+    return [float(v) for v in proc.stdout.split()]
 
 
 def main() -> None:
@@ -149,22 +150,24 @@ def main() -> None:
         if method not in now:
             print(f"  trialkit {method:13s}: not available ({now.get(method + '_error')})")
             continue
-        best, med = now[method]
+        best, med, cpu = now[method]
         power, singular, failed = now[method + "_result"]
         text = (
-            f"  trialkit {method:13s} {best:7.3f} s (median {med:.3f} s; power {power:.3f}, "
-            f"singular {singular}, failed {failed})"
+            f"  trialkit {method:13s} {best:7.3f} s (median {med:.3f} s; CPU {cpu:.3f} s; "
+            f"power {power:.3f}, singular {singular}, failed {failed})"
         )
         if before is not None and method in before:
-            b = before[method][0]
-            text += f"   before ({a.before}) {b:.3f} s, {b / best:4.1f}x faster"
+            b, _, bc = before[method]
+            text += f"   before ({a.before}) {b:.3f} s (CPU {bc:.3f} s), {bc / cpu:4.1f}x less CPU"
         print(text)
     t_lmm = now["lmm"][0] if "lmm" in now else float("nan")
-    per = statsmodels_loop(a.statsmodels_reps)
+    c_lmm = now["lmm"][2] if "lmm" in now else float("nan")
+    per, per_cpu = statsmodels_loop(a.statsmodels_reps)
     print(
-        f"  statsmodels MixedLM loop: {per * 1e3:.1f} ms per replicate (timed on "
-        f"{a.statsmodels_reps}, extrapolated): {per * a.reps:.1f} s for {a.reps} "
-        f"(REML fit only, z-tests), {per * a.reps / t_lmm:.0f}x trialkit lmm"
+        f"  statsmodels MixedLM loop: {per * 1e3:.1f} ms per replicate (CPU {per_cpu * 1e3:.1f} ms;"
+        f" timed on {a.statsmodels_reps}, extrapolated): {per * a.reps:.1f} s for {a.reps} "
+        f"(REML fit only, z-tests), {per * a.reps / t_lmm:.0f}x trialkit lmm wall, "
+        f"{per_cpu * a.reps / c_lmm:.0f}x CPU"
     )
     if a.no_r:
         print("  R: skipped (--no-r)")
@@ -174,9 +177,9 @@ def main() -> None:
         print("  R: skipped (Rscript not found)")
     else:
         print(
-            f"  R lme4 + pbkrtest loop: {r * 1e3:.0f} ms per replicate (system.time over "
-            f"{a.r_reps}, extrapolated): {r * a.reps:.0f} s for {a.reps}, "
-            f"{r * a.reps / t_lmm:.0f}x trialkit lmm"
+            f"  R lme4 + pbkrtest loop: {r[0] * 1e3:.0f} ms per replicate (CPU {r[1] * 1e3:.0f} ms;"
+            f" system.time over {a.r_reps}, extrapolated): {r[0] * a.reps:.0f} s for {a.reps}, "
+            f"{r[0] * a.reps / t_lmm:.0f}x trialkit lmm wall, {r[1] * a.reps / c_lmm:.0f}x CPU"
         )
 
 

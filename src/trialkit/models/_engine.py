@@ -286,6 +286,19 @@ def _moment_start(lay: Layout, pr: Prepared) -> np.ndarray:
     return np.maximum(np.sqrt(var / s2[:, None]), _THETA_START_MIN)
 
 
+def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``-H⁻¹g``, with ``H`` made positive definite (absolute eigenvalues) where it is not."""
+    try:
+        C = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        w, Vv = np.linalg.eigh(H)
+        wmax = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12)
+        w = np.maximum(np.abs(w), 1e-8 * wmax)
+        return -np.einsum("rij,rj->ri", Vv, np.einsum("rji,rj->ri", Vv, g) / w)
+    z = np.linalg.solve(C, g[..., None])
+    return -np.linalg.solve(np.swapaxes(C, -1, -2), z)[..., 0]
+
+
 def _newton(
     lay: Layout,
     pr: Prepared,
@@ -319,18 +332,18 @@ def _newton(
         phi = ev.theta**2
         g = ev.grad
         fixed = (phi <= 1e-14) & (g > 0.0)
-        keep = ~fixed
-        gm = np.where(keep, g, 0.0)
-        Hm = ev.hess * (keep[:, :, None] & keep[:, None, :]) + eye * fixed[:, :, None]
-        w, Vv = np.linalg.eigh(Hm)
-        wmax = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12)
-        w = np.maximum(np.abs(w), 1e-8 * wmax)
-        step = -np.einsum("rij,rj->ri", Vv, np.einsum("rji,rj->ri", Vv, gm) / w)
-        step = np.where(keep, step, 0.0)
+        if fixed.any():
+            keep = ~fixed
+            gm = np.where(keep, g, 0.0)
+            Hm = ev.hess * (keep[:, :, None] & keep[:, None, :]) + eye * fixed[:, :, None]
+        else:
+            gm, Hm = g, ev.hess
+        step = _newton_step(Hm, gm)
         # at most a 16-fold increase of 1 + φ per step
         room = 15.0 * (1.0 + phi)
-        grow = np.where(step > room, room / np.where(step > 0, step, 1.0), 1.0).min(axis=1)
-        step *= grow[:, None]
+        if (step > room).any():
+            grow = np.where(step > room, room / np.where(step > 0, step, 1.0), 1.0).min(axis=1)
+            step *= grow[:, None]
         dec = -np.einsum("ri,ri->r", gm, step)
         done = (dec < tol * (1.0 + np.abs(ev.dev))) | (
             np.abs(step).max(axis=1) < 1e-12 * (1.0 + phi.max(axis=1))
