@@ -305,9 +305,9 @@ def build_model_frame(
     labels = observed_levels(ts)
     label_text = ", ".join(repr(v) for v in labels)
     # ``labels`` are the distinct non-missing values: no second pass over the column
-    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and {
-        float(v) for v in labels
-    } <= {0.0, 1.0}
+    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and set(
+        np.asarray(labels, dtype=float).tolist()
+    ) <= {0.0, 1.0}
     if treatment_level is None and numeric01:
         tvec = ts.to_numpy(dtype=float)
         term = treatment
