@@ -257,7 +257,8 @@ def build_model_frame(
     sub = data.loc[:, list(used)]
     # data hash of the used columns (values and dtypes, in row order)
     h = hashlib.sha256()
-    h.update(repr([(c, str(sub[c].dtype)) for c in used]).encode())
+    dtypes = sub.dtypes
+    h.update(repr([(c, str(dtypes[c])) for c in used]).encode())
     h.update(pd.util.hash_pandas_object(sub, index=False).to_numpy().tobytes())
     data_hash = h.hexdigest()
 
@@ -267,8 +268,9 @@ def build_model_frame(
     reasons = [(outcome, "missing outcome"), (treatment, "missing treatment")]
     reasons += [(c, f"missing covariate {c}") for c in covariates]
     reasons += [(c, f"missing cluster {c}") for c in clusters]
+    missing = sub.isna().to_numpy()  # one call for every used column (in ``used`` order)
     for col, reason in reasons:
-        miss = sub[col].isna().to_numpy() & keep
+        miss = missing[:, used.index(col)] & keep
         k = int(miss.sum())
         if k:
             exclusions.append(Exclusion(reason=reason, n_rows=k))
