@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+#: the last commit before issue #18's engine (the "before" of its closing note)
+BEFORE = "7c1d5bd"
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, float, float]:

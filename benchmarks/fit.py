@@ -15,12 +15,13 @@ Workloads of issue #18, each printed beside the alternatives measured in the sam
   trialkit.fit + KR with effect sizes, and the model frame alone.  (statsmodels and R are
   not run at this size: pbkrtest forms n x n matrices.)
 
-``--before REF`` (default ``main``) also runs the trialkit workloads on ``src/`` of git
-revision ``REF`` (extracted to a temporary directory, in a subprocess) in the same run.
+``--before REF`` (default: 7c1d5bd, the last commit before issue #18's engine) also runs the
+trialkit workloads on ``src/`` of git revision ``REF`` (extracted to a temporary directory, in
+a subprocess) in the same run.
 Times are wall clock, best and median of ``--repeat`` calls after a warm-up; on a shared
 machine the best is the fairer figure (the load average is printed).
 
-Run:  .venv/bin/python benchmarks/fit.py [--repeat 30] [--no-r] [--before main | --no-before]
+Run:  .venv/bin/python benchmarks/fit.py [--repeat 30] [--no-r] [--before REF | --no-before]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _timing import best_of, load_note, ms, run_before
+from _timing import BEFORE, best_of, load_note, ms, run_before
 
 CHEM97_LEAS = (6, 9, 17, 43, 51, 58, 61, 66, 67, 96, 107, 117)
 CHEM97 = dict(
@@ -222,7 +223,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--r-reps", type=int, default=3)
     ap.add_argument("--no-r", action="store_true")
-    ap.add_argument("--before", default="main", help="git revision to compare with")
+    ap.add_argument("--before", default=BEFORE, help="git revision to compare with")
     ap.add_argument("--no-before", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -3,8 +3,9 @@
 1,000 replicates of 12 LAs x 10 keyworkers x 12 families, each generated from its own seed
 and analysed (``simulate_power``: generation included); compared in the same run with
 
-* trialkit at an earlier git revision (``--before REF``, default ``main``; its ``src/`` is
-  extracted to a temporary directory and run in a subprocess),
+* trialkit at an earlier git revision (``--before REF``, default 7c1d5bd, the last commit
+  before issue #18's engine; its ``src/`` is extracted to a temporary directory and run in a
+  subprocess),
 * a statsmodels MixedLM loop (REML, z-tests only) and an R loop (lme4 ``lmer`` + pbkrtest
   ``vcovAdj``/``get_Lb_ddf``, timed inside R with ``system.time``), each timed on a few
   replicates and extrapolated to 1,000 (said so in the output).
@@ -27,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _timing import best_of, load_note, run_before
+from _timing import BEFORE, best_of, load_note, run_before
 
 R_LOOP = r"""
 suppressPackageStartupMessages({library(lme4); library(pbkrtest)})
@@ -129,7 +130,7 @@ def main() -> None:
     ap.add_argument("--statsmodels-reps", type=int, default=20)
     ap.add_argument("--r-reps", type=int, default=5)
     ap.add_argument("--no-r", action="store_true")
-    ap.add_argument("--before", default="main", help="git revision to compare with")
+    ap.add_argument("--before", default=BEFORE, help="git revision to compare with")
     ap.add_argument("--no-before", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
