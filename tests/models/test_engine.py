@@ -33,7 +33,7 @@ def _unbalanced(
 def _prepared(codes, X, y):
     lay = make_layout(codes)
     st = make_stats(lay, X, y)
-    return lay, st, prepare(lay, st.W, st.abar, st.p)
+    return lay, st, prepare(lay, st.W, st.xbar, st.p)
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3])
@@ -99,7 +99,7 @@ def test_moment_start_is_the_reml_optimum_for_a_balanced_design() -> None:
     lay = make_layout([la, kw])
     st = make_stats(lay, X, y)
     B = _engine._standardiser(lay, st)
-    pr = prepare(lay, np.swapaxes(B, -1, -2) @ st.W @ B, st.abar @ B, st.p)
+    pr = prepare(lay, np.swapaxes(B, -1, -2) @ st.W @ B, st.xbar @ B, st.p)
     start = _engine._moment_start(lay, pr)
     fitted = _engine.fit_stats(lay, st)
     assert start[0] == pytest.approx(fitted.theta[0], rel=1e-9)

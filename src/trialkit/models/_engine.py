@@ -89,6 +89,7 @@ __all__ = [
     "LMMFitted",
     "Layout",
     "Stats",
+    "deviance",
     "evaluate",
     "fit_lmm",
     "fit_lmm_batch",
@@ -192,8 +193,17 @@ def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, 
     return S, ldv
 
 
-def evaluate(lay: Layout, pr: Prepared, theta: np.ndarray, *, reml: bool = True) -> Evaluation:
-    """Profiled deviance with its gradient and Hessian in ``φ`` at ``θ`` (R, L)."""
+def evaluate(
+    lay: Layout, pr: Prepared | Stats, theta: np.ndarray, *, reml: bool = True
+) -> Evaluation:
+    """Profiled deviance with its gradient and Hessian in ``φ`` at ``θ`` (R, L).
+
+    ``pr`` is the optimiser's :class:`~trialkit.models._tree.Prepared` input, or
+    sufficient statistics (:func:`make_stats`, one replicate per row of ``θ``),
+    evaluated on the data's scale (e.g. to profile the deviance).
+    """
+    if isinstance(pr, Stats):
+        pr = prepare(lay, pr.W, pr.xbar, pr.p)
     theta = np.asarray(theta, dtype=float)
     phi = theta**2
     S, ldv = _recursion(lay, pr, phi)
@@ -248,9 +258,9 @@ def _moment_start(lay: Layout, pr: Prepared) -> np.ndarray:
     n = lay.n
     L = lay.L
     R = W.shape[0]
-    abar = pr.means[-1]
+    xbar = pr.means[-1]
     nk = lay.sizes[-1]
-    F0 = W + np.einsum("rki,rkj->rij", abar * nk[None, :, None], abar)
+    F0 = W + np.einsum("rki,rkj->rij", xbar * nk[None, :, None], xbar)
     beta = np.linalg.solve(F0[:, :p, :p], F0[:, :p, p][..., None])[..., 0]
     # deepest level at which each column of X varies (L: within the lowest groups)
     tol = 1e-12 * n
@@ -442,11 +452,11 @@ def _standardiser(lay: Layout, st: Stats) -> np.ndarray:
     R = st.W.shape[0]
     nk = lay.nk
     n = float(lay.n)
-    mean = np.einsum("rki,k->ri", st.abar, nk) / n
-    dev = st.abar - mean[:, None, :]
+    mean = np.einsum("rki,k->ri", st.xbar, nk) / n
+    dev = st.xbar - mean[:, None, :]
     var = (np.diagonal(st.W, axis1=1, axis2=2) + np.einsum("rki,k->ri", dev**2, nk)) / n
     sd = np.sqrt(np.maximum(var, 0.0))
-    has_int = bool(np.all(st.W[:, 0, 0] == 0.0) and np.all(st.abar[:, :, 0] == 1.0))
+    has_int = bool(np.all(st.W[:, 0, 0] == 0.0) and np.all(st.xbar[:, :, 0] == 1.0))
     B = np.broadcast_to(np.eye(q), (R, q, q)).copy()
     tiny = sd <= 1e-300
     for j in range(q):
@@ -647,12 +657,28 @@ def fit_stats(lay: Layout, st: Stats, *, reml: bool = True) -> LMMFitted:
     ``fit_stats(lay, st.select([0]))``: no second pass over the data.
     """
     Bm = _standardiser(lay, st)
-    pr = prepare(lay, np.swapaxes(Bm, -1, -2) @ st.W @ Bm, st.abar @ Bm, st.p)
+    pr = prepare(lay, np.swapaxes(Bm, -1, -2) @ st.W @ Bm, st.xbar @ Bm, st.p)
     ev, conv, iters = optimise(lay, pr, reml=reml)
     Binv = np.linalg.inv(Bm)[:, None]
     S = np.swapaxes(Binv, -1, -2) @ ev.S @ Binv
     fin = _ingredients(lay, S, ev.ldv, ev.theta, st.p, reml)
     return _finish(lay, st.p, fin, conv, iters, reml)
+
+
+def deviance(lay: Layout, st: Stats, theta: np.ndarray, *, reml: bool = True) -> np.ndarray:
+    """Profiled REML (or ML) deviance at each row of ``θ`` (R, L) on the data's scale.
+
+    ``st`` holds one replicate (used for every row of ``θ``) or one per row.
+    """
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    R = theta.shape[0]
+    if st.W.shape[0] != R:
+        st = Stats(
+            p=st.p,
+            W=np.broadcast_to(st.W, (R, *st.W.shape[1:])),
+            xbar=np.broadcast_to(st.xbar, (R, *st.xbar.shape[1:])),
+        )
+    return evaluate(lay, st, theta, reml=reml).dev
 
 
 def fit_lmm(lay: Layout, X: np.ndarray, Y: np.ndarray, *, reml: bool = True) -> LMMFitted:

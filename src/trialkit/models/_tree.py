@@ -201,22 +201,22 @@ def _moment_coefficients(
 class Stats:
     """Sufficient statistics of ``[X, y]`` for ``R`` replicates.
 
-    ``W`` (R, q, q): centred within-lowest-group scatter; ``abar`` (R, K, q):
+    ``W`` (R, q, q): centred within-lowest-group scatter; ``xbar`` (R, K, q):
     lowest-group means.  ``p = q - 1`` fixed-effect columns.
     """
 
     p: int
     W: np.ndarray
-    abar: np.ndarray
+    xbar: np.ndarray
 
     def select(self, columns: Sequence[int]) -> Stats:
         """Statistics of a sub-model using the given columns of ``X`` (and ``y``)."""
         idx = np.r_[np.asarray(columns, dtype=np.int64), self.p]
-        return Stats(p=len(columns), W=self.W[:, idx][:, :, idx], abar=self.abar[..., idx])
+        return Stats(p=len(columns), W=self.W[:, idx][:, :, idx], xbar=self.xbar[..., idx])
 
     def take(self, rows: np.ndarray) -> Stats:
         """Replicates ``rows`` only."""
-        return Stats(p=self.p, W=self.W[rows], abar=self.abar[rows])
+        return Stats(p=self.p, W=self.W[rows], xbar=self.xbar[rows])
 
 
 def _sums(lay: Layout, A: np.ndarray) -> np.ndarray:
@@ -263,15 +263,15 @@ def make_stats(lay: Layout, X: np.ndarray, Y: np.ndarray) -> Stats:
         W[:, :p, p] = Wxy
         W[:, p, :p] = Wxy
         W[:, p, p] = Wyy
-        abar = np.empty((R, lay.K, p + 1))
-        abar[:, :, :p] = mx[None]
-        abar[:, :, p] = my
+        xbar = np.empty((R, lay.K, p + 1))
+        xbar[:, :, :p] = mx[None]
+        xbar[:, :, p] = my
     else:
         A = np.concatenate([X, Y[:, :, None]], axis=2)
-        abar = _sums(lay, A) / nk[None, :, None]
-        D = A - abar[:, lay.lowest]
+        xbar = _sums(lay, A) / nk[None, :, None]
+        D = A - xbar[:, lay.lowest]
         W = np.swapaxes(D, 1, 2) @ D
-    return Stats(p=p, W=W, abar=abar)
+    return Stats(p=p, W=W, xbar=xbar)
 
 
 # ---------------------------------------------------------------------- per-evaluation inputs
@@ -301,11 +301,11 @@ class Prepared:
         )
 
 
-def prepare(lay: Layout, W: np.ndarray, abar: np.ndarray, p: int) -> Prepared:
+def prepare(lay: Layout, W: np.ndarray, xbar: np.ndarray, p: int) -> Prepared:
     """Node means of every level, deviations from the parent and the lowest outer products."""
     L = lay.L
     means: list[np.ndarray] = [np.empty(0)] * L
-    means[L - 1] = abar
+    means[L - 1] = xbar
     for l in range(L - 2, -1, -1):
         child = means[l + 1] * lay.sizes[l + 1][None, :, None]
         means[l] = np.add.reduceat(child, lay.starts[l], axis=1) / lay.sizes[l][None, :, None]
@@ -324,7 +324,7 @@ def top_means(lay: Layout, st: Stats, column: int) -> np.ndarray:
     Row-weighted sums of the lowest-group means up the tree; a column that is
     constant within a cluster gets exactly that constant (sums of equal terms).
     """
-    x = st.abar[0, :, column] * lay.sizes[-1]
+    x = st.xbar[0, :, column] * lay.sizes[-1]
     for level in range(lay.L - 2, -1, -1):
         x = np.add.reduceat(x, lay.starts[level])
     return x / lay.sizes[0]
