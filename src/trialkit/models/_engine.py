@@ -44,10 +44,10 @@ stored symmetrised.
 The criterion is lme4's (Bates et al. 2015, eq. 41/34):
 ``d_REML(θ) = log|V| + log|X'V⁻¹X| + (n-p)[1 + log(2π r²/(n-p))]``,
 ``d_ML(θ) = log|V| + n[1 + log(2π r²/n)]``, ``r² = min_β (y-Xβ)'V⁻¹(y-Xβ)
-= |S|/|X'V⁻¹X|``, minimised over ``θ`` by Newton's method with the exact
-gradient and Hessian from a nested-ANOVA (Henderson-type) start (the deviance
-is even in each ``θ_l``, so ``|θ|`` gives lme4's boundary at zero), with an
-L-BFGS-B fallback.
+= |S|/|X'V⁻¹X|``, minimised over ``φ ≥ 0`` by a projected Newton method with the
+exact gradient and Hessian (:func:`_newton`) from a nested-ANOVA (Henderson-type)
+start (:func:`_moment_start`), with an L-BFGS-B fallback on ``θ ≥ 0``; a component
+at zero is lme4's boundary (singular) fit.
 
 Batching (power simulation, multiple imputation)
 ------------------------------------------------
@@ -226,16 +226,6 @@ def evaluate(
         S=S,
         ldv=ldv,
     )
-
-
-def _theta_derivs(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of the profiled deviance in ``θ`` (chain rule from ``φ = θ²``)."""
-    t = ev.theta
-    g = 2.0 * t * ev.grad
-    H = 4.0 * t[:, :, None] * t[:, None, :] * ev.hess
-    idx = np.arange(t.shape[1])
-    H[:, idx, idx] += 2.0 * ev.grad
-    return g, H
 
 
 # ---------------------------------------------------------------------- start and optimisation

@@ -48,13 +48,6 @@ class JetSpace:
         self.T2 = T.reshape(J * J, J)
         self.T2t = np.ascontiguousarray(self.T2.T)
 
-    def variable(self, x: np.ndarray, i: int) -> np.ndarray:
-        """The jet of the variable ``φ_i`` at values ``x``."""
-        out = np.zeros((*np.shape(x), self.J))
-        out[..., 0] = x
-        out[..., 1 + i] = 1.0
-        return out
-
     def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Product of jets (broadcasting over the leading axes).
 
@@ -108,23 +101,6 @@ class JetSpace:
         out[..., self.sec] = (
             d[..., self.sec] - d[..., self.pi] * d[..., self.pj] * r0[..., None]
         ) * r0[..., None]
-        return out
-
-    def logdet(self, M: np.ndarray) -> np.ndarray:
-        """``log|M|`` of a symmetric positive definite jet matrix ``M`` (R, J, q, q) -> (R, J).
-
-        ``∂_i log|M| = tr(M⁻¹M_i)``, ``∂_ij log|M| = tr(M⁻¹M_ij) - tr(M⁻¹M_iM⁻¹M_j)``.
-        """
-        M0 = M[:, 0]
-        C = np.linalg.cholesky(M0)
-        out = np.empty(M.shape[:2])
-        out[:, 0] = 2.0 * np.log(np.diagonal(C, axis1=-2, axis2=-1)).sum(axis=-1)
-        Minv = np.linalg.inv(M0)
-        Z = Minv[:, None] @ M[:, self.first]  # (R, L, q, q)
-        out[:, self.first] = np.einsum("rkii->rk", Z)
-        ZZ = np.einsum("raij,rbji->rab", Z, Z)
-        trS = np.einsum("rij,rsji->rs", Minv, M[:, self.sec])
-        out[:, self.sec] = trS - ZZ[:, self.pi - 1, self.pj - 1]
         return out
 
     def logdets(self, S: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
