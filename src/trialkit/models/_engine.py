@@ -3,500 +3,375 @@
 Model
 -----
 ``y = X β + Σ_l Z_l u_l + e`` with ``u_l ~ N(0, ψ_l I)`` for each nesting level
-``l = 0 .. L-1`` (top first) and ``e ~ N(0, σ² I)``.  We write ``θ_l = √(ψ_l/σ²)``
-(relative standard deviations, as lme4) and ``V = Σ/σ² = I + Σ_l θ_l² Z_l Z_l'``.
+``l = 0 .. L-1`` (top first) and ``e ~ N(0, σ² I)``.  We write
+``φ_l = θ_l² = ψ_l/σ²`` (θ: relative standard deviations, as lme4) and
+``V = Σ/σ² = I + Σ_l φ_l Z_l Z_l'``; ``A = [X, y]`` has ``q = p + 1`` columns.
 
-Block structure (never an n × n matrix)
----------------------------------------
-Let the *lowest* level have ``K`` groups of sizes ``n_k`` with indicator ``Z``
-(n × K), ``H = Z'Z = diag(n_k)``, within projector ``M_w = I - Z H⁻¹ Z'`` and
-group means ``x̄ = H⁻¹ Z' X``.  Upper-level indicators are ``Z_l = Z T_l``.  Then
+The recursion (never an n × n matrix, never a padded block)
+-----------------------------------------------------------
+Within a node ``g`` of level ``l`` (its rows only, the levels at and below
+``l``), ``V_g = blockdiag(V_c) + φ_l 1 1'`` over its children ``c`` (rows, for
+the lowest level).  By Sherman–Morrison, with ``s_c = 1'V_c⁻¹1`` and
+``m_c = A'V_c⁻¹1 / s_c`` (so ``m_k = ā_k``, the group mean, at the lowest level),
 
-``V⁻¹ = M_w + Z H⁻¹ B⁻¹ H⁻¹ Z'``, with ``B = H⁻¹ + Σ_l θ_l² T_l T_l'``,
+* ``s_D = Σ_c s_c``, ``m_g = Σ_c s_c m_c / s_D``, ``d_g = 1 + φ_l s_D``, ``s_g = s_D/d_g``;
+* ``log|V| = Σ_g log d_g`` over the nodes of every level;
+* ``A'V⁻¹A = W + Σ_{g not lowest} Σ_{c child of g} s_c (m_c - m_g)(m_c - m_g)'
+  + Σ_{g top} s_g m_g m_g'``, with ``W`` the centred within-lowest-group scatter.
 
-and ``B`` is block diagonal by top-level cluster (one small ``m × m`` block per
-cluster, ``m`` = number of lowest-level groups in it; blocks are padded to a
-common size with inert unit diagonals so that every operation is a batched
-numpy call).  Hence, with ``W = X'M_w X`` the *centred* within-group scatter
-(positive definite at any variance ratio),
+Every term is a sum of positive semi-definite pieces (no cancellation); the
+scatter of the children around ``m_g`` is accumulated around the node's data
+mean ``z_g`` (a constant), so the lowest level costs one ``(3, K) @ (K, q²)``
+product per evaluation.  An evaluation costs O(groups · q²), after one O(n)
+pass over the data (:mod:`trialkit.models._tree`).
 
-* ``X'V⁻¹X = W + Σ_c x̄_c' B_c⁻¹ x̄_c`` (and likewise with ``y`` appended),
-* ``log|V| = Σ_k log n_k + Σ_c log|B_c|``,
-* for each variance component ``r`` (levels, then the residual) with
-  ``G_r = Z_r Z_r'`` (``G_e = I``), writing ``M_l = T_l T_l'`` and ``M_e = H⁻¹``:
-  ``tr(V⁻¹G_r) = Σ_c tr(B⁻¹M_r) [+ n - K]``,
-  ``tr(V⁻¹G_rV⁻¹G_s) = Σ_c tr(B⁻¹M_rB⁻¹M_s) [+ n - K]``,
-  ``X'V⁻¹G_rV⁻¹X = Σ_c x̄'B⁻¹M_rB⁻¹x̄ [+ W]``,
-  ``X'V⁻¹G_rV⁻¹G_sV⁻¹X = Σ_c x̄'B⁻¹M_rB⁻¹M_sB⁻¹x̄ [+ W]``,
-  where the bracketed within-group terms apply to the residual component only.
+Derivatives
+-----------
+The recursion is evaluated on second-order jets in ``φ`` (:mod:`._jets`), which
+gives ``log|V|`` and ``S = A'V⁻¹A`` with their exact first and second
+derivatives.  Since ``∂V/∂φ_l = G_l = Z_lZ_l'``:
 
-These give the profiled REML (or ML) deviance, its exact gradient and observed
-Hessian, and every Kenward–Roger and Satterthwaite ingredient as sums over
-clusters.  The criterion is lme4's (Bates et al. 2015, eq. 41/34):
+* ``tr(V⁻¹G_l) = ∂_l log|V|``, ``tr(V⁻¹G_lV⁻¹G_m) = -∂_lm log|V|``,
+* ``A'V⁻¹G_lV⁻¹A = -∂_l S``, ``sym(A'V⁻¹G_lV⁻¹G_mV⁻¹A) = ½ ∂_lm S``,
 
+and the residual component (``G_e = I``) follows from homogeneity
+(``V(cφ_e, cφ) = cV``): ``∂_e = -Σ_l φ_l ∂_l`` plus the degree terms, e.g.
+``tr(V⁻¹) = n - Σ_l φ_l tr(V⁻¹G_l)`` and ``A'V⁻²A = S + Σ_l φ_l ∂_l S``.  The
+symmetric part of ``A'V⁻¹G_rV⁻¹G_sV⁻¹A`` is all that Kenward–Roger's ``U``
+(``Σ_rs W_rs Q_rs`` with ``W`` symmetric) and ``tr(PG_rPG_s)`` use, so ``Q`` is
+stored symmetrised.
+
+The criterion is lme4's (Bates et al. 2015, eq. 41/34):
 ``d_REML(θ) = log|V| + log|X'V⁻¹X| + (n-p)[1 + log(2π r²/(n-p))]``,
-``d_ML(θ) = log|V| + n[1 + log(2π r²/n)]``, ``r² = min_β (y-Xβ)'V⁻¹(y-Xβ)``,
+``d_ML(θ) = log|V| + n[1 + log(2π r²/n)]``, ``r² = min_β (y-Xβ)'V⁻¹(y-Xβ)
+= |S|/|X'V⁻¹X|``, minimised over ``φ ≥ 0`` by a projected Newton method with the
+exact gradient and Hessian (:func:`_newton`) from a nested-ANOVA (Henderson-type)
+start (:func:`_moment_start`), with an L-BFGS-B fallback on ``θ ≥ 0``; a component
+at zero is lme4's boundary (singular) fit.
 
-minimised over ``θ`` by Newton's method with the exact gradient and Hessian
-(the deviance is even in each ``θ_l``, so the optimum's ``|θ|`` gives lme4's
-boundary at zero) from a moment-based start, with an L-BFGS-B fallback.
-
-Batching (the path ``trialkit power simulate`` uses)
-----------------------------------------------------
-Every array carries a leading replicate axis ``R``.  :func:`fit_lmm_batch`
-fits ``R`` data sets that share the cluster layout (and optionally ``X``) at
-once — the Newton iterations run in lock step with per-replicate line
-searches — and returns estimates, Kenward–Roger (or other) standard errors,
-df and p-values for one contrast.  Its results equal the one-at-a-time path
-(:func:`fit_lmm` with ``R = 1``) to rounding error (≈1e-12)::
+Batching (power simulation, multiple imputation)
+------------------------------------------------
+Every array carries a leading replicate axis ``R``.  :func:`fit_lmm` fits ``R``
+responses (and optionally ``R`` design matrices) that share the rows and the
+cluster layout in one call — Newton runs in lock step with per-replicate line
+searches — and returns an :class:`LMMFitted` with every inference ingredient
+per replicate; :func:`fit_lmm_batch` adds one contrast's test.  Results equal
+one-at-a-time fits to rounding error::
 
     layout = make_layout(frame.cluster_codes)
-    out = fit_lmm_batch(layout, frame.X, Y)          # Y: (R, n)
-    out["estimate"], out["std_error"], out["df"], out["p_value"]
+    fitted = fit_lmm(layout, frame.X, Y)           # Y: (R, n), e.g. m imputations
+    out = fit_lmm_batch(layout, frame.X, Y)        # estimate, std_error, df, p_value
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from scipy import optimize
 
+from trialkit.models._jets import JetSpace, jet_space
+from trialkit.models._tree import (
+    Layout,
+    Prepared,
+    Stats,
+    make_layout,
+    make_stats,
+    prepare,
+    top_means,
+)
 from trialkit.models.dfmethods import _pinv_safe
 from trialkit.models.inference import t_inference
 
 __all__ = [
     "Evaluation",
-    "Layout",
     "LMMFitted",
+    "Layout",
     "Stats",
+    "deviance",
     "evaluate",
     "fit_lmm",
     "fit_lmm_batch",
+    "fit_stats",
     "make_layout",
     "make_stats",
+    "top_means",
 ]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
-
-
-# ---------------------------------------------------------------------- layout
-@dataclass(frozen=True, eq=False)
-class Layout:
-    """Cluster structure shared by every fit on the same rows.
-
-    ``N[l]`` is the ``(C, m, m)`` same-group indicator of level ``l`` among the
-    lowest-level groups of each top cluster (identity on real slots for the
-    lowest level); ``hinv_b`` is ``1/n_k`` on real slots and 1 on padding (used
-    in ``B``), ``hinv_m`` the same with 0 on padding (used as ``M_e``).
-    """
-
-    n: int
-    L: int
-    K: int
-    C: int
-    m: int
-    lowest: np.ndarray  # (n,) lowest-level group of each row
-    nk: np.ndarray  # (K,)
-    slot_c: np.ndarray  # (K,) top cluster of each lowest group
-    slot_i: np.ndarray  # (K,) slot within its top cluster
-    mask: np.ndarray  # (C, m) real slots
-    N: tuple[np.ndarray, ...]
-    hinv_b: np.ndarray  # (C, m)
-    hinv_m: np.ndarray  # (C, m)
-    sum_log_nk: float
-
-
-def make_layout(cluster_codes: Sequence[np.ndarray]) -> Layout:
-    """Precompute the block layout from nested cluster codes (top level first)."""
-    codes = [np.asarray(c, dtype=np.int64) for c in cluster_codes]
-    if not codes:
-        raise ValueError("a mixed model needs at least one cluster level")
-    n = int(codes[0].shape[0])
-    L = len(codes)
-    lowest = codes[-1]
-    K = int(lowest.max()) + 1
-    nk = np.bincount(lowest, minlength=K).astype(float)
-    grp = []
-    for c in codes:
-        g = np.empty(K, dtype=np.int64)
-        g[lowest] = c
-        grp.append(g)
-    top = grp[0]
-    C = int(top.max()) + 1
-    per = np.bincount(top, minlength=C)
-    m = int(per.max())
-    order = np.argsort(top, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(per)[:-1]])
-    slot_i = np.empty(K, dtype=np.int64)
-    slot_i[order] = np.arange(K) - starts[top[order]]
-    slot_c = top
-    mask = np.zeros((C, m), dtype=bool)
-    mask[slot_c, slot_i] = True
-    N = []
-    for level in range(L):
-        gid = np.full((C, m), -1, dtype=np.int64)
-        gid[slot_c, slot_i] = grp[level]
-        same = (gid[:, :, None] == gid[:, None, :]) & mask[:, :, None] & mask[:, None, :]
-        N.append(same.astype(float))
-    hinv_m = np.zeros((C, m))
-    hinv_m[slot_c, slot_i] = 1.0 / nk
-    hinv_b = np.where(mask, hinv_m, 1.0)
-    return Layout(
-        n=n,
-        L=L,
-        K=K,
-        C=C,
-        m=m,
-        lowest=lowest,
-        nk=nk,
-        slot_c=slot_c,
-        slot_i=slot_i,
-        mask=mask,
-        N=tuple(N),
-        hinv_b=hinv_b,
-        hinv_m=hinv_m,
-        sum_log_nk=float(np.sum(np.log(nk))),
-    )
-
-
-# ---------------------------------------------------------------------- statistics
-@dataclass(frozen=True, eq=False)
-class Stats:
-    """Sufficient statistics of ``[X, y]`` for ``R`` replicates.
-
-    ``W``: ``(R, p+1, p+1)`` centred within-lowest-group scatter;
-    ``xbar``: ``(R, C, m, p+1)`` lowest-group means in padded slots.
-    """
-
-    p: int
-    W: np.ndarray
-    xbar: np.ndarray
-
-
-def _group_sums(lay: Layout, A: np.ndarray) -> np.ndarray:
-    """Sums of the columns of ``A`` (n, q) by lowest group -> (K, q)."""
-    q = A.shape[1]
-    idx = (lay.lowest[:, None] * q + np.arange(q)[None, :]).ravel()
-    return np.bincount(idx, weights=A.ravel(), minlength=lay.K * q).reshape(lay.K, q)
-
-
-def make_stats(lay: Layout, X: np.ndarray, Y: np.ndarray) -> Stats:
-    """One O(n) pass: group means and centred within-group scatter.
-
-    ``X`` is ``(n, p)`` (shared) or ``(R, n, p)``; ``Y`` is ``(n,)`` or ``(R, n)``.
-    """
-    Y = np.asarray(Y, dtype=float)
-    if Y.ndim == 1:
-        Y = Y[None, :]
-    R = Y.shape[0]
-    X = np.asarray(X, dtype=float)
-    p = X.shape[-1]
-    xbar = np.zeros((R, lay.C, lay.m, p + 1))
-    if X.ndim == 2:
-        mx = _group_sums(lay, X) / lay.nk[:, None]  # (K, p)
-        Dx = X - mx[lay.lowest]
-        Wxx = Dx.T @ Dx
-        idx = (np.arange(R)[:, None] * lay.K + lay.lowest[None, :]).ravel()
-        my = np.bincount(idx, weights=Y.ravel(), minlength=R * lay.K).reshape(R, lay.K)
-        my = my / lay.nk[None, :]
-        Wxy = Y @ Dx  # (R, p): Dx sums to zero within groups
-        Dy = Y - my[:, lay.lowest]
-        Wyy = np.einsum("rn,rn->r", Dy, Dy)
-        W = np.empty((R, p + 1, p + 1))
-        W[:, :p, :p] = Wxx
-        W[:, :p, p] = Wxy
-        W[:, p, :p] = Wxy
-        W[:, p, p] = Wyy
-        xbar[:, lay.slot_c, lay.slot_i, :p] = mx[None]
-        xbar[:, lay.slot_c, lay.slot_i, p] = my
-    else:
-        W = np.empty((R, p + 1, p + 1))
-        for r in range(R):
-            A = np.column_stack([X[r], Y[r]])
-            mA = _group_sums(lay, A) / lay.nk[:, None]
-            D = A - mA[lay.lowest]
-            W[r] = D.T @ D
-            xbar[r, lay.slot_c, lay.slot_i, :] = mA
-    return Stats(p=p, W=W, xbar=xbar)
-
-
-def _take(st: Stats, idx: np.ndarray) -> Stats:
-    return Stats(p=st.p, W=st.W[idx], xbar=st.xbar[idx])
+#: smallest relative SD of the start (the deviance is flat in θ at 0)
+_THETA_START_MIN = 0.05
 
 
 # ---------------------------------------------------------------------- evaluation
 @dataclass(eq=False)
 class Evaluation:
-    """Deviance (and optionally derivatives) at ``theta`` for each replicate."""
+    """Profiled deviance at ``θ`` with its gradient and Hessian in ``φ = θ²``.
+
+    ``S`` (R, J, q, q) and ``ldv`` (R, J) are the jets of ``A'V⁻¹A`` and ``log|V|``.
+    """
 
     theta: np.ndarray  # (R, L)
     dev: np.ndarray  # (R,)
-    beta: np.ndarray  # (R, p)
-    s2: np.ndarray  # (R,) profiled σ²
-    Fa: np.ndarray  # (R, p+1, p+1) [X y]'V⁻¹[X y]
-    Phiv: np.ndarray | None = None  # (R, p, p) (X'V⁻¹X)⁻¹
-    # derivative ingredients (V scale, residual-augmented [X, r]):
-    Yr: np.ndarray | None = None  # (R, nr, p+1, p+1)  Xa'V⁻¹G_rV⁻¹Xa
-    Qr: np.ndarray | None = None  # (R, nr, nr, p+1, p+1)
-    t1: np.ndarray | None = None  # (R, nr)   tr(V⁻¹G_r)
-    a: np.ndarray | None = None  # (R, nr, nr) tr(V⁻¹G_rV⁻¹G_s)
-    g_psi: np.ndarray | None = None  # (R, nr) gradient of the (non-profiled) deviance in ψ
-    H_psi: np.ndarray | None = None  # (R, nr, nr) observed Hessian in ψ
-    trPGPG: np.ndarray | None = None  # (R, nr, nr) tr(P G_r P G_s) (REML P)
+    grad: np.ndarray  # (R, L)  ∂dev/∂φ
+    hess: np.ndarray  # (R, L, L)
+    S: np.ndarray
+    ldv: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Evaluation:
+        """Replicates ``rows`` only."""
+        return Evaluation(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def put(self, rows: np.ndarray, other: Evaluation) -> None:
+        """Overwrite replicates ``rows`` with ``other``."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
 
 
-def _cross(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``Σ_c A_c' B_c`` for (R, C, m, q) stacks -> (R, q, q), via one batched matmul."""
-    R, C, m, q = A.shape
-    return np.swapaxes(A.reshape(R, C * m, q), -1, -2) @ B.reshape(R, C * m, B.shape[-1])
-
-
-def evaluate(
-    lay: Layout, st: Stats, theta: np.ndarray, *, reml: bool = True, deriv: bool = False
-) -> Evaluation:
-    """Profiled deviance at ``theta`` (R, L); with ``deriv`` also every derivative."""
-    theta = np.asarray(theta, dtype=float)
-    R = theta.shape[0]
-    p = st.p
-    n = lay.n
-    th2 = theta**2
-    B = np.broadcast_to(
-        np.einsum("cm,mk->cmk", lay.hinv_b, np.eye(lay.m)), (R, lay.C, lay.m, lay.m)
-    ).copy()
-    for level in range(lay.L):
-        B += th2[:, level, None, None, None] * lay.N[level][None]
-    Lc = np.linalg.cholesky(B)
-    logdetB = 2.0 * np.log(np.diagonal(Lc, axis1=-2, axis2=-1)).sum(axis=(1, 2))
-    Bi = np.linalg.inv(B)
-    Z = Bi @ st.xbar  # (R, C, m, p+1)
-    Fa = st.W + _cross(st.xbar, Z)
-    F = Fa[:, :p, :p]
-    LF = np.linalg.cholesky(F)
-    logdetF = 2.0 * np.log(np.diagonal(LF, axis1=-2, axis2=-1)).sum(axis=1)
-    beta = np.linalg.solve(F, Fa[:, :p, p][..., None])[..., 0]
-    r2 = Fa[:, p, p] - np.einsum("ri,ri->r", Fa[:, :p, p], beta)
-    r2 = np.maximum(r2, np.finfo(float).tiny)
-    logdetV = lay.sum_log_nk + logdetB
-    if reml:
-        dfr = n - p
-        dev = logdetV + logdetF + dfr * (1.0 + _LOG2PI + np.log(r2 / dfr))
-    else:
-        dfr = n
-        dev = logdetV + n * (1.0 + _LOG2PI + np.log(r2 / n))
-    s2 = r2 / dfr
-    ev = Evaluation(theta=theta, dev=dev, beta=beta, s2=s2, Fa=Fa)
-    if not deriv:
-        return ev
-
-    L = lay.L
-    nr = L + 1
-    q = p + 1
-    Phiv = np.linalg.inv(F)
-    # U_r = M_r Z ; BiM_r = B⁻¹ M_r
-    U = []
-    BiM = []
-    for level in range(L):
-        Nl = lay.N[level]
-        if level == L - 1:
-            U.append(Z * lay.mask[None, :, :, None])
-            BiM.append(Bi * lay.mask[None, :, None, :])
-        else:
-            U.append(Nl[None] @ Z)
-            BiM.append(Bi @ Nl[None])
-    U.append(Z * lay.hinv_m[None, :, :, None])
-    BiM.append(Bi * lay.hinv_m[None, :, None, :])
-    within = float(n - lay.K)
-    t1 = np.empty((R, nr))
-    a = np.empty((R, nr, nr))
-    Yr = np.empty((R, nr, q, q))
-    Qr = np.empty((R, nr, nr, q, q))
-    BU = [Bi @ u for u in U]
-    for r_ in range(nr):
-        t1[:, r_] = np.einsum("rcii->r", BiM[r_])
-        Yr[:, r_] = _cross(Z, U[r_])
-        for s_ in range(r_, nr):
-            a[:, r_, s_] = (BiM[r_] * np.swapaxes(BiM[s_], -1, -2)).sum(axis=(1, 2, 3))
-            Qr[:, r_, s_] = _cross(U[r_], BU[s_])
-            if s_ != r_:
-                a[:, s_, r_] = a[:, r_, s_]
-                Qr[:, s_, r_] = np.swapaxes(Qr[:, r_, s_], -1, -2)
-    t1[:, L] += within
-    a[:, L, L] += within
-    Yr[:, L] += st.W
-    Qr[:, L, L] += st.W
-    # residual-augmented: [X, y] -> [X, r], r = y - X beta
-    T = np.broadcast_to(np.eye(q), (R, q, q)).copy()
-    T[:, :p, p] = -beta
-    Tt = np.swapaxes(T, -1, -2)
-    Yr = Tt[:, None] @ Yr @ T[:, None]
-    Qr = Tt[:, None, None] @ Qr @ T[:, None, None]
-    s2b = s2[:, None]
-    YX = Yr[:, :, :p, :p]
-    PhiY = Phiv[:, None] @ YX  # Φv Y_r
-    trPhiY = np.einsum("rkii->rk", PhiY)
-    yry = Yr[:, :, p, p]
-    if reml:
-        g_psi = (t1 - trPhiY) / s2b - yry / s2b**2
-    else:
-        g_psi = t1 / s2b - yry / s2b**2
-    trPhiQ = (Phiv[:, None, None] * np.swapaxes(Qr[:, :, :, :p, :p], -1, -2)).sum(axis=(3, 4))
-    trPYPY = (PhiY[:, :, None] * np.swapaxes(PhiY, -1, -2)[:, None]).sum(axis=(3, 4))
-    trPGPG = (a - 2.0 * trPhiQ + trPYPY) / s2[:, None, None] ** 2
-    yrX = Yr[:, :, p, :p]  # (R, nr, p)
-    yPGPGPy = (Qr[:, :, :, p, p] - np.einsum("rki,rij,rlj->rkl", yrX, Phiv, yrX)) / s2[
-        :, None, None
-    ] ** 3
-    first = trPGPG if reml else a / s2[:, None, None] ** 2
-    H_psi = -first + 2.0 * yPGPGPy
-    ev.Phiv = Phiv
-    ev.Yr = Yr
-    ev.Qr = Qr
-    ev.t1 = t1
-    ev.a = a
-    ev.g_psi = g_psi
-    ev.H_psi = H_psi
-    ev.trPGPG = trPGPG
-    return ev
-
-
-def _profiled_derivs(ev: Evaluation) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of the profiled deviance with respect to θ."""
-    assert ev.g_psi is not None and ev.H_psi is not None
-    theta = ev.theta
-    R, L = theta.shape
-    s = ev.s2
-    J = np.zeros((R, L + 1, L + 1))  # rows: ψ components; cols: (θ_0..θ_{L-1}, s)
-    idx = np.arange(L)
-    J[:, idx, idx] = 2.0 * s[:, None] * theta
-    J[:, idx, L] = theta**2
-    J[:, L, L] = 1.0
-    g = ev.g_psi
-    H = np.einsum("rai,rab,rbj->rij", J, ev.H_psi, J)
-    gl = g[:, :L]
-    H[:, idx, idx] += 2.0 * s[:, None] * gl
-    H[:, idx, L] += 2.0 * theta * gl
-    H[:, L, idx] += 2.0 * theta * gl
-    gfull = np.einsum("rai,ra->ri", J, g)
-    gd = gfull[:, :L]
-    Hd = H[:, :L, :L] - H[:, :L, L, None] * H[:, None, L, :L] / H[:, L, L, None, None]
-    return gd, Hd
-
-
-# ---------------------------------------------------------------------- optimisation
-def _moment_start(lay: Layout, st: Stats) -> np.ndarray:
-    """Crude ANOVA-type start for θ (floored away from 0, where the gradient vanishes)."""
-    p = st.p
-    R = st.W.shape[0]
-    W = st.W
-    F0 = _ols_F(lay, st)
-    beta = np.linalg.solve(F0[:, :p, :p], F0[:, :p, p][..., None])[..., 0]
-    # within residual variance
-    rw = (
-        W[:, p, p]
-        - 2 * np.einsum("ri,ri->r", W[:, :p, p], beta)
-        + np.einsum("ri,rij,rj->r", beta, W[:, :p, :p], beta)
-    )
-    s_w = np.maximum(rw / max(lay.n - lay.K, 1), 1e-12)
-    ebar = st.xbar[..., p] - np.einsum("rcmi,ri->rcm", st.xbar[..., :p], beta)  # (R, C, m)
-    nk = _n_pad(lay)
-    theta = np.empty((R, lay.L))
-    wsum = nk.sum()
-    mean_e = np.einsum("rcm,cm->r", ebar, nk) / wsum
-    var_k = np.einsum("rcm,cm->r", (ebar - mean_e[:, None, None]) ** 2, nk) / wsum
-    nbar = wsum / lay.K
-    between = np.maximum(var_k - s_w / nbar, 0.0)
-    theta[:] = np.sqrt(between / s_w / lay.L)[:, None]
-    return np.maximum(theta, 0.2)
-
-
-def _n_pad(lay: Layout) -> np.ndarray:
-    nk = np.zeros((lay.C, lay.m))
-    nk[lay.slot_c, lay.slot_i] = lay.nk
-    return nk
-
-
-def _ols_F(lay: Layout, st: Stats) -> np.ndarray:
-    nk = _n_pad(lay)
-    return st.W + _cross(st.xbar, st.xbar * nk[None, :, :, None])
-
-
-def _subset_eval(ev: Evaluation, idx: np.ndarray) -> Evaluation:
-    out = Evaluation(
-        theta=ev.theta[idx], dev=ev.dev[idx], beta=ev.beta[idx], s2=ev.s2[idx], Fa=ev.Fa[idx]
-    )
-    for name in ("Phiv", "Yr", "Qr", "t1", "a", "g_psi", "H_psi", "trPGPG"):
-        val = getattr(ev, name)
-        setattr(out, name, None if val is None else val[idx])
+def _embed(js: JetSpace, x3: np.ndarray, level: int) -> np.ndarray:
+    """Jets in ``φ_level`` alone (value, ∂, ∂²) on the last axis -> full jets."""
+    out = np.zeros((*x3.shape[:-1], js.J))
+    out[..., 0] = x3[..., 0]
+    out[..., js.first[level]] = x3[..., 1]
+    out[..., js.second[level, level]] = x3[..., 2]
     return out
 
 
-def _assign_eval(dst: Evaluation, idx: np.ndarray, src: Evaluation) -> None:
-    for name in (
-        "theta",
-        "dev",
-        "beta",
-        "s2",
-        "Fa",
-        "Phiv",
-        "Yr",
-        "Qr",
-        "t1",
-        "a",
-        "g_psi",
-        "H_psi",
-        "trPGPG",
-    ):
-        getattr(dst, name)[idx] = getattr(src, name)
+def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Jets of ``S = A'V⁻¹A`` (R, J, q, q) and ``log|V|`` (R, J) at ``φ`` (R, L)."""
+    L = lay.L
+    js = jet_space(L)
+    R = phi.shape[0]
+    q = pr.W.shape[-1]
+    low = L - 1
+    n = lay.sizes[low]
+    # lowest level: s_k = n_k / (1 + φ n_k), closed-form derivatives in φ_low only
+    d = 1.0 + phi[:, low, None] * n
+    s = n / d
+    s3 = np.stack([s, -s * s, 2.0 * s**3], axis=-1)  # (R, K, 3)
+    ldv = np.zeros((R, js.J))
+    ldv[:, 0] = np.log(d).sum(axis=1)
+    ldv[:, js.first[low]] = s.sum(axis=1)
+    ldv[:, js.second[low, low]] = -(s * s).sum(axis=1)
+    S = np.zeros((R, js.J, q, q))
+    S[:, 0] = pr.W
+    lowest = (np.swapaxes(s3, 1, 2) @ pr.outer).reshape(R, 3, q, q)
+    S[:, 0] += lowest[:, 0]
+    S[:, js.first[low]] += lowest[:, 1]
+    S[:, js.second[low, low]] += lowest[:, 2]
+    if L == 1:
+        return S, ldv
+    # parents of the lowest level
+    starts = lay.starts[L - 2]
+    sD = _embed(js, np.add.reduceat(s3, starts, axis=1), low)
+    e3 = np.add.reduceat(s3[:, :, None, :] * pr.delta[low][..., None], starts, axis=1)
+    eD = _embed(js, e3, low)
+    for level in range(L - 2, -1, -1):
+        w = js.mul(eD, js.recip(sD)[:, :, None, :])  # m_g - z_g
+        S -= js.outer_sum(eD, w)
+        # d_g = 1 + φ_l s_D: product rule with the linear jet of φ_l
+        dj = phi[:, level, None, None] * sD
+        dj[..., 0] += 1.0
+        dj[..., js.first[level]] += sD[..., 0]
+        dj[..., js.second[level]] += sD[..., js.first] * js.twice[level]
+        ldv += js.log(dj).sum(axis=1)
+        sg = js.mul(sD, js.recip(dj))
+        if level == 0:
+            m = w.copy()
+            m[..., 0] += pr.means[0]
+            S += js.outer_sum(js.mul(sg[:, :, None, :], m), m)
+            break
+        u = w.copy()
+        u[..., 0] += pr.delta[level]
+        su = js.mul(sg[:, :, None, :], u)
+        S += js.outer_sum(su, u)
+        starts = lay.starts[level - 1]
+        sD = np.add.reduceat(sg, starts, axis=1)
+        eD = np.add.reduceat(su, starts, axis=1)
+    S = 0.5 * (S + np.swapaxes(S, -1, -2))
+    return S, ldv
+
+
+def evaluate(
+    lay: Layout, pr: Prepared | Stats, theta: np.ndarray, *, reml: bool = True
+) -> Evaluation:
+    """Profiled deviance with its gradient and Hessian in ``φ`` at ``θ`` (R, L).
+
+    ``pr`` is the optimiser's :class:`~trialkit.models._tree.Prepared` input, or
+    sufficient statistics (:func:`make_stats`, one replicate per row of ``θ``),
+    evaluated on the data's scale (e.g. to profile the deviance).
+    """
+    if isinstance(pr, Stats):
+        pr = prepare(lay, pr.W, pr.xbar, pr.p)
+    theta = np.asarray(theta, dtype=float)
+    phi = theta**2
+    S, ldv = _recursion(lay, pr, phi)
+    js = jet_space(lay.L)
+    p = pr.p
+    n = lay.n
+    LS, LF = js.logdets(S, p)
+    if reml:
+        dfr = n - p
+        dev = ldv + dfr * LS - (dfr - 1) * LF
+        const = dfr * (1.0 + _LOG2PI - np.log(dfr))
+    else:
+        dev = ldv + n * (LS - LF)
+        const = n * (1.0 + _LOG2PI - np.log(n))
+    return Evaluation(
+        theta=theta,
+        dev=dev[:, 0] + const,
+        grad=js.gradient(dev),
+        hess=js.hessian(dev),
+        S=S,
+        ldv=ldv,
+    )
+
+
+# ---------------------------------------------------------------------- start and optimisation
+def _moment_start(lay: Layout, pr: Prepared) -> np.ndarray:
+    """Nested-ANOVA (Henderson method I type) start from OLS residuals.
+
+    With the OLS residuals' node means ``ē_g``, the pooled within-lowest-group
+    residual sum of squares gives ``σ̂² = SSE/(n - K - r_w)`` and the
+    between-node sums of squares ``SS_l`` are matched to their expectations
+    ``(1 - r_l/dof_l)(dof_l σ² + Σ_{m≥l} c_{lm} σ_m²)`` (:attr:`Layout.moment`),
+    solved from the lowest level up, where ``r_l`` counts the columns of ``X``
+    whose deepest variation is between the nodes of level ``l`` (``r_w``: within
+    the lowest groups).  For a balanced design these are the ANOVA estimators,
+    which equal REML's when they are positive (Searle, Casella & McCulloch 1992,
+    §6.2), so Newton starts at (or next to) the optimum.  ``θ_l =
+    √(max(σ̂_l², 0)/σ̂²)``, floored at a small value.
+    """
+    p = pr.p
+    W = pr.W
+    n = lay.n
+    L = lay.L
+    R = W.shape[0]
+    xbar = pr.means[-1]
+    nk = lay.sizes[-1]
+    F0 = W + np.einsum("rki,rkj->rij", xbar * nk[None, :, None], xbar)
+    beta = np.linalg.solve(F0[:, :p, :p], F0[:, :p, p][..., None])[..., 0]
+    # deepest level at which each column of X varies (L: within the lowest groups)
+    tol = 1e-12 * n
+    deepest = np.full((R, p), -1)
+    mean = (pr.means[0] * lay.sizes[0][None, :, None]).sum(axis=1) / n
+    for level in range(L):
+        dev = pr.means[0] - mean[:, None, :] if level == 0 else pr.delta[level]
+        ss_x = np.einsum("rgi,g->ri", dev[..., :p] ** 2, lay.sizes[level])
+        deepest[ss_x > tol] = level
+    deepest[np.diagonal(W, axis1=1, axis2=2)[:, :p] > tol] = L
+    r = np.stack([(deepest == level).sum(axis=1) for level in range(L + 1)], axis=1)
+    sse = (
+        W[:, p, p]
+        - 2.0 * np.einsum("ri,ri->r", W[:, :p, p], beta)
+        + np.einsum("ri,rij,rj->r", beta, W[:, :p, :p], beta)
+    )
+    dfe = np.maximum(n - lay.K - r[:, L], 1)
+    s2 = np.maximum(sse / dfe, 1e-12 * (1.0 + np.abs(F0[:, p, p]) / n))
+    e = [m[..., p] - np.einsum("rgi,ri->rg", m[..., :p], beta) for m in pr.means]
+    grand = (e[0] * lay.sizes[0]).sum(axis=1) / n
+    var = np.zeros((R, L))
+    c = lay.moment
+    for level in range(L - 1, -1, -1):
+        up = grand[:, None] if level == 0 else e[level - 1][:, lay.parent[level]]
+        ss = ((e[level] - up) ** 2 * lay.sizes[level]).sum(axis=1)
+        dof = lay.dof[level]
+        left = dof - r[:, level]
+        if c[level, level] <= 0:
+            continue
+        ss = np.where(left > 0, ss * dof / np.maximum(left, 1), 0.0)
+        rest = ss - dof * s2 - var[:, level + 1 :] @ c[level, level + 1 :]
+        var[:, level] = np.maximum(rest, 0.0) / c[level, level]
+    return np.maximum(np.sqrt(var / s2[:, None]), _THETA_START_MIN)
+
+
+def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``-H⁻¹g``, with ``H`` made positive definite (absolute eigenvalues) where it is not."""
+    try:
+        C = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        w, Vv = np.linalg.eigh(H)
+        wmax = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12)
+        w = np.maximum(np.abs(w), 1e-8 * wmax)
+        return -np.einsum("rij,rj->ri", Vv, np.einsum("rji,rj->ri", Vv, g) / w)
+    z = np.linalg.solve(C, g[..., None])
+    return -np.linalg.solve(np.swapaxes(C, -1, -2), z)[..., 0]
 
 
 def _newton(
-    lay: Layout, st: Stats, theta0: np.ndarray, *, reml: bool, maxit: int = 60, tol: float = 1e-16
+    lay: Layout,
+    pr: Prepared,
+    theta0: np.ndarray,
+    *,
+    reml: bool,
+    maxit: int = 60,
+    tol: float = 1e-16,
 ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
-    """Batched Newton on θ with backtracking.
+    """Batched projected Newton on ``φ = θ² ≥ 0`` with backtracking.
 
-    Returns the evaluation (with derivatives) at the final θ of every replicate,
-    a converged flag and the iteration count.  Each iteration costs one
-    evaluation with derivatives when the full step is accepted.
+    A component at the bound with a positive gradient is held there (the active
+    set of Bertsekas 1982, *SIAM J. Control Optim.* 20:221–246); the free
+    components take a modified Newton step (Hessian eigenvalues made positive),
+    projected onto ``φ ≥ 0``.  A variance that tends to zero therefore reaches
+    the boundary in one or two steps instead of converging geometrically.
+    Returns the evaluation at the final point of every replicate, a converged
+    flag and the iteration count; each iteration costs one evaluation when the
+    full step is accepted.
     """
-    R = theta0.shape[0]
-    cur = evaluate(lay, st, theta0.copy(), reml=reml, deriv=True)
+    R, L = theta0.shape
+    cur = evaluate(lay, pr, theta0.copy(), reml=reml)
     conv = np.zeros(R, dtype=bool)
     iters = np.zeros(R, dtype=np.int64)
     active = np.arange(R)
+    eye = np.eye(L)
     for _ in range(maxit):
         if active.size == 0:
             break
-        ev = _subset_eval(cur, active) if active.size < R else cur
-        gd, Hd = _profiled_derivs(ev)
-        # modified Newton: make the Hessian positive definite
-        w, Vv = np.linalg.eigh(Hd)
-        wmax = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12)
-        w = np.maximum(np.abs(w), 1e-8 * wmax)
-        step = -np.einsum("rij,rj->ri", Vv, np.einsum("rji,rj->ri", Vv, gd) / w)
-        dec = -np.einsum("ri,ri->r", gd, step)
-        big = np.abs(step).max(axis=1)
-        step *= (4.0 / np.maximum(big, 4.0))[:, None]
+        ev = cur.take(active) if active.size < R else cur
+        phi = ev.theta**2
+        g = ev.grad
+        fixed = (phi <= 1e-14) & (g > 0.0)
+        if fixed.any():
+            keep = ~fixed
+            gm = np.where(keep, g, 0.0)
+            Hm = ev.hess * (keep[:, :, None] & keep[:, None, :]) + eye * fixed[:, :, None]
+        else:
+            gm, Hm = g, ev.hess
+        step = _newton_step(Hm, gm)
+        # at most a 16-fold increase of 1 + φ per step
+        room = 15.0 * (1.0 + phi)
+        if (step > room).any():
+            grow = np.where(step > room, room / np.where(step > 0, step, 1.0), 1.0).min(axis=1)
+            step *= grow[:, None]
+        dec = -np.einsum("ri,ri->r", gm, step)
         done = (dec < tol * (1.0 + np.abs(ev.dev))) | (
-            np.abs(step).max(axis=1) < 1e-10 * (1.0 + np.abs(ev.theta).max(axis=1))
+            np.abs(step).max(axis=1) < 1e-12 * (1.0 + phi.max(axis=1))
         )
         iters[active] += 1
         alpha = np.ones(active.size)
         todo = ~done
+        final = np.zeros(active.size, dtype=bool)
+        near = 1e-12 * (1.0 + np.abs(ev.dev))
         for _ls in range(40):
             if not todo.any():
                 break
             ii = np.flatnonzero(todo)
-            cand = ev.theta[ii] + alpha[ii, None] * step[ii]
-            sub = _take(st, active[ii]) if ii.size < R else st
-            cev = evaluate(lay, sub, cand, reml=reml, deriv=True)
-            ok = cev.dev <= ev.dev[ii] - 1e-4 * alpha[ii] * dec[ii] + 1e-12 * np.abs(ev.dev[ii])
-            if ok.any():
-                _assign_eval(cur, active[ii[ok]], _subset_eval(cev, np.flatnonzero(ok)))
+            cand = np.maximum(phi[ii] + alpha[ii, None] * step[ii], 0.0)
+            sub = pr.take(active[ii]) if ii.size < R else pr
+            cev = evaluate(lay, sub, np.sqrt(cand), reml=reml)
+            pred = np.einsum("ri,ri->r", g[ii], phi[ii] - cand)
+            ok = cev.dev <= ev.dev[ii] - 1e-4 * pred + 1e-12 * np.abs(ev.dev[ii])
+            if ok.all() and ii.size == R:
+                cur = cev  # every replicate accepted its step: no copying
+            elif ok.any():
+                cur.put(active[ii[ok]], cev.take(np.flatnonzero(ok)))
+                # a full Newton step from a point this close lands at the optimum
+                # to rounding error (quadratic convergence): no evaluation to confirm
+                final[ii[ok]] = (alpha[ii[ok]] == 1.0) & (dec[ii[ok]] < near[ii[ok]])
             todo[ii[ok]] = False
             alpha[ii[~ok]] *= 0.5
+        done |= final
         conv[active[done]] = True
         # line search failed: converged only if the decrement is already tiny
         stuck = todo
@@ -505,13 +380,14 @@ def _newton(
     return cur, conv, iters
 
 
-def _fallback(lay: Layout, st: Stats, theta0: np.ndarray, *, reml: bool) -> tuple[np.ndarray, bool]:
+def _fallback(
+    lay: Layout, pr: Prepared, theta0: np.ndarray, *, reml: bool
+) -> tuple[np.ndarray, bool]:
     """L-BFGS-B on θ ≥ 0 with the exact gradient for one replicate."""
 
     def fun(t: np.ndarray) -> tuple[float, np.ndarray]:
-        ev = evaluate(lay, st, t[None, :], reml=reml, deriv=True)
-        gd, _ = _profiled_derivs(ev)
-        return float(ev.dev[0]), gd[0]
+        ev = evaluate(lay, pr, t[None, :], reml=reml)
+        return float(ev.dev[0]), 2.0 * t * ev.grad[0]
 
     res = optimize.minimize(
         fun,
@@ -525,34 +401,158 @@ def _fallback(lay: Layout, st: Stats, theta0: np.ndarray, *, reml: bool) -> tupl
 
 
 def optimise(
-    lay: Layout, st: Stats, *, reml: bool = True, theta0: np.ndarray | None = None
+    lay: Layout, pr: Prepared, *, reml: bool = True, theta0: np.ndarray | None = None
 ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
     """Minimise the profiled deviance for every replicate.
 
-    Returns the evaluation with derivatives at the optimum (``θ ≥ 0``, components
-    driven to the boundary set to exactly 0), a ``converged`` flag and the
-    Newton iteration count per replicate.
+    Returns the evaluation at the optimum (``θ ≥ 0``, components driven to the
+    boundary set to exactly 0), a ``converged`` flag and the Newton iteration
+    count per replicate.
     """
     if theta0 is None:
-        theta0 = _moment_start(lay, st)
-    ev, conv, iters = _newton(lay, st, theta0, reml=reml)
+        theta0 = _moment_start(lay, pr)
+    ev, conv, iters = _newton(lay, pr, theta0, reml=reml)
     theta = np.abs(ev.theta)
-    snap = theta < 1e-7
+    snap = (theta > 0.0) & (theta < 1e-7)
     theta[snap] = 0.0
     ev.theta = theta
     redo = np.flatnonzero(snap.any(axis=1))
     if redo.size:
-        _assign_eval(ev, redo, evaluate(lay, _take(st, redo), theta[redo], reml=reml, deriv=True))
-    assert ev.g_psi is not None
-    # a zero component must be a genuine boundary optimum (gradient in ψ >= 0)
-    bad = ((theta == 0.0) & (ev.g_psi[:, : lay.L] * ev.s2[:, None] < -1e-6)).any(axis=1)
+        ev.put(redo, evaluate(lay, pr.take(redo), theta[redo], reml=reml))
+    # a zero component must be a genuine boundary optimum (gradient in φ >= 0)
+    bad = ((theta == 0.0) & (ev.grad < -1e-6)).any(axis=1)
     for r in np.flatnonzero(~conv | bad):
-        sub = _take(st, np.array([r]))
+        sub = pr.take(np.array([r]))
         t, ok = _fallback(lay, sub, theta[r], reml=reml)
         t[t < 1e-7] = 0.0
-        _assign_eval(ev, np.array([r]), evaluate(lay, sub, t[None, :], reml=reml, deriv=True))
+        ev.put(np.array([r]), evaluate(lay, sub, t[None, :], reml=reml))
         conv[r] = ok
     return ev, conv, iters
+
+
+# ---------------------------------------------------------------------- standardisation
+def _standardiser(lay: Layout, st: Stats) -> np.ndarray:
+    """``B`` (R, q, q) with ``[X, y]B`` centred and scaled (intercept kept).
+
+    Means and SDs come from the sufficient statistics (no pass over the data).
+    Without an intercept column only scaling is used.  θ̂ is invariant to ``B``.
+    """
+    p = st.p
+    q = p + 1
+    R = st.W.shape[0]
+    nk = lay.nk
+    n = float(lay.n)
+    mean = np.einsum("rki,k->ri", st.xbar, nk) / n
+    dev = st.xbar - mean[:, None, :]
+    var = (np.diagonal(st.W, axis1=1, axis2=2) + np.einsum("rki,k->ri", dev**2, nk)) / n
+    sd = np.sqrt(np.maximum(var, 0.0))
+    has_int = bool(np.all(st.W[:, 0, 0] == 0.0) and np.all(st.xbar[:, :, 0] == 1.0))
+    B = np.broadcast_to(np.eye(q), (R, q, q)).copy()
+    tiny = sd <= 1e-300
+    for j in range(q):
+        if has_int and j == 0:
+            continue
+        dj = np.where(tiny[:, j], 1.0, sd[:, j])
+        B[:, j, j] = 1.0 / dj
+        if has_int:
+            B[:, 0, j] = np.where(tiny[:, j], 0.0, -mean[:, j] / dj)
+    return B
+
+
+# ---------------------------------------------------------------------- inference ingredients
+@dataclass(eq=False)
+class _Final:
+    """Inference ingredients at the optimum on the data's scale (V scale, ``[X, r]``)."""
+
+    theta: np.ndarray
+    dev: np.ndarray
+    beta: np.ndarray
+    s2: np.ndarray
+    Phiv: np.ndarray  # (R, p, p) (X'V⁻¹X)⁻¹
+    Yr: np.ndarray  # (R, nr, q, q)  A'V⁻¹G_rV⁻¹A, A = [X, r]
+    Qr: np.ndarray  # (R, nr, nr, q, q) symmetrised A'V⁻¹G_rV⁻¹G_sV⁻¹A
+    g_psi: np.ndarray  # (R, nr) gradient of the (non-profiled) deviance in ψ
+    H_psi: np.ndarray  # (R, nr, nr) observed Hessian in ψ
+    trPGPG: np.ndarray  # (R, nr, nr) tr(P G_r P G_s) (REML P)
+
+
+def _ingredients(
+    lay: Layout, S: np.ndarray, ldv: np.ndarray, theta: np.ndarray, p: int, reml: bool
+) -> _Final:
+    """Every derivative the df methods need, from the jets of ``S`` and ``log|V|``."""
+    js = jet_space(lay.L)
+    n = lay.n
+    L = lay.L
+    nr = L + 1
+    q = p + 1
+    R = theta.shape[0]
+    phi = theta**2
+    S0 = S[:, 0]
+    F = S0[:, :p, :p]
+    Phiv = np.linalg.inv(F)
+    beta = np.einsum("rij,rj->ri", Phiv, S0[:, :p, p])
+    r2 = S0[:, p, p] - np.einsum("ri,ri->r", S0[:, :p, p], beta)
+    r2 = np.maximum(r2, np.finfo(float).tiny)
+    dfr = n - p if reml else n
+    s2 = r2 / dfr
+    _, ldF = np.linalg.slogdet(F)
+    if reml:
+        dev = ldv[:, 0] + ldF + dfr * (1.0 + _LOG2PI + np.log(r2 / dfr))
+    else:
+        dev = ldv[:, 0] + n * (1.0 + _LOG2PI + np.log(r2 / n))
+    # residual-augmented jets: [X, y] -> [X, r], r = y - X beta
+    T = np.broadcast_to(np.eye(q), (R, q, q)).copy()
+    T[:, :p, p] = -beta
+    St = np.swapaxes(T, -1, -2)[:, None] @ S @ T[:, None]
+    S1 = St[:, js.first]  # (R, L, q, q)
+    S2 = St[:, js.second]  # (R, L, L, q, q)
+    phS1 = np.einsum("rl,rlij->rij", phi, S1)
+    phS2 = np.einsum("rm,rlmij->rlij", phi, S2)
+    Yr = np.empty((R, nr, q, q))
+    Yr[:, :L] = -S1
+    Yr[:, L] = St[:, 0] + phS1
+    Qr = np.empty((R, nr, nr, q, q))
+    Qr[:, :L, :L] = 0.5 * S2
+    Qr[:, :L, L] = Qr[:, L, :L] = -S1 - 0.5 * phS2
+    Qr[:, L, L] = St[:, 0] + 2.0 * phS1 + 0.5 * np.einsum("rl,rlij->rij", phi, phS2)
+    t1 = np.empty((R, nr))
+    t1[:, :L] = ldv[:, js.first]
+    t1[:, L] = n - np.einsum("rl,rl->r", phi, t1[:, :L])
+    a = np.empty((R, nr, nr))
+    a[:, :L, :L] = -ldv[:, js.second]
+    a[:, :L, L] = a[:, L, :L] = t1[:, :L] - np.einsum("rm,rlm->rl", phi, a[:, :L, :L])
+    a[:, L, L] = t1[:, L] - np.einsum("rm,rm->r", phi, a[:, :L, L])
+    # derivatives of the (non-profiled) deviance in ψ = (σ²φ, σ²)
+    s2b = s2[:, None]
+    YX = Yr[:, :, :p, :p]
+    PhiY = Phiv[:, None] @ YX  # Φv Y_r
+    trPhiY = np.einsum("rkii->rk", PhiY)
+    yry = Yr[:, :, p, p]
+    if reml:
+        g_psi = (t1 - trPhiY) / s2b - yry / s2b**2
+    else:
+        g_psi = t1 / s2b - yry / s2b**2
+    trPhiQ = (Phiv[:, None, None] * Qr[:, :, :, :p, :p]).sum(axis=(3, 4))
+    trPYPY = (PhiY[:, :, None] * np.swapaxes(PhiY, -1, -2)[:, None]).sum(axis=(3, 4))
+    trPGPG = (a - 2.0 * trPhiQ + trPYPY) / s2[:, None, None] ** 2
+    yrX = Yr[:, :, p, :p]  # (R, nr, p)
+    yPGPGPy = (Qr[:, :, :, p, p] - np.einsum("rki,rij,rlj->rkl", yrX, Phiv, yrX)) / s2[
+        :, None, None
+    ] ** 3
+    first = trPGPG if reml else a / s2[:, None, None] ** 2
+    H_psi = -first + 2.0 * yPGPGPy
+    return _Final(
+        theta=theta,
+        dev=dev,
+        beta=beta,
+        s2=s2,
+        Phiv=Phiv,
+        Yr=Yr,
+        Qr=Qr,
+        g_psi=g_psi,
+        H_psi=H_psi,
+        trPGPG=trPGPG,
+    )
 
 
 # ---------------------------------------------------------------------- fitted model
@@ -561,7 +561,8 @@ class LMMFitted:
     """Everything inference needs, for ``R`` replicates (private; holds no data rows).
 
     ``Phi`` is the model-based covariance of β̂; ``P`` (R, nr, p, p) the
-    ``X'Σ⁻¹G_rΣ⁻¹X``; ``Q`` (R, nr, nr, p, p) the ``X'Σ⁻¹G_rΣ⁻¹G_sΣ⁻¹X``;
+    ``X'Σ⁻¹G_rΣ⁻¹X``; ``Q`` (R, nr, nr, p, p) the symmetrised ``X'Σ⁻¹G_rΣ⁻¹G_sΣ⁻¹X`` (the part
+    Kenward–Roger uses);
     ``info`` the expected information ``½ tr(PG_rPG_s)`` in ψ; ``H_vp`` the
     Hessian of the REML deviance in lmerTest's parameters ``(θ, σ)`` and
     ``J_vp`` the Jacobian ``∂ψ/∂(θ, σ)``.
@@ -588,21 +589,15 @@ class LMMFitted:
 
 
 def _finish(
-    lay: Layout, st: Stats, ev: Evaluation, conv: np.ndarray, iters: np.ndarray, reml: bool
+    lay: Layout, p: int, ev: _Final, conv: np.ndarray, iters: np.ndarray, reml: bool
 ) -> LMMFitted:
     theta = ev.theta
-    assert ev.Phiv is not None and ev.Yr is not None and ev.Qr is not None
-    assert ev.g_psi is not None and ev.H_psi is not None and ev.trPGPG is not None
-    p = st.p
     L = lay.L
     s2 = ev.s2
     R = theta.shape[0]
     Phi = ev.Phiv * s2[:, None, None]
     P = ev.Yr[:, :, :p, :p] / s2[:, None, None, None] ** 2
     Q = ev.Qr[:, :, :, :p, :p] / s2[:, None, None, None, None] ** 3
-    if not reml:
-        # KR and Satterthwaite ingredients always use the REML information form
-        pass
     info = 0.5 * ev.trPGPG
     # (θ, σ) parameterisation of lmerTest
     sig = np.sqrt(s2)
@@ -641,81 +636,48 @@ def _finish(
     )
 
 
-def fit_lmm(lay: Layout, X: np.ndarray, Y: np.ndarray, *, reml: bool = True) -> LMMFitted:
-    """Fit ``R`` replicates (``Y`` of shape (n,) or (R, n)) sharing the layout.
+def fit_stats(lay: Layout, st: Stats, *, reml: bool = True) -> LMMFitted:
+    """Fit from sufficient statistics (:func:`~trialkit.models._tree.make_stats`).
 
     θ is optimised on an equivalent standardised problem (centred and scaled
-    ``y`` and covariate columns; θ̂ is invariant to both) and every quantity is
-    transformed back exactly to the data's scale.
+    ``y`` and covariate columns; θ̂ is invariant to both); the jets at θ̂ are
+    transformed back exactly (``S = B⁻ᵀ S_B B⁻¹``) before the inference
+    ingredients are formed on the data's scale.  A sub-model on some columns of
+    ``X`` (e.g. the unconditional model for effect sizes) is
+    ``fit_stats(lay, st.select([0]))``: no second pass over the data.
     """
-    st = make_stats(lay, X, Y)
     Bm = _standardiser(lay, st)
-    sts = Stats(p=st.p, W=np.swapaxes(Bm, -1, -2) @ st.W @ Bm, xbar=st.xbar @ Bm[:, None])
-    ev, conv, iters = optimise(lay, sts, reml=reml)
-    ev = _unstandardise(ev, Bm, lay.n, reml)
-    return _finish(lay, st, ev, conv, iters, reml)
+    pr = prepare(lay, np.swapaxes(Bm, -1, -2) @ st.W @ Bm, st.xbar @ Bm, st.p)
+    ev, conv, iters = optimise(lay, pr, reml=reml)
+    Binv = np.linalg.inv(Bm)[:, None]
+    S = np.swapaxes(Binv, -1, -2) @ ev.S @ Binv
+    fin = _ingredients(lay, S, ev.ldv, ev.theta, st.p, reml)
+    return _finish(lay, st.p, fin, conv, iters, reml)
 
 
-def _standardiser(lay: Layout, st: Stats) -> np.ndarray:
-    """``B`` (R, q, q) with ``[X, y]B`` centred and scaled (intercept kept).
+def deviance(lay: Layout, st: Stats, theta: np.ndarray, *, reml: bool = True) -> np.ndarray:
+    """Profiled REML (or ML) deviance at each row of ``θ`` (R, L) on the data's scale.
 
-    Means and SDs come from the sufficient statistics (no pass over the data).
-    Without an intercept column only scaling is used.
+    ``st`` holds one replicate (used for every row of ``θ``) or one per row.
     """
-    p = st.p
-    q = p + 1
-    R = st.W.shape[0]
-    nk = _n_pad(lay)
-    n = float(lay.n)
-    mean = np.einsum("rcmi,cm->ri", st.xbar, nk) / n
-    dev = st.xbar - mean[:, None, None, :]
-    var = (np.diagonal(st.W, axis1=1, axis2=2) + np.einsum("rcmi,cm->ri", dev**2, nk)) / n
-    sd = np.sqrt(np.maximum(var, 0.0))
-    has_int = bool(np.all(st.W[:, 0, 0] == 0.0) and np.all(st.xbar[:, lay.mask, 0] == 1.0))
-    B = np.broadcast_to(np.eye(q), (R, q, q)).copy()
-    tiny = sd <= 1e-300
-    for j in range(q):
-        if has_int and j == 0:
-            continue
-        dj = np.where(tiny[:, j], 1.0, sd[:, j])
-        B[:, j, j] = 1.0 / dj
-        if has_int:
-            B[:, 0, j] = np.where(tiny[:, j], 0.0, -mean[:, j] / dj)
-    return B
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    R = theta.shape[0]
+    if st.W.shape[0] != R:
+        st = Stats(
+            p=st.p,
+            W=np.broadcast_to(st.W, (R, *st.W.shape[1:])),
+            xbar=np.broadcast_to(st.xbar, (R, *st.xbar.shape[1:])),
+        )
+    return evaluate(lay, st, theta, reml=reml).dev
 
 
-def _unstandardise(ev: Evaluation, Bm: np.ndarray, n: int, reml: bool) -> Evaluation:
-    """Exact back-transformation of an evaluation on ``[X, y]B`` to ``[X, y]``."""
-    p = ev.beta.shape[1]
-    Binv = np.linalg.inv(Bm)
-    A = Bm[:, :p, :p]
-    s = Binv[:, p, p]
-    beta = np.einsum("rij,rj->ri", A, Binv[:, :p, p] + s[:, None] * ev.beta)
-    C = np.zeros_like(Bm)
-    C[:, :p, :p] = np.linalg.inv(A)
-    C[:, p, p] = s
-    Ct = np.swapaxes(C, -1, -2)
-    assert ev.Phiv is not None and ev.Yr is not None and ev.Qr is not None
-    assert ev.g_psi is not None and ev.H_psi is not None and ev.trPGPG is not None
-    s2f = s**2
-    _, logdetA = np.linalg.slogdet(A)
-    dev = ev.dev + ((n - p) * np.log(s2f) - 2.0 * logdetA if reml else n * np.log(s2f))
-    out = Evaluation(
-        theta=ev.theta,
-        dev=dev,
-        beta=beta,
-        s2=ev.s2 * s2f,
-        Fa=np.swapaxes(Binv, -1, -2) @ ev.Fa @ Binv,
-    )
-    out.Phiv = A @ ev.Phiv @ np.swapaxes(A, -1, -2)
-    out.Yr = Ct[:, None] @ ev.Yr @ C[:, None]
-    out.Qr = Ct[:, None, None] @ ev.Qr @ C[:, None, None]
-    out.t1 = ev.t1
-    out.a = ev.a
-    out.g_psi = ev.g_psi / s2f[:, None]
-    out.H_psi = ev.H_psi / s2f[:, None, None] ** 2
-    out.trPGPG = ev.trPGPG / s2f[:, None, None] ** 2
-    return out
+def fit_lmm(lay: Layout, X: np.ndarray, Y: np.ndarray, *, reml: bool = True) -> LMMFitted:
+    """Fit ``R`` responses (``Y`` of shape (n,) or (R, n)) sharing the layout.
+
+    ``X`` is ``(n, p)`` (shared) or ``(R, n, p)``.  One pass over the data
+    (:func:`make_stats`), then :func:`fit_stats`.
+    """
+    return fit_stats(lay, make_stats(lay, X, Y), reml=reml)
 
 
 # ---------------------------------------------------------------------- inference helpers

@@ -371,18 +371,28 @@ def column_strata(X: np.ndarray, cluster_codes: Sequence[np.ndarray]) -> np.ndar
     X = np.asarray(X, dtype=float)
     n, p = X.shape
     out = np.zeros(p, dtype=np.int64)
-    const = np.all(np.isclose(X, X[:1, :], rtol=0.0, atol=1e-12), axis=0)
-    for l, codes in enumerate(cluster_codes):
-        codes = np.asarray(codes)
-        G = int(codes.max()) + 1
-        lo = np.full((G, p), np.inf)
-        hi = np.full((G, p), -np.inf)
-        np.minimum.at(lo, codes, X)
-        np.maximum.at(hi, codes, X)
+    const = np.all(np.abs(X - X[:1, :]) <= 1e-12, axis=0)
+    todo = np.flatnonzero(~const)
+    # deepest level first: a column that varies within a level's groups is done
+    for l in range(len(cluster_codes) - 1, -1, -1):
+        if todo.size == 0:
+            break
+        lo, hi = _group_range(X[:, todo], np.asarray(cluster_codes[l]))
         varies = np.any(hi - lo > 1e-12 * np.maximum(1.0, np.abs(hi)), axis=0)
-        out[varies] = l + 1
+        out[todo[varies]] = l + 1
+        todo = todo[~varies]
     out[const] = -1
     return out
+
+
+def _group_range(x: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum and maximum of the columns of ``x`` within each group of ``codes``."""
+    if codes.size > 1 and not np.all(codes[1:] >= codes[:-1]):
+        order = np.argsort(codes, kind="stable")
+        codes = codes[order]
+        x = x[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    return np.minimum.reduceat(x, starts, axis=0), np.maximum.reduceat(x, starts, axis=0)
 
 
 def containment_df(inf: Inference) -> np.ndarray:

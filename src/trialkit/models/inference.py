@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from trialkit.models.terms import Term
 
@@ -58,9 +58,11 @@ def t_inference(
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = np.where(ok, est / np.where(ok, se, 1.0), np.nan)
         x = np.abs(stat) if two_sided else stat
-        sf = np.where(normal, stats.norm.sf(x), stats.t.sf(x, nu_t))
+        # scipy.stats' t and norm sf/isf are these special functions (same numbers,
+        # without the per-call argument handling that dominated small fits)
+        sf = np.where(normal, special.ndtr(-x), special.stdtr(nu_t, -x))
         p = 2.0 * sf if two_sided else sf
-        q = np.where(normal, stats.norm.isf(alpha / 2.0), stats.t.isf(alpha / 2.0, nu_t))
+        q = np.where(normal, -special.ndtri(alpha / 2.0), -special.stdtrit(nu_t, alpha / 2.0))
         half = np.where(ok, q * se, np.nan)
     return stat, p, est - half, est + half
 

@@ -96,15 +96,16 @@ def fit_lmm_frame(
             hint="pass clusters=[...] (top level first) or use method='ols-cr2'.",
         )
     lay = _engine.make_layout(frame.cluster_codes)
-    fitted = _fit_or_fail(lay, frame, reml=reml)
+    st = _engine.make_stats(lay, frame.X, frame.y)  # the one pass over the rows
+    fitted = _fit_or_fail(lay, st, reml=reml)
     refit = not reml and df_method in _REML_DF_METHODS
-    inf_fit = _fit_or_fail(lay, frame, reml=True) if refit else fitted
+    inf_fit = _fit_or_fail(lay, st, reml=True) if refit else fitted
     inf = Inference.from_fitted(
         inf_fit,
         n_top=lay.C,
         cluster_level=frame.cluster_level_columns,
         stratum=column_strata(frame.X, frame.cluster_codes),
-        n_groups=[len(np.unique(c)) for c in frame.cluster_codes],
+        n_groups=list(frame.n_clusters),
     )
     terms = coefficient_terms(inf, frame.column_names, df_method, alpha)
     theta = fitted.theta[0]
@@ -125,14 +126,14 @@ def fit_lmm_frame(
         msg = "the REML optimiser did not converge"
         msgs.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    for upper, lower, name_u, name_l in zip(
-        frame.cluster_codes[:-1],
-        frame.cluster_codes[1:],
+    for n_upper, n_lower, name_u, name_l in zip(
+        frame.n_clusters[:-1],
+        frame.n_clusters[1:],
         frame.clusters[:-1],
         frame.clusters[1:],
         strict=True,
     ):
-        if len(np.unique(lower)) == len(np.unique(upper)):
+        if n_lower == n_upper:
             msg = (
                 f"every {name_u} has a single {name_l}: the two variance components are not "
                 "separately identifiable (only their sum is); consider dropping one level"
@@ -189,15 +190,17 @@ def fit_lmm_frame(
         alpha=alpha,
         inference=inf,
         column_names=tuple(frame.column_names),
-        effect_sizes=(_effect_sizes(frame, lay, psi, tr, reml, alpha) if effect_sizes else None),
+        effect_sizes=(
+            _effect_sizes(frame, lay, st, psi, tr, reml, alpha) if effect_sizes else None
+        ),
         robust=None if vcov is None else _robust_terms(frame, fitted.beta[0], psi, vcov, alpha),
         inference_source="reml-refit" if refit else "fit",
     )
 
 
-def _fit_or_fail(lay: _engine.Layout, frame: ModelFrame, *, reml: bool) -> Any:
+def _fit_or_fail(lay: _engine.Layout, st: _engine.Stats, *, reml: bool) -> Any:
     try:
-        return _engine.fit_lmm(lay, frame.X, frame.y, reml=reml)
+        return _engine.fit_stats(lay, st, reml=reml)
     except np.linalg.LinAlgError as err:
         raise FitError.from_problem(
             path="model",
@@ -228,12 +231,23 @@ def _robust_terms(
 
 
 def _effect_sizes(
-    frame: ModelFrame, lay: _engine.Layout, psi: np.ndarray, tr: Term, reml: bool, alpha: float
+    frame: ModelFrame,
+    lay: _engine.Layout,
+    st: _engine.Stats,
+    psi: np.ndarray,
+    tr: Term,
+    reml: bool,
+    alpha: float,
 ) -> dict[str, Any]:
-    top = frame.cluster_codes[0]
-    sizes = np.bincount(top, minlength=lay.C).astype(float)
-    tcol = frame.X[:, frame.treatment_index]
-    tmean = np.bincount(top, weights=tcol, minlength=lay.C) / sizes
+    """Hedges' g from the conditional and the unconditional model.
+
+    The unconditional model (intercept and random effects only) is fitted from
+    the intercept and outcome columns of the same sufficient statistics: no
+    second pass over the rows and no second layout.
+    """
+    # rows and treatment mean of each top-level cluster, from the sufficient statistics
+    sizes = lay.sizes[0]
+    tmean = _engine.top_means(lay, st, frame.treatment_index)
     if not np.all((tmean == 0) | (tmean == 1)):
         return {
             "note": "treatment varies within top-level clusters; Hedges' g for CRTs not computed"
@@ -250,7 +264,7 @@ def _effect_sizes(
         )
     }
     try:
-        unc = _engine.fit_lmm(lay, np.ones((frame.n_obs, 1)), frame.y, reml=reml)
+        unc = _engine.fit_stats(lay, st.select([0]), reml=reml)
         upsi = unc.psi[0]
         out["unconditional"] = hedges_g(
             tr.estimate,

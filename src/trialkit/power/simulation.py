@@ -308,17 +308,16 @@ def _model_frame(batch: SimulatedOutcomes) -> Any:
     )
 
 
-def _lmm(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.ndarray]:
-    """REML mixed model for every replicate through the analysis engine's batched path.
+@dataclass(frozen=True, slots=True)
+class _LmmSetup:
+    """What every block of a chunk shares: the model frame's columns and the engine layout."""
 
-    The model frame (fixed-effects columns, nested cluster codes, cluster-level
-    columns) is built by :func:`trialkit.models.design.build_model_frame`, as
-    ``trialkit fit`` builds it; the replicates share its layout and are fitted
-    together by :func:`trialkit.models._engine.fit_lmm_batch`, whose results
-    equal one-at-a-time fits (tested in ``tests/power/test_simulation.py``).
-    If the batch as a whole raises, each replicate is refitted alone and the
-    ones that still fail are counted as failed.
-    """
+    frame: Any
+    layout: Any
+
+
+def _lmm_setup(batch: SimulatedOutcomes, scenario: Scenario) -> _LmmSetup:
+    """Check the method applies and build the model frame and layout once per chunk."""
     if scenario.design.outcome == "binary":
         raise PowerError.from_problem(
             path="method",
@@ -336,12 +335,34 @@ def _lmm(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.ndarray]:
             hint="Use method = 'cluster-level'.",
         ) from exc
     frame = _model_frame(batch)
-    n = batch.layout.n
-    if frame.n_obs != n:  # pragma: no cover - simulated data have no missing values
+    if frame.n_obs != batch.layout.n:  # pragma: no cover - simulated data have no missing values
         raise PowerError.from_problem(
             path="data", code="power.frame_rows", message="model frame dropped rows."
         )
-    lay = _engine.make_layout(frame.cluster_codes)
+    return _LmmSetup(frame=frame, layout=_engine.make_layout(frame.cluster_codes))
+
+
+def _lmm(
+    batch: SimulatedOutcomes, scenario: Scenario, setup: _LmmSetup | None = None
+) -> dict[str, np.ndarray]:
+    """REML mixed model for every replicate through the analysis engine's batched path.
+
+    The model frame (fixed-effects columns, nested cluster codes, cluster-level
+    columns) is built by :func:`trialkit.models.design.build_model_frame`, as
+    ``trialkit fit`` builds it (once per chunk: ``setup``); the replicates share
+    its layout and are fitted together by
+    :func:`trialkit.models._engine.fit_lmm_batch`, whose results equal
+    one-at-a-time fits (tested in ``tests/power/test_simulation.py``).  If the
+    batch as a whole raises, each replicate is refitted alone and the ones that
+    still fail are counted as failed.
+    """
+    from trialkit.models import _engine
+
+    if setup is None:
+        setup = _lmm_setup(batch, scenario)
+    frame = setup.frame
+    lay = setup.layout
+    n = batch.layout.n
     names = list(frame.column_names)
     covs = sorted(batch.covariates)
     if covs:
@@ -405,8 +426,14 @@ def analyse_batch(batch: SimulatedOutcomes, scenario: Scenario) -> dict[str, np.
         ``estimate``, ``std_error``, ``df``, ``p_value``, ``conf_low``, ``conf_high``,
         ``singular`` (bool) and ``failed`` (bool), one entry per replicate.
     """
+    return _analyse(batch, scenario, None)
+
+
+def _analyse(
+    batch: SimulatedOutcomes, scenario: Scenario, setup: _LmmSetup | None
+) -> dict[str, np.ndarray]:
     if scenario.method == "lmm":
-        out = _lmm(batch, scenario)
+        out = _lmm(batch, scenario, setup)
     else:
         out = _cluster_level(batch, scenario.alpha, scenario.two_tailed)
     failed = ~(
@@ -420,6 +447,7 @@ def _run_chunk(job: tuple[Scenario, range]) -> dict[str, np.ndarray]:
     """Generate and analyse one chunk, block by aligned block of ``ANALYSIS_BLOCK``."""
     scenario, idx = job
     batch = scenario.generate(list(idx))
+    setup = _lmm_setup(batch, scenario) if scenario.method == "lmm" else None
     parts = []
     for a in range(0, len(idx), ANALYSIS_BLOCK):
         # chunks start at multiples of ANALYSIS_BLOCK, so block (start + a) is aligned
@@ -430,7 +458,7 @@ def _run_chunk(job: tuple[Scenario, range]) -> dict[str, np.ndarray]:
             covariates={k: v[sl] for k, v in batch.covariates.items()},
             replicate=batch.replicate[sl],
         )
-        parts.append(analyse_batch(sub, scenario))
+        parts.append(_analyse(sub, scenario, setup))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
