@@ -330,6 +330,14 @@ class _Chain:
         ]
         self.D_obs = [self.D[j][o] for j, o in enumerate(self.obs)]
         self.D_mis = [self.D[j][mi] for j, mi in enumerate(self.mis)]
+        # where variable k's missing rows sit among variable j's observed / missing rows
+        self.spots: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        for j in range(J):
+            for k in range(J):
+                if k != j:
+                    _, in_o, from_k_o = np.intersect1d(self.obs[j], self.mis[k], return_indices=True)
+                    _, in_m, from_k_m = np.intersect1d(self.mis[j], self.mis[k], return_indices=True)
+                    self.spots[(j, k)] = (in_o, from_k_o, in_m, from_k_m)
         self.mis_sum = [0.0] * J
         self.n_normal = [self.D[j].shape[1] + sum(self.G) + len(self.mis[j]) for j in range(J)]
         self.chi_df = [
@@ -373,7 +381,6 @@ class _Chain:
         self._next += 1
         for j, st in enumerate(self.states):
             o, mis, y = self.obs[j], self.mis[j], self.y_obs[j]
-            D = self.D[j]
             cs = self.c_obs[j]
             zn = self._normals[j][b]
             chi = self._chisq[j][b]
@@ -381,7 +388,7 @@ class _Chain:
             for c, u in zip(cs[1:], st.u[1:], strict=True):
                 zu = zu + u[c]
             # 1. β ~ N((D'D)⁻¹D'(y - Zu), σ²(D'D)⁻¹), with L⁻¹ of the Cholesky factor
-            Dobs = self.D_obs[j] if self.J == 1 else D[o]
+            Dobs = self.D_obs[j]
             Li = self.fixed_inv[j]
             if Li is None:
                 Li = np.linalg.inv(np.linalg.cholesky(Dobs.T @ Dobs))
@@ -407,7 +414,7 @@ class _Chain:
             # 4. missing values, written into the other variables' designs
             if len(mis):
                 cm = self.c_mis[j]
-                mu = (self.D_mis[j] if self.J == 1 else D[mis]) @ st.beta
+                mu = self.D_mis[j] @ st.beta
                 for c, u in zip(cm, st.u, strict=True):
                     mu = mu + u[c]
                 draw = mu + math.sqrt(st.sigma2) * zn[at:]
@@ -415,7 +422,10 @@ class _Chain:
                 self.mis_sum[j] = float(draw.sum())
                 for k in range(self.J):
                     if k != j:
-                        self.D[k][mis, self.where[k][j]] = draw
+                        col = self.where[k][j]
+                        in_o, from_o, in_m, from_m = self.spots[(k, j)]
+                        self.D_obs[k][in_o, col] = draw[from_o]
+                        self.D_mis[k][in_m, col] = draw[from_m]
 
     def trace_row(self, treat_col: int | None) -> list[float]:
         st = self.states[0]
