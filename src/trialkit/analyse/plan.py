@@ -20,6 +20,7 @@ import pandas as pd
 
 from trialkit._io import provenance
 from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
+from trialkit.analyse.missing_data import analyse_missing_data, missing_data_outcomes
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
@@ -650,6 +651,12 @@ def analyse_trial(
     frames: dict[str, pd.DataFrame] = {}
     exclusions: list[pd.DataFrame] = []
     formulas: dict[str, dict[str, Any]] = {}
+    mi_ids = {o.id for o in missing_data_outcomes(protocol)}
+    mi_tables: dict[str, list[pd.DataFrame]] = {
+        "imputation": [],
+        "tipping_point": [],
+        "missing_outcomes": [],
+    }
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
         frame = af.frame
@@ -657,6 +664,26 @@ def analyse_trial(
         exclusions.append(af.exclusions)
         desc += descriptives(frame, oc.id, oc.type, af.timepoint, oc.baseline_timepoint)
         r, f, covs = _analyse_outcome(oc, frame, protocol, alloc, seed, notes, warn)
+        if oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
+            mi = analyse_missing_data(
+                oc,
+                trial_data,
+                protocol,
+                covariates=covs,
+                clusters=["la_id", "keyworker_id"] if oc.level.value == "family" else ["la_id"],
+                notes=notes,
+            )
+            if mi is not None:
+                keep = ("outcome_id", "label", "role", "level", "type", "better", "scale")
+                r.append(
+                    _term_row(mi.result, **{k: r[0][k] for k in keep}, analysis="multilevel-mi")
+                )
+                mi_tables["imputation"].append(pd.DataFrame([mi.summary]))
+                mi_tables["missing_outcomes"].append(mi.missing)
+                if mi.tipping is not None:
+                    mi_tables["tipping_point"].append(
+                        mi.tipping.to_frame().assign(outcome_id=oc.id)
+                    )
         rows += r
         fixed += f
         formulas[oc.id] = {
@@ -788,6 +815,9 @@ def analyse_trial(
         notes.append("MDES not computed: trialkit.power is not available")
     if protocol.analysis.subgroups:
         tables["subgroups"] = _subgroups(protocol, frames, formulas, notes, warn)
+    for name, parts in mi_tables.items():
+        if parts:
+            tables[name] = pd.concat(parts, ignore_index=True)
     for name, frame in tables.items():
         tables[name] = _arrow_safe(frame)
 

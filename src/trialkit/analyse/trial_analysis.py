@@ -41,6 +41,9 @@ TABLES: tuple[str, ...] = (
     "mdes",
     "tidier",
     "logic_model",
+    "imputation",
+    "tipping_point",
+    "missing_outcomes",
 )
 
 

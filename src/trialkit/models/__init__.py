@@ -8,8 +8,8 @@ returns the result class of that model family (a :class:`FitResult` subclass).
 
 from trialkit.models.design import ModelFrame, build_model_frame
 from trialkit.models.fit import fit
-from trialkit.models.inference import t_term
 from trialkit.models.imputation import ImputationDiagnostics, Imputations, impute_multilevel
+from trialkit.models.inference import t_term
 from trialkit.models.lmm import contrast, with_df_method
 from trialkit.models.multiple_imputation import (
     MiResult,

@@ -23,8 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.errors import ModelSpecError
-from trialkit.errors import UsageError
+from trialkit.errors import ModelSpecError, UsageError
 from trialkit.methods import (
     MISSING_DATA_METHODS,
     check_choice,

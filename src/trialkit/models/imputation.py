@@ -66,6 +66,7 @@ multiple imputation. R J 2019;11:205–228.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trialkit.errors import ModelSpecError
+from trialkit.errors import ModelSpecError, TrialkitError
 from trialkit.models.coding import code_categorical, is_categorical
 
 __all__ = [
@@ -91,7 +92,7 @@ PRIORS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 
 
-def _fail(code: str, path: str, message: str, hint: str) -> ModelSpecError:
+def _fail(code: str, path: str, message: str, hint: str) -> TrialkitError:
     return ModelSpecError.from_problem(path=path, code=code, message=message, hint=hint)
 
 
@@ -194,13 +195,16 @@ class Imputations:
     outcome_sd: float
     treated: np.ndarray = field(repr=False)
     diagnostics: ImputationDiagnostics
+    data_hash: str = ""
 
     @property
     def n_missing(self) -> dict[str, int]:
         """Number of imputed values per column."""
         return {c: int(len(self.missing_rows[c])) for c in self.imputed}
 
-    def completed(self, index: int, *, delta: float = 0.0, delta_arm: str = "treated") -> pd.DataFrame:
+    def completed(
+        self, index: int, *, delta: float = 0.0, delta_arm: str = "treated"
+    ) -> pd.DataFrame:
         """The ``index``-th completed dataset (0-based).
 
         Parameters
@@ -241,6 +245,7 @@ class Imputations:
             "by_arm": self.by_arm,
             "prior": self.prior,
             "outcome_sd": self.outcome_sd,
+            "data_hash": self.data_hash,
             "diagnostics": self.diagnostics.to_dict(),
         }
 
@@ -324,19 +329,27 @@ class _Chain:
         p = X.shape[1]
         self.p = p
         # D_j: X then the other incomplete variables; column of variable k in D_j
-        self.D = [np.column_stack([X, self.Y[:, [k for k in range(J) if k != j]]]) for j in range(J)]
+        self.D = [
+            np.column_stack([X, self.Y[:, [k for k in range(J) if k != j]]]) for j in range(J)
+        ]
         self.where = [
             {k: p + (k if k < j else k - 1) for k in range(J) if k != j} for j in range(J)
         ]
         self.D_obs = [self.D[j][o] for j, o in enumerate(self.obs)]
         self.D_mis = [self.D[j][mi] for j, mi in enumerate(self.mis)]
         # where variable k's missing rows sit among variable j's observed / missing rows
-        self.spots: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.spots: dict[
+            tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+        ] = {}
         for j in range(J):
             for k in range(J):
                 if k != j:
-                    _, in_o, from_k_o = np.intersect1d(self.obs[j], self.mis[k], return_indices=True)
-                    _, in_m, from_k_m = np.intersect1d(self.mis[j], self.mis[k], return_indices=True)
+                    _, in_o, from_k_o = np.intersect1d(
+                        self.obs[j], self.mis[k], return_indices=True
+                    )
+                    _, in_m, from_k_m = np.intersect1d(
+                        self.mis[j], self.mis[k], return_indices=True
+                    )
                     self.spots[(j, k)] = (in_o, from_k_o, in_m, from_k_m)
         self.mis_sum = [0.0] * J
         self.n_normal = [self.D[j].shape[1] + sum(self.G) + len(self.mis[j]) for j in range(J)]
@@ -380,7 +393,7 @@ class _Chain:
         b = self._next
         self._next += 1
         for j, st in enumerate(self.states):
-            o, mis, y = self.obs[j], self.mis[j], self.y_obs[j]
+            mis, y = self.mis[j], self.y_obs[j]
             cs = self.c_obs[j]
             zn = self._normals[j][b]
             chi = self._chisq[j][b]
@@ -545,46 +558,57 @@ def impute_multilevel(
     """
     if prior not in PRIORS:
         raise _fail(
-            "impute.settings", "prior", f"prior must be one of {', '.join(PRIORS)}; got {prior!r}.",
+            "impute.settings",
+            "prior",
+            f"prior must be one of {', '.join(PRIORS)}; got {prior!r}.",
             "use 'default'.",
         )
     for name, v, lo in (("m", m, 2), ("burn_in", burn_in, 0), ("thin", thin, 1)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
             raise _fail(
-                "impute.settings", name, f"{name} must be an integer >= {lo}; got {v!r}.",
+                "impute.settings",
+                name,
+                f"{name} must be an integer >= {lo}; got {v!r}.",
                 "e.g. m=20, burn_in=500, thin=50.",
             )
     if not clusters:
         raise _fail(
-            "impute.settings", "clusters", "multilevel imputation needs at least one cluster "
-            "column; got none.", "pass clusters=['la_id'] or ['la_id', 'keyworker_id'].",
+            "impute.settings",
+            "clusters",
+            "multilevel imputation needs at least one cluster column; got none.",
+            "pass clusters=['la_id'] or ['la_id', 'keyworker_id'].",
         )
     cols = [outcome, treatment, *clusters, *predictors]
     absent = [c for c in dict.fromkeys(cols) if c not in data.columns]
     if absent:
         raise _fail(
-            "impute.column_missing", f"column {absent[0]}",
+            "impute.column_missing",
+            f"column {absent[0]}",
             f"column `{absent[0]}` must be in the data; got columns {', '.join(map(str, data.columns))}.",
             "check the spelling of the outcome, treatment, cluster and auxiliary names.",
         )
     if len(set(cols)) != len(cols):
         dup = next(c for c in cols if cols.count(c) > 1)
         raise _fail(
-            "impute.duplicate_column", f"column {dup}", f"column `{dup}` is named twice.",
+            "impute.duplicate_column",
+            f"column {dup}",
+            f"column `{dup}` is named twice.",
             "list each variable once (an auxiliary that is also a covariate counts once).",
         )
     frame = data.reset_index(drop=True)
     for c in (treatment, *clusters):
         if frame[c].isna().any():
             raise _fail(
-                "impute.incomplete_design", f"column {c}",
+                "impute.incomplete_design",
+                f"column {c}",
                 f"`{c}` must have no missing values; got {int(frame[c].isna().sum())} missing.",
                 "rows without an arm or a cluster id cannot be imputed; drop them first.",
             )
     treated = _treatment_indicator(frame[treatment], treatment_level, treatment)
     if not pd.api.types.is_numeric_dtype(frame[outcome]):
         raise _fail(
-            "impute.outcome_type", f"column {outcome}",
+            "impute.outcome_type",
+            f"column {outcome}",
             f"the outcome `{outcome}` must be numeric; got dtype {frame[outcome].dtype}.",
             "multilevel imputation models a continuous outcome.",
         )
@@ -597,7 +621,8 @@ def impute_multilevel(
         if is_categorical(s):
             if s.isna().any():
                 raise _fail(
-                    "impute.categorical_missing", f"column {c}",
+                    "impute.categorical_missing",
+                    f"column {c}",
                     f"categorical predictor `{c}` must be complete; got {int(s.isna().sum())} missing.",
                     "impute it separately, or leave it out of the imputation model.",
                 )
@@ -615,7 +640,8 @@ def impute_multilevel(
     Y = np.column_stack([frame[c].to_numpy(dtype=float) for c in incomplete])
     if not np.isnan(Y).any():
         raise _fail(
-            "impute.nothing_missing", f"column {outcome}",
+            "impute.nothing_missing",
+            f"column {outcome}",
             f"there is nothing to impute: `{outcome}` and the predictors have no missing values.",
             "analyse the complete data (the complete-case analysis is then the analysis).",
         )
@@ -624,7 +650,9 @@ def impute_multilevel(
     n_iter = burn_in + m * thin
     keep_at = {burn_in + (k + 1) * thin - 1: k for k in range(m)}
     draws = {c: np.empty((m, int(np.isnan(Y[:, j]).sum()))) for j, c in enumerate(incomplete)}
-    groups = [np.arange(len(frame))] if not by_arm else [np.flatnonzero(treated == a) for a in (0, 1)]
+    groups = (
+        [np.arange(len(frame))] if not by_arm else [np.flatnonzero(treated == a) for a in (0, 1)]
+    )
     chains: list[tuple[np.ndarray, _Chain]] = []
     names: list[str] = []
     for gi, rows in enumerate(groups):
@@ -637,7 +665,8 @@ def impute_multilevel(
             if int((~np.isnan(Y[rows, j])).sum()) < 2:
                 arm = "" if not by_arm else f" in arm {'treated' if gi else 'control'}"
                 raise _fail(
-                    "impute.too_few_observed", f"column {c}",
+                    "impute.too_few_observed",
+                    f"column {c}",
                     f"`{c}` must have at least 2 observed values{arm}; got fewer.",
                     "a variable that is (almost) never observed cannot be imputed.",
                 )
@@ -658,13 +687,13 @@ def impute_multilevel(
             chain.sweep()
             row += chain.trace_row(None if by_arm else 1)
         trace[it] = row
-        k = keep_at.get(it)
-        if k is not None:
+        kept = keep_at.get(it)
+        if kept is not None:
             for j, c in enumerate(incomplete):
                 full = Y[:, j].copy()
                 for rows, chain in chains:
                     full[rows] = chain.Y[:, j]
-                draws[c][k] = full[np.isnan(Y[:, j])]
+                draws[c][kept] = full[np.isnan(Y[:, j])]
     y_obs = Y[:, 0][~np.isnan(Y[:, 0])]
     return Imputations(
         data=frame,
@@ -682,7 +711,17 @@ def impute_multilevel(
         outcome_sd=float(np.std(y_obs, ddof=1)),
         treated=treated,
         diagnostics=_diagnostics(names, trace, burn_in, thin),
+        data_hash=_hash(frame, cols),
     )
+
+
+def _hash(frame: pd.DataFrame, cols: Sequence[str]) -> str:
+    """SHA-256 of the imputation model's columns (values and dtypes, in row order)."""
+    sub = frame.loc[:, list(cols)]
+    h = hashlib.sha256()
+    h.update(repr([(c, str(sub[c].dtype)) for c in cols]).encode())
+    h.update(pd.util.hash_pandas_object(sub, index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 def _treatment_indicator(s: pd.Series, level: object | None, name: str) -> np.ndarray:
@@ -691,7 +730,8 @@ def _treatment_indicator(s: pd.Series, level: object | None, name: str) -> np.nd
         if pd.api.types.is_numeric_dtype(s) and set(np.asarray(vals, dtype=float)) <= {0.0, 1.0}:
             return s.to_numpy(dtype=float).astype(np.int64)
         raise _fail(
-            "impute.treatment_levels", f"column {name}",
+            "impute.treatment_levels",
+            f"column {name}",
             f"treatment `{name}` must be 0/1 or have treatment_level naming the treated arm; "
             f"got values {sorted(map(str, vals))[:5]}.",
             "pass treatment_level='intervention' (the treated label).",
@@ -699,7 +739,8 @@ def _treatment_indicator(s: pd.Series, level: object | None, name: str) -> np.nd
     hit = (s == level).to_numpy(dtype=bool)
     if not hit.any() or len(vals) != 2:
         raise _fail(
-            "impute.treatment_levels", f"column {name}",
+            "impute.treatment_levels",
+            f"column {name}",
             f"treatment `{name}` must have two labels including {level!r}; got "
             f"{sorted(map(str, vals))[:5]}.",
             "check treatment_level.",
@@ -710,7 +751,8 @@ def _treatment_indicator(s: pd.Series, level: object | None, name: str) -> np.nd
 def _check_rank(X: np.ndarray, names: list[str], by_arm: bool) -> None:
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise _fail(
-            "impute.rank_deficient", "predictors",
+            "impute.rank_deficient",
+            "predictors",
             "the imputation model's complete predictors must be linearly independent"
             + (" within each arm" if by_arm else "")
             + f"; got a rank-deficient design ({', '.join(names) or 'no predictors'}).",

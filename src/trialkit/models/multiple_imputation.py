@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from trialkit.errors import ModelSpecError, TrialkitWarning
+from trialkit.errors import ModelSpecError, TrialkitError, TrialkitWarning
 from trialkit.models.imputation import Imputations, impute_multilevel
 from trialkit.models.pooling import DF_METHOD, PooledEstimate, pool
 from trialkit.models.results import FitResult, _register
@@ -56,6 +56,7 @@ __all__ = [
     "MiResult",
     "TippingPoint",
     "fit_imputed",
+    "impute_and_fit",
     "plot_tipping_point",
     "pool_fits",
     "tipping_point",
@@ -124,6 +125,20 @@ class MiResult(FitResult):
             ),
         }
 
+    def summary(self) -> str:
+        """The base summary plus the pooling line (m, FMI, RIV, complete-data df)."""
+        p = self.pooled
+        return "\n".join(
+            [
+                FitResult.summary(self),
+                f"multiple imputation: m = {p.m}, fraction of missing information "
+                f"{p.fraction_missing_information:.4g}, relative increase in variance "
+                f"{p.relative_increase_in_variance:.4g}; completed-data analysis "
+                f"{self.analysis_method} ({self.analysis_df_method} df, mean "
+                f"{p.df_complete:.4g}); Barnard-Rubin df {p.df:.4g}",
+            ]
+        )
+
     def imputation_summary(self) -> dict[str, Any]:
         """The ``imputation`` block of the CLI's JSON: m, FMI, RIV, df method and more."""
         p = self.pooled
@@ -156,7 +171,7 @@ class MiResult(FitResult):
         }
 
 
-def _fail(code: str, path: str, message: str, hint: str) -> ModelSpecError:
+def _fail(code: str, path: str, message: str, hint: str) -> TrialkitError:
     return ModelSpecError.from_problem(path=path, code=code, message=message, hint=hint)
 
 
@@ -196,7 +211,10 @@ def pool_fits(
     if pooled_tr is None:  # pragma: no cover - every fit has its treatment term
         raise _fail("fit.mi_fits", "fits", "the treatment term is missing.", "refit.")
     tr_idx = names.index(first.treatment_term)
-    vc = {k: float(np.mean([f.variance_components[k] for f in fits])) for k in first.variance_components}
+    vc = {
+        k: float(np.mean([f.variance_components[k] for f in fits]))
+        for k in first.variance_components
+    }
     icc = {k: float(np.mean([f.icc[k] for f in fits])) for k in first.icc}
     info = {
         **imputations.to_dict(),
@@ -239,7 +257,7 @@ def pool_fits(
         loglik=float("nan"),
         reml=first.reml,
         formula=first.formula,
-        data_hash=first.data_hash,
+        data_hash=imputations.data_hash,
         warnings=tuple(warn),
         analysis_method=first.method,
         analysis_df_method=first.df_method,
@@ -263,7 +281,7 @@ def _fit_all(
         ]
 
 
-def fit_imputed(
+def impute_and_fit(
     data: pd.DataFrame,
     *,
     outcome: str,
@@ -282,7 +300,7 @@ def fit_imputed(
     thin: int = 20,
     prior: str = "default",
     alpha: float = 0.05,
-) -> FitResult:
+) -> tuple[FitResult, Imputations | None]:
     """Multilevel multiple imputation, the completed-data analysis and Rubin's rules.
 
     Parameters
@@ -311,9 +329,11 @@ def fit_imputed(
 
     Returns
     -------
-    FitResult
+    result : FitResult
         An :class:`MiResult`; when nothing is missing, the complete-data analysis
         itself (it equals the complete-case analysis) with a warning saying so.
+    imputations : Imputations or None
+        The draws (None when nothing was missing), e.g. for :func:`tipping_point`.
     """
     cov = list(dict.fromkeys([*covariates, *auxiliary]))
     check = [outcome, *cov]
@@ -321,7 +341,7 @@ def fit_imputed(
     if not absent and not data[check].isna().to_numpy().any():
         res = analyse(data)
         note = "multiple imputation: nothing to impute (no missing values); complete-case analysis"
-        return dataclasses.replace(res, warnings=(*res.warnings, note))
+        return dataclasses.replace(res, warnings=(*res.warnings, note)), None
     imp = impute_multilevel(
         data,
         outcome=outcome,
@@ -337,7 +357,15 @@ def fit_imputed(
         prior=prior,
     )
     fits = _fit_all(imp, analyse, delta, delta_arm)
-    return pool_fits(fits, imp, delta=delta, delta_arm=delta_arm, auxiliary=auxiliary, alpha=alpha)
+    pooled = pool_fits(
+        fits, imp, delta=delta, delta_arm=delta_arm, auxiliary=auxiliary, alpha=alpha
+    )
+    return pooled, imp
+
+
+def fit_imputed(data: pd.DataFrame, **kwargs: Any) -> FitResult:
+    """:func:`impute_and_fit` returning the result only (same keyword arguments)."""
+    return impute_and_fit(data, **kwargs)[0]
 
 
 # ----------------------------------------------------------------------------- tipping point
@@ -433,6 +461,7 @@ def tipping_point(
     *,
     delta_arm: str = "treated",
     alpha: float = 0.05,
+    mar: MiResult | None = None,
 ) -> TippingPoint:
     """The pooled treatment effect for each δ of a grid, and where the conclusion changes.
 
@@ -446,6 +475,8 @@ def tipping_point(
         Grid in outcome SD units; 0 is added when absent.
     delta_arm : {"treated", "control", "both"}
     alpha : float
+    mar : MiResult, optional
+        The pooled δ = 0 analysis of the same imputations, reused instead of refitted.
 
     Returns
     -------
@@ -453,11 +484,16 @@ def tipping_point(
     """
     grid = sorted({0.0, *(float(d) for d in deltas)})
     if any(not math.isfinite(d) for d in grid):
-        raise _fail("fit.mi_delta", "delta", f"every δ must be finite; got {grid}.", "e.g. -1 to 1.")
+        raise _fail(
+            "fit.mi_delta", "delta", f"every δ must be finite; got {grid}.", "e.g. -1 to 1."
+        )
     rows = []
     for d in grid:
-        fits = _fit_all(imputations, analyse, d, delta_arm)
-        r = pool_fits(fits, imputations, delta=d, delta_arm=delta_arm, alpha=alpha)
+        if d == 0.0 and mar is not None:
+            r = mar
+        else:
+            fits = _fit_all(imputations, analyse, d, delta_arm)
+            r = pool_fits(fits, imputations, delta=d, delta_arm=delta_arm, alpha=alpha)
         t = r.treatment
         rows.append(
             {
@@ -500,17 +536,27 @@ def plot_tipping_point(tp: TippingPoint, *, title: str = "") -> Figure:
         fig = new_figure(5.5, 3.4)
         ax = fig.add_subplot(1, 1, 1)
         ax.fill_between(
-            t["delta"], t["conf_low"], t["conf_high"], color=OKABE_ITO["sky_blue"], alpha=0.35,
+            t["delta"],
+            t["conf_low"],
+            t["conf_high"],
+            color=OKABE_ITO["sky_blue"],
+            alpha=0.35,
             label=f"{100 * (1 - tp.alpha):g}% interval",
         )
-        ax.plot(t["delta"], t["estimate"], marker="o", color=OKABE_ITO["blue"], label="pooled estimate")
+        ax.plot(
+            t["delta"], t["estimate"], marker="o", color=OKABE_ITO["blue"], label="pooled estimate"
+        )
         ax.axhline(0.0, color=OKABE_ITO["black"], linewidth=0.8)
         for x in (tp.tipping_below, tp.tipping_above):
             if x is not None:
                 ax.axvline(x, color=OKABE_ITO["vermillion"], linestyle="--", linewidth=1.0)
                 ax.annotate(
-                    f"tipping point {x:.2g} SD", (x, ax.get_ylim()[1]), fontsize=7,
-                    ha="center", va="top", color=OKABE_ITO["vermillion"],
+                    f"tipping point {x:.2g} SD",
+                    (x, ax.get_ylim()[1]),
+                    fontsize=7,
+                    ha="center",
+                    va="top",
+                    color=OKABE_ITO["vermillion"],
                 )
         ax.set_xlabel(f"δ: shift of the imputed outcomes, {tp.delta_arm} arm (outcome SD units)")
         ax.set_ylabel("treatment effect")

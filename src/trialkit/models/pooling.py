@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from trialkit.errors import ModelSpecError
+from trialkit.errors import ModelSpecError, TrialkitError
 from trialkit.models.inference import t_term
 from trialkit.models.terms import Term, clean_float
 
@@ -137,7 +137,7 @@ def barnard_rubin_df(m: int, lambda_: float, df_complete: float) -> tuple[float,
     return nu_m, 1.0 / (1.0 / nu_m + 1.0 / nu_obs)
 
 
-def _fail(code: str, path: str, message: str, hint: str) -> ModelSpecError:
+def _fail(code: str, path: str, message: str, hint: str) -> TrialkitError:
     return ModelSpecError.from_problem(path=path, code=code, message=message, hint=hint)
 
 
