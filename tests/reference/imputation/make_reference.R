@@ -88,7 +88,7 @@ for (k in seq_len(M)) {
 }
 set.seed(20261208)
 ch <- jomo1rancon.MCMCchain(Y = Y, X = X, Z = Z, clus = clus, nburn = 20000, output = 0)
-beta <- ch$collectbeta[1, , ]          # p x nburn
+beta <- ch$collectbeta[, 1, ]          # p x nburn
 tau2 <- ch$collectcovu[1, 1, ]
 sig2 <- ch$collectomega[1, 1, ]
 mi <- testEstimates(qhat = lapply(ests, function(e) c(treat = e)),
