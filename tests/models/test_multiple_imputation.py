@@ -140,6 +140,9 @@ def test_usage_errors() -> None:
             missing="multilevel-mi",
         )
     assert err.value.problems[0].code == "fit.mi_family"
+    with pytest.raises(ModelSpecError) as err:
+        trialkit.fit(d, **KW, missing="multilevel-mi", delta=float("nan"))
+    assert err.value.problems[0].code == "fit.mi_delta"
 
 
 def test_completed_data_fits_match_lmer_and_pool_like_mitml() -> None:

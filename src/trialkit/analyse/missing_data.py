@@ -35,7 +35,8 @@ __all__ = ["MissingDataAnalysis", "analyse_missing_data", "missing_data_outcomes
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MissingDataAnalysis:
-    """MI result, tipping point and summary tables of one outcome."""
+    """MI result, tipping point and summary of one outcome (``missing``: missing outcomes by
+    arm and LA in the imputed population)."""
 
     outcome_id: str
     result: FitResult

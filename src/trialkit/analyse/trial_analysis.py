@@ -43,7 +43,6 @@ TABLES: tuple[str, ...] = (
     "logic_model",
     "imputation",
     "tipping_point",
-    "missing_outcomes",
 )
 
 

@@ -335,6 +335,8 @@ def impute_and_fit(
     imputations : Imputations or None
         The draws (None when nothing was missing), e.g. for :func:`tipping_point`.
     """
+    if not math.isfinite(float(delta)):
+        raise _fail("fit.mi_delta", "delta", f"delta must be finite; got {delta!r}.", "e.g. -0.5.")
     cov = list(dict.fromkeys([*covariates, *auxiliary]))
     check = [outcome, *cov]
     absent = [c for c in check if c not in data.columns]
