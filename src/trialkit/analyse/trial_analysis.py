@@ -41,8 +41,6 @@ TABLES: tuple[str, ...] = (
     "mdes",
     "tidier",
     "logic_model",
-    "imputation",
-    "tipping_point",
 )
 
 
