@@ -25,6 +25,9 @@ __all__ = [
     "GEE_VCOV",
     "GLMM_DF_METHODS",
     "METHOD_OPTIONS",
+    "MISSING_DATA_METHODS",
+    "IMPUTE_CHOICES",
+    "DELTA_ARMS",
     "POWER_METHODS",
     "RESULT_METHODS",
     "VCOV_TYPES",
@@ -41,8 +44,22 @@ __all__ = [
 
 #: Methods :func:`trialkit.fit` accepts (``"lmm"`` with a binomial family fits the GLMM).
 FIT_METHODS: tuple[str, ...] = ("lmm", "ols-cr2", "cluster-level", "gee")
-#: Methods a :class:`~trialkit.models.results.FitResult` records.
-RESULT_METHODS: tuple[str, ...] = ("lmm", "glmm", "ols-cr2", "cluster-level", "gee")
+#: Methods a :class:`~trialkit.models.results.FitResult` records (``"multilevel-mi"``: analyses
+#: of multiply imputed datasets pooled by Rubin's rules).
+RESULT_METHODS: tuple[str, ...] = (
+    "lmm",
+    "glmm",
+    "ols-cr2",
+    "cluster-level",
+    "gee",
+    "multilevel-mi",
+)
+#: How :func:`trialkit.fit` handles missing outcomes and covariates (``missing=``).
+MISSING_DATA_METHODS: tuple[str, ...] = ("complete-case", "multilevel-mi")
+#: ``trialkit fit --impute`` choices and the ``missing=`` method each selects.
+IMPUTE_CHOICES: dict[str, str] = {"multilevel": "multilevel-mi"}
+#: Arms whose imputed outcomes a δ-adjustment shifts.
+DELTA_ARMS: tuple[str, ...] = ("treated", "control", "both")
 #: Outcome families.
 FAMILIES: tuple[str, ...] = ("gaussian", "binomial")
 #: Denominator-df methods of the linear mixed model (``"z"``: the normal, no small-sample df;
@@ -81,6 +98,10 @@ DF_RULES: dict[str, str] = {
     ),
     "residual": "residual df n - p (ignores clustering)",
     "z": "normal reference distribution (no small-sample df)",
+    "barnard-rubin": (
+        "Rubin's rules over the imputations with the Barnard-Rubin (1999) small-sample df, "
+        "from the completed-data df"
+    ),
 }
 #: Options that only some methods use: option -> (method, family) pairs that use it
 #: (``"*"`` for any family).  Giving one to another method is a usage error.

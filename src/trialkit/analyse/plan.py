@@ -29,6 +29,7 @@ from trialkit.analyse.accounting import (
     missing_outcomes,
 )
 from trialkit.analyse.describe import baseline_balance, descriptives, la_counts
+from trialkit.analyse.missing_data import analyse_missing_data, missing_data_outcomes
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
@@ -903,6 +904,8 @@ def analyse_trial(
     exclusions: list[pd.DataFrame] = []
     used: dict[str, pd.DataFrame] = {}
     formulas: dict[str, dict[str, Any]] = {}
+    mi_ids = {o.id for o in missing_data_outcomes(protocol)}
+    mi_tables: dict[str, list[pd.DataFrame]] = {"imputation": [], "tipping_point": []}
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
         frame = af.frame
@@ -913,6 +916,25 @@ def analyse_trial(
         # rows the model drops for a missing covariate are exclusions with a reason
         used[oc.id], dropped = complete_case_exclusions(frame, covs, oc.id, oc.level.value)
         exclusions.append(dropped)
+        if oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
+            mi = analyse_missing_data(
+                oc,
+                trial_data,
+                protocol,
+                covariates=covs,
+                clusters=["la_id", "keyworker_id"] if oc.level.value == "family" else ["la_id"],
+                notes=notes,
+            )
+            if mi is not None:
+                keep = ("outcome_id", "label", "role", "level", "type", "better", "scale")
+                r.append(
+                    _term_row(mi.result, **{k: r[0][k] for k in keep}, analysis="multilevel-mi")
+                )
+                mi_tables["imputation"].append(pd.DataFrame([mi.summary]))
+                if mi.tipping is not None:
+                    mi_tables["tipping_point"].append(
+                        mi.tipping.to_frame().assign(outcome_id=oc.id)
+                    )
         rows += r
         fixed += f
         formulas[oc.id] = {
@@ -1076,6 +1098,9 @@ def analyse_trial(
         notes.append("MDES not computed: trialkit.power is not available")
     if protocol.analysis.subgroups:
         tables["subgroups"] = _subgroups(protocol, frames, formulas, notes, warn)
+    for name, parts in mi_tables.items():
+        if parts:
+            tables[name] = pd.concat(parts, ignore_index=True)
     for name, frame in tables.items():
         tables[name] = _arrow_safe(frame)
 

@@ -17,6 +17,9 @@ EXAMPLE = [
     "--covariates baseline,imd --clusters la,keyworker",
     "trialkit fit outcomes.parquet --outcome retained --treatment arm --treatment-level intervention "
     "--clusters la --family binomial --format json",
+    "trialkit fit outcomes.csv --outcome score --treatment arm --treatment-level intervention "
+    "--covariates baseline --clusters la,keyworker --impute multilevel --auxiliary score_mid "
+    "--imputations 50 --seed 1 [--delta -0.2]",
 ]
 
 
@@ -38,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         FIT_METHODS,
         GEE_CORR,
         GLMM_DF_METHODS,
+        IMPUTE_CHOICES,
         VCOV_TYPES,
     )
 
@@ -83,6 +87,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="lmm only: maximum likelihood instead of REML (Kenward-Roger and Satterthwaite df "
         "then use the REML refit, as pbkrtest)",
+    )
+    parser.add_argument(
+        "--impute",
+        choices=sorted(IMPUTE_CHOICES),
+        help="multiple imputation of missing outcomes and numeric covariates: multilevel = "
+        "random intercepts for every cluster column, pooled by Rubin's rules with Barnard-Rubin df "
+        "(default: complete-case analysis)",
+    )
+    parser.add_argument(
+        "--auxiliary",
+        default="",
+        help="--impute only: comma-separated variables in the imputation model but not the "
+        "analysis (e.g. the mid-point measurement)",
+    )
+    parser.add_argument(
+        "--imputations", type=int, help="--impute only: number of imputations m (default 20)"
+    )
+    parser.add_argument("--seed", type=int, help="--impute only: imputation seed (default 0)")
+    parser.add_argument(
+        "--delta",
+        type=float,
+        help="--impute only: shift the treated arm's imputed outcomes by DELTA outcome SDs "
+        "(missing-not-at-random sensitivity analysis)",
     )
     add_alpha(parser, default=0.05, help="1 - confidence level")
     add_format(parser, help=None)
@@ -142,6 +169,9 @@ def _json_payload(result: Any) -> dict[str, Any]:
     effects = getattr(result, "effects", None)
     if effects is not None:  # binary outcomes: odds ratio, risk difference, their intervals
         out["effects"] = effects.to_dict()
+    summary = getattr(result, "imputation_summary", None)
+    if summary is not None:  # multiple imputation: m, FMI, RIV, df method, diagnostics
+        out["imputation"] = summary()
     return out
 
 
@@ -149,6 +179,21 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Method options given on the command line (absent ones keep the library defaults)."""
     names = ("vcov", "kind", "corr", "nagq")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def _missing(args: argparse.Namespace) -> dict[str, Any]:
+    """The missing-data keywords of ``fit``: only those given (the library refuses stray ones)."""
+    from trialkit.methods import IMPUTE_CHOICES
+
+    out: dict[str, Any] = {}
+    if args.impute is not None:
+        out["missing"] = IMPUTE_CHOICES[args.impute]
+    if _split(args.auxiliary):
+        out["auxiliary"] = _split(args.auxiliary)
+    for name in ("imputations", "seed", "delta"):
+        if getattr(args, name) is not None:
+            out[name] = getattr(args, name)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             df_method=args.df_method,
             reml=not args.ml,
             alpha=args.alpha,
+            **_missing(args),
             **_options(args),
         )
     payload = {**_json_payload(result), "input_sha256": sha256_file(args.data)}

@@ -216,6 +216,7 @@ def _frame_for(
     end: dt.date | None,
     require_baseline: bool,
     cache: dict[str, pd.DataFrame] | None = None,
+    include_missing: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     level = oc.level.value
     scores = scores[(scores["outcome_id"] == oc.id).to_numpy(dtype=bool)]
@@ -239,7 +240,10 @@ def _frame_for(
     reasons = np.full(len(cand), None, dtype=object)
     if (~keep).any():
         reasons[~keep] = _why(cand[~keep], measured[~keep], timepoint, end)
-    if require_baseline and oc.baseline_timepoint and how == "scored":
+    if include_missing:
+        # multiple imputation: every consented entity of an allocated LA stays (NaN outcome)
+        keep = has_arm & cand["consented"].to_numpy(dtype=bool)
+    elif require_baseline and oc.baseline_timepoint and how == "scored":
         nob = keep & baseline.isna().to_numpy()
         reasons[nob] = f"baseline missing ({oc.baseline_timepoint})"
         keep = keep & ~nob
@@ -277,6 +281,7 @@ def analysis_frame(
     *,
     timepoint: str | None = None,
     require_baseline: bool | None = None,
+    include_missing: bool = False,
 ) -> AnalysisFrame:
     """One row per analysed entity for ``outcome_id``.
 
@@ -291,6 +296,10 @@ def analysis_frame(
     require_baseline : bool, optional
         Exclude entities without a baseline score (reason recorded); default
         ``protocol.analysis.adjust_for_baseline``.
+    include_missing : bool
+        Keep every consented entity of an allocated LA, with ``y`` (and ``baseline``)
+        NaN when not measured: the frame multiple imputation completes.  The
+        exclusions then list only the entities outside that population.
 
     Returns
     -------
@@ -338,6 +347,7 @@ def analysis_frame(
         trial_data.trial_start,
         trial_data.trial_end,
         rb,
+        include_missing=include_missing,
     )
     return AnalysisFrame(
         outcome_id=oc.id,

@@ -10,6 +10,10 @@ cases, coding, nested cluster ids) and dispatches on ``method`` and ``family`` (
 ``method="cluster-level"``    cluster-level analyses (``models.cluster_level``)
 ``method="gee"``              GEE with small-sample corrected variance (``models.gee``)
 ============================  ==========================================================
+
+``missing="multilevel-mi"`` runs the chosen analysis on ``imputations`` completed
+datasets from a multilevel imputation model and pools them by Rubin's rules
+(``models.multiple_imputation``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.errors import ModelSpecError
-from trialkit.methods import check_choice, check_family, check_fit_method, check_method_options
+from trialkit.errors import ModelSpecError, UsageError
+from trialkit.methods import (
+    MISSING_DATA_METHODS,
+    check_choice,
+    check_family,
+    check_fit_method,
+    check_method_options,
+)
 from trialkit.models.design import build_model_frame
 from trialkit.models.results import FitResult
 
@@ -42,6 +52,11 @@ def fit(
     reml: bool = True,
     treatment_level: object | None = None,
     alpha: float = 0.05,
+    missing: str = "complete-case",
+    auxiliary: Sequence[str] = (),
+    imputations: int | None = None,
+    seed: int | None = None,
+    delta: float | None = None,
     **options: Any,
 ) -> FitResult:
     """Fit the outcome analysis of a cluster randomised trial.
@@ -72,6 +87,22 @@ def fit(
         Treated label when the treatment column is not 0/1.
     alpha : float
         1 - confidence level.
+    missing : {"complete-case", "multilevel-mi"}
+        Complete-case analysis (default), or multilevel multiple imputation of the
+        missing outcomes and numeric covariates with random intercepts for the
+        ``clusters`` (:func:`trialkit.models.multiple_imputation.fit_imputed`), the
+        analysis run on each completed dataset and pooled by Rubin's rules with the
+        Barnard–Rubin df (result: ``MiResult``, gaussian outcomes only).
+    auxiliary : sequence of str
+        ``multilevel-mi`` only: variables in the imputation model but not the analysis
+        (the mid-point measurement, predictors of missingness).
+    imputations : int, optional
+        ``multilevel-mi`` only: number of imputations ``m`` (default 20).
+    seed : int, optional
+        ``multilevel-mi`` only: seed of the imputation (default 0; same seed, same result).
+    delta : float, optional
+        ``multilevel-mi`` only: δ-adjustment, the imputed outcomes of the treated arm
+        shifted by ``delta`` outcome SDs (missing-not-at-random sensitivity analysis).
     **options
         Passed to the method: ``kind`` (cluster-level), ``corr``/``vcov`` (GEE),
         ``nagq`` (GLMM), ``vcov`` (OLS; for the LMM an additional cluster-robust
@@ -105,6 +136,52 @@ def fit(
     """
     check_fit_method(method)
     check_family(family)
+    check_choice(
+        missing,
+        MISSING_DATA_METHODS,
+        path="missing",
+        code="fit.missing",
+        hint="complete-case is the default; multilevel-mi imputes.",
+    )
+    if missing == "multilevel-mi":
+        return _fit_multiple_imputation(
+            data,
+            outcome=outcome,
+            treatment=treatment,
+            covariates=covariates,
+            clusters=clusters,
+            family=family,
+            df_method=df_method,
+            method=method,
+            reml=reml,
+            treatment_level=treatment_level,
+            alpha=alpha,
+            auxiliary=auxiliary,
+            imputations=20 if imputations is None else imputations,
+            seed=0 if seed is None else seed,
+            delta=0.0 if delta is None else delta,
+            options=options,
+        )
+    unused = [
+        name
+        for name, value in (
+            ("auxiliary", list(auxiliary) or None),
+            ("imputations", imputations),
+            ("seed", seed),
+            ("delta", delta),
+        )
+        if value is not None
+    ]
+    if unused:
+        raise UsageError.from_problem(
+            path=unused[0],
+            code="fit.option_unused",
+            message=(
+                f"`{unused[0]}` must not be given with missing='complete-case'; got a value, "
+                "but it is used only by multiple imputation."
+            ),
+            hint="add missing='multilevel-mi' (CLI: --impute multilevel), or drop it.",
+        )
     if not 0.0 < alpha < 1.0:
         raise ModelSpecError.from_problem(
             path="alpha",
@@ -168,5 +245,70 @@ def fit(
         corr=options.pop("corr", "exchangeable"),
         vcov=options.pop("vcov", "CR2"),
         family=family,
+        alpha=alpha,
+    )
+
+
+def _fit_multiple_imputation(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    treatment: str,
+    covariates: Sequence[str],
+    clusters: Sequence[str],
+    family: str,
+    df_method: str | None,
+    method: str,
+    reml: bool,
+    treatment_level: object | None,
+    alpha: float,
+    auxiliary: Sequence[str],
+    imputations: int,
+    seed: int,
+    delta: float,
+    options: dict[str, Any],
+) -> FitResult:
+    """Dispatch ``missing="multilevel-mi"``: each completed dataset goes through :func:`fit`."""
+    from trialkit.models.multiple_imputation import fit_imputed
+
+    if family != "gaussian":
+        raise ModelSpecError.from_problem(
+            path="family",
+            code="fit.mi_family",
+            message=(
+                f"multilevel multiple imputation needs a continuous (gaussian) outcome; got "
+                f"family {family!r}."
+            ),
+            hint="analyse binary outcomes complete-case, or impute them with a dedicated model.",
+        )
+    opts = {"effect_sizes": False, **options} if method == "lmm" else dict(options)
+
+    def analyse(frame: pd.DataFrame) -> FitResult:
+        return fit(
+            frame,
+            outcome=outcome,
+            treatment=treatment,
+            covariates=covariates,
+            clusters=clusters,
+            df_method=df_method,
+            method=method,
+            reml=reml,
+            treatment_level=treatment_level,
+            alpha=alpha,
+            **opts,
+        )
+
+    return fit_imputed(
+        data,
+        outcome=outcome,
+        treatment=treatment,
+        analyse=analyse,
+        covariates=covariates,
+        clusters=clusters,
+        auxiliary=auxiliary,
+        treatment_level=treatment_level,
+        imputations=imputations,
+        seed=seed,
+        delta=delta,
         alpha=alpha,
     )

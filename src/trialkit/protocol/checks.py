@@ -936,6 +936,7 @@ def _check_plans(p: Protocol) -> list[Problem]:
                         "give fidelity-index thresholds as proportions",
                     )
                 )
+    out += _check_missing_data(p, declared)
     r = p.randomisation
     if r is not None:
         for j, cov in enumerate([*r.covariates, *r.strata]):
@@ -1067,6 +1068,75 @@ def _check_progression(p: Protocol) -> list[Problem]:
                 f"trial.approached (LAs approached) must be at least trial.n_clusters "
                 f"({t.n_clusters}); got {t.approached}",
                 "count every LA invited to take part, including those randomised",
+            )
+        )
+    return out
+
+
+def _check_missing_data(p: Protocol, declared: set[str]) -> list[Problem]:
+    """``[analysis.missing_data]``: outcomes continuous and known, auxiliaries resolvable."""
+    md = p.analysis.missing_data
+    if md is None:
+        return []
+    out: list[Problem] = []
+    known = {o.id: o for o in p.outcomes}
+    targets = [known[o] for o in md.outcomes if o in known] or [
+        o for o in p.outcomes if o.role == "primary" and o.type == "continuous"
+    ]
+    for j, oid in enumerate(md.outcomes):
+        oc = known.get(oid)
+        if oc is None:
+            close = _close(oid, sorted(known))
+            out.append(
+                _p(
+                    f"analysis.missing_data.outcomes[{j}]",
+                    "protocol.missing_data.unknown_outcome",
+                    f"outcome '{oid}' is not declared in [[outcomes]]",
+                    f"did you mean '{close}'?" if close else "use the id of an [[outcomes]] entry",
+                )
+            )
+        elif oc.type != "continuous":
+            out.append(
+                _p(
+                    f"analysis.missing_data.outcomes[{j}]",
+                    "protocol.missing_data.outcome_type",
+                    f"multilevel imputation needs a continuous outcome; '{oid}' is {oc.type}",
+                    "remove it from analysis.missing_data.outcomes",
+                )
+            )
+    for j, aux in enumerate(md.auxiliary):
+        timepoint_of = [o.id for o in targets if aux in o.timepoints]
+        if aux in declared or timepoint_of:
+            continue
+        tps = sorted({t for o in targets for t in o.timepoints})
+        close = _close(aux, sorted(declared | set(tps)))
+        out.append(
+            _p(
+                f"analysis.missing_data.auxiliary[{j}]",
+                "protocol.missing_data.unknown_auxiliary",
+                f"auxiliary '{aux}' must be a timepoint of the imputed outcome(s) {tps} or a "
+                "name in [[data.covariates]]",
+                f"did you mean '{close}'?" if close else 'e.g. auxiliary = ["mid"]',
+            )
+        )
+    for o in targets:
+        if md.auxiliary and o.analysis_timepoint in md.auxiliary:
+            out.append(
+                _p(
+                    "analysis.missing_data.auxiliary",
+                    "protocol.missing_data.auxiliary_is_outcome",
+                    f"auxiliary '{o.analysis_timepoint}' is the analysis timepoint of '{o.id}'",
+                    "list an earlier timepoint (e.g. the mid-point) instead",
+                    severity="warning",
+                )
+            )
+    if not targets:
+        out.append(
+            _p(
+                "analysis.missing_data",
+                "protocol.missing_data.no_outcome",
+                "[analysis.missing_data] applies to no continuous outcome",
+                "list continuous outcomes in analysis.missing_data.outcomes",
             )
         )
     return out

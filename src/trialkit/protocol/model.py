@@ -449,6 +449,34 @@ class Disclosure(_Model):
     min_people_for_mean: int = Field(default=10, ge=1)
 
 
+class MissingDataPlan(_Model):
+    """Multiple imputation of missing outcomes as a declared sensitivity analysis.
+
+    ``auxiliary`` entries are timepoints of the analysed outcome (``"mid"``: the
+    outcome measured at that timepoint) or names of ``[[data.covariates]]``;
+    ``delta`` is the grid of δ-adjustments (outcome SD units) of the tipping-point
+    analysis, ``delta_arm`` the arm whose imputed outcomes are shifted.
+    """
+
+    method: Literal["multilevel-mi"] = "multilevel-mi"
+    auxiliary: list[str] = Field(default_factory=list)
+    imputations: int = Field(default=20, ge=2, le=1000)
+    seed: int = Field(default=0, ge=0)
+    delta: list[float] = Field(
+        default_factory=lambda: [-1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0]
+    )
+    delta_arm: Literal["treated", "control", "both"] = "treated"
+    outcomes: list[str] = Field(default_factory=list)
+    by_arm: bool = False
+    burn_in: int = Field(default=1000, ge=0)
+    thin: int = Field(default=20, ge=1)
+
+    @field_validator("delta", mode="before")
+    @classmethod
+    def _one_delta(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
 class AnalysisPlan(_Model):
     """The statistical analysis plan."""
 
@@ -471,6 +499,7 @@ class AnalysisPlan(_Model):
     subgroups: list[Subgroup] = Field(default_factory=list)
     compliance: Compliance | None = None
     disclosure: Disclosure = Field(default_factory=Disclosure)
+    missing_data: MissingDataPlan | None = None
 
 
 class FidelityPlan(_Model):

@@ -906,6 +906,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
         "cr2": "OLS with CR2 cluster-robust SE",
         "satterthwaite": "Mixed model, Satterthwaite df",
         "gee": "GEE",
+        "multilevel-mi": "Multilevel multiple imputation (MAR)",
     }
     rows = [
         {

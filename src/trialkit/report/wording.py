@@ -43,6 +43,7 @@ _METHODS = {
     "clusters-minus-2-minus-cluster-covariates": "Clusters − 2 − cluster covariates",
     "residual": "Residual",
     "z": "Normal (z)",
+    "barnard-rubin": "Barnard–Rubin",
 }
 
 
