@@ -21,6 +21,7 @@ import pandas as pd
 
 from trialkit._io import sha256_file
 from trialkit.data._checks import _Collector
+from trialkit.data._columns import column_cache
 from trialkit.data._checks_delivery import _DeliveryChecks
 from trialkit.data._checks_entities import _EntityChecks
 from trialkit.data._checks_measurements import _MeasurementChecks
@@ -89,6 +90,24 @@ def validate(
     VerificationError
         When a file of the allocation directory no longer has its recorded SHA-256.
     """
+    with column_cache():  # each text column is converted and factorised once
+        return _validate(
+            protocol,
+            data_dir,
+            allocation_dir,
+            custom_instruments=custom_instruments,
+            score15_reverse=score15_reverse,
+        )
+
+
+def _validate(
+    protocol: Protocol,
+    data_dir: str | os.PathLike[str],
+    allocation_dir: str | os.PathLike[str] | AllocationRecord | None,
+    *,
+    custom_instruments: Mapping[str, Instrument] | None,
+    score15_reverse: str | None,
+) -> TrialData:
     col = _Collector()
     found, amb = find_tables(data_dir, TABLES)
     col.items.extend(amb)
