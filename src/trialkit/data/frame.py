@@ -421,14 +421,18 @@ def build_flow_and_exclusions(
     )
     measured: dict[tuple[str, str], np.ndarray] = {}
     for level, ent in (("family", fam), ("keyworker", kw)):
-        upos = index_in(np.asarray(m_uniques, dtype=object), ent["entity_id"].to_numpy(dtype=object))
-        row_pos = np.where(m_codes >= 0, upos[np.maximum(m_codes, 0)], -1)
+        upos = index_in(
+            np.asarray(m_uniques, dtype=object), ent["entity_id"].to_numpy(dtype=object)
+        )
+        row_pos = np.full(len(m_codes), -1, dtype=np.int64)
+        has_id = m_codes >= 0
+        row_pos[has_id] = upos[m_codes[has_id]]
         is_lv = m_lv == level
         for t in protocol.trial.timepoints:
             at = row_pos[is_lv & (m_tp == t)]
-            got = np.zeros(len(ent), dtype=bool)
-            got[at[at >= 0]] = True
-            measured[(level, t)] = got
+            seen = np.zeros(len(ent), dtype=bool)
+            seen[at[at >= 0]] = True
+            measured[(level, t)] = seen
     frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     if arm_of:
         for oc in protocol.outcomes:

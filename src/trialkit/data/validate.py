@@ -21,10 +21,10 @@ import pandas as pd
 
 from trialkit._io import sha256_file
 from trialkit.data._checks import _Collector
-from trialkit.data._columns import column_cache
 from trialkit.data._checks_delivery import _DeliveryChecks
 from trialkit.data._checks_entities import _EntityChecks
 from trialkit.data._checks_measurements import _MeasurementChecks
+from trialkit.data._columns import column_cache
 from trialkit.data._result import TrialData
 from trialkit.data._save import save_validated
 from trialkit.data._tables import _convert_table, _empty, _read_allocation, table_label
