@@ -271,6 +271,17 @@ def convert_marked(
         else:
             parsed = parse_numbers(_as_text(s))
             vals, grouped = parsed.values, parsed.grouped
+        if kind == "float":
+            # missing, NaN and infinite cells are all missing; those that held a value are bad
+            missing = ~np.isfinite(vals)
+            if missing.any():
+                vals = np.where(missing, np.nan, vals)
+            arr = pa.array(vals, mask=missing)
+            return (
+                pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index),
+                present & missing,
+                grouped,
+            )
         vals = np.where(np.isinf(vals), np.nan, vals)
         bad = present & np.isnan(vals)
         if kind == "int":
@@ -280,8 +291,6 @@ def convert_marked(
             mask = np.isnan(vals)
             arr = pa.array(np.where(mask, 0, vals).astype(np.int64), mask=mask)
             return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad, grouped
-        arr = pa.array(vals, mask=np.isnan(vals))
-        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad, grouped
     if kind == "date":
         if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
             return s.astype(DATE), np.zeros(len(s), dtype=bool), grouped
