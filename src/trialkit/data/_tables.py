@@ -229,9 +229,11 @@ def _convert_table(
                     [m if m is not None else pd.NA for m in match.values], index=conv.index
                 ).astype(STRING)
         out[c] = conv
+    empty: pd.DataFrame | None = None
     for c, kind in COLUMNS[name].items():
         if c not in out:
-            out[c] = _empty(name)[c].reindex(range(len(frame)))
+            empty = _empty(name) if empty is None else empty
+            out[c] = empty[c].reindex(range(len(frame)))
             if kind in ("id", "str", "month"):
                 out[c] = pd.Series(pd.NA, index=range(len(frame)), dtype=STRING)
     result = pd.DataFrame(out)

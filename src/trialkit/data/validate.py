@@ -177,7 +177,8 @@ def _validate(
         ctx.delivery_columns = {str(c).strip() for c in raw["delivery"].columns}
     ctx.check_delivery()
     for name in TABLES:
-        tables.setdefault(name, _empty(name))
+        if name not in tables:  # build an empty table only for an absent one
+            tables[name] = _empty(name)
     from trialkit.data.frame import build_flow_and_exclusions
 
     ctx.missing_patterns(scores)
