@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from trialkit.data._columns import encoded
 from trialkit.data.schema import MAX_ROWS_PER_CODE, DataProblem
 from trialkit.data.scoring import Instrument
 from trialkit.protocol.model import Protocol
@@ -96,6 +97,9 @@ class _Collector:
 
 
 def _str(s: pd.Series) -> np.ndarray:
+    enc = encoded(s)
+    if enc is not None:
+        return enc.objects  # a text column, converted once per validation
     return np.asarray(s.astype(object).where(s.notna(), None).to_numpy())
 
 
@@ -126,11 +130,23 @@ def _row_key(*columns: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(columns[0])
     key = np.zeros(n, dtype=np.int64)
     incomplete = np.zeros(n, dtype=bool)
+    span = 1  # key < span: the number of combinations the key can take so far
     for col in columns:
-        codes = pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
+        enc = encoded(col)
+        if enc is not None:
+            codes, n_codes = enc.codes, len(enc.uniques)  # a text column, factorised once
+        else:
+            codes = pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
+            n_codes = int(codes.max(initial=-1)) + 1
         incomplete |= codes < 0
-        key = pd.factorize(key * (int(codes.max(initial=-1)) + 2) + codes + 1)[0].astype(np.int64)
-    return key, incomplete
+        if span * (n_codes + 1) >= 2**62:
+            key = pd.factorize(key)[0].astype(np.int64)  # renumber before it could overflow
+            span = int(key.max(initial=-1)) + 1
+        key = key * (n_codes + 1) + codes + 1  # mixed radix: equal keys <=> equal codes
+        span *= n_codes + 1
+    # number the combinations in order of first appearance, as one factorisation per
+    # column would
+    return pd.factorize(key)[0].astype(np.int64), incomplete
 
 
 def _val(v: Any) -> str:

@@ -281,30 +281,34 @@ class _DeliveryChecks(_Checks):
         (``delivery.missing_value``): the sessions without one cannot be assigned.
         """
         f = self.file("delivery")
-        is_s = np.array([x == "supervision_session" for x in rt], dtype=bool)
+        is_s = np.asarray(rt == "supervision_session", dtype=bool)
         if not is_s.any():
             return
         if "group_id" in dlv.columns:
             grp = _str(dlv["group_id"])
         else:
             grp = np.full(len(dlv), None, dtype=object)
-        has = np.array([g is not None for g in grp], dtype=bool)
-        s_las = sorted({str(x) for x in las[is_s] if x is not None})
-        without: list[str] = []
-        for la in s_las:
-            in_la = is_s & np.array([x == la for x in las], dtype=bool)
-            n_with = int((in_la & has).sum())
-            if n_with == 0:
-                without.append(la)
-                continue
-            lacking = in_la & ~has
-            n_all = int(in_la.sum())
+        has = pd.notna(grp)
+        # sessions and sessions with a group id, per LA (one pass, no loop over rows per LA)
+        la_s = pd.Series(las[is_s], dtype=object)
+        counts = (
+            pd.DataFrame({"la": la_s.where(la_s.notna(), None), "has": has[is_s]})
+            .dropna(subset=["la"])
+            .assign(la=lambda d: d["la"].astype(str))
+            .groupby("la", sort=True)["has"]
+            .agg(["size", "sum"])
+        )
+        without = [str(la) for la in counts.index[counts["sum"] == 0]]
+        partial = counts[(counts["sum"] > 0)]
+        la_str = np.array([None if x is None else str(x) for x in las], dtype=object)
+        for la, n_all, n_with in zip(partial.index, partial["size"], partial["sum"], strict=True):
+            lacking = is_s & ~has & (la_str == la)
             self.col.rows(
                 f,
                 lacking,
                 "group_id",
                 "delivery.missing_value",
-                lambda i, a=n_all, w=n_with: (  # type: ignore[misc]
+                lambda i, a=int(n_all), w=int(n_with): (  # type: ignore[misc]
                     f"'group_id' must be given for every supervision_session record of LA "
                     f"{las[i]!r} once any has one ({w} of {a} have one)"
                 ),

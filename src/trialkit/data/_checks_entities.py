@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data.load import isin
 from trialkit.data.schema import ROLES
 
 
@@ -202,8 +203,10 @@ class _EntityChecks(_Checks):
             "remove the duplicate row",
         )
         self.fam_ids = {x for x in ids if x is not None}
+        given_kw = kws != None  # noqa: E711
+        given_la = las != None  # noqa: E711
         if self.la_ids:
-            unk = np.array([x is not None and x not in self.la_ids for x in las], dtype=bool)
+            unk = given_la & ~isin(las, self.la_ids)
             self.col.rows(
                 f,
                 unk,
@@ -214,7 +217,7 @@ class _EntityChecks(_Checks):
             )
         if "keyworkers" in self.t:
             kwl = pd.Series(kws).map(self.kw_la).to_numpy()
-            unk = np.array([x is not None for x in kws], dtype=bool) & pd.isna(kwl)
+            unk = given_kw & pd.isna(kwl)
             self.col.rows(
                 f,
                 unk,
@@ -225,9 +228,7 @@ class _EntityChecks(_Checks):
                 ),
                 "check the keyworker id",
             )
-            other = (
-                ~pd.isna(kwl) & np.array([x is not None for x in las], dtype=bool) & (kwl != las)
-            )
+            other = ~pd.isna(kwl) & given_la & (kwl != las)
             self.col.rows(
                 f,
                 other,
@@ -264,7 +265,8 @@ class _EntityChecks(_Checks):
         self.window("families", "withdrawal_date", w)
         self.window("families", "referral_date", r, only_after_end=True)
         reason = _str(fm["withdrawal_reason"])
-        nor = ~np.isnat(w) & np.array([x is None for x in reason], dtype=bool)
+        given_reason = reason != None  # noqa: E711
+        nor = ~np.isnat(w) & ~given_reason
         self.col.rows(
             f,
             nor,
@@ -274,7 +276,7 @@ class _EntityChecks(_Checks):
             "record why the family withdrew (CONSORT reports reasons)",
             "warning",
         )
-        nod = np.isnat(w) & np.array([x is not None for x in reason], dtype=bool)
+        nod = np.isnat(w) & given_reason
         self.col.rows(
             f,
             nod,

@@ -11,8 +11,15 @@ import pandas as pd
 from trialkit import store
 from trialkit._io import sha256_file
 from trialkit.data._checks import _Collector, _str, _val
-from trialkit.data.load import ISO, STRING, convert, date_format_label, guess_date_format
-from trialkit.data.parse import covariate_kind, match_levels, parse_numbers
+from trialkit.data.load import (
+    ISO,
+    STRING,
+    convert,
+    convert_marked,
+    date_format_label,
+    guess_date_format,
+)
+from trialkit.data.parse import covariate_kind, match_levels
 from trialkit.data.schema import COLUMNS, NOT_NULL, REQUIRED, Kind
 from trialkit.data.scoring import MAX_ITEMS, item_columns
 from trialkit.errors import DataError
@@ -113,11 +120,12 @@ def _unreadable_hint(kind: Kind, values: pd.Series, date_format: str) -> str:
 
 def _convert_column(
     name: str, c: str, kind: Kind, values: pd.Series, file: str, fmt: str, col: _Collector
-) -> pd.Series:
-    conv, bad = convert(values, kind, date_format=fmt)
+) -> tuple[pd.Series, np.ndarray]:
+    """The converted column and its cells read with a thousands separator."""
+    conv, bad, grouped = convert_marked(values, kind, date_format=fmt)
     col.bad[(name, c)] = bad
     if not bad.any():
-        return conv
+        return conv, grouped
     label = {
         "date": date_format_label(fmt),
         "float": "a number",
@@ -144,7 +152,7 @@ def _convert_column(
             f"'{c}' must be {label}; got {n_bad} of {n_present} values that are not (e.g. {shown})",
             _unreadable_hint(kind, values[bad], fmt),
         )
-        return conv
+        return conv, grouped
     hint = "correct the cell (leave it empty if unknown)"
     if kind == "date" and guess_date_format(values[bad]):
         hint += f"; {_unreadable_hint(kind, values[bad], fmt)}"
@@ -156,7 +164,7 @@ def _convert_column(
         lambda p: f"'{c}' must be {label}; got {_val(values.iloc[p])}",
         hint,
     )
-    return conv
+    return conv, grouped
 
 
 def _convert_table(
@@ -189,9 +197,9 @@ def _convert_table(
         if kind is None:
             out[c] = frame[c]
             continue
-        conv = _convert_column(name, c, kind, frame[c], file, fmt, col)
-        if kind in ("float", "int"):
-            grouped = parse_numbers(frame[c]).grouped & conv.notna().to_numpy(dtype=bool)
+        conv, grouped = _convert_column(name, c, kind, frame[c], file, fmt, col)
+        if kind in ("float", "int") and grouped.any():
+            grouped = grouped & conv.notna().to_numpy(dtype=bool)
             col.rows(
                 file,
                 grouped,
@@ -221,9 +229,11 @@ def _convert_table(
                     [m if m is not None else pd.NA for m in match.values], index=conv.index
                 ).astype(STRING)
         out[c] = conv
+    empty: pd.DataFrame | None = None
     for c, kind in COLUMNS[name].items():
         if c not in out:
-            out[c] = _empty(name)[c].reindex(range(len(frame)))
+            empty = _empty(name) if empty is None else empty
+            out[c] = empty[c].reindex(range(len(frame)))
             if kind in ("id", "str", "month"):
                 out[c] = pd.Series(pd.NA, index=range(len(frame)), dtype=STRING)
     result = pd.DataFrame(out)

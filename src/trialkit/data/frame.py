@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from trialkit.data.load import isin as _isin
-from trialkit.data.load import to_object
+from trialkit.data._columns import encoded
+from trialkit.data.load import index_in, to_object
 from trialkit.errors import DataError
 from trialkit.protocol.model import Outcome, Protocol
 
@@ -80,6 +80,8 @@ class AnalysisFrame:
 
 
 def _s(x: pd.Series) -> pd.Series:
+    if isinstance(x.dtype, pd.StringDtype):
+        return pd.Series(to_object(x), index=x.index, dtype=object)
     return x.astype(object).where(x.notna(), None)
 
 
@@ -124,8 +126,13 @@ def _outcome_values(
     cand: pd.DataFrame,
     timepoint: str,
     end: dt.date | None,
+    pos: np.ndarray | None = None,
 ) -> tuple[pd.Series, str]:
-    """Values of the outcome at ``timepoint`` indexed like ``cand`` and the reason label for NaN."""
+    """Values of the outcome at ``timepoint`` indexed like ``cand`` and the reason label for NaN.
+
+    ``pos`` gives, for each row of ``scores``, the position of its entity in ``cand``
+    (``-1`` for none), when the caller has it.
+    """
     if (
         oc.instrument == "binary"
         and oc.level.value == "keyworker"
@@ -141,13 +148,26 @@ def _outcome_values(
             )
         y = np.array([1.0 if v is None or v >= end else 0.0 for v in ld])
         return pd.Series(y, index=cand.index), "derived"
-    s = scores[
-        (scores["outcome_id"] == oc.id).to_numpy(dtype=bool, na_value=False)
-        & (scores["timepoint"] == timepoint).to_numpy(dtype=bool, na_value=False)
-    ]
-    vals = pd.Series(s["value"].to_numpy(dtype=float), index=s["entity_id"].astype(object))
-    vals = vals[~vals.index.duplicated()]
-    return cand["entity_id"].map(vals).astype(float), "scored"
+    sel = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool, na_value=False) & (
+        scores["timepoint"] == timepoint
+    ).to_numpy(dtype=bool, na_value=False)
+    if pos is None:
+        pos = _positions(cand, scores)
+    # each candidate takes the value of its first score row (integer lookups, no object map)
+    at = pos[sel]
+    value = scores["value"].to_numpy(dtype=float)[sel]
+    found = at >= 0
+    first_at, first = np.unique(at[found], return_index=True)
+    y = np.full(len(cand), np.nan)
+    y[first_at] = value[found][first]
+    return pd.Series(y, index=cand.index), "scored"
+
+
+def _positions(cand: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
+    """Position in ``cand`` (unique ``entity_id``) of each score row's entity; -1 for none."""
+    return index_in(
+        scores["entity_id"].to_numpy(dtype=object), cand["entity_id"].to_numpy(dtype=object)
+    )
 
 
 def _why(
@@ -194,8 +214,12 @@ def _covariates(
         if cov.name not in src.columns or cov.name in frame.columns:
             continue
         m = src[[key, cov.name]].drop_duplicates(key)
-        vals = pd.Series(to_object(m[cov.name]), index=m[key].astype(object))
-        col = frame[fkey].map(vals)
+        vals = to_object(m[cov.name])
+        at = pd.Index(m[key].astype(object)).get_indexer(frame[fkey].astype(object))
+        taken = np.empty(len(at), dtype=object)
+        taken[:] = np.nan  # as Series.map gives for a key it does not know
+        taken[at >= 0] = vals[at[at >= 0]]
+        col = pd.Series(taken, index=frame.index, dtype=object)
         if cov.type == "categorical":
             frame[cov.name] = (
                 col.astype(object).where(col.notna(), None).astype("str").where(col.notna(), None)
@@ -217,24 +241,29 @@ def _frame_for(
     require_baseline: bool,
     cache: dict[str, pd.DataFrame] | None = None,
     include_missing: bool = False,
+    counts_only: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The analysis frame, the exclusions and the number of candidates of one outcome.
+
+    ``counts_only`` (for the flow counts) leaves out the covariates and the sorting
+    of the frame and of the exclusions: the rows and their values are the same.
+    """
     level = oc.level.value
     scores = scores[(scores["outcome_id"] == oc.id).to_numpy(dtype=bool)]
     if cache is not None and level in cache:
         cand = cache[level]
     else:
         cand = _candidates(level, tables, arm_of)
-    y, how = _outcome_values(oc, tables, scores, cand, timepoint, end)
-    s_oc = scores[(scores["outcome_id"] == oc.id).to_numpy(dtype=bool, na_value=False)]
-    measured_ids = set(
-        s_oc.loc[
-            (s_oc["timepoint"] == timepoint).to_numpy(dtype=bool, na_value=False), "entity_id"
-        ].astype(object)
-    )
-    measured = pd.Series(_isin(cand["entity_id"], measured_ids), index=cand.index)
+    pos = _positions(cand, scores)  # each score row's candidate, looked up once
+    y, how = _outcome_values(oc, tables, scores, cand, timepoint, end, pos)
+    at_t = (scores["timepoint"] == timepoint).to_numpy(dtype=bool, na_value=False)
+    hit = pos[at_t]
+    measured_ = np.zeros(len(cand), dtype=bool)
+    measured_[hit[hit >= 0]] = True
+    measured = pd.Series(measured_, index=cand.index)
     baseline = pd.Series(np.nan, index=cand.index)
     if oc.baseline_timepoint and oc.baseline_timepoint != timepoint and how == "scored":
-        baseline, _ = _outcome_values(oc, tables, scores, cand, oc.baseline_timepoint, end)
+        baseline, _ = _outcome_values(oc, tables, scores, cand, oc.baseline_timepoint, end, pos)
     has_arm = cand["arm"].notna().to_numpy()
     keep = has_arm & y.notna().to_numpy()
     reasons = np.full(len(cand), None, dtype=object)
@@ -267,6 +296,8 @@ def _frame_for(
     frame["treated"] = (arm == protocol.intervention_arm).astype("int64")
     frame["y"] = y[keep].astype(float)
     frame["baseline"] = baseline[keep].astype(float)
+    if counts_only:
+        return frame, excl, int(has_arm.sum())
     frame = _covariates(protocol, tables, frame, level)
     sort = ["la_id", "keyworker_id"] + (["family_id"] if level == "family" else [])
     frame = frame.sort_values(sort, kind="stable").reset_index(drop=True)
@@ -389,16 +420,29 @@ def build_flow_and_exclusions(
     for c in (fam, kw):
         c["arm"] = c["arm"].where(c["arm"].notna(), "unallocated") if arm_of else "unallocated"
     meas = tables["measurements"]
-    m_ent = pd.DataFrame(
-        {
-            "e": to_object(meas["entity_id"]),
-            "l": meas["level"].astype("category"),
-            "t": meas["timepoint"].astype("category"),
-        }
+    m_ent = to_object(meas["entity_id"])
+    m_lv = to_object(meas["level"])
+    m_tp = to_object(meas["timepoint"])
+    # measured[(level, t)]: which candidates of the level have a measurement at t
+    # (one lookup of the distinct measured ids per level, then integer positions)
+    enc = encoded(meas["entity_id"])  # already factorised during validation
+    m_codes, m_uniques = (
+        (enc.codes, enc.uniques) if enc is not None else pd.factorize(m_ent, use_na_sentinel=True)
     )
-    measured_sets: dict[tuple[str, str], np.ndarray] = {}
-    for (lv_, t_), grp in m_ent.groupby(["l", "t"], observed=True, sort=False):
-        measured_sets[(str(lv_), str(t_))] = grp["e"].to_numpy(dtype=object)
+    measured: dict[tuple[str, str], np.ndarray] = {}
+    for level, ent in (("family", fam), ("keyworker", kw)):
+        upos = index_in(
+            np.asarray(m_uniques, dtype=object), ent["entity_id"].to_numpy(dtype=object)
+        )
+        row_pos = np.full(len(m_codes), -1, dtype=np.int64)
+        has_id = m_codes >= 0
+        row_pos[has_id] = upos[m_codes[has_id]]
+        is_lv = m_lv == level
+        for t in protocol.trial.timepoints:
+            at = row_pos[is_lv & (m_tp == t)]
+            seen = np.zeros(len(ent), dtype=bool)
+            seen[at[at >= 0]] = True
+            measured[(level, t)] = seen
     frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     if arm_of:
         for oc in protocol.outcomes:
@@ -413,6 +457,7 @@ def build_flow_and_exclusions(
                 end,
                 protocol.analysis.adjust_for_baseline,
                 cache,
+                counts_only=True,
             )
             frames[oc.id] = (f_, e_)
     for arm in arms:
@@ -443,8 +488,7 @@ def build_flow_and_exclusions(
             add(arm, "keyworker", "lost", "left post before trial end", int(left.sum()))
         for t in protocol.trial.timepoints:
             for level, ent in (("family", f_arm), ("keyworker", k_arm)):
-                ids = measured_sets.get((level, t), np.array([], dtype=object))
-                got = pd.Series(_isin(ent["entity_id"], ids), index=ent.index)
+                got = pd.Series(measured[(level, t)][ent.index.to_numpy()], index=ent.index)
                 add(arm, level, "measured", t, int(got.sum()))
                 if level == "family":
                     add(arm, "la", f"measured ({level})", t, int(ent.loc[got, "la_id"].nunique()))

@@ -624,6 +624,7 @@ def score_matrix(items: np.ndarray, instrument: Instrument) -> dict[str, np.ndar
         x[:, i - 1] = instrument.low + instrument.high - x[:, i - 1]
     answered = ~np.isnan(x)
     out: dict[str, np.ndarray] = {"n_answered": answered.sum(axis=1).astype(float)}
+    x0 = np.where(answered, x, 0.0)  # unanswered as 0 once, for every scale's sum (as nansum)
     for sc in instrument.scales:
         if sc.method == "sum_of_scales":
             vals = np.zeros(len(x))
@@ -632,10 +633,9 @@ def score_matrix(items: np.ndarray, instrument: Instrument) -> dict[str, np.ndar
             out[sc.name] = vals
             continue
         idx = [i - 1 for i in sc.items]
-        sub = x[:, idx]
-        n = (~np.isnan(sub)).sum(axis=1)
+        n = answered[:, idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(sub, axis=1) / np.where(n > 0, n, 1)
+            mean = x0[:, idx].sum(axis=1) / np.where(n > 0, n, 1)
         mean = np.where(n >= max(sc.required, 1), mean, np.nan)
         out[sc.name] = mean if sc.method == "mean" else mean * len(idx)
     if instrument.id == "SWEMWBS" and "metric" in out:

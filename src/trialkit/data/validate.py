@@ -24,6 +24,7 @@ from trialkit.data._checks import _Collector
 from trialkit.data._checks_delivery import _DeliveryChecks
 from trialkit.data._checks_entities import _EntityChecks
 from trialkit.data._checks_measurements import _MeasurementChecks
+from trialkit.data._columns import column_cache
 from trialkit.data._result import TrialData
 from trialkit.data._save import save_validated
 from trialkit.data._tables import _convert_table, _empty, _read_allocation, table_label
@@ -89,6 +90,24 @@ def validate(
     VerificationError
         When a file of the allocation directory no longer has its recorded SHA-256.
     """
+    with column_cache():  # each text column is converted and factorised once
+        return _validate(
+            protocol,
+            data_dir,
+            allocation_dir,
+            custom_instruments=custom_instruments,
+            score15_reverse=score15_reverse,
+        )
+
+
+def _validate(
+    protocol: Protocol,
+    data_dir: str | os.PathLike[str],
+    allocation_dir: str | os.PathLike[str] | AllocationRecord | None,
+    *,
+    custom_instruments: Mapping[str, Instrument] | None,
+    score15_reverse: str | None,
+) -> TrialData:
     col = _Collector()
     found, amb = find_tables(data_dir, TABLES)
     col.items.extend(amb)
@@ -158,7 +177,8 @@ def validate(
         ctx.delivery_columns = {str(c).strip() for c in raw["delivery"].columns}
     ctx.check_delivery()
     for name in TABLES:
-        tables.setdefault(name, _empty(name))
+        if name not in tables:  # build an empty table only for an absent one
+            tables[name] = _empty(name)
     from trialkit.data.frame import build_flow_and_exclusions
 
     ctx.missing_patterns(scores)
