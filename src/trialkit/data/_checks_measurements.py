@@ -10,7 +10,7 @@ import pandas as pd
 
 from trialkit.data import scoring
 from trialkit.data._checks import _Checks, _dates, _row_key, _str
-from trialkit.data.load import STRING, to_object
+from trialkit.data.load import STRING, index_in, to_object
 from trialkit.data.load import isin as _isin
 from trialkit.data.missingness import missing_outcome_shares, missingness_flags
 from trialkit.data.schema import LEVELS
@@ -126,9 +126,11 @@ class _MeasurementChecks(_Checks):
         # dates versus consent / withdrawal / leaving
         if "families" in self.t and is_fam.any():
             fm = self.t["families"]
-            fidx = pd.Index(_str(fm["family_id"])).drop_duplicates()
             fm1 = fm.drop_duplicates("family_id")
-            pos = fidx.get_indexer(ent_o)
+            fids = _str(fm1["family_id"])
+            named = np.flatnonzero(pd.notna(fids))  # rows of fm1 with an id
+            found = index_in(ent_o, fids[named])
+            pos = np.where(found >= 0, named[np.maximum(found, 0)], -1)
             cons = _dates(fm1["consent_date"])
             wd = _dates(fm1["withdrawal_date"])
             ok = (pos >= 0) & is_fam
