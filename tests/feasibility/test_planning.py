@@ -82,6 +82,29 @@ def test_stored_profile_matches_r(name: str, null_fits: dict) -> None:
     assert prof.deviance[-1] == pytest.approx(20.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("name", sorted(REF))
+def test_closed_form_deviance_is_the_engine_deviance(name: str) -> None:
+    """The profile's O(K) null-model deviance equals the general REML engine's at any θ."""
+    import trialkit.models._engine as engine
+    from trialkit.models.variance_components import _codes, _NullDeviance
+
+    d = _data(name)
+    codes = _codes(d, _levels(d))
+    y = d["y"].to_numpy(dtype=float)
+    lay = engine.make_layout(codes)
+    st = engine.make_stats(lay, np.ones((y.size, 1)), y)
+    theta = np.random.default_rng(1).uniform(0.0, 3.0, size=(40, len(codes)))
+    theta[0] = 0.0
+    got = _NullDeviance(codes, y).dev(theta)
+    rep = engine.Stats(
+        p=st.p,
+        W=np.broadcast_to(st.W, (40, *st.W.shape[1:])),
+        xbar=np.broadcast_to(st.xbar, (40, *st.xbar.shape[1:])),
+    )
+    want = engine.evaluate(lay, rep, theta, reml=True).dev
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
 def test_descriptives_match_r() -> None:
     d, ref = _data("three_unequal"), REF["three_unequal"]
     s, lo, hi = _sd_interval(d["y"].to_numpy(), 0.05)
