@@ -283,3 +283,38 @@ def test_target_effects_override_and_errors(demo_inputs) -> None:
     with pytest.raises(FeasibilityError) as e:
         plan_definitive_trial(protocol, td, rec, power=1.5)
     assert e.value.codes == ("planning.setting",)
+
+
+def test_plan_frames_are_typed_and_keep_not_planned_outcomes(plan) -> None:
+    import dataclasses
+
+    from trialkit.feasibility.planning import ARM_COLUMNS, PLAN_COLUMNS
+
+    p = dataclasses.replace(plan, not_planned=(("x", "no data at end"),))
+    f = p.to_frame()
+    assert tuple(f.columns) == PLAN_COLUMNS
+    assert list(f["status"]) == ["planned"] * len(plan.outcomes) + ["not planned"]
+    assert f["reason"].iloc[-1] == "no data at end" and pd.isna(f["las_point"].iloc[-1])
+    assert str(f["las_point"].dtype) == "Int64" and f["icc_la"].dtype == float
+    assert p.to_dict()["not_planned"] == [{"outcome_id": "x", "reason": "no data at end"}]
+    assert "x: not planned (no data at end)" in p.summary(short=True)
+    a = plan.arms_frame()
+    assert tuple(a.columns) == ARM_COLUMNS and a["families_consented"].dtype == np.int64
+
+
+def test_analyse_records_a_failed_plan_as_a_row(demo_inputs, monkeypatch) -> None:
+    import trialkit.feasibility.planning as planning
+    from trialkit.analyse.plan import _planning
+
+    protocol, td, _ = demo_inputs
+
+    def fail(*a, **k):
+        raise FeasibilityError.from_problem(path="x", code="planning.setting", message="boom")
+
+    monkeypatch.setattr(planning, "plan_definitive_trial", fail)
+    notes: list[str] = []
+    tables, meta = _planning(protocol, td, notes)
+    assert list(tables) == ["planning"] and len(tables["planning"]) == 1
+    row = tables["planning"].iloc[0]
+    assert row["status"] == "not planned" and "boom" in row["reason"]
+    assert meta["status"].startswith("not planned") and "boom" in notes[0]
