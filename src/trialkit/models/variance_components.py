@@ -23,6 +23,9 @@ inversion; Pawitan 2001, ch. 2–3); when ``D_l(0)`` is within the bound the low
 limit is 0.  The same profile serves as an approximate likelihood for ``ρ_l``
 (``exp{−(D_l(r) − \\min d)/2}``), stored on a grid for planning.
 
+The profile evaluates the deviance in closed form (:class:`_NullDeviance`, ``O(K)`` per
+``θ`` and batched over many ``θ``), equal to the engine's to rounding error.
+
 References
 ----------
 Pawitan, Y. (2001). *In All Likelihood: Statistical Modelling and Inference Using
