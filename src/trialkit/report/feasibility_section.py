@@ -306,12 +306,16 @@ def planning_table(analysis: TrialAnalysis) -> ReportTable:
 
 
 def _int_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Counts as nullable integers in the typed export (an empty cell when missing)."""
+    """Counts as Python integers in the typed export, ``None`` (an empty cell) when missing.
+
+    An object column, so that the CSV writes ``12`` and the xlsx writer a number cell.
+    """
     for c in dict.fromkeys(columns):
         if c in frame:
-            frame[c] = pd.array(
+            frame[c] = pd.Series(
                 [None if v is None or not math.isfinite(_f(v)) else int(_f(v)) for v in frame[c]],
-                dtype="Int64",
+                index=frame.index,
+                dtype=object,
             )
     return frame
 
