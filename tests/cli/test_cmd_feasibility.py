@@ -35,7 +35,14 @@ def test_json_output_on_the_demo(demo: DemoResult, capsys: pytest.CaptureFixture
     doc = json.loads(out)
     assert doc["recommendation"]["decision"] in ("proceed", "amend", "stop")
     assert doc["recommendation"]["rule"] and doc["recommendation"]["reasons"]
-    assert "planning" not in doc  # wired by feasibility.planning when it exists
+    plan = doc["planning"]  # plan_definitive_trial(...).to_dict()
+    assert {o["outcome_id"] for o in plan["outcomes"]} >= {"family_functioning"}
+    ff = next(o for o in plan["outcomes"] if o["outcome_id"] == "family_functioning")
+    assert ff["icc_la_low"] <= ff["icc_la"] <= ff["icc_la_high"]
+    assert ff["target_effect"] == 0.3
+    assert ff["las_point"] <= ff["las_assurance"] <= ff["las_upper"]
+    assert [a["arm"] for a in plan["arms"]] == ["intervention", "control"]
+    assert plan["not_planned"] == [] and "null_model" in ff
     assert len(doc["criteria"]) == 8  # 7 criteria, consent by arm
     for c in doc["criteria"]:
         assert KEYS <= set(c)
@@ -53,6 +60,18 @@ def test_json_output_on_the_demo(demo: DemoResult, capsys: pytest.CaptureFixture
     assert stored["estimate"].tolist() == pytest.approx([c["estimate"] for c in doc["criteria"]])
     code, text, _ = _run([*base, "--data", str(demo.data)], capsys)
     assert code == 0 and "recommendation:" in text
+    assert (
+        "planning the definitive trial" in text and "(point ICC / upper limit / assurance)" in text
+    )
+    # analyse stored the same plan
+    stored_plan = pd.read_parquet(demo.analysis / "planning.parquet")
+    assert list(stored_plan["outcome_id"]) == [o["outcome_id"] for o in plan["outcomes"]]
+    assert (stored_plan["status"] == "planned").all()
+    assert stored_plan["icc_la_high"].tolist() == pytest.approx(
+        [o["icc_la_high"] for o in plan["outcomes"]], rel=1e-12
+    )
+    arms = pd.read_parquet(demo.analysis / "planning_arms.parquet")
+    assert arms["families_consented"].tolist() == [a["families_consented"] for a in plan["arms"]]
 
 
 def test_missing_approached_is_exit_1(

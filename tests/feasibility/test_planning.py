@@ -82,6 +82,29 @@ def test_stored_profile_matches_r(name: str, null_fits: dict) -> None:
     assert prof.deviance[-1] == pytest.approx(20.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("name", sorted(REF))
+def test_closed_form_deviance_is_the_engine_deviance(name: str) -> None:
+    """The profile's O(K) null-model deviance equals the general REML engine's at any θ."""
+    import trialkit.models._engine as engine
+    from trialkit.models.variance_components import _codes, _NullDeviance
+
+    d = _data(name)
+    codes = _codes(d, _levels(d))
+    y = d["y"].to_numpy(dtype=float)
+    lay = engine.make_layout(codes)
+    st = engine.make_stats(lay, np.ones((y.size, 1)), y)
+    theta = np.random.default_rng(1).uniform(0.0, 3.0, size=(40, len(codes)))
+    theta[0] = 0.0
+    got = _NullDeviance(codes, y).dev(theta)
+    rep = engine.Stats(
+        p=st.p,
+        W=np.broadcast_to(st.W, (40, *st.W.shape[1:])),
+        xbar=np.broadcast_to(st.xbar, (40, *st.xbar.shape[1:])),
+    )
+    want = engine.evaluate(lay, rep, theta, reml=True).dev
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
 def test_descriptives_match_r() -> None:
     d, ref = _data("three_unequal"), REF["three_unequal"]
     s, lo, hi = _sd_interval(d["y"].to_numpy(), 0.05)
@@ -260,3 +283,38 @@ def test_target_effects_override_and_errors(demo_inputs) -> None:
     with pytest.raises(FeasibilityError) as e:
         plan_definitive_trial(protocol, td, rec, power=1.5)
     assert e.value.codes == ("planning.setting",)
+
+
+def test_plan_frames_are_typed_and_keep_not_planned_outcomes(plan) -> None:
+    import dataclasses
+
+    from trialkit.feasibility.planning import ARM_COLUMNS, PLAN_COLUMNS
+
+    p = dataclasses.replace(plan, not_planned=(("x", "no data at end"),))
+    f = p.to_frame()
+    assert tuple(f.columns) == PLAN_COLUMNS
+    assert list(f["status"]) == ["planned"] * len(plan.outcomes) + ["not planned"]
+    assert f["reason"].iloc[-1] == "no data at end" and pd.isna(f["las_point"].iloc[-1])
+    assert str(f["las_point"].dtype) == "Int64" and f["icc_la"].dtype == float
+    assert p.to_dict()["not_planned"] == [{"outcome_id": "x", "reason": "no data at end"}]
+    assert "x: not planned (no data at end)" in p.summary(short=True)
+    a = plan.arms_frame()
+    assert tuple(a.columns) == ARM_COLUMNS and a["families_consented"].dtype == np.int64
+
+
+def test_analyse_records_a_failed_plan_as_a_row(demo_inputs, monkeypatch) -> None:
+    import trialkit.feasibility.planning as planning
+    from trialkit.analyse.plan import _planning
+
+    protocol, td, _ = demo_inputs
+
+    def fail(*a, **k):
+        raise FeasibilityError.from_problem(path="x", code="planning.setting", message="boom")
+
+    monkeypatch.setattr(planning, "plan_definitive_trial", fail)
+    notes: list[str] = []
+    tables, meta = _planning(protocol, td, notes)
+    assert list(tables) == ["planning"] and len(tables["planning"]) == 1
+    row = tables["planning"].iloc[0]
+    assert row["status"] == "not planned" and "boom" in row["reason"]
+    assert meta["status"].startswith("not planned") and "boom" in notes[0]

@@ -68,3 +68,102 @@ def test_frame_as_pilot_places_the_section_after_the_summary() -> None:
     # no criteria: the section still says what is missing, and the summary is unchanged
     empty = frame_as_pilot(secs, _analysis([]), DisclosureSettings())
     assert "has none" in empty[1].paragraphs[0] and not empty[0].paragraphs
+
+
+# ----------------------------------------------------------------------------- planning tables
+def _planning_analysis(arms: list[dict[str, object]]) -> TrialAnalysis:
+    from trialkit.feasibility.planning import ARM_COLUMNS, PLAN_COLUMNS
+
+    planned = dict.fromkeys(PLAN_COLUMNS, math.nan) | {
+        "outcome_id": "ff", "label": "FF", "level": "family", "timepoint": "end",
+        "role": "primary", "status": "planned", "reason": "", "singular": False,
+        "icc_la": 0.0363170901698, "icc_la_low": 0.0, "icc_la_high": 0.18521,
+        "icc_keyworker": 0.186, "icc_keyworker_low": 0.0647, "icc_keyworker_high": 0.336,
+        "sd": 13.666, "sd_low": 12.6, "sd_high": 14.93, "correlation": 0.559,
+        "correlation_low": 0.47, "correlation_high": 0.64, "cluster_size_cv": 0.3128,
+        "target_effect": 0.3, "las_point": 49, "las_upper": 122, "las_assurance": 73, "n_las": 12,
+    }  # fmt: skip
+    failed = dict.fromkeys(PLAN_COLUMNS) | {
+        "outcome_id": "kw",
+        "status": "not planned",
+        "reason": "no data at end",
+    }
+    return TrialAnalysis(
+        tables={
+            "planning": pd.DataFrame([planned, failed], columns=list(PLAN_COLUMNS)),
+            "planning_arms": pd.DataFrame(arms, columns=list(ARM_COLUMNS)),
+        },
+        protocol={"arms": {}, "outcomes": [{"id": "ff", "label": "Family functioning"}]},
+        methods={"planning": {"status": "planned", "conf_level": 0.95, "power": 0.9,
+                              "alpha": 0.05}},
+        provenance={},
+    )  # fmt: skip
+
+
+def _arm(arm: str, referred: int, consented: int, followed: int, kws: int, left: int) -> dict:
+    return {
+        "arm": arm, "families_referred": referred, "families_consented": consented,
+        "consent_rate": consented / referred, "families_followed_up": followed,
+        "family_attrition": 1 - followed / consented, "followup_timepoint": "end",
+        "keyworkers": kws, "keyworkers_left": left, "keyworker_attrition": left / kws,
+    }  # fmt: skip
+
+
+def test_planning_table_labels_unconditional_iccs_and_keeps_failures() -> None:
+    from trialkit.report.feasibility_section import planning_table
+
+    t = planning_table(_planning_analysis([]))
+    assert t.id == "planning" and len(t.frame) == 2
+    cols = list(t.frame.columns)
+    assert any("LA ICC, unconditional (95% CI)" == c for c in cols)
+    first = t.frame.iloc[0]
+    assert first["Outcome"] == "Family functioning"
+    assert first["LA ICC, unconditional (95% CI)"] == "0.036 (0.000 to 0.185)"
+    assert first["LAs needed: point ICC / upper limit / assurance"] == "49 / 122 / 73"
+    assert t.frame.iloc[1]["Note"] == "not planned: no data at end"
+    # typed export: unrounded numbers, counts as integers
+    d = t.export_frame()
+    assert d.loc[0, "icc_la"] == 0.0363170901698 and d.loc[0, "las_upper"] == 122
+    assert type(d.loc[0, "las_point"]) is int and d.loc[1, "las_point"] is None
+    assert d.loc[1, "status"] == "not planned" and d.loc[1, "reason"] == "no data at end"
+
+
+def test_planning_arms_table_suppresses_small_counts_of_people() -> None:
+    from trialkit.report.feasibility_section import planning_arms_table
+
+    a = _planning_analysis(
+        [_arm("intervention", 216, 162, 146, 48, 11), _arm("control", 30, 27, 25, 48, 2)]
+    )
+    t = planning_arms_table(a, DisclosureSettings())
+    inter, ctrl = t.frame.iloc[0], t.frame.iloc[1]
+    assert inter["Families consented / referred"] == "162 / 216 (75.0%)"
+    assert inter["Families without the primary outcome / consented"] == "16 / 162 (9.9%)"
+    # control: 3 not consented (< 5), 2 lost (< 5), 2 keyworkers left (< 5) -> suppressed
+    assert ctrl["Families consented / referred"] == "c / c (c)"
+    assert ctrl["Families without the primary outcome / consented"] == "c / c (c)"
+    assert ctrl["Keyworkers who left post / in randomised LAs"] == "c / c (c)"
+    assert "3 count(s)" in t.note
+    d = t.export_frame()
+    assert d.loc[0, "families_consented"] == 162 and pd.isna(d.loc[1, "families_consented"])
+    assert pd.isna(d.loc[1, "consent_rate"]) and d.loc[0, "consent_rate"] == 0.75
+    strict = planning_arms_table(a, DisclosureSettings(mode="strict"))
+    assert strict.frame.iloc[0]["Keyworkers who left post / in randomised LAs"] == "11 / 48 (22.9%)"
+
+
+def test_frame_as_pilot_adds_the_planning_tables() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class S:
+        id: str
+        title: str
+        paragraphs: tuple = ()
+        bullets: tuple = ()
+        tables: tuple = ()
+        figures: tuple = ()
+
+    a = _planning_analysis([_arm("intervention", 216, 162, 146, 48, 11)])
+    out = frame_as_pilot([S("summary", "Summary"), S("methods", "Methods")], a,
+                         DisclosureSettings())  # fmt: skip
+    feas = next(s for s in out if s.id == "feasibility")
+    assert [t.id for t in feas.tables] == ["planning", "planning_arms"]

@@ -829,6 +829,35 @@ def _feasibility(
     }
 
 
+def _planning(
+    protocol: Protocol, trial_data: Any, notes: list[str]
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Planning the definitive trial (:func:`trialkit.feasibility.plan_definitive_trial`).
+
+    ``planning`` has one row per continuous outcome (status ``planned`` or ``not planned``
+    with the reason); when the whole plan fails it is one ``not planned`` row with the
+    reason and ``planning_arms`` is left out.
+    """
+    from trialkit.feasibility.planning import NOT_PLANNED, PLAN_COLUMNS, plan_definitive_trial
+
+    try:
+        plan = plan_definitive_trial(protocol, trial_data)
+    except TrialkitError as err:
+        notes.append(f"definitive trial not planned: {err}")
+        row = dict.fromkeys(PLAN_COLUMNS) | {"outcome_id": "", "status": NOT_PLANNED}
+        row["reason"] = str(err)
+        return {"planning": pd.DataFrame([row], columns=list(PLAN_COLUMNS))}, {
+            "status": f"not planned: {err}"
+        }
+    notes.extend(f"planning: {k} not planned ({r})" for k, r in plan.not_planned)
+    meta = plan.to_dict()
+    return {"planning": plan.to_frame(), "planning_arms": plan.arms_frame()}, {
+        "status": "planned",
+        **{k: meta[k] for k in ("alpha", "power", "conf_level", "methods", "notes")},
+        "not_planned": meta["not_planned"],
+    }
+
+
 def analyse_trial(
     protocol: Protocol,
     trial_data: Any,
@@ -1090,6 +1119,11 @@ def analyse_trial(
         tables.update(tables_f)
     else:
         methods_f = {"status": "no progression criteria in the protocol"}
+    if protocol.progression or any(o.target_effect is not None for o in protocol.outcomes):
+        tables_p, methods_p = _planning(protocol, trial_data, notes)
+        tables.update(tables_p)
+    else:
+        methods_p = {"status": "no progression criteria or target_effect in the protocol"}
     tables["tidier"] = _tidier(protocol, actual)
     tables["logic_model"] = _logic_model(protocol, ind, protocol.intervention_arm)
     try:
@@ -1112,6 +1146,7 @@ def analyse_trial(
         "hedges_g": "unconditional total variance (Hedges 2007), small-sample corrected",
         "multiplicity": protocol.analysis.multiplicity,
         "feasibility": methods_f,
+        "planning": methods_p,
     }
     chain: dict[str, Any] = {k: v.to_dict() for k, v in (custody or {}).items()}
     if allocation is not None and allocation.check is not None:

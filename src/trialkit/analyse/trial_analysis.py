@@ -43,6 +43,8 @@ TABLES: tuple[str, ...] = (
     "tidier",
     "logic_model",
     "feasibility",
+    "planning",
+    "planning_arms",
 )
 
 
@@ -81,7 +83,11 @@ class TrialAnalysis:
         ``logic_model`` (nodes, edges and achieved fidelity per indicator) and, when the
         protocol has progression criteria, ``feasibility`` (one row per criterion and
         arm: estimate, interval, limits, zone, test against red; the recommendation is
-        in ``methods["feasibility"]``).
+        in ``methods["feasibility"]``) and, with progression criteria or an outcome's
+        ``target_effect``, ``planning`` (one row per continuous outcome: ICCs with
+        profile-likelihood intervals, SD, correlation, cluster-size CV, LAs needed; an
+        outcome that could not be planned is a ``not planned`` row with its reason) and
+        ``planning_arms`` (consent and attrition by arm; settings in ``methods["planning"]``).
     protocol : mapping
         The protocol as JSON (``Protocol.model_dump(mode="json")``).
     methods : mapping

@@ -18,7 +18,9 @@ NAME = "feasibility"
 HELP = (
     "Assess the protocol's progression criteria (LA recruitment, consent, retention, data "
     "completeness, fidelity, contamination) with cluster-adjusted intervals, traffic-light "
-    "zones, the test against each red limit and a proceed/amend/stop recommendation."
+    "zones, the test against each red limit and a proceed/amend/stop recommendation; and "
+    "plan the definitive trial (ICCs with profile-likelihood intervals, SDs, correlations, "
+    "cluster-size CV, consent and attrition by arm, LAs needed for each target_effect)."
 )
 EXAMPLE = [
     "trialkit feasibility --protocol protocol.toml --data data/ --allocation allocation/",
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trialkit import store
     from trialkit.data import validate
-    from trialkit.feasibility import assess_feasibility
+    from trialkit.feasibility import assess_feasibility, plan_definitive_trial
     from trialkit.protocol import load_protocol
 
     protocol = load_protocol(args.protocol)
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
         fidelity = read_fidelity_report(args.fidelity)
     result = assess_feasibility(protocol, trial_data, record, fidelity)
-    payload = result.to_dict()
-    emit(payload, result.summary(), args.format)
+    plan = plan_definitive_trial(protocol, trial_data, record)
+    payload = {**result.to_dict(), "planning": plan.to_dict()}
+    emit(payload, result.summary() + "\n\n" + plan.summary(short=True), args.format)
     return 0

@@ -87,7 +87,7 @@ from scipy import stats
 
 from trialkit._version import __version__
 from trialkit.data.frame import analysis_frame
-from trialkit.errors import FeasibilityError, ModelSpecError
+from trialkit.errors import ComputationError, FeasibilityError, ModelSpecError
 from trialkit.models.variance_components import NullModelFit, fit_null_model
 from trialkit.power.analytic import (
     CRTDesign,
@@ -101,6 +101,10 @@ if TYPE_CHECKING:
     from trialkit.protocol.model import Protocol
 
 __all__ = [
+    "ARM_COLUMNS",
+    "NOT_PLANNED",
+    "PLANNED",
+    "PLAN_COLUMNS",
     "ArmRetention",
     "DefinitiveTrialPlan",
     "OutcomePlan",
@@ -110,6 +114,8 @@ __all__ = [
 
 RESULT_SCHEMA_VERSION = 1
 _MAX_LAS = 100_000
+PLANNED = "planned"
+NOT_PLANNED = "not planned"
 
 
 def _clean(v: Any) -> Any:
@@ -190,9 +196,31 @@ class ArmRetention:
         return {f.name: _clean(getattr(self, f.name)) for f in fields(self)}
 
 
+#: Columns of :meth:`DefinitiveTrialPlan.to_frame` (the analysis stage's ``planning`` table).
+PLAN_COLUMNS: tuple[str, ...] = (
+    *(f.name for f in fields(OutcomePlan) if f.name != "null_model"),
+    "status",
+    "reason",
+)
+_INT_COLUMNS = ("n_obs", "n_las", "n_keyworkers", "n_pairs", "las_point", "las_upper",
+                "las_assurance")  # fmt: skip
+_FRAME_TYPES: dict[str, str] = {
+    f.name: "Int64" if f.name in _INT_COLUMNS else "float64"
+    for f in fields(OutcomePlan)
+    if f.name not in ("outcome_id", "label", "level", "timepoint", "role", "singular", "null_model")
+} | {"singular": "boolean"}
+#: Columns of :meth:`DefinitiveTrialPlan.arms_frame` (the ``planning_arms`` table).
+ARM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ArmRetention))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DefinitiveTrialPlan:
-    """The planning table: one :class:`OutcomePlan` per continuous outcome, retention by arm."""
+    """The planning table: one :class:`OutcomePlan` per continuous outcome, retention by arm.
+
+    ``not_planned`` holds ``(outcome_id, reason)`` for each continuous outcome whose
+    null model could not be fitted (it is a row of :meth:`to_frame` with status
+    ``"not planned"``, never silently left out).
+    """
 
     outcomes: tuple[OutcomePlan, ...]
     arms: tuple[ArmRetention, ...]
@@ -200,6 +228,7 @@ class DefinitiveTrialPlan:
     power: float
     conf_level: float
     notes: tuple[str, ...] = ()
+    not_planned: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary, numbers unrounded."""
@@ -219,21 +248,42 @@ class DefinitiveTrialPlan:
                 "(Eldridge correction), exact noncentral t power",
             },
             "outcomes": [o.to_dict() for o in self.outcomes],
+            "not_planned": [{"outcome_id": k, "reason": r} for k, r in self.not_planned],
             "arms": [a.to_dict() for a in self.arms],
             "notes": list(self.notes),
         }
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per outcome (the planning table, without the null-model details)."""
-        rows = []
+        """One row per continuous outcome (the planning table, without the null-model details).
+
+        Columns are :data:`PLAN_COLUMNS`: the :class:`OutcomePlan` fields plus ``status``
+        (``"planned"`` or ``"not planned"``) and ``reason``; an outcome that could not be
+        planned has its id, label, status and reason and missing numbers.
+        """
+        rows: list[dict[str, Any]] = []
         for o in self.outcomes:
             d = o.to_dict()
             d.pop("null_model")
-            rows.append(d)
-        return pd.DataFrame(rows)
+            rows.append({**d, "status": PLANNED, "reason": ""})
+        for oid, reason in self.not_planned:
+            rows.append({"outcome_id": oid, "status": NOT_PLANNED, "reason": reason})
+        frame = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+        return frame.astype(_FRAME_TYPES)  # type: ignore[arg-type]
 
-    def summary(self) -> str:
+    def arms_frame(self) -> pd.DataFrame:
+        """Consent and attrition by arm: one row per arm, columns :data:`ARM_COLUMNS`."""
+        frame = pd.DataFrame([a.to_dict() for a in self.arms], columns=list(ARM_COLUMNS))
+        return frame.astype(
+            {c: "float64" for c in ("consent_rate", "family_attrition", "keyworker_attrition")}
+            | {c: "int64" for c in ("families_referred", "families_consented",
+                                    "families_followed_up", "keyworkers", "keyworkers_left")}
+        )  # fmt: skip
+
+    def summary(self, *, short: bool = False) -> str:
+        """Plain-text summary; ``short``: one line per outcome (LAs needed) and per arm."""
         pct = f"{100 * self.conf_level:g}%"
+        if short:
+            return self._short_summary(pct)
         lines = [
             f"Planning the definitive trial (two-sided alpha {self.alpha:g}, power {self.power:g}; "
             f"{pct} intervals)"
@@ -263,7 +313,30 @@ class DefinitiveTrialPlan:
                 f"attrition {a.family_attrition:.3g} at {a.followup_timepoint}, keyworkers "
                 f"left {a.keyworkers_left}/{a.keyworkers}"
             )
+        lines.extend(f"{k}: not planned ({r})" for k, r in self.not_planned)
         lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def _short_summary(self, pct: str) -> str:
+        lines = [f"planning the definitive trial (power {self.power:g}, {pct} intervals):"]
+        for o in self.outcomes:
+            las = (
+                f"LAs for {o.target_effect:g} SD: {o.las_point} / {o.las_upper} / "
+                f"{o.las_assurance} (point ICC / upper limit / assurance)"
+                if o.target_effect is not None
+                else "no target_effect"
+            )
+            lines.append(
+                f"  {o.outcome_id}: LA ICC {o.icc_la:.3g} [{o.icc_la_low:.3g}, "
+                f"{o.icc_la_high:.3g}]; {las}"
+            )
+        lines.extend(f"  {k}: not planned ({r})" for k, r in self.not_planned)
+        for a in self.arms:
+            lines.append(
+                f"  {a.arm}: consent {a.families_consented}/{a.families_referred}, family "
+                f"attrition {a.family_attrition:.3g}, keyworkers left "
+                f"{a.keyworkers_left}/{a.keyworkers}"
+            )
         return "\n".join(lines)
 
 
@@ -574,6 +647,7 @@ def plan_definitive_trial(
             )
     plans = []
     notes: list[str] = []
+    not_planned: list[tuple[str, str]] = []
     for oc in continuous:
         te = targets.get(oc.id, oc.target_effect)
         try:
@@ -588,8 +662,8 @@ def plan_definitive_trial(
                     target_effect=None if te is None else float(te),
                 )
             )
-        except ModelSpecError as exc:
-            notes.append(f"{oc.id}: not planned ({exc.problems[0].message})")
+        except (ModelSpecError, ComputationError) as exc:
+            not_planned.append((oc.id, exc.problems[0].message if exc.problems else str(exc)))
     if any(p.singular for p in plans):
         notes.append(
             "a variance component estimated at zero (singular null model) gives an ICC of 0 "
@@ -602,4 +676,5 @@ def plan_definitive_trial(
         power=float(power),
         conf_level=float(conf_level),
         notes=tuple(notes),
+        not_planned=tuple(not_planned),
     )

@@ -53,6 +53,8 @@ __all__ = [
     "feasibility_paragraphs",
     "feasibility_table",
     "frame_as_pilot",
+    "planning_arms_table",
+    "planning_table",
     "traffic_light_figure",
 ]
 
@@ -179,6 +181,209 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
         frame=pd.DataFrame(rows, columns=columns),
         note=note,
         data=pd.DataFrame(data),
+    )
+
+
+def _outcome_labels(analysis: TrialAnalysis) -> dict[str, str]:
+    return {
+        str(o.get("id")): str(o.get("label") or o.get("id"))
+        for o in analysis.protocol.get("outcomes", [])
+    }
+
+
+def _num(x: Any) -> float | None:
+    v = _f(x)
+    return v if math.isfinite(v) else None
+
+
+def _count(x: Any) -> str:
+    v = _f(x)
+    return str(int(v)) if math.isfinite(v) else "–"
+
+
+def planning_table(analysis: TrialAnalysis) -> ReportTable:
+    """Table F.2: per continuous outcome, the parameters a definitive trial is designed on.
+
+    Unconditional ICCs (LA, keyworker) with profile-likelihood intervals, SD and
+    baseline–follow-up correlation with intervals, cluster-size CV, and the LAs needed for
+    the target effect at the point ICC, at its upper limit and by assurance.  No count of
+    people is shown (the n analysed is in the outcome tables), so nothing needs suppression.
+    """
+    f = analysis.table("planning")
+    meta = analysis.methods.get("planning") or {}
+    pct = f"{_f(meta.get('conf_level', 0.95)) * 100:g}%"
+    labels = _outcome_labels(analysis)
+    rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
+    for _, r in f.iterrows():
+        oid = str(r["outcome_id"])
+        planned = str(r["status"]) == "planned"
+        notes = []
+        if not planned:
+            notes.append(W.not_planned_text(r["reason"]))
+        elif r["singular"] is not pd.NA and bool(r["singular"]):
+            notes.append(W.SINGULAR_NOTE)
+        if planned and not math.isfinite(_f(r["target_effect"])):
+            notes.append(W.NO_TARGET_NOTE)
+        rows.append(
+            {
+                "Outcome": labels.get(oid, oid) if oid else "all outcomes",
+                "Timepoint": str(r["timepoint"]) if planned else "–",
+                f"LA ICC, unconditional ({pct} CI)": _est_ci(
+                    r["icc_la"], r["icc_la_low"], r["icc_la_high"], 3
+                ),
+                f"Keyworker ICC, unconditional ({pct} CI)": _est_ci(
+                    r["icc_keyworker"], r["icc_keyworker_low"], r["icc_keyworker_high"], 3
+                ),
+                f"SD ({pct} CI)": _est_ci(r["sd"], r["sd_low"], r["sd_high"], 2),
+                f"Baseline–follow-up r ({pct} CI)": _est_ci(
+                    r["correlation"], r["correlation_low"], r["correlation_high"], 2
+                ),
+                "Cluster-size CV": fmt(r["cluster_size_cv"], 2),
+                "Target effect (SD)": fmt(r["target_effect"], 2),
+                "LAs needed: point ICC / upper limit / assurance": (
+                    f"{_count(r['las_point'])} / {_count(r['las_upper'])} / "
+                    f"{_count(r['las_assurance'])}"
+                    if math.isfinite(_f(r["las_point"]))
+                    else "–"
+                ),
+                "Note": "; ".join(notes),
+            }
+        )
+        data.append(
+            {
+                "outcome_id": oid,
+                "status": str(r["status"]),
+                "reason": str(r["reason"] or ""),
+                "level": None if not planned else str(r["level"]),
+                "timepoint": None if not planned else str(r["timepoint"]),
+                **{
+                    k: _num(r[k])
+                    for k in (
+                        "icc_la",
+                        "icc_la_low",
+                        "icc_la_high",
+                        "icc_keyworker",
+                        "icc_keyworker_low",
+                        "icc_keyworker_high",
+                        "sd",
+                        "sd_low",
+                        "sd_high",
+                        "sd_null_model",
+                        "correlation",
+                        "correlation_low",
+                        "correlation_high",
+                        "mean_cluster_size",
+                        "cluster_size_cv",
+                        "target_effect",
+                        "power_point",
+                        "power_upper",
+                        "assurance_at_las",
+                    )
+                },  # fmt: skip
+                **{
+                    k: None if _num(r[k]) is None else int(_f(r[k]))
+                    for k in ("n_las", "las_point", "las_upper", "las_assurance")
+                },
+            }
+        )
+    columns = list(rows[0]) if rows else ["Outcome", "Note"]
+    return ReportTable(
+        id="planning",
+        section=FEASIBILITY_SECTION_ID,
+        caption="Table F.2. Planning the definitive trial: unconditional ICCs (null model; "
+        "profile-likelihood intervals), SD and baseline–follow-up correlation, the "
+        "coefficient of variation of cluster size, and the LAs needed for the target effect "
+        f"(power {_f(meta.get('power', math.nan)):g}, two-sided alpha "
+        f"{_f(meta.get('alpha', math.nan)):g}) at the point ICC, at its upper confidence "
+        "limit and by assurance.",
+        frame=pd.DataFrame(rows, columns=columns),
+        note=W.planning_paragraph(
+            meta.get("conf_level", 0.95), meta.get("power", math.nan), meta.get("alpha", 0.05)
+        ),
+        data=_int_columns(pd.DataFrame(data), ("n_las", "las_point", "las_upper", "las_assurance")),
+    )
+
+
+def _int_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Counts as Python integers in the typed export, ``None`` (an empty cell) when missing.
+
+    An object column, so that the CSV writes ``12`` and the xlsx writer a number cell.
+    """
+    for c in dict.fromkeys(columns):
+        if c in frame:
+            frame[c] = pd.Series(
+                [None if v is None or not math.isfinite(_f(v)) else int(_f(v)) for v in frame[c]],
+                index=frame.index,
+                dtype=object,
+            )
+    return frame
+
+
+def _est_ci(est: Any, lo: Any, hi: Any, digits: int) -> str:
+    if not math.isfinite(_f(est)):
+        return "–"
+    ci = fmt_ci(lo, hi, digits)
+    return fmt(est, digits) + ("" if ci == "–" else f" ({ci})")
+
+
+def planning_arms_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    """Table F.3: consent and attrition by arm (arm-level totals of families and keyworkers).
+
+    A count or its complement from 1 to below the disclosure threshold is suppressed with
+    its denominator and rate.
+    """
+    f = analysis.table("planning_arms")
+    rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
+    n_supp = 0
+    specs = (  # (column, numerator, denominator, rate, unit)
+        ("Families consented / referred", "families_consented", "families_referred",
+         "consent_rate", "families"),
+        ("Families without the primary outcome / consented", "families_lost", "families_consented",
+         "family_attrition", "families"),
+        ("Keyworkers who left post / in randomised LAs", "keyworkers_left", "keyworkers",
+         "keyworker_attrition", "keyworkers"),
+    )  # fmt: skip
+    for _, r in f.iterrows():
+        r = r.copy()
+        r["families_lost"] = _f(r["families_consented"]) - _f(r["families_followed_up"])
+        row = {"Arm": _arm_text(analysis, r["arm"]), "Follow-up": str(r["followup_timepoint"])}
+        rec: dict[str, Any] = {
+            "arm": str(r["arm"]),
+            "followup_timepoint": str(r["followup_timepoint"]),
+        }
+        for col, num_c, den_c, rate_c, unit in specs:
+            num, den = _f(r[num_c]), _f(r[den_c])
+            hide = _suppress(num, den, unit, settings.threshold)
+            n_supp += int(hide)
+            if hide:
+                row[col] = f"{SUPPRESSED} / {SUPPRESSED} ({SUPPRESSED})"
+            else:
+                row[col] = f"{_count(num)} / {_count(den)} ({_pct(r[rate_c])})"
+            rec[num_c] = None if hide else _num(num)
+            rec[den_c] = None if hide else _num(den)
+            rec[rate_c] = None if hide else _num(r[rate_c])
+        rows.append(row)
+        data.append(rec)
+    columns = list(rows[0]) if rows else ["Arm"]
+    return ReportTable(
+        id="planning_arms",
+        section=FEASIBILITY_SECTION_ID,
+        caption="Table F.3. Consent and attrition by arm: families consented among those "
+        "referred, consented families without the primary outcome at follow-up, and "
+        "keyworkers who left post before the end of the trial (plain ratios of arm totals; "
+        "their cluster-adjusted intervals are the progression criteria's in Table F.1).",
+        frame=pd.DataFrame(rows, columns=columns),
+        note=(
+            f"Disclosure control ({settings.mode}): {n_supp} count(s) of families or keyworkers "
+            f"(or their complement) below {settings.threshold} suppressed ('{SUPPRESSED}') with "
+            "their denominator and rate; counts are arm totals."
+            if n_supp
+            else f"Disclosure control ({settings.mode}): counts are arm totals; none below "
+            f"{settings.threshold}."
+        ),
+        data=_int_columns(pd.DataFrame(data), [c for s in specs for c in s[1:3]]),
     )
 
 
@@ -384,12 +589,17 @@ def frame_as_pilot(
     kind = type(sections[0])
     paras, bullets = feasibility_paragraphs(analysis)
     tables = (feasibility_table(analysis, settings),) if len(analysis.table("feasibility")) else ()
+    planning: tuple[ReportTable, ...] = ()
+    if len(analysis.table("planning")):
+        planning = (planning_table(analysis),)
+        if len(analysis.table("planning_arms")):
+            planning += (planning_arms_table(analysis, settings),)
     feas = kind(
         id=FEASIBILITY_SECTION_ID,
         title=FEASIBILITY_TITLE,
         paragraphs=tuple(paras),
         bullets=tuple(bullets),
-        tables=tables,
+        tables=(*tables, *planning),
         figures=_figure(analysis, make_figure),
     )
     out: list[Any] = []

@@ -280,3 +280,31 @@ def recommendation_sentence(decision: Any) -> str:
 def direction_phrase(higher_is_better: Any) -> str:
     """'higher is better' or 'lower is better'."""
     return "higher is better" if bool(higher_is_better) else "lower is better"
+
+
+# ---------------------------------------------------------------------------- planning
+def planning_paragraph(conf_level: Any, power: Any, alpha: Any) -> str:
+    """What the planning tables hold and how the numbers of LAs were found."""
+    pct = f"{float(conf_level) * 100:g}%" if conf_level is not None else "95%"
+    return (
+        "Planning the definitive trial (CONSORT pilot extension item 22a). For each continuous "
+        "outcome, Table F.2 gives the unconditional intraclass correlations (from the null "
+        "model with random intercepts for LA and, for family outcomes, keyworker; "
+        f"{pct} profile-likelihood intervals), the outcome's SD and the baseline–follow-up "
+        f"correlation ({pct} intervals that ignore clustering, so they are too narrow), the "
+        "coefficient of variation of the number analysed per LA, and the number of LAs a "
+        "definitive trial needs to detect the protocol's target effect (in SD units) with "
+        f"power {float(power):g} at two-sided alpha {float(alpha):g}: at the ICC's point "
+        "estimate, at its upper confidence limit (conservative), and by assurance (the "
+        "expected power over the uncertainty in the LA ICC). No counts of people are shown."
+    )
+
+
+def not_planned_text(reason: Any) -> str:
+    """The note of an outcome that could not be planned."""
+    r = "" if reason is None or (isinstance(reason, float) and math.isnan(reason)) else reason
+    return f"not planned: {r}" if str(r) else "not planned"
+
+
+NO_TARGET_NOTE = "no target effect set"
+SINGULAR_NOTE = "a variance component estimated at zero (ICC 0): plan on the upper limit"
