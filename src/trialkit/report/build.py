@@ -12,6 +12,7 @@ byte-identical for the same inputs except the generation time.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -35,7 +36,10 @@ from trialkit.report import diagrams
 from trialkit.report import tables as T
 from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.disclosure_pass import apply_disclosure
 from trialkit.report.figures import forest_figure
+from trialkit.report.ledger import PeopleLedger
+from trialkit.report.published import Count, Fact, count, token
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
 __all__ = [
@@ -98,6 +102,7 @@ class Section:
     tables: tuple[T.ReportTable, ...] = ()
     figures: tuple[Figure, ...] = ()
     pre: tuple[str, ...] = ()
+    facts: Mapping[str, Fact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +116,7 @@ class Report:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     generated: str = ""
     version: str = __version__
+    disclosure_check: Mapping[str, Any] = field(default_factory=dict)
 
     def tables(self) -> list[T.ReportTable]:
         return [t for s in self.sections for t in s.tables]
@@ -193,6 +199,40 @@ def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
     return txt
 
 
+def _flow_fact(
+    ledger: PeopleLedger, arms: tuple[str, ...], level: str, stage: str, detail: str | None = None
+) -> Count:
+    """The flow count of ``arms`` at ``level``/``stage`` (one ``detail`` or all), as a fact.
+
+    One arm and one flow row: the same fact (same id) as Table 2.1's cell, so the
+    table, the figure and the text publish one protected value.
+    """
+    flow = ledger.flow
+    parts: list[Count] = []
+    for arm in arms:
+        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
+        if detail is not None:
+            s = s[s["detail"] == detail]
+        parts += [
+            ledger.flow_count(arm, level, stage, str(r["detail"]), int(r["n"]))
+            for _, r in s.iterrows()
+        ]
+    if len(parts) == 1:
+        return parts[0]
+    terms: dict[str, int] = {}
+    for c in parts:
+        for atom, coef in c.terms:
+            terms[atom] = terms.get(atom, 0) + coef
+    return count(
+        f"flow/{'+'.join(arms)}/{level}/{stage}/{'*' if detail is None else detail}",
+        sum(c.value for c in parts),
+        terms or [f"flow:{'+'.join(arms)}:{level}:{stage}:{detail}"],
+        n_la=sum(ledger.n_la(arm) for arm in arms),
+        people=level != "la",
+        label=f"{level} {stage} {detail or ''} ({', '.join(arms)})",
+    )
+
+
 def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
     proto = a.protocol
     trial = proto.get("trial", {})
@@ -209,15 +249,16 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         return int(s["n"].sum()) if len(s) else 0
 
     n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
+    ledger = PeopleLedger(a)
+    n_kw = _flow_fact(ledger, (inter, ctrl), "keyworker", "randomised")
+    n_fam = _flow_fact(ledger, (inter, ctrl), "family", "consented")
     paras = [
         f"What was tested: {trial.get('title', 'the trial')}. "
         f"{n_la} {W.plural('local authority', n_la)} (LAs) were "
         f"randomised: {n_of(inter, 'la', 'randomised')} to the "
         f"{proto.get('arms', {}).get(inter, {}).get('label', inter).lower()} and "
         f"{n_of(ctrl, 'la', 'randomised')} to {proto.get('arms', {}).get(ctrl, {}).get('label', ctrl).lower()}. "
-        f"{n_of(inter, 'keyworker', 'randomised') + n_of(ctrl, 'keyworker', 'randomised')} keyworkers "
-        f"and {n_of(inter, 'family', 'consented') + n_of(ctrl, 'family', 'consented')} consenting "
-        "families took part.",
+        f"{token(n_kw)} keyworkers and {token(n_fam)} consenting families took part.",
     ]
     if trial.get("illustrative_note"):
         paras.append(f"Note on the protocol: {trial['illustrative_note']}")
@@ -269,6 +310,7 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         paragraphs=tuple(paras),
         bullets=tuple(bullets),
         tables=(T.mdes_table(a),),
+        facts={n_kw.id: n_kw, n_fam.id: n_fam},
     )
 
 
@@ -286,25 +328,36 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
     arms_boxes: list[tuple[str, list[list[str]]]] = []
     primary = [o["id"] for o in a.protocol.get("outcomes", []) if o.get("role") == "primary"]
     labels = {o["id"]: str(o.get("label") or o["id"]) for o in a.protocol.get("outcomes", [])}
+    ledger = PeopleLedger(a)
+    facts: dict[str, Fact] = {}
+
+    def num(arm: str, level: str, stage: str, detail: str | None = None) -> str:
+        f = _flow_fact(ledger, (arm,), level, stage, detail)
+        facts[f.id] = f
+        return token(f)
+
     for arm in (inter, ctrl):
         lost = flow[(flow["arm"] == arm) & (flow["stage"] == "lost")] if len(flow) else flow
-        lost_lines = [f"{r['level']}: {r['detail']} ({int(r['n'])})" for _, r in lost.iterrows()]
+        lost_lines = [
+            f"{r['level']}: {r['detail']} ({num(arm, str(r['level']), 'lost', str(r['detail']))})"
+            for _, r in lost.iterrows()
+        ]
         boxes = [
             [
                 f"Allocated to {arms_labels.get(arm, arm)}"[:52],
                 f"LAs: {n_of(arm, 'la', 'randomised')}",
-                f"Keyworkers: {n_of(arm, 'keyworker', 'randomised')}",
-                f"Families referred: {n_of(arm, 'family', 'randomised')}",
-                f"Families consented: {n_of(arm, 'family', 'consented')}",
+                f"Keyworkers: {num(arm, 'keyworker', 'randomised')}",
+                f"Families referred: {num(arm, 'family', 'randomised')}",
+                f"Families consented: {num(arm, 'family', 'consented')}",
             ],
             ["Losses"] + (lost_lines or ["none recorded"]),
             ["Analysed (primary outcomes)"]
             + [
                 f"{labels.get(oc, oc).split(' (')[0][:30]}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
                 + (
-                    f"{n_of(arm, 'family', 'analysed', oc)} families"
+                    f"{num(arm, 'family', 'analysed', oc)} families"
                     if n_of(arm, "family", "analysed", oc)
-                    else f"{n_of(arm, 'keyworker', 'analysed', oc)} keyworkers"
+                    else f"{num(arm, 'keyworker', 'analysed', oc)} keyworkers"
                 )
                 for oc in primary
             ],
@@ -336,6 +389,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
             T.la_count_table(a, disclosure),
             T.exclusions_table(a, disclosure),
         ),
+        facts=facts,
     )
 
 
@@ -636,18 +690,10 @@ def build_report(
     if warning:
         first = sections[0]
         sections = (
-            Section(
-                id=first.id,
-                title=first.title,
-                paragraphs=(warning, *first.paragraphs),
-                bullets=first.bullets,
-                tables=first.tables,
-                figures=first.figures,
-                pre=first.pre,
-            ),
+            dataclasses.replace(first, paragraphs=(warning, *first.paragraphs)),
             *sections[1:],
         )
-    return Report(
+    built = Report(
         title=str(trial.get("title", "Trial report")),
         subtitle=(
             f"Trial registration: {trial['registration']}. "
@@ -660,6 +706,8 @@ def build_report(
         provenance=analysis.provenance,
         generated=when,
     )
+    # the one disclosure pass: after every section is built, before any rendering
+    return apply_disclosure(built, settings)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -852,7 +900,9 @@ def write_report(
                 "mode": report.disclosure.mode,
                 "min_count": report.disclosure.min_count,
                 "min_people_for_mean": report.disclosure.min_people_for_mean,
+                "min_las_for_totals": report.disclosure.min_las_for_totals,
             },
+            "disclosure_check": dict(report.disclosure_check),
             "tables": report.to_frame().to_dict(orient="records"),
             "analysis_provenance": dict(report.provenance),
             "outputs": dict(sorted(outputs.items())),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -20,10 +20,11 @@ from trialkit.report import wording as W
 from trialkit.report.disclosure import (
     SUPPRESSED,
     DisclosureSettings,
-    suppress_counts,
     suppress_means,
 )
 from trialkit.report.export import typed_frame
+from trialkit.report.ledger import PeopleLedger
+from trialkit.report.published import Fact, token
 
 __all__ = [
     "ReportTable",
@@ -53,6 +54,8 @@ class ReportTable:
 
     ``frame`` holds the formatted text the HTML and Markdown print;
     :meth:`export_frame` gives the typed values the CSV and xlsx exports carry.
+    ``facts`` are the numbers of people the table prints (as tokens, see
+    :mod:`trialkit.report.published`) until the disclosure pass replaces them.
     """
 
     id: str
@@ -61,6 +64,7 @@ class ReportTable:
     note: str
     section: str
     data: pd.DataFrame | None = None
+    facts: Mapping[str, Fact] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
@@ -175,6 +179,20 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
     flow = analysis.table("flow")
     inter, ctrl = _arms(analysis)
     labels = _labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(arm: str, k: pd.Series, n: pd.Series) -> str:
+        f = ledger.flow_count(
+            arm,
+            str(k["level"]),
+            str(k["stage"]),
+            str(k["detail"]),
+            int(n.iloc[0]) if len(n) else 0,
+        )
+        facts[f.id] = f
+        return token(f)
+
     rows: list[dict[str, str]] = []
     if len(flow):
         keys = flow[["level", "stage", "detail"]].drop_duplicates()
@@ -190,8 +208,8 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
                     "Level": str(k["level"]),
                     "Stage": str(k["stage"]),
                     "Detail": _relabel(str(k["detail"]), labels),
-                    inter: str(int(vals[inter].iloc[0])) if len(vals[inter]) else "0",
-                    ctrl: str(int(vals[ctrl].iloc[0])) if len(vals[ctrl]) else "0",
+                    inter: cell(inter, k, vals[inter]),
+                    ctrl: cell(ctrl, k, vals[ctrl]),
                 }
             )
     return ReportTable(
@@ -200,8 +218,8 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
         caption="Table 2.1. Participant flow (CONSORT extension for cluster trials): LAs, "
         "keyworkers and families by arm, with losses and reasons.",
         frame=pd.DataFrame(rows, columns=["Level", "Stage", "Detail", inter, ctrl]),
-        note="Disclosure control: counts are arm totals over six or more LAs, not LA-level "
-        "counts, so none is suppressed.",
+        note="",
+        facts=facts,
     )
 
 
@@ -223,21 +241,32 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
             note="No LA-level counts.",
         )
     lc = lc.sort_values(["arm", "la_id"], kind="stable").reset_index(drop=True)
-    st = suppress_counts(
-        lc[cols], settings.threshold, row_labels=list(lc["la_id"]), col_labels=cols
-    )
-    disp = st.to_frame(total_label="Total")
-    disp.columns = [*(names[c] for c in cols), "Referred (total)"]
-    disp = disp.astype(str)
-    disp.insert(0, "Arm", [*lc["arm"].astype(str), "All"])
-    disp.insert(0, "LA", [*lc["la_id"].astype(str), "Total"])
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(f: Fact) -> str:
+        facts[f.id] = f
+        return token(f)
+
+    rows = []
+    for _, r in lc.iterrows():
+        la = str(r["la_id"])
+        values = {c: int(r[c]) for c in cols}
+        values["referred"] = sum(values.values())
+        rows.append(
+            [la, str(r["arm"])]
+            + [cell(ledger.la_count(la, c, v)) for c, v in values.items()]
+        )
+    totals = {c: int(lc[c].sum()) for c in cols}
+    totals["referred"] = sum(totals.values())
+    rows.append(["Total", "All"] + [cell(ledger.total_count(c, v)) for c, v in totals.items()])
     return ReportTable(
         id="la_counts",
         section="flow",
         caption="Table 2.2. Families referred by local authority and consent/withdrawal status.",
-        frame=disp.reset_index(drop=True),
-        note=f"Disclosure control ({settings.mode}, counts 1–{settings.threshold - 1} shown as "
-        f"'{SUPPRESSED}'): {st.note()}",
+        frame=pd.DataFrame(rows, columns=["LA", "Arm", *names.values(), "Referred (total)"]),
+        note="",
+        facts=facts,
     )
 
 
@@ -245,6 +274,14 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
     ex = analysis.table("exclusions")
     labels = _labels(analysis)
     stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(r: pd.Series) -> str:
+        f = ledger.exclusion_count(str(r["stage"]), str(r["entity"]), str(r["reason"]), int(r["n"]))
+        facts[f.id] = f
+        return token(f)
+
     frame = pd.DataFrame(
         {
             "Stage": [
@@ -257,7 +294,7 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
             "Reason": [
                 _relabel(x, labels) for x in ex.get("reason", pd.Series(dtype=str)).astype(str)
             ],
-            "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
+            "n": [cell(r) for _, r in ex.iterrows()],
         }
     )
     return ReportTable(
@@ -265,7 +302,8 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
         section="flow",
         caption="Table 2.3. Entities not analysed, by analysis and reason (nothing is dropped silently).",
         frame=frame,
-        note="Disclosure control: trial-wide counts, not LA-level; none suppressed.",
+        note="",
+        facts=facts,
     )
 
 
@@ -294,6 +332,8 @@ def _tidier_text(analysis: TrialAnalysis, arm: str, item: str, text: str) -> str
 def tidier_table(analysis: TrialAnalysis) -> ReportTable:
     t = analysis.table("tidier")
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     if len(t):
         for item in dict.fromkeys(t["item"]):
@@ -304,7 +344,9 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
                 {
                     "TIDieR item": label,
                     **{
-                        a: _tidier_text(analysis, a, str(item), str(vals[a].iloc[0]))
+                        a: ledger.protect_short_of_plan(
+                            _tidier_text(analysis, a, str(item), str(vals[a].iloc[0])), facts
+                        )
                         if len(vals[a])
                         else ""
                         for a in (inter, ctrl)
@@ -318,6 +360,7 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
         "from the fidelity assessment.",
         frame=pd.DataFrame(rows, columns=["TIDieR item", inter, ctrl]),
         note="Disclosure control: text only; no counts.",
+        facts=facts,
     )
 
 
@@ -662,13 +705,21 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
 def contamination_table(analysis: TrialAnalysis) -> ReportTable:
     c = analysis.table("contamination")
     ind_labels = _indicator_labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows = [
         {
             "LA": str(r["la_id"]),
             "Component": str(r["component"]),
             "Any delivered": "yes" if bool(r["contaminated"]) else "no",
             "Indicators delivered": str(int(r["n_indicators_delivered"])),
-            "Detail": _relabel(_round_text(r["detail"]), ind_labels),
+            "Detail": _relabel(
+                ledger.protect_delivered(
+                    str(r["la_id"]), "" if pd.isna(r["detail"]) else str(r["detail"]), facts,
+                    _round_text,
+                ),
+                ind_labels,
+            ),
         }
         for _, r in c.iterrows()
     ]
@@ -680,6 +731,7 @@ def contamination_table(analysis: TrialAnalysis) -> ReportTable:
             rows, columns=["LA", "Component", "Any delivered", "Indicators delivered", "Detail"]
         ),
         note="Disclosure control: indicator counts, not people; none suppressed.",
+        facts=facts,
     )
 
 
