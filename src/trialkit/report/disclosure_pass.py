@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -78,10 +78,11 @@ class DisclosureDecision:
     primary: frozenset[str]
     secondary: frozenset[str]
     coarsened: frozenset[str]
+    tokens: Mapping[str, str] = field(default_factory=dict)
 
     def by_token(self, key: str) -> str | None:
         """The fact id behind a token key (None when no fact has it)."""
-        return next((fid for fid in self.facts if token_key(fid) == key), None)
+        return _keys(self).get(key)
 
     def status(self, fid: str) -> Status:
         if fid in self.primary or fid in self.secondary:
@@ -257,6 +258,7 @@ def _pick(
     """
     candidates = [facts[u] for u in sorted(used)]
     ratios = [f for f in candidates if isinstance(f, Ratio)]
+
     def cost(f: Fact) -> tuple[int, int, int, int, str]:
         return _cost(f, settings)
 
@@ -361,6 +363,7 @@ def decide_disclosure(
         primary=frozenset(primary),
         secondary=frozenset(hidden - primary),
         coarsened=frozenset(coarse),
+        tokens={token_key(fid): fid for fid in facts},
     )
 
 
@@ -384,10 +387,6 @@ def attack_published(decision: DisclosureDecision) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------- the pass
-class _HasFacts(Protocol):
-    facts: Mapping[str, Fact]
-
-
 R = TypeVar("R")
 
 
@@ -409,22 +408,15 @@ def collect_facts(report: Any) -> dict[str, Fact]:
     return out
 
 
-_KEYS: dict[int, dict[str, str]] = {}
-
-
-def _keys(decision: DisclosureDecision) -> dict[str, str]:
-    cached = _KEYS.get(id(decision))
-    if cached is None or set(cached.values()) != set(decision.facts):
-        cached = {token_key(fid): fid for fid in decision.facts}
-        _KEYS.clear()
-        _KEYS[id(decision)] = cached
-    return cached
+def _keys(decision: DisclosureDecision) -> Mapping[str, str]:
+    return decision.tokens or {token_key(fid): fid for fid in decision.facts}
 
 
 def _resolve(text: str, decision: DisclosureDecision, where: str) -> str:
     if "⟦" not in text:
         return text
     keys = _keys(decision)
+
     def sub(m: Any) -> str:
         fid = keys.get(m.group(1))
         if fid is None:

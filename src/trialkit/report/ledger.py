@@ -74,12 +74,10 @@ class PeopleLedger:
         self.arms = list(dict.fromkeys(self.la_arm.values()))
         self.reasons: dict[str, list[str]] = {}
         for arm in self.arms:
-            sel = (
-                (flow["arm"] == arm) & (flow["level"] == "family") & (flow["stage"] == "lost")
-                if len(flow)
-                else []
-            )
-            details = [str(d) for d in flow.loc[sel, "detail"]] if len(flow) else []
+            details: list[str] = []
+            if len(flow):
+                sel = (flow["arm"] == arm) & (flow["level"] == "family") & (flow["stage"] == "lost")
+                details = [str(d) for d in flow.loc[sel, "detail"]]
             self.reasons[arm] = [d[len(_WD) :] for d in details if d.startswith(_WD)] or [""]
         self._closes = self._accounting_closes()
 
@@ -214,7 +212,9 @@ class PeopleLedger:
         ind = self.analysis.table("fidelity_indicators")
         if not len(ind):
             return None
-        row = ind[(ind["la_id"].astype(str) == la) & (ind["indicator_id"].astype(str) == indicator_id)]
+        row = ind[
+            (ind["la_id"].astype(str) == la) & (ind["indicator_id"].astype(str) == indicator_id)
+        ]
         if not len(row):
             return None
         r = row.iloc[0]
@@ -281,7 +281,9 @@ class PeopleLedger:
         ind = self.analysis.table("fidelity_indicators")
         if not len(ind) or "fell short" not in text:
             return text
-        by_label = dict(zip(ind["label"].astype(str), ind["indicator_id"].astype(str), strict=False))
+        by_label = dict(
+            zip(ind["label"].astype(str), ind["indicator_id"].astype(str), strict=False)
+        )
 
         def segment(m: re.Match[str]) -> str:
             iid = by_label.get(m.group(1).strip())

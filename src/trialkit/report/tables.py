@@ -254,8 +254,7 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
         values = {c: int(r[c]) for c in cols}
         values["referred"] = sum(values.values())
         rows.append(
-            [la, str(r["arm"])]
-            + [cell(ledger.la_count(la, c, v)) for c, v in values.items()]
+            [la, str(r["arm"])] + [cell(ledger.la_count(la, c, v)) for c, v in values.items()]
         )
     totals = {c: int(lc[c].sum()) for c in cols}
     totals["referred"] = sum(totals.values())
@@ -715,7 +714,9 @@ def contamination_table(analysis: TrialAnalysis) -> ReportTable:
             "Indicators delivered": str(int(r["n_indicators_delivered"])),
             "Detail": _relabel(
                 ledger.protect_delivered(
-                    str(r["la_id"]), "" if pd.isna(r["detail"]) else str(r["detail"]), facts,
+                    str(r["la_id"]),
+                    "" if pd.isna(r["detail"]) else str(r["detail"]),
+                    facts,
                     _round_text,
                 ),
                 ind_labels,
