@@ -34,6 +34,8 @@ import math
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 
+import pandas as pd
+
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.report.published import Count, Fact, Ratio, count, token
 
@@ -250,6 +252,36 @@ class PeopleLedger:
             ),
             text=text,
             label=f"{label} ({la})",
+        )
+
+    def range_endpoint(
+        self, indicator_id: str, which: str, adherence: float, text: str, arm: str | None = None
+    ) -> Ratio | None:
+        """The LA share behind the minimum or maximum adherence of an indicator (Table 4.1).
+
+        A range "0.00 to 1.00" over LAs prints two LAs' own shares; the endpoint is the
+        share of the (first) LA that attains it, under its own id.
+        """
+        ind = self.analysis.table("fidelity_indicators")
+        if not len(ind) or not math.isfinite(adherence):
+            return None
+        sub = ind[ind["indicator_id"].astype(str) == indicator_id]
+        if arm is not None:
+            sub = sub[sub["arm"].astype(str) == arm]
+        sub = sub[(pd.to_numeric(sub["adherence"], errors="coerce") - adherence).abs() < 1e-9]
+        if not len(sub):
+            return None
+        la = sorted(sub["la_id"].astype(str))[0]
+        r = self.indicator_ratio(la, indicator_id, text)
+        if r is None:
+            return None
+        return Ratio(
+            id=f"indicator-range/{indicator_id}/{which}",
+            value=adherence,
+            numerator=r.numerator,
+            denominator=r.denominator,
+            text=text,
+            label=f"{which} over LAs of {r.label}",
         )
 
     # ------------------------------------------------------------------ text

@@ -365,6 +365,18 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
 
 def indicator_table(analysis: TrialAnalysis) -> ReportTable:
     lm = analysis.table("logic_model")
+    inter, _ = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def end(r: pd.Series, which: str) -> str:
+        v = _f(r.get(f"achieved_{which}"))
+        f = ledger.range_endpoint(str(r["indicator_id"]), which, v, fmt(v, 2), inter)
+        if f is None:
+            return fmt(v, 2)
+        facts[f.id] = f
+        return token(f)
+
     rows: list[dict[str, str]] = []
     if len(lm):
         for _, r in lm[lm["indicator_id"].astype(str) != ""].iterrows():
@@ -374,7 +386,11 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
                     "Indicator": str(r["indicator_label"]),
                     "Target": W.quantity(r.get("target"), r.get("unit")),
                     "Achieved adherence, mean": fmt(r.get("achieved_mean"), 2),
-                    "Range over LAs": fmt_ci(r.get("achieved_min"), r.get("achieved_max")),
+                    "Range over LAs": (
+                        f"{end(r, 'min')} to {end(r, 'max')}"
+                        if math.isfinite(_f(r.get("achieved_min")))
+                        else "–"
+                    ),
                     "LAs": str(int(_f(r.get("n_la")))) if math.isfinite(_f(r.get("n_la"))) else "0",
                 }
             )
@@ -395,6 +411,7 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
             ],
         ),
         note="Disclosure control: adherence ratios, not counts; none suppressed.",
+        facts=facts,
     )
 
 
