@@ -437,3 +437,26 @@ def test_demo_strict_mode_applies_to_tables_figure_and_text(demo_reports) -> Non
     assert not re.search(r"\((?:[1-9])\)<", svg)  # losses "(1)" ... "(9)"
     assert ": c)" in svg or "(c)" in svg
     assert "strict" in _table(rep, "flow").note
+
+
+def test_a_small_baseline_category_is_not_the_denominator_minus_the_rest() -> None:
+    """3 of 48 keyworkers in one category (an attribute: suppressed even in an arm over
+    six LAs); the other category, 45 of 48, would give it away."""
+    atoms = ["role:a", "role:b"]
+    den = count("n", 48, atoms, n_la=6)
+
+    def share(cat: str, n: int) -> Ratio:
+        return Ratio(
+            id=f"role/{cat}",
+            value=n / 48,
+            numerator=count(f"role/{cat}/n", n, [f"role:{cat}"], n_la=6, attribute=True),
+            denominator=den,
+            text=f"{n} ({100 * n / 48:.0f}%)",
+            coarse_text=f"about {10 * round(10 * n / 48):.0f}%",
+        )
+
+    facts: dict[str, Fact] = {"n": den, "role/a": share("a", 3), "role/b": share("b", 45)}
+    d = decide_disclosure(facts, STANDARD)
+    assert d.display("role/a") == SUPPRESSED
+    assert d.display("role/b") == "about 90%"  # coarsened: 45 of 48 no longer exact
+    assert attack_published(d) == () and not _float_attack(d)

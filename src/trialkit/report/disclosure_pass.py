@@ -12,8 +12,9 @@ Rules (settings: :class:`~trialkit.report.disclosure.DisclosureSettings`)
 1. *Primary suppression.*  A count of people ``n`` with ``1 <= n < threshold``
    is suppressed (``c``) when it is an LA-level count: an LA's own count, or a
    total over fewer than ``min_las_for_totals`` LAs (an arm of a small trial).
-   In strict mode (threshold at least 10) every count of people is.  Zeros are
-   published.
+   In strict mode (threshold at least 10) every count of people is, and so is a
+   count of people with a characteristic (a baseline category) at any level.
+   Zeros are published.
 2. *Shares.*  A ratio whose numerator or denominator is such a count is
    suppressed: "0 of 2 Champions" discloses the 2.  An exact ratio also
    discloses its denominator (1/33 prints as 0.0303, and nothing else below 100
@@ -180,7 +181,7 @@ class DisclosureDecision:
 def _small(c: Count, settings: DisclosureSettings) -> bool:
     if not c.people or not (1 <= c.value < settings.threshold):
         return False
-    return settings.mode == "strict" or c.n_la < settings.min_las_for_totals
+    return settings.mode == "strict" or c.attribute or c.n_la < settings.min_las_for_totals
 
 
 def _parts(fact: Fact) -> list[Count]:
@@ -510,7 +511,11 @@ def apply_disclosure(report: R, settings: DisclosureSettings | None = None) -> R
                 "frame": _resolve_frame(t.frame, decision, tw, typed=False),
                 "data": _resolve_frame(t.data, decision, tw, typed=True),
                 "caption": _resolve(t.caption, decision, tw),
-                "note": decision.note(tfacts) if tfacts else _resolve(t.note, decision, tw),
+                "note": (
+                    decision.note(tfacts) + (" " + _resolve(t.note, decision, tw) if t.note else "")
+                    if tfacts
+                    else _resolve(t.note, decision, tw)
+                ),
             }
             tables.append(dataclasses.replace(t, **changes))
         figures = [

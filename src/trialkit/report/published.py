@@ -46,7 +46,10 @@ class Count:
     ``terms`` are the atoms the count adds up, with their coefficients (sorted, so
     that equal counts compare equal); ``n_la`` is the number of LAs behind the
     count (1 for an LA's own count); ``people`` is False for counts of LAs,
-    sessions or other things that are not people (never suppressed).
+    sessions or other things that are not people (never suppressed);
+    ``attribute`` marks counts of people *with a characteristic* (baseline
+    categories), whose small values are suppressed at any level: a small count of
+    a characteristic can identify a person even in an arm total.
     """
 
     id: str
@@ -54,6 +57,7 @@ class Count:
     terms: tuple[tuple[str, int], ...]
     n_la: int
     people: bool = True
+    attribute: bool = False
     label: str = ""
 
     def display(self) -> str:
@@ -66,6 +70,7 @@ class Count:
             "value": self.value,
             "n_la": self.n_la,
             "people": self.people,
+            "attribute": self.attribute,
             "label": self.label,
             "terms": dict(self.terms),
         }
@@ -86,6 +91,7 @@ class Ratio:
     numerator: Count
     denominator: Count
     text: str
+    coarse_text: str = ""
     label: str = ""
 
     @property
@@ -100,7 +106,10 @@ class Ratio:
         return self.text
 
     def coarse(self) -> str:
-        """The coarsened value: one decimal, '<0.1' / '>0.9' near the ends of a share."""
+        """The coarsened value: ``coarse_text`` when given, else one decimal ('<0.1' / '>0.9'
+        near the ends of a share)."""
+        if self.coarse_text:
+            return self.coarse_text
         v = self.value
         if not math.isfinite(v):
             return "–"
@@ -131,6 +140,7 @@ def count(
     *,
     n_la: int,
     people: bool = True,
+    attribute: bool = False,
     label: str = "",
 ) -> Count:
     """A :class:`Count` of ``atoms`` (each with coefficient 1, or a mapping atom → coefficient)."""
@@ -146,6 +156,7 @@ def count(
         terms=tuple(sorted(terms.items())),
         n_la=int(n_la),
         people=people,
+        attribute=attribute,
         label=label,
     )
 

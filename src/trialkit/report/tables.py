@@ -24,7 +24,7 @@ from trialkit.report.disclosure import (
 )
 from trialkit.report.export import typed_frame
 from trialkit.report.ledger import PeopleLedger
-from trialkit.report.published import Fact, token
+from trialkit.report.published import Fact, Ratio, count, token
 
 __all__ = [
     "ReportTable",
@@ -419,10 +419,12 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
 def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> list[ReportTable]:
     bb = analysis.table("baseline_balance")
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
     out: list[ReportTable] = []
     titles = {"la": "local authority", "keyworker": "keyworker", "family": "family"}
     for k, level in enumerate(("la", "keyworker", "family"), start=1):
         sub = bb[bb["level"] == level] if len(bb) else bb
+        facts: dict[str, Fact] = {}
         n_supp = 0
         if len(sub) and level != "la":
             means = sub[sub["kind"] == "mean"]
@@ -439,10 +441,15 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
                         continue
                     r = a.iloc[0]
                     n = int(r["n"])
-                    if r["kind"] == "proportion":
-                        small = level != "la" and 1 <= n < settings.threshold
+                    if r["kind"] == "proportion" and level != "la":
+                        share = _category_share(ledger, sub, r, arm)
+                        facts[share.id] = share
+                        facts[share.denominator.id] = share.denominator
+                        rec[f"{arm} n"] = token(share.denominator)
+                        rec[arm] = token(share)
+                    elif r["kind"] == "proportion":
                         rec[f"{arm} n"] = str(int(r["denominator"]))
-                        rec[arm] = SUPPRESSED if small else f"{n} ({100 * _f(r['mean']):.0f}%)"
+                        rec[arm] = f"{n} ({100 * _f(r['mean']):.0f}%)"
                     else:
                         small = level != "la" and 0 < n < settings.min_people_for_mean
                         rec[f"{arm} n"] = str(n)
@@ -453,7 +460,12 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
         note = (
             "Disclosure control: LA characteristics describe LAs, not people; none suppressed."
             if level == "la"
-            else _note(settings, supp, "mean(s)/count(s) of too few people")
+            else (
+                f"Means and SDs of fewer than {settings.min_people_for_mean} people: "
+                f"{supp} suppressed."
+                if facts
+                else _note(settings, supp, "mean(s)/count(s) of too few people")
+            )
         )
         out.append(
             ReportTable(
@@ -463,9 +475,49 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
                 "mean (SD) or n (%).",
                 frame=pd.DataFrame(rows, columns=cols),
                 note=note,
+                facts=facts,
             )
         )
     return out
+
+
+def _category_share(ledger: PeopleLedger, sub: pd.DataFrame, r: pd.Series, arm: str) -> Ratio:
+    """A baseline category "n (%)" of one arm as a share of people with a characteristic.
+
+    The denominator adds up the variable's categories when they are exhaustive (so a
+    hidden category cannot be worked out as the denominator minus the others).
+    """
+    level, var, cat = str(r["level"]), str(r["variable"]), str(r["category"])
+    same = sub[(sub["variable"].astype(str) == var) & (sub["arm"].astype(str) == arm)]
+    same = same[same["kind"] == "proportion"]
+    den = int(r["denominator"])
+    cats = [str(c) for c in same["category"]]
+    key = f"base:{level}:{var}:{arm}"
+    exhaustive = int(same["n"].sum()) == den
+    n_la = ledger.n_la(arm)
+    denominator = count(
+        f"baseline/{level}/{var}/{arm}/n",
+        den,
+        [f"{key}:{c}" for c in cats] if exhaustive else [f"{key}:n"],
+        n_la=n_la,
+        label=f"{level}s with {var} recorded ({arm})",
+    )
+    return Ratio(
+        id=f"baseline/{level}/{var}/{arm}/{cat}",
+        value=_f(r["mean"]),
+        numerator=count(
+            f"baseline/{level}/{var}/{arm}/{cat}/n",
+            int(r["n"]),
+            [f"{key}:{cat}"],
+            n_la=n_la,
+            attribute=True,
+            label=f"{level}s with {var} = {cat} ({arm})",
+        ),
+        denominator=denominator,
+        text=f"{int(r['n'])} ({100 * _f(r['mean']):.0f}%)",
+        coarse_text=f"about {10 * round(10 * _f(r['mean'])):.0f}%",
+        label=f"{var} = {cat} ({arm})",
+    )
 
 
 # ---------------------------------------------------------------------------- section 6
