@@ -185,6 +185,49 @@ class PeopleLedger:
             atoms = [f"flow:{arm}:{level}:{stage}:{detail}"]
         return count(fid, value, atoms, n_la=n_la, label=f"{level} {stage} {detail} ({arm})")
 
+    def analysed_count(self, arm: str, outcome: str, value: int) -> Count:
+        """An arm's number analysed for ``outcome`` as printed outside Table 2.1.
+
+        The same fact (same id) as Table 2.1's "analysed" cell when the flow has a row
+        with this value, so that a count suppressed there is suppressed everywhere.
+        """
+        flow = self.flow
+        if len(flow):
+            s = flow[
+                (flow["arm"] == arm)
+                & (flow["stage"] == "analysed")
+                & (flow["detail"].astype(str) == outcome)
+                & flow["level"].isin(["family", "keyworker"])
+                & (flow["n"] == value)
+            ]
+            if len(s):
+                return self.flow_count(arm, str(s["level"].iloc[0]), "analysed", outcome, value)
+        return count(
+            f"analysed/{arm}/{outcome}/{value}",
+            value,
+            [f"analysed:{arm}:{outcome}:{value}"],
+            n_la=self.n_la(arm),
+            label=f"analysed for {outcome} ({arm})",
+        )
+
+    def events_share(self, arm: str, outcome: str, events: int, n: int, text: str) -> Ratio:
+        """A binary outcome's events among the analysed of an arm ("37 (77.1%)")."""
+        return Ratio(
+            id=f"events/{arm}/{outcome}/{n}",
+            value=events / n if n else math.nan,
+            numerator=count(
+                f"events/{arm}/{outcome}/{n}/n",
+                events,
+                [f"events:{arm}:{outcome}:{n}"],
+                n_la=self.n_la(arm),
+                label=f"events for {outcome} ({arm})",
+            ),
+            denominator=self.analysed_count(arm, outcome, n),
+            text=text,
+            coarse_text=f"about {10 * round(10 * events / n):.0f}%" if n else "–",
+            label=f"events for {outcome} ({arm})",
+        )
+
     def exclusion_count(self, stage: str, entity: str, reason: str, value: int) -> Count:
         """A trial-wide row of the exclusions table (Table 2.3)."""
         fid = f"exclusions/{stage}/{entity}/{reason}"

@@ -525,6 +525,8 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
     d = analysis.table("descriptives")
     labels = _labels(analysis)
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     n_supp = 0
     if len(d):
@@ -537,9 +539,19 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
                     rec[f"{arm} n"], rec[f"{arm} mean (SD)"] = "0", "–"
                     continue
                 r = a.iloc[0]
-                rec[f"{arm} n"] = str(int(r["n"]))
+                n_fact = ledger.analysed_count(arm, str(oc), int(r["n"]))
+                facts[n_fact.id] = n_fact
+                rec[f"{arm} n"] = token(n_fact)
                 if math.isfinite(_f(r.get("events"))) and r["mean"] != SUPPRESSED:
-                    rec[f"{arm} mean (SD)"] = f"{int(_f(r['events']))} ({100 * _f(r['mean']):.1f}%)"
+                    ev = ledger.events_share(
+                        arm,
+                        str(oc),
+                        int(_f(r["events"])),
+                        int(r["n"]),
+                        f"{int(_f(r['events']))} ({100 * _f(r['mean']):.1f}%)",
+                    )
+                    facts[ev.id] = ev
+                    rec[f"{arm} mean (SD)"] = token(ev)
                 else:
                     rec[f"{arm} mean (SD)"] = _mean_sd(r["mean"], r["sd"], 2)
             rows.append(rec)
@@ -557,9 +569,9 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
         caption="Table 6.1. Outcomes by arm at baseline and follow-up among those analysed: n and "
         "mean (SD); binary outcomes: events (%).",
         frame=pd.DataFrame(rows, columns=cols),
-        note=_note(
-            settings, n_supp, f"mean(s) of fewer than {settings.min_people_for_mean} people"
-        ),
+        note=f"Means and SDs of fewer than {settings.min_people_for_mean} people: "
+        f"{n_supp} suppressed.",
+        facts=facts,
     )
 
 
