@@ -358,6 +358,7 @@ def decide_disclosure(
             code="report.disclosure_internal",
             message="the disclosure pass did not converge",
         )
+    _republish(facts, hidden, primary, coarse, settings, system)
     return DisclosureDecision(
         settings=settings,
         facts=dict(facts),
@@ -366,6 +367,46 @@ def decide_disclosure(
         coarsened=frozenset(coarse),
         tokens={token_key(fid): fid for fid in facts},
     )
+
+
+def _safe(
+    facts: Mapping[str, Fact],
+    hidden: set[str],
+    coarse: set[str],
+    settings: DisclosureSettings,
+    system: _System,
+) -> bool:
+    protect = _protected(facts, hidden, settings)
+    if not protect:
+        return True
+    owners, P = _published_forms(facts, hidden, coarse, system)
+    H = np.array([system.form(c) for _, c in protect])
+    rows, cols = _component(P, H)
+    return not recoverable_forms(P[np.ix_(rows, cols)], H[:, cols]).any()
+
+
+def _republish(
+    facts: Mapping[str, Fact],
+    hidden: set[str],
+    primary: set[str],
+    coarse: set[str],
+    settings: DisclosureSettings,
+    system: _System,
+) -> None:
+    """Undo withdrawals that turned out unnecessary (greedy choices made early).
+
+    Each complementary suppression, then each coarsening, most informative first
+    (totals, large counts), is tried back: it stays published when the attack still
+    finds nothing.  ``hidden`` and ``coarse`` are updated in place.
+    """
+    for fid in sorted(hidden - primary, key=lambda i: _cost(facts[i], settings), reverse=True):
+        hidden.discard(fid)
+        if not _safe(facts, hidden, coarse, settings, system):
+            hidden.add(fid)
+    for fid in sorted(coarse):
+        coarse.discard(fid)
+        if not _safe(facts, hidden, coarse, settings, system):
+            coarse.add(fid)
 
 
 def attack_published(decision: DisclosureDecision) -> tuple[str, ...]:
