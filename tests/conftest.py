@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from trialkit.pipeline import DemoResult, run_demo
+
+# Property tests check invariants, not speed: no per-example deadline (a loaded CI machine
+# would otherwise fail them at random).  Speed is measured in benchmarks/.
+settings.register_profile("trialkit", deadline=None)
+settings.load_profile("trialkit")
 
 #: The report's generation time in the shared demo, so reports are byte-comparable.
 DEMO_GENERATED = "2000-01-01 00:00:00 UTC"

@@ -142,6 +142,10 @@ class FidelityError(TrialkitError):
     """Fidelity assessment or compliance inputs are invalid."""
 
 
+class FeasibilityError(TrialkitError):
+    """Feasibility outcomes or progression criteria cannot be assessed from the inputs."""
+
+
 class ComputationError(TrialkitError):
     """A computation failed on input that was valid (CLI exit code 3).
 

@@ -187,9 +187,16 @@ def test_without_delivery_data_fidelity_is_not_assessed(demo: DemoResult, tmp_pa
     p = p.model_copy(update={"analysis": p.analysis.model_copy(update={"sensitivity": []})})
     a = analyse_trial(p, validate(p, data, demo.allocation), _record(demo))
     assert a.methods["fidelity"].startswith("not assessed")
-    assert "cace" not in a.tables and "fidelity_components" not in a.tables
+    assert "fidelity_components" not in a.tables
+    # issue #14 item 5: the declared CACE keeps its rows, saying why it did not run
+    cace = a.table("cace")
+    assert set(cace["status"]) == {"not run"}
+    assert cace["reason"].str.contains("no delivery data").all()
+    assert any("CACE: not run" in w for w in a.warnings)
     html = render_html(build_report(a, generated="x"))
     assert "Fidelity not assessed" in html
+    assert "not run: fidelity not assessed" in html
+    assert "and the complier average causal effect" not in html
 
 
 def test_glmm_failure_falls_back_to_cluster_level(demo: DemoResult, monkeypatch) -> None:

@@ -41,8 +41,18 @@ def test_analyse_then_report(
         ]
     )
     assert rc == 0
-    payload = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
     assert payload["ok"] and len(payload["results"]) > 20
+    # issue #14 item 5: warnings on stderr and in the JSON; a declared analysis that could
+    # not run keeps its row and says why
+    assert payload["warnings"] and all(isinstance(w, str) for w in payload["warnings"])
+    assert "trialkit: warning: keyworker_retention satterthwaite: not run" in captured.err
+    assert any(
+        r["analysis"] == "satterthwaite" and r["status"] == "not run"
+        for r in payload["results"]
+        if r["outcome_id"] == "keyworker_retention"
+    )
     assert (an / "analysis.json").is_file() and (an / "results.parquet").is_file()
     rep = tmp_path / "report"
     assert main(["report", "--analysis", str(an), "--out", str(rep)]) == 0

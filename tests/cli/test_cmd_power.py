@@ -236,3 +236,45 @@ def test_dask_bad_scheduler_is_clear() -> None:
     with pytest.raises(PowerError) as e:
         DaskBackend(scheduler="tcp://127.0.0.1:1", timeout="1s")
     assert e.value.codes == ("power.dask_connect",)
+
+
+def test_progression_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lewis et al. (2021) Table 4, and the design effect of a cluster pilot."""
+    out = _json(
+        capsys, ["power", "progression", "--red", "0.5", "--green", "0.75", "--format", "json"]
+    )
+    assert (out["n"], out["variant"], out["design_effect"], out["n_clusters"]) == (
+        34,
+        "lewis-2021",
+        1.0,
+        None,
+    )
+    out = _json(
+        capsys,
+        ["power", "progression", "--red", "0.65", "--green", "0.85", "--icc", "0.05"]
+        + ["--cluster-size", "11", "--power", "0.9", "--alpha", "0.05", "--format", "json"],
+    )
+    assert (out["n_unclustered"], out["design_effect"]) == (44, pytest.approx(1.5))
+    assert (out["n"], out["n_clusters"]) == (66, 6)
+    out = _json(
+        capsys,
+        ["power", "progression", "--red", "0.4", "--green", "0.7", "--variant", "normal"]
+        + ["--format", "json"],
+    )
+    assert out["n"] == 22
+
+
+def test_progression_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["power", "progression", "--red", "0.5", "--green", "0.5"]) == 1
+    assert "power.progression_equal" in capsys.readouterr().err
+    assert main(["power", "progression", "--red", "1.5", "--green", "0.5"]) == 1
+    assert main(["power", "progression", "--red", "0.2", "--green", "0.5", "--icc", "0.1"]) == 2
+    assert main(["power", "progression", "--red", "0.2"]) == 2
+    assert "lower is better" in _text(
+        capsys, ["power", "progression", "--red", "0.3", "--green", "0.1"]
+    )
+
+
+def _text(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out

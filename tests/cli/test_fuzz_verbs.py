@@ -78,6 +78,13 @@ FILE_CONTENT: dict[str, bytes] = {
     "toml_types": b'[trial]\ntitle = 3\nstart = "never"\n[[outcomes]]\nid = 5\n',
     "toml_unicode": '[trial]\ntitle = "Ünïcødé 😀"\n[arms.🙂]\n'.encode(),
     "protocol": _TOML.encode(),
+    # progression criteria of the wrong types and an unknown metric (trialkit feasibility)
+    "toml_progression": (
+        _TOML
+        + '\n[[progression]]\nid = "x"\nlabel = "y y y"\nmetric = "nope"\ngreen = "high"\n'
+        + 'red = 2\n[[progression]]\nid = "z"\nlabel = "z"\nmetric = "ratio"\ngreen = 0.8\n'
+        + 'red = 0.5\nparams = { table = "delivery", numerator = "attended" }\n'
+    ).encode(),
     "clusters": _CSV_CLUSTERS.encode(),
 }
 SUFFIXES = (".csv", ".toml", ".json", ".parquet", ".xlsx", "")
@@ -257,6 +264,18 @@ def command_lines(
     return argv, broken_pipe
 
 
+@st.composite
+def subcommand_lines(
+    draw: st.DrawFn, verb: str, subcommand: str, corpus: dict[str, list[str]], outs: _Outputs
+) -> tuple[list[str], bool]:
+    """Command lines of one subcommand (``power progression``), fuzzed on its own."""
+    sub = next(
+        a for a in _verbs()[verb]._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices[subcommand]
+    argv = [verb, subcommand, *_args_for(draw, sub, corpus, outs, (verb, subcommand))]
+    return argv, draw(st.integers(0, 4)) == 0
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -299,7 +318,7 @@ def check_run(verb: str, argv: list[str], broken_pipe: bool) -> None:
         assert err.strip(), f"{where}: exit {code} without a message on stderr"
 
 
-def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
+def _fuzz(verb: str, corpus: dict[str, list[str]], n: int, subcommand: str | None = None) -> None:
     outs = _Outputs()
     try:
 
@@ -310,7 +329,11 @@ def _fuzz(verb: str, corpus: dict[str, list[str]], n: int) -> None:
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
             database=None,
         )
-        @given(case=command_lines(verb, corpus, outs))
+        @given(
+            case=command_lines(verb, corpus, outs)
+            if subcommand is None
+            else subcommand_lines(verb, subcommand, corpus, outs)
+        )
         def run(case: tuple[list[str], bool]) -> None:
             check_run(verb, *case)
 
@@ -327,6 +350,15 @@ def test_fuzz_verb(verb: str, corpus: dict[str, list[str]]) -> None:
     _fuzz(verb, corpus, MAX_EXAMPLES)
 
 
+#: subcommands fuzzed on their own as well (their verb's run draws them only now and then)
+SUBCOMMANDS = [("power", "progression")]
+
+
+@pytest.mark.parametrize(("verb", "subcommand"), SUBCOMMANDS)
+def test_fuzz_subcommand(verb: str, subcommand: str, corpus: dict[str, list[str]]) -> None:
+    _fuzz(verb, corpus, MAX_EXAMPLES, subcommand)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("verb", VERBS)
 def test_fuzz_verb_long(verb: str, corpus: dict[str, list[str]]) -> None:
@@ -341,7 +373,16 @@ def test_closed_pipe_on_help_and_errors(corpus: dict[str, list[str]]) -> None:
 
 
 def test_every_verb_is_fuzzed() -> None:
-    assert {"simulate", "validate", "report", "randomise", "score", "init", "cace"} <= set(VERBS)
+    assert {
+        "simulate",
+        "validate",
+        "report",
+        "randomise",
+        "score",
+        "init",
+        "cace",
+        "feasibility",
+    } <= set(VERBS)
 
 
 def test_harness_catches_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,3 +106,33 @@ def test_items_are_written_as_the_protocol_says_they_are_entered(
     sc1 = s1[s1["instrument"] == "SCORE-15"][items].to_numpy(dtype=float, na_value=np.nan)
     strengths = [0, 2, 5, 9, 14]
     np.testing.assert_allclose(sc0[:, strengths], 6 - sc1[:, strengths])
+
+
+def test_delivery_follows_the_protocols_courses():
+    """A protocol with its own courses gets training records of those courses only: the
+    course meant for one role (its indicators' ``role``) is attended by that role, and an
+    intervention LA holds round(fidelity x <course>_days) days."""
+    from pathlib import Path
+
+    from trialkit.protocol import load_protocol
+    from trialkit.randomise import read_clusters
+
+    base = Path(__file__).resolve().parents[2] / "protocols"
+    protocol = load_protocol(base / "family-hubs-reflective-practice-pilot.toml")
+    clusters = read_clusters(base / "family-hubs-clusters.csv", "la_id")
+    sim = simulate_trial(protocol, clusters, seed=3, fidelity=1.0, contamination=0.0)
+    d = sim.tables["delivery"]
+    tr = d[d["record_type"] == "training"]
+    assert set(tr["course"]) == {"induction", "practice_lead"}
+    kw = sim.tables["keyworkers"].set_index("keyworker_id")["role"]
+    lead = tr[tr["course"] == "practice_lead"]
+    assert set(kw[lead["keyworker_id"].unique()]) == {"champion"}
+    arms = dict(zip(sim.allocation["cluster"], sim.allocation["arm"], strict=True))
+    for la, g in tr.groupby("la_id"):
+        assert arms[la] == "reflect"  # no contamination asked for
+        assert g.groupby("course")["day"].nunique().to_dict() == {
+            "induction": 3,
+            "practice_lead": 6,
+        }
+    realised = sim.truth["realised_delivery"]
+    assert realised["FH01"].keys() >= {"induction_days_delivered", "practice_lead_days_delivered"}

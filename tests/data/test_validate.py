@@ -335,6 +335,12 @@ BREAKS = {
         "timepoint",
         None,
     ),
+    "delivery.no_group_id": (
+        "delivery",
+        lambda df: df.drop(columns=["group_id"]),
+        "group_id",
+        0,
+    ),
     "clusters.missing_covariate_value": ("clusters", _set("imd_score", "", 3), "imd_score", 4),
     "allocation.empty_arm": (
         "allocation",
@@ -389,6 +395,22 @@ def test_each_rule_breaks(code, protocol, tiny_tables, tmp_path):
         assert p.row is not None and p.row >= 1
     if p.severity == "error":
         assert not td.ok
+
+
+def test_supervision_group_given_for_some_sessions_of_an_la(protocol, tiny_tables, tmp_path):
+    # a session without its group in an LA whose other sessions name theirs cannot be assigned
+    d = write_tables(
+        tiny_tables,
+        tmp_path / "broken",
+        delivery=lambda df: _set(
+            "group_id", "", _first(df, df.record_type == "supervision_session")
+        )(df),
+    )
+    td = validate(protocol, d, d)
+    hits = [p for p in td.problems if p.code == "delivery.missing_value" and p.column == "group_id"]
+    assert len(hits) == 1 and not td.ok
+    assert "once any has one" in hits[0].message and hits[0].row is not None
+    assert "delivery.no_group_id" not in td.codes
 
 
 def test_arm_contradicts_allocation(protocol, tiny_tables, tmp_path):

@@ -38,8 +38,10 @@ def tr(la: str, kw: str, course: str, day: int, attended: bool = True) -> dict[s
     }
 
 
-def session(la: str, sid: str, date: str, genogram: bool | None = True) -> dict[str, object]:
-    return {
+def session(
+    la: str, sid: str, date: str, genogram: bool | None = True, group: str | None = None
+) -> dict[str, object]:
+    row: dict[str, object] = {
         "record_type": "supervision_session",
         "la_id": la,
         "session_id": sid,
@@ -47,6 +49,9 @@ def session(la: str, sid: str, date: str, genogram: bool | None = True) -> dict[
         "genogram_used": genogram,
         "duration_minutes": 90,
     }
+    if group is not None:
+        row["group_id"] = group
+    return row
 
 
 def value(report, la: str, column: str = "delivered") -> float:  # type: ignore[no-untyped-def]
@@ -120,6 +125,36 @@ def test_supervision_sessions_per_month(make_protocol, small) -> None:  # type: 
     assert value(r, "A") == pytest.approx(8 / 16)  # delivery_period = 16 months
     assert value(r, "A", "intended") == 1.0  # supervision_frequency
     assert r.settings["delivery_months_source"] == "tidier.when_and_how_much.delivery_period"
+
+
+def test_supervision_frequency_is_per_group(make_protocol, small) -> None:  # type: ignore[no-untyped-def]
+    # LA A: group 1 met 12 times, group 2 met 4 times -> (12/16 + 4/16) / 2 = 0.5 per group-month
+    # LA B: one group, 16 sessions -> 1.0; a second LA's groups do not dilute the first's
+    rows = [
+        session("A", f"a1-{i}", f"2025-{1 + i % 12:02d}-{10 + i // 12:02d}", group="A-G1")
+        for i in range(12)
+    ]
+    rows += [session("A", f"a2-{i}", f"2025-0{i + 1}-20", group="A-G2") for i in range(4)]
+    rows += [
+        session("B", f"b-{i}", f"{2024 + (i + 8) // 12}-{(i + 8) % 12 + 1:02d}-05", group="B-G1")
+        for i in range(16)
+    ]
+    p = make_protocol([ind("supervision_sessions_per_month")])
+    r = run(p, log(rows), small)
+    assert value(r, "A") == pytest.approx(16 / (2 * 16))
+    assert value(r, "A", "numerator") == 16.0 and value(r, "A", "denominator") == 32.0
+    assert value(r, "A", "adherence") == pytest.approx(0.5)
+    assert value(r, "B") == pytest.approx(1.0)
+    assert r.indicators.loc[r.indicators["la_id"] == "A", "note"].item() == ""
+
+
+def test_supervision_without_group_ids_counts_the_la_as_one_group(make_protocol, small) -> None:  # type: ignore[no-untyped-def]
+    rows = [session("A", f"s{i}", f"2025-0{i + 1}-10") for i in range(8)]
+    p = make_protocol([ind("supervision_sessions_per_month")])
+    t = run(p, log(rows), small).indicators
+    row = t[t["la_id"] == "A"].iloc[0]
+    assert row["delivered"] == pytest.approx(8 / 16)
+    assert "no group_id recorded" in row["note"] and "one group" in row["note"]
 
 
 def test_clinician_fte_months(make_protocol, small) -> None:  # type: ignore[no-untyped-def]

@@ -88,3 +88,46 @@ def test_icc_interval_logit_delta_closed_form():
     assert out["conf_high"] == pytest.approx(expit(lg + z * se_logit), rel=1e-12)
     # SE on the ICC scale: ρ(1 − ρ) × the logit-scale SE
     assert out["std_error"] == pytest.approx(rho * (1 - rho) * se_logit, rel=1e-12)
+
+
+# ---- Hedges' g consistent with the model's interval (issue #14 item 7)
+def test_standardised_effect_closed_form() -> None:
+    from trialkit.models.effect_sizes import standardised_effect
+
+    # N = 102 -> J(100) = 1 - 3/399; sigma_T = sqrt(4) = 2
+    out = standardised_effect(1.0, -0.2, 2.2, 4.0, n_obs=102)
+    j = 1 - 3 / 399
+    assert out["correction"] == pytest.approx(j, rel=1e-15)
+    assert out["g"] == pytest.approx(j * 0.5, rel=1e-15)
+    assert out["g_conf_low"] == pytest.approx(j * -0.1, rel=1e-15)
+    assert out["g_conf_high"] == pytest.approx(j * 1.1, rel=1e-15)
+
+
+def test_g_interval_excludes_zero_iff_the_mean_difference_interval_does() -> None:
+    from scipy import stats
+
+    from trialkit.models.effect_sizes import standardised_effect
+
+    rng = np.random.default_rng(14)
+    for _ in range(200):
+        est, se, df = rng.normal(0, 2), rng.uniform(0.2, 2), rng.uniform(1.5, 30)
+        q = stats.t.ppf(0.975, df)
+        lo, hi = est - q * se, est + q * se
+        g = standardised_effect(est, lo, hi, rng.uniform(0.5, 50), n_obs=int(rng.integers(10, 500)))
+        assert (g["g_conf_low"] > 0 or g["g_conf_high"] < 0) == (lo > 0 or hi < 0)
+        assert g["g_conf_low"] < g["g"] < g["g_conf_high"]
+
+
+def test_no_standardised_effect_without_variance() -> None:
+    from trialkit.models.effect_sizes import standardised_effect
+
+    for total in (0.0, -1.0, float("nan"), float("inf")):
+        assert all(
+            np.isnan(v) for v in standardised_effect(1.0, 0.0, 2.0, total, n_obs=50).values()
+        )
+
+
+def test_variance_explained_is_bounded() -> None:
+    from trialkit.models.effect_sizes import variance_explained
+
+    assert variance_explained([0.5, 0.0, 3.0, 2.0], [1.0, 0.0, 2.0, 4.0]) == [0.5, 0.0, 0.0, 0.5]

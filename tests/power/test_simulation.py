@@ -387,3 +387,54 @@ def test_type_one_error_default_analysis_12_clusters() -> None:
     r = simulate_power(Scenario(design=d, effect=0.0, reps=4000, seed=31, method=method))
     assert abs(r.power - 0.05) < 3 * math.sqrt(0.05 * 0.95 / r.reps)
     assert r.failed == 0
+
+
+def test_grid_over_processes_identical_to_in_process() -> None:
+    """Worker processes of the local backend give the same numbers as one process."""
+    grid = [
+        Scenario(design=D3, effect=0.3, reps=250, seed=5, name="a"),
+        Scenario(design=D3, effect=0.0, reps=130, seed=6, name="b"),
+    ]
+    one = simulate_power_grid(grid, backend=LocalBackend(workers=1), chunk_size=125)
+    many = simulate_power_grid(grid, backend=LocalBackend(workers=2), chunk_size=125)
+    for x, y in zip(one.results, many.results, strict=True):
+        _same(x, y)
+    assert [r.scenario.name for r in many.results] == ["a", "b"]
+
+
+def test_grid_submits_every_task_in_one_map() -> None:
+    """A grid is one map over every (scenario, chunk) task, not one map per scenario."""
+
+    class Recording(LocalBackend):
+        def __init__(self) -> None:
+            super().__init__(workers=1)
+            self.calls: list[int] = []
+
+        def map(self, fn, chunks, progress=None):  # type: ignore[no-untyped-def]
+            self.calls.append(len(chunks))
+            return super().map(fn, chunks, progress)
+
+    be = Recording()
+    grid = [Scenario(design=D3, effect=e, reps=250, seed=1) for e in (0.1, 0.2, 0.3)]
+    simulate_power_grid(grid, backend=be, chunk_size=125)
+    assert be.calls == [6]
+
+
+def test_local_backend_refuses_zero_workers() -> None:
+    with pytest.raises(PowerError, match="workers"):
+        LocalBackend(workers=0)
+
+
+def test_dask_workers_with_other_versions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("distributed")
+    from trialkit.power.backends import environment_versions
+
+    be = DaskBackend(workers=1, processes=False)
+    try:
+        other = {**environment_versions(), "trialkit": "0.0.0-other"}
+        monkeypatch.setattr(be.client, "run", lambda fn: {"tcp://worker-1": other})
+        with pytest.raises(PowerError, match="other versions") as exc:
+            be.check_versions()
+        assert exc.value.problems[0].code == "power.dask_versions"
+    finally:
+        be.close()

@@ -26,6 +26,8 @@ SCRIPTS = [
     ("robust", "reference.R", False),
     ("cace", "make_reference.R", False),
     ("power", "make_reference.R", False),
+    ("planning", "make_reference.R", True),
+    ("feasibility", "make_reference.R", False),
 ]
 
 pytestmark = [

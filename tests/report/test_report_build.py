@@ -8,6 +8,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -31,7 +32,7 @@ def test_nine_sections_with_tables_and_figures(demo: DemoResult) -> None:
     assert html.count("<caption>") == html.count("<table")
     assert html.count('class="sdc"') == html.count("<table")
     imgs = re.findall(r'<img src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', html)
-    assert len(imgs) == 4
+    assert len(imgs) == 5  # flow, logic model, forest, heatmap, progression traffic lights
     for data, alt in imgs:
         root = ET.fromstring(base64.b64decode(data))
         assert root.tag.endswith("svg") and root.get("role") == "img"
@@ -77,7 +78,7 @@ def test_files_tables_csv_xlsx(demo: DemoResult) -> None:
         "Hedges' g conf_low",
         "ICC (LA)",
     } <= set(effects.columns)
-    assert (report / "report.md").read_text().count("## ") == 9
+    assert (report / "report.md").read_text().count("## ") == len(SECTION_IDS)
     assert (report / "figures" / "forest.svg").is_file()
     import openpyxl
 
@@ -143,7 +144,7 @@ def test_renders_in_headless_chromium(demo: DemoResult, tmp_path: Path) -> None:
     dom = proc.stdout
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in dom
-    assert dom.count("<img") == 4 and dom.count("<table") >= 14
+    assert dom.count("<img") == 5 and dom.count("<table") >= 14
     console = [
         ln
         for ln in proc.stderr.splitlines()
@@ -162,7 +163,7 @@ def test_renders_in_headless_chromium(demo: DemoResult, tmp_path: Path) -> None:
 
 def test_report_summary_and_frame(demo: DemoResult) -> None:
     r = build_report(load_analysis(demo.analysis), generated="x")
-    assert "9 sections" in r.summary()
+    assert f"{len(SECTION_IDS)} sections" in r.summary()
     f = r.to_frame()
     assert f["caption"].str.startswith("Table").all()
     assert f["disclosure"].str.len().gt(10).all()
@@ -172,5 +173,8 @@ def test_mdes_table_shows_the_analysis_mdes(demo: DemoResult) -> None:
     m = load_analysis(demo.analysis).table("mdes")
     shown = pd.read_csv(demo.report / "tables" / "mdes.csv")
     assert len(shown) == len(m)
-    assert list(shown["MDES (SD units)"]) == [round(v, 2) for v in m["mdes"]]
-    assert list(shown["LAs"]) == [int(v) for v in m["n_la"]]
+    # the typed export carries the analysis' unrounded MDES table (issue #14 items 8, 13)
+    np.testing.assert_allclose(shown["mdes"], m["mdes"], rtol=1e-12)
+    np.testing.assert_allclose(shown["mdes_unadjusted"], m["mdes_unadjusted"], rtol=1e-12)
+    assert list(shown["n_la"]) == [int(v) for v in m["n_la"]]
+    assert set(shown["icc_source"]) == {"unconditional (intercept-only model)"}

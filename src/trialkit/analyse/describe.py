@@ -1,4 +1,4 @@
-"""Descriptive tables: outcome summaries by arm, baseline balance, LA counts, exclusions.
+"""Descriptive tables: outcome summaries by arm, baseline balance, LA counts.
 
 All numbers are unrounded; the report rounds and applies disclosure control.
 """
@@ -12,7 +12,7 @@ import pandas as pd
 
 from trialkit.protocol.model import Protocol
 
-__all__ = ["baseline_balance", "descriptives", "exclusion_counts", "la_counts"]
+__all__ = ["baseline_balance", "descriptives", "la_counts"]
 
 
 def _num(s: pd.Series) -> np.ndarray:
@@ -191,11 +191,3 @@ def la_counts(tables: dict[str, pd.DataFrame], arms: dict[str, str], end: Any) -
     return pd.DataFrame(
         rows, columns=["la_id", "arm", "keyworkers", "not_consented", "withdrew", "continued"]
     )
-
-
-def exclusion_counts(exclusions: pd.DataFrame) -> pd.DataFrame:
-    """Exclusions counted by stage and reason."""
-    if not len(exclusions):
-        return pd.DataFrame(columns=["stage", "entity", "reason", "n"])
-    ex = exclusions.astype({"stage": str, "entity": str, "reason": str})
-    return ex.groupby(["stage", "entity", "reason"], sort=True).size().rename("n").reset_index()

@@ -5,7 +5,8 @@ declared model and denominator-df method, runs the declared sensitivity analyses
 (cluster-level, randomisation test over the kept allocation space, CR2,
 Satterthwaite, GEE), reports Hedges' g and ICCs, adjusts the secondary outcomes
 for multiplicity, assesses fidelity and estimates the CACE when delivery data
-exist, and works out what a trial of this size could detect (MDES).
+exist, assesses the protocol's progression criteria (:mod:`trialkit.feasibility`)
+and works out what a trial of this size could detect (MDES).
 """
 
 from __future__ import annotations
@@ -13,24 +14,32 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from trialkit._io import provenance
-from trialkit.analyse.describe import baseline_balance, descriptives, exclusion_counts, la_counts
+from trialkit.analyse.accounting import (
+    analysed_flow,
+    complete_case_exclusions,
+    entity_arms,
+    exclusion_counts_by_arm,
+    missing_outcomes,
+)
+from trialkit.analyse.describe import baseline_balance, descriptives, la_counts
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.errors import TrialkitError
 from trialkit.models.coding import code_categorical
+from trialkit.models.effect_sizes import standardised_effect, variance_explained
+from trialkit.models.estimability import Estimability, check_design, check_term
+from trialkit.models.glmm import null_glmm_variance
 from trialkit.models.results import FitResult, GeeResult, GlmmResult, LmmResult
 from trialkit.protocol.model import TIDIER_LABELS, Outcome, Protocol
 from trialkit.store import AllocationRecord, StageCheck
 
 __all__ = ["RESULT_COLUMNS", "adjust_pvalues", "analyse_trial"]
-
-#: Smallest LA-level ICC used for the MDES statement (pilot ICCs are imprecise).
-MIN_PLANNING_ICC = 0.05
 
 RESULT_COLUMNS = [
     "outcome_id",
@@ -63,6 +72,12 @@ RESULT_COLUMNS = [
     "icc_keyworker",
     "icc_keyworker_low",
     "icc_keyworker_high",
+    "icc_la_unconditional",
+    "icc_keyworker_unconditional",
+    "icc_scale",
+    "r2_la",
+    "r2_keyworker",
+    "r2_residual",
     "g",
     "g_low",
     "g_high",
@@ -77,7 +92,31 @@ RESULT_COLUMNS = [
     "formula",
     "note",
     "fallback",
+    "status",
+    "reason",
 ]
+
+#: ``status`` of a results row: every declared analysis keeps its row.
+ESTIMATED, NOT_ESTIMABLE, NOT_RUN = "estimated", "not estimable", "not run"
+
+#: Numbers of a results row that are blanked when the effect is not estimable.
+_EFFECT_NUMBERS = (
+    "estimate",
+    "std_error",
+    "statistic",
+    "p_value",
+    "conf_low",
+    "conf_high",
+    "g",
+    "g_low",
+    "g_high",
+    "odds_ratio",
+    "odds_ratio_low",
+    "odds_ratio_high",
+    "risk_difference",
+    "risk_difference_low",
+    "risk_difference_high",
+)
 
 
 #: trialkit's multiplicity names and statsmodels' ``multipletests`` methods.
@@ -155,12 +194,22 @@ def _term_row(res: FitResult, **base: Any) -> dict[str, Any]:
         converged=bool(res.converged),
         formula=res.formula,
     )
+    if isinstance(res, GlmmResult):
+        row["icc_scale"] = "latent (logistic, π²/3)"
+    elif isinstance(res, LmmResult):
+        row["icc_scale"] = "outcome"
     es = res.effect_sizes if isinstance(res, LmmResult) else None
-    if isinstance(es, Mapping):
-        u = es.get("unconditional", {})
-        row.update(
-            g=u.get("g_total"), g_low=u.get("g_total_conf_low"), g_high=u.get("g_total_conf_high")
-        )
+    uvc = es.get("unconditional_variance_components") if isinstance(es, Mapping) else None
+    if isinstance(uvc, Mapping):
+        # Hedges' g from the model's own interval, scaled by the unconditional total SD
+        total = float(sum(uvc.values()))
+        std = standardised_effect(t.estimate, t.conf_low, t.conf_high, total, n_obs=int(res.n_obs))
+        row.update(g=std["g"], g_low=std["g_conf_low"], g_high=std["g_conf_high"])
+        if total > 0:
+            row.update(
+                icc_la_unconditional=float(uvc.get("la_id", np.nan)) / total,
+                icc_keyworker_unconditional=float(uvc.get("keyworker_id", np.nan)) / total,
+            )
     effects = res.effects if isinstance(res, GlmmResult | GeeResult) else None
     if effects is not None:
         row.update(
@@ -173,7 +222,39 @@ def _term_row(res: FitResult, **base: Any) -> dict[str, Any]:
         )
     if res.warnings:
         row["note"] = "; ".join(res.warnings)
+    return _with_status(row, check_term(t))
+
+
+def _with_status(
+    row: dict[str, Any], est: Estimability, status: str = NOT_ESTIMABLE
+) -> dict[str, Any]:
+    """``row`` with its ``status`` and ``reason``; a not estimable row keeps no effect numbers."""
+    if est.estimable:
+        row.setdefault("status", ESTIMATED)
+        row.setdefault("reason", "")
+        return row
+    for k in _EFFECT_NUMBERS:
+        row[k] = np.nan
+    row["status"] = status
+    row["reason"] = est.reason
     return row
+
+
+def _declared_row(
+    base: Mapping[str, Any], analysis: str, status: str, reason: str
+) -> dict[str, Any]:
+    """The row of a declared analysis that could not run or has no estimable effect."""
+    return _with_status(
+        {**base, "analysis": analysis}, Estimability(estimable=False, reason=reason), status
+    )
+
+
+def _error_reason(err: BaseException) -> str:
+    """The message of an error without its path and code (for a results row)."""
+    problems = getattr(err, "problems", None)
+    if problems:
+        return "; ".join(p.message.rstrip(".") for p in problems)
+    return str(err)
 
 
 def _fit_quiet(collected: list[str], **kw: Any) -> Any:
@@ -228,22 +309,51 @@ def _analyse_outcome(
     }
     rows: list[dict[str, Any]] = []
     fixed: list[dict[str, Any]] = []
+    # ---- is there anything to estimate? (constant outcome, one LA per arm)
+    design = check_design(
+        frame, outcome="y", treatment="treated", cluster="la_id", columns=covariates
+    )
+    if not design.estimable:
+        warn.append(f"{oc.id}: not estimable: {design.reason}")
+        rows.append(_declared_row(base, "primary", NOT_ESTIMABLE, design.reason))
+        for sens in plan.sensitivity:
+            rows.append(_declared_row(base, sens, NOT_ESTIMABLE, design.reason))
+        return rows, fixed, covariates
     # ---- primary
     primary = None
     fallback = ""
     try:
         if binary:
-            primary = _fit_quiet(
-                warn,
-                **common,
-                clusters=clusters,
-                family=family,
-                method="lmm",
-                df_method=plan.binary_df_method,
-            )
-            if not primary.converged:
-                raise RuntimeError("the GLMM did not converge")
-            primary_note = f"random-intercept logistic GLMM (Laplace), {plan.binary_df_method} df"
+            try:
+                primary = _fit_quiet(
+                    warn,
+                    **common,
+                    clusters=clusters,
+                    family=family,
+                    method="lmm",
+                    df_method=plan.binary_df_method,
+                )
+                if not primary.converged:
+                    raise RuntimeError("the GLMM did not converge")
+                primary_note = (
+                    f"random-intercept logistic GLMM (Laplace), {plan.binary_df_method} df"
+                )
+            except (TrialkitError, RuntimeError, np.linalg.LinAlgError) as err:
+                reason = _error_reason(err)
+                notes.append(
+                    f"{oc.id}: the GLMM failed ({reason}); the primary analysis is the "
+                    "cluster-level analysis"
+                )
+                warn.append(
+                    f"{oc.id}: the protocol's GLMM failed ({reason}); the cluster-level "
+                    "analysis replaces it as the primary analysis"
+                )
+                primary_note = f"GLMM failed ({reason}); cluster-level analysis used"
+                base = {**base, "scale": "risk difference"}
+                fallback = f"cluster-level analysis instead of the protocol's GLMM ({reason})"
+                primary = _fit_quiet(
+                    warn, **common, clusters=["la_id"], family=family, method="cluster-level"
+                )
         else:
             primary = _fit_quiet(
                 warn,
@@ -254,27 +364,35 @@ def _analyse_outcome(
                 **({"df_method": plan.df_method} if plan.model == "lmm" else {}),
             )
             primary_note = ""
-    except (TrialkitError, RuntimeError, np.linalg.LinAlgError) as err:
-        if not binary:
-            raise
-        notes.append(
-            f"{oc.id}: the GLMM failed ({err}); the primary analysis is the cluster-level analysis"
-        )
-        primary = _fit_quiet(
-            warn, **common, clusters=["la_id"], family=family, method="cluster-level"
-        )
-        primary_note = f"GLMM failed ({err}); cluster-level analysis used"
-        base = {**base, "scale": "risk difference"}
-        fallback = f"cluster-level analysis instead of the protocol's GLMM ({err})"
+    except (TrialkitError, np.linalg.LinAlgError) as err:
+        # valid data whose model is not identified (e.g. LA covariates collinear with the
+        # arm) or cannot be fitted: the row says so instead of stopping the analysis
+        reason = f"the model could not be fitted: {_error_reason(err)}"
+        warn.append(f"{oc.id}: not estimable: {reason}")
+        row = _declared_row(base, "primary", NOT_ESTIMABLE, reason)
+        row["fallback"] = fallback
+        rows.append(row)
+        for sens in plan.sensitivity:
+            rows.append(_declared_row(base, sens, NOT_ESTIMABLE, reason))
+        return rows, fixed, covariates
     row = _term_row(primary, **base, analysis="primary")
     # a visible flag on the row whenever the protocol's primary analysis was replaced
     row["fallback"] = fallback
     if primary_note:
         row["note"] = "; ".join(x for x in (primary_note, row.get("note")) if x)
+    if row["status"] != ESTIMATED:
+        warn.append(f"{oc.id}: not estimable: {row['reason']}")
+    if not binary and isinstance(primary, LmmResult):
+        row.update(_variance_shares(primary, common, clusters, warn))
+    if isinstance(primary, GlmmResult) and len(clusters) == 1:
+        # the unconditional latent-scale ICC (intercept-only GLMM, same complete cases)
+        cc = _complete(frame, ["y", *covariates])
+        null = null_glmm_variance(cc["y"].to_numpy(dtype=float), pd.factorize(cc["la_id"])[0])
+        row["icc_la_unconditional"] = null["icc_latent"]
     rows.append(row)
     for t in primary.fixed_effects:
         fixed.append({"outcome_id": oc.id, "analysis": "primary", **t.to_dict()})
-    # ---- sensitivity analyses
+    # ---- sensitivity analyses: every declared one keeps its row
     for sens in plan.sensitivity:
         try:
             if sens == "cluster-level":
@@ -282,79 +400,150 @@ def _analyse_outcome(
                     warn, **common, clusters=["la_id"], family=family, method="cluster-level"
                 )
                 scale = "risk difference" if binary else "mean difference"
-                rows.append(_term_row(r, **{**base, "scale": scale}, analysis="cluster-level"))
+                srow = _term_row(r, **{**base, "scale": scale}, analysis="cluster-level")
             elif sens == "cr2":
                 r = _fit_quiet(warn, **common, clusters=["la_id"], method="ols-cr2")
                 scale = "risk difference (linear probability)" if binary else "mean difference"
-                rows.append(_term_row(r, **{**base, "scale": scale}, analysis="cr2"))
+                srow = _term_row(r, **{**base, "scale": scale}, analysis="cr2")
             elif sens == "satterthwaite":
                 if binary:
-                    continue
-                r = _fit_quiet(
-                    warn, **common, clusters=clusters, method="lmm", df_method="satterthwaite"
-                )
-                rows.append(_term_row(r, **base, analysis="satterthwaite"))
+                    srow = _declared_row(
+                        base,
+                        sens,
+                        NOT_RUN,
+                        "Satterthwaite df apply to the linear mixed model; this binary "
+                        f"outcome's GLMM uses {plan.binary_df_method} df",
+                    )
+                else:
+                    r = _fit_quiet(
+                        warn, **common, clusters=clusters, method="lmm", df_method="satterthwaite"
+                    )
+                    srow = _term_row(r, **base, analysis="satterthwaite")
             elif sens == "gee":
                 r = _fit_quiet(warn, **common, clusters=["la_id"], family=family, method="gee")
-                rows.append(_term_row(r, **base, analysis="gee"))
+                srow = _term_row(r, **base, analysis="gee")
             elif sens == "randomisation-test":
-                if allocation is None:
-                    notes.append(f"{oc.id}: randomisation test not run (no allocation record)")
-                    continue
-                from trialkit.randomise import randtest
-
-                cc = _complete(frame, ["y", *covariates])
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    rt = randtest(
-                        cc,
-                        allocation,
-                        outcome="y",
-                        covariates=covariates,
-                        cluster_column="la_id",
-                        family=family,
-                        conf_level=1 - plan.alpha,
-                        seed=seed,
-                    )
-                warn += [f"{oc.id} randomisation test: {w.message}" for w in caught]
-                rows.append(
-                    {
-                        **base,
-                        "scale": "log odds ratio" if binary else "mean difference",
-                        "analysis": "randomisation-test",
-                        "method": "randomisation test",
-                        "family": family,
-                        "estimate": rt.estimate if rt.estimate is not None else np.nan,
-                        "statistic": rt.statistic,
-                        "p_value": rt.p_value,
-                        "conf_low": rt.conf_low if rt.conf_low is not None else np.nan,
-                        "conf_high": rt.conf_high if rt.conf_high is not None else np.nan,
-                        "df_method": "randomisation",
-                        "distribution": f"{rt.n_allocations} allocations ({rt.space})",
-                        "n_obs": rt.n_obs,
-                        "n_la": rt.n_clusters,
-                        "n_excluded": len(frame) - len(cc),
-                        "note": "; ".join(
-                            x
-                            for x in (
-                                "estimate and interval by test inversion"
-                                if rt.estimate is not None
-                                else "p-value only (no test-inversion interval for binary "
-                                "outcomes)",
-                                rt.left_out_note(),
-                            )
-                            if x
-                        ),
-                    }
+                srow = _randomisation_row(
+                    oc, frame, base, covariates, family, allocation, seed, plan.alpha, warn
                 )
             elif sens == "complete-case":
-                notes.append(
-                    f"{oc.id}: the primary analysis already uses complete cases; "
-                    "no separate complete-case analysis"
+                srow = _declared_row(
+                    base,
+                    sens,
+                    NOT_RUN,
+                    "the primary analysis already uses the complete cases; no separate analysis",
                 )
-        except TrialkitError as err:
-            notes.append(f"{oc.id}: sensitivity analysis {sens} failed: {err}")
+            else:  # pragma: no cover - the protocol model only allows the names above
+                srow = _declared_row(base, sens, NOT_RUN, f"unknown analysis {sens!r}")
+        except (TrialkitError, np.linalg.LinAlgError) as err:
+            reason = _error_reason(err)
+            notes.append(f"{oc.id}: sensitivity analysis {sens} failed: {reason}")
+            srow = _declared_row(base, sens, NOT_ESTIMABLE, f"the analysis failed: {reason}")
+        if srow["status"] != ESTIMATED:
+            warn.append(f"{oc.id} {sens}: {srow['status']}: {srow['reason']}")
+        rows.append(srow)
     return rows, fixed, covariates
+
+
+def _randomisation_row(
+    oc: Outcome,
+    frame: pd.DataFrame,
+    base: Mapping[str, Any],
+    covariates: list[str],
+    family: Literal["gaussian", "binomial"],
+    allocation: AllocationRecord | None,
+    seed: int,
+    alpha: float,
+    warn: list[str],
+) -> dict[str, Any]:
+    """The randomisation test's row (test inversion over the kept allocation space)."""
+    binary = family == "binomial"
+    if allocation is None:
+        return _declared_row(
+            base,
+            "randomisation-test",
+            NOT_RUN,
+            "no allocation record (the randomisation test needs the kept allocation space)",
+        )
+    from trialkit.randomise import randtest
+
+    cc = _complete(frame, ["y", *covariates])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rt = randtest(
+            cc,
+            allocation,
+            outcome="y",
+            covariates=covariates,
+            cluster_column="la_id",
+            family=family,
+            conf_level=1 - alpha,
+            seed=seed,
+        )
+    warn += [f"{oc.id} randomisation test: {w.message}" for w in caught]
+    return {
+        **base,
+        "scale": "log odds ratio" if binary else "mean difference",
+        "analysis": "randomisation-test",
+        "method": "randomisation test",
+        "family": family,
+        "estimate": rt.estimate if rt.estimate is not None else np.nan,
+        "statistic": rt.statistic,
+        "p_value": rt.p_value,
+        "conf_low": rt.conf_low if rt.conf_low is not None else np.nan,
+        "conf_high": rt.conf_high if rt.conf_high is not None else np.nan,
+        "df_method": "randomisation",
+        "distribution": f"{rt.n_allocations} allocations ({rt.space})",
+        "n_obs": rt.n_obs,
+        "n_la": rt.n_clusters,
+        "n_excluded": len(frame) - len(cc),
+        "status": ESTIMATED,
+        "reason": "",
+        "note": "; ".join(
+            x
+            for x in (
+                "estimate and interval by test inversion"
+                if rt.estimate is not None
+                else "p-value only (no test-inversion interval for binary outcomes)",
+                rt.left_out_note(),
+            )
+            if x
+        ),
+    }
+
+
+def _variance_shares(
+    primary: LmmResult,
+    common: Mapping[str, Any],
+    clusters: list[str],
+    warn: list[str],
+) -> dict[str, float]:
+    """Share of each level's variance explained by the covariates (for the MDES).
+
+    ``R²_l = 1 - ψ_l(adjusted model)/ψ_l(treatment-only model)``
+    (:func:`trialkit.models.effect_sizes.variance_explained`): the treatment-only model
+    has the same random effects and no covariates, so the shares credit the covariates
+    alone, as the ``R²`` of the MDES formulas assume.
+    """
+    out = {"r2_la": 0.0, "r2_keyworker": 0.0, "r2_residual": 0.0}
+    if not common["covariates"]:
+        return out
+    try:
+        base = _fit_quiet(
+            [], **{**common, "covariates": []}, clusters=clusters, method="lmm", effect_sizes=False
+        )
+    except (TrialkitError, np.linalg.LinAlgError) as err:
+        warn.append(f"variance explained by the covariates not computed: {_error_reason(err)}")
+        return {k: np.nan for k in out}
+    names = [*clusters, "residual"]
+    adj = [float(primary.variance_components[n]) for n in names]
+    unc = [float(base.variance_components[n]) for n in names]
+    shares = dict(zip(names, variance_explained(adj, unc), strict=True))
+    return {
+        "r2_la": shares["la_id"],
+        "r2_keyworker": shares.get("keyworker_id", 0.0),
+        "r2_residual": shares["residual"],
+    }
 
 
 def _subgroups(
@@ -447,6 +636,13 @@ def _mdes(
     frames: Mapping[str, pd.DataFrame],
     notes: list[str],
 ) -> pd.DataFrame:
+    """MDES for the achieved sample, with and without credit for the covariates.
+
+    Both use the **unconditional** ICCs (intercept-only model) and the coefficient of
+    variation of the analysed LA sizes (Eldridge, Ashby & Kerry 2006); the adjusted
+    variant also takes the share of each level's variance the primary model's
+    covariates explain (``r2_*``).  Formulas: :mod:`trialkit.power.analytic`.
+    """
     from trialkit.power import CRTDesign, analytic_mdes
 
     n_la_cov = 0
@@ -461,59 +657,91 @@ def _mdes(
         if fr is None or not len(prim) or oc.type != "continuous":
             continue
         r = prim.iloc[0]
-        n_la = int(fr["la_id"].nunique())
-        observed = float(r["icc_la"]) if pd.notna(r["icc_la"]) else float("nan")
-        # a pilot's ICC estimate is very imprecise; never plan with less than 0.05
-        icc_la = observed if observed >= MIN_PLANNING_ICC else MIN_PLANNING_ICC
-        icc_source = (
-            "observed"
-            if observed >= MIN_PLANNING_ICC
-            else (f"planning floor {MIN_PLANNING_ICC} (observed {observed:.3g})")
-        )
+        if r["status"] != ESTIMATED or not np.isfinite(_float(r["icc_la_unconditional"])):
+            notes.append(
+                f"MDES not computed for {oc.id}: the primary analysis gave no unconditional "
+                f"ICC ({r['reason'] or 'not a linear mixed model'})"
+            )
+            continue
+        used = fr.dropna(subset=["y"])
+        sizes = used.groupby("la_id").size().to_numpy(dtype=float)
+        cv = float(sizes.std(ddof=0) / sizes.mean())
+        icc_la = _float(r["icc_la_unconditional"])
+        icc_kw = _float(r["icc_keyworker_unconditional"])
+        r2 = {k: min(_float(r[k]), _R2_MAX) for k in ("r2_la", "r2_keyworker", "r2_residual")}
+        r2 = {k: v if np.isfinite(v) else 0.0 for k, v in r2.items()}
+        if oc.level.value == "family":
+            shape: dict[str, Any] = {
+                "levels": 3,
+                "subclusters_per_cluster": float(
+                    used.groupby("la_id")["keyworker_id"].nunique().mean()
+                ),
+                "units_per_subcluster": float(used.groupby("keyworker_id").size().mean()),
+                "icc_subcluster": icc_kw if np.isfinite(icc_kw) else 0.0,
+            }
+            credit: dict[str, Any] = {
+                "r2_cluster": r2["r2_la"],
+                "r2_subcluster": r2["r2_keyworker"],
+                "r2_unit": r2["r2_residual"],
+            }
+        else:
+            shape = {"levels": 2, "units_per_cluster": float(sizes.mean())}
+            credit = {"r2_cluster": r2["r2_la"], "r2_unit": r2["r2_residual"]}
+        common: dict[str, Any] = {
+            **shape,
+            "clusters": int(len(sizes)),
+            "icc_cluster": icc_la,
+            "cluster_covariates": n_la_cov,
+            "cv": cv,
+            "cv_method": "eldridge",
+        }
         try:
-            if oc.level.value == "family":
-                kw_per_la = fr.groupby("la_id")["keyworker_id"].nunique().mean()
-                fam_per_kw = fr.groupby("keyworker_id").size().mean()
-                icc_kw = float(r["icc_keyworker"]) if pd.notna(r["icc_keyworker"]) else 0.0
-                design = CRTDesign(
-                    levels=3,
-                    clusters=n_la,
-                    subclusters_per_cluster=float(kw_per_la),
-                    units_per_subcluster=float(fam_per_kw),
-                    icc_cluster=icc_la,
-                    icc_subcluster=icc_kw,
-                    cluster_covariates=n_la_cov,
-                )
-            else:
-                design = CRTDesign(
-                    levels=2,
-                    clusters=n_la,
-                    units_per_cluster=float(fr.groupby("la_id").size().mean()),
-                    icc_cluster=icc_la,
-                    cluster_covariates=n_la_cov,
-                )
-            res = analytic_mdes(design, power=0.8, alpha=protocol.analysis.alpha)
+            plain = analytic_mdes(CRTDesign(**common), power=0.8, alpha=protocol.analysis.alpha)
+            adjusted = analytic_mdes(
+                replace(CRTDesign(**common), **credit), power=0.8, alpha=protocol.analysis.alpha
+            )
         except TrialkitError as exc:
-            notes.append(f"MDES not computed for {oc.id}: {exc}")
+            notes.append(f"MDES not computed for {oc.id}: {_error_reason(exc)}")
             continue
         rows.append(
             {
                 "outcome_id": oc.id,
                 "role": oc.role,
-                "n_la": n_la,
-                "n_obs": len(fr),
+                "level": oc.level.value,
+                "n_la": int(len(sizes)),
+                "n_obs": len(used),
+                "cv_cluster_size": cv,
+                "units_per_la": float(sizes.mean()),
+                "keyworkers_per_la": shape.get("subclusters_per_cluster", np.nan),
+                "families_per_keyworker": shape.get("units_per_subcluster", np.nan),
                 "icc_la": icc_la,
-                "icc_source": icc_source,
+                "icc_keyworker": icc_kw,
+                "icc_source": "unconditional (intercept-only model)",
+                **r2,
                 "power": 0.8,
                 "alpha": protocol.analysis.alpha,
-                "mdes": res.mdes,
-                "mdes_conf_low": res.conf_low,
-                "mdes_conf_high": res.conf_high,
-                "df": res.df,
+                "mdes": adjusted.mdes,
+                "mdes_conf_low": adjusted.conf_low,
+                "mdes_conf_high": adjusted.conf_high,
+                "mdes_unadjusted": plain.mdes,
+                "mdes_unadjusted_conf_low": plain.conf_low,
+                "mdes_unadjusted_conf_high": plain.conf_high,
+                "df": adjusted.df,
                 "cluster_covariates": n_la_cov,
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Largest R² passed to the MDES formulas (they need R² < 1).
+_R2_MAX = 1.0 - 1e-9
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _logic_model(protocol: Protocol, ind: pd.DataFrame | None, arm: str) -> pd.DataFrame:
@@ -574,6 +802,30 @@ def _tidier(protocol: Protocol, actual: Mapping[str, Mapping[str, str]]) -> pd.D
                 }
             )
     return pd.DataFrame(rows, columns=["arm", "arm_label", "item", "item_label", "text"])
+
+
+def _feasibility(
+    protocol: Protocol,
+    trial_data: Any,
+    arms: Mapping[str, str],
+    fidelity: Any,
+    notes: list[str],
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The progression criteria (:func:`trialkit.feasibility.assess_feasibility`)."""
+    from trialkit.feasibility import assess_feasibility
+
+    try:
+        fa = assess_feasibility(protocol, trial_data, dict(arms), fidelity)
+    except TrialkitError as err:
+        notes.append(f"progression criteria not assessed: {err}")
+        return {}, {"status": f"not assessed: {err}"}
+    notes.extend(f"feasibility: {w}" for w in fa.warnings)
+    return {"feasibility": fa.to_frame()}, {
+        "status": "assessed",
+        "conf_level": fa.conf_level,
+        "recommendation": fa.recommendation.to_dict(),
+        "warnings": list(fa.warnings),
+    }
 
 
 def analyse_trial(
@@ -649,6 +901,7 @@ def analyse_trial(
     desc: list[dict[str, Any]] = []
     frames: dict[str, pd.DataFrame] = {}
     exclusions: list[pd.DataFrame] = []
+    used: dict[str, pd.DataFrame] = {}
     formulas: dict[str, dict[str, Any]] = {}
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
@@ -657,6 +910,9 @@ def analyse_trial(
         exclusions.append(af.exclusions)
         desc += descriptives(frame, oc.id, oc.type, af.timepoint, oc.baseline_timepoint)
         r, f, covs = _analyse_outcome(oc, frame, protocol, alloc, seed, notes, warn)
+        # rows the model drops for a missing covariate are exclusions with a reason
+        used[oc.id], dropped = complete_case_exclusions(frame, covs, oc.id, oc.level.value)
+        exclusions.append(dropped)
         rows += r
         fixed += f
         formulas[oc.id] = {
@@ -679,6 +935,9 @@ def analyse_trial(
     for c in (
         "note",
         "fallback",
+        "status",
+        "reason",
+        "icc_scale",
         "formula",
         "distribution",
         "df_method",
@@ -694,14 +953,20 @@ def analyse_trial(
         "fixed_effects": pd.DataFrame(fixed),
         "descriptives": pd.DataFrame(desc),
         "baseline_balance": baseline_balance(protocol, dict(trial_data.tables), arms, frames),
-        "flow": trial_data.flow.astype({"n": "int64"}).reset_index(drop=True),
+        "flow": analysed_flow(
+            trial_data.flow.astype({"n": "int64"}).reset_index(drop=True),
+            used,
+            {oc.id: oc.level.value for oc in protocol.outcomes},
+        ),
         # validation already records each outcome's analysis exclusions; an analysis
-        # frame repeats them, so every (stage, entity, reason) is counted once
-        "exclusions": exclusion_counts(
+        # frame repeats them, so every (stage, entity, reason) is counted once, by arm
+        "exclusions": exclusion_counts_by_arm(
             pd.concat([trial_data.exclusions, *exclusions], ignore_index=True).drop_duplicates(
                 ["stage", "entity", "entity_id", "reason"]
-            )
+            ),
+            entity_arms(trial_data.tables, arms),
         ),
+        "missing_outcomes": missing_outcomes(protocol, trial_data.tables, trial_data.scores),
         "la_counts": la_counts(dict(trial_data.tables), arms, trial_data.trial_end),
     }
     for c in ("arm", "level", "stage", "detail"):
@@ -767,10 +1032,17 @@ def analyse_trial(
                         )
                     warn += [f"{oc.id} CACE: {w.message}" for w in caught]
                 except TrialkitError as err:
-                    notes.append(f"{oc.id}: CACE not estimated: {err}")
+                    reason = _error_reason(err)
+                    notes.append(f"{oc.id}: CACE not estimated: {reason}")
+                    warn.append(f"{oc.id} CACE: not estimable: {reason}")
+                    cace_rows.append(_cace_missing(oc.id, NOT_ESTIMABLE, reason))
                     continue
                 cf = cres.to_frame()
                 cf.insert(0, "outcome_id", oc.id)
+                cf["status"] = [
+                    ESTIMATED if np.isfinite(_float(e)) else NOT_ESTIMABLE for e in cf["estimate"]
+                ]
+                cf["reason"] = ""
                 cf["scale"] = "risk difference" if oc.type == "binary" else "outcome units"
                 cf["measure"] = cres.measure
                 cf["threshold"] = cres.threshold
@@ -780,6 +1052,22 @@ def analyse_trial(
                 cace_rows.append(cf)
         if cace_rows:
             tables["cace"] = pd.concat(cace_rows, ignore_index=True)
+    elif protocol.analysis.compliance is not None:
+        # the declared CACE keeps its rows, saying why it could not run
+        missing = [
+            _cace_missing(oc.id, NOT_RUN, f"fidelity {fidelity_status}")
+            for oc in protocol.outcomes
+            if oc.role == "primary" and oc.type in ("continuous", "binary")
+        ]
+        for oc_id in (m["outcome_id"].iloc[0] for m in missing):
+            warn.append(f"{oc_id} CACE: not run: fidelity {fidelity_status}")
+        if missing:
+            tables["cace"] = pd.concat(missing, ignore_index=True)
+    if protocol.progression:
+        tables_f, methods_f = _feasibility(protocol, trial_data, arms, fidelity, notes)
+        tables.update(tables_f)
+    else:
+        methods_f = {"status": "no progression criteria in the protocol"}
     tables["tidier"] = _tidier(protocol, actual)
     tables["logic_model"] = _logic_model(protocol, ind, protocol.intervention_arm)
     try:
@@ -798,6 +1086,7 @@ def analyse_trial(
         "notes": notes,
         "hedges_g": "unconditional total variance (Hedges 2007), small-sample corrected",
         "multiplicity": protocol.analysis.multiplicity,
+        "feasibility": methods_f,
     }
     chain: dict[str, Any] = {k: v.to_dict() for k, v in (custody or {}).items()}
     if allocation is not None and allocation.check is not None:
@@ -813,6 +1102,13 @@ def analyse_trial(
         methods=methods,
         provenance=prov,
         warnings=tuple(warn),
+    )
+
+
+def _cace_missing(outcome_id: str, status: str, reason: str) -> pd.DataFrame:
+    """The CACE row of a primary outcome whose CACE could not be estimated or run."""
+    return pd.DataFrame(
+        [{"outcome_id": outcome_id, "term": "cace", "status": status, "reason": reason}]
     )
 
 

@@ -32,6 +32,7 @@ TABLES: tuple[str, ...] = (
     "baseline_balance",
     "flow",
     "exclusions",
+    "missing_outcomes",
     "la_counts",
     "fidelity_indicators",
     "fidelity_components",
@@ -41,6 +42,7 @@ TABLES: tuple[str, ...] = (
     "mdes",
     "tidier",
     "logic_model",
+    "feasibility",
 )
 
 
@@ -70,11 +72,16 @@ class TrialAnalysis:
         sensitivity analysis, with estimate, CI, df method, df, p, adjusted p,
         Hedges' g and ICCs), ``fixed_effects``, ``descriptives`` (n, mean, SD by
         outcome, arm and occasion), ``baseline_balance`` (LA, keyworker and family
-        level), ``flow`` (CONSORT-cluster counts), ``exclusions`` (counts by
-        outcome and reason), ``la_counts`` (families by LA and status),
+        level), ``flow`` (CONSORT-cluster counts; each outcome's ``analysed`` rows are
+        the rows its primary model used), ``exclusions`` (counts by stage, reason and
+        arm), ``missing_outcomes`` (share of eligible entities without a score by
+        outcome, timepoint and arm, with validation's warning codes), ``la_counts`` (families by LA and status),
         fidelity tables, ``contamination``, ``cace``, ``mdes``, ``tidier``
         (both arms, with ``how_well_actual`` from the fidelity assessment) and
-        ``logic_model`` (nodes, edges and achieved fidelity per indicator).
+        ``logic_model`` (nodes, edges and achieved fidelity per indicator) and, when the
+        protocol has progression criteria, ``feasibility`` (one row per criterion and
+        arm: estimate, interval, limits, zone, test against red; the recommendation is
+        in ``methods["feasibility"]``).
     protocol : mapping
         The protocol as JSON (``Protocol.model_dump(mode="json")``).
     methods : mapping
@@ -127,6 +134,13 @@ class TrialAnalysis:
         if len(res):
             prim = res[res["analysis"] == "primary"]
             for _, r in prim.iterrows():
+                status = str(r.get("status") or "estimated")
+                if status != "estimated":
+                    lines.append(
+                        f"  {r['outcome_id']} ({r['role']}): {status.upper()}: {r.get('reason')}"
+                        + (f"; FALLBACK: {r['fallback']}" if r.get("fallback") else "")
+                    )
+                    continue
                 lines.append(
                     f"  {r['outcome_id']} ({r['role']}): {r['scale']} {r['estimate']:.4g} "
                     f"[{r['conf_low']:.4g}, {r['conf_high']:.4g}], {r['df_method']} "
@@ -137,6 +151,18 @@ class TrialAnalysis:
                         else ""
                     )
                     + (f"; FALLBACK: {r['fallback']}" if r.get("fallback") else "")
+                )
+            skipped = res[
+                res.get("status", pd.Series("", index=res.index))
+                .fillna("estimated")
+                .astype(str)
+                .isin(["not estimable", "not run"])
+                & (res["analysis"] != "primary")
+            ]
+            for _, r in skipped.iterrows():
+                lines.append(
+                    f"  {r['outcome_id']} {r['analysis']}: {str(r['status']).upper()}: "
+                    f"{r.get('reason')}"
                 )
         if self.warnings:
             lines.append(f"  {len(self.warnings)} warning(s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from trialkit.cli._common import (
     add_allow_unverified,
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     )
     warn_unverified((analysis.provenance.get("custody") or {}).get("allocation"))
     write_analysis(analysis, out)
+    for w in analysis.warnings:
+        sys.stderr.write(f"trialkit: warning: {w}\n")
     text = ""
     if args.format == "json":
         res = analysis.table("results")
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             "out": str(out),
             "results": json.loads(res.to_json(orient="records")),
             "notes": list(analysis.methods.get("notes", [])),
+            "warnings": list(analysis.warnings),
         }
         text = json.dumps(payload, indent=2) + "\n"
     emit(text, analysis.summary() + f"\nwritten to {out}\n", args.format)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     # the stages that give indicators and outcomes their meaning register their
     # protocol checks (metric registry, instruments) when imported
     import trialkit.data.scoring
+    import trialkit.feasibility.metrics
     import trialkit.fidelity.metrics  # noqa: F401
 
     protocol = load_protocol(args.protocol)

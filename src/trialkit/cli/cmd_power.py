@@ -1,4 +1,4 @@
-"""``trialkit power mdes|power|clusters|simulate``: analytic and simulated power."""
+"""``trialkit power mdes|power|clusters|simulate|progression``: analytic and simulated power."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from trialkit.cli._common import add_alpha, add_format, add_out, add_seed, emit,
 from trialkit.errors import PowerError, UsageError
 
 NAME = "power"
-HELP = "Power, minimum detectable effect size and required clusters (analytic or simulated)."
+HELP = (
+    "Power, minimum detectable effect size and required clusters (analytic or simulated); "
+    "pilot size for progression criteria."
+)
 EXAMPLE = [
     "trialkit power mdes --levels 3 --clusters 12 --subclusters-per-cluster 10 "
     "--units-per-subcluster 12 --icc-cluster 0.05 --icc-subcluster 0.1 --format json",
@@ -21,6 +24,7 @@ EXAMPLE = [
     "trialkit power clusters --levels 2 --units-per-cluster 30 --icc-cluster 0.05 "
     "--outcome binary --proportions 0.3,0.45",
     "trialkit power simulate --config simulations/pilot-12-la.toml --out power-sim",
+    "trialkit power progression --red 0.5 --green 0.75 --icc 0.05 --cluster-size 10 --format json",
 ]
 
 
@@ -105,10 +109,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--backend", choices=("local", "dask"), default="local")
     s.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    s.add_argument("--workers", type=int, help="workers of the local Dask cluster (2)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes: local backend, every core by default; "
+        "dask without --scheduler, the local cluster's workers (2)",
+    )
     s.add_argument("--chunk-size", type=int, default=250, help="replicates per batch (250)")
     s.add_argument("--config", help="TOML file with [defaults], [grid] and [[scenarios]]")
     add_out(s, help="directory for results.json, results.csv and plots (new)")
+    _progression_arguments(sub)
+
+
+def _progression_arguments(sub: Any) -> None:
+    helptext = (
+        "pilot size to reject 'red' when 'green' holds (one-sided; Lewis et al. 2021), "
+        "inflated by the design effect for a cluster pilot"
+    )
+    sp = sub.add_parser("progression", help=helptext, description=helptext)
+    g = sp.add_argument_group("criterion")
+    g.add_argument("--red", type=float, required=True, help="red limit, a proportion (e.g. 0.5)")
+    g.add_argument(
+        "--green",
+        type=float,
+        required=True,
+        help="green limit; above red: higher is better, below: lower is better",
+    )
+    add_alpha(g, help="one-sided significance level (0.05)")
+    g.add_argument("--power", type=float, default=None, help="target power at green (0.9)")
+    from trialkit.power.progression import PROGRESSION_VARIANTS
+
+    g.add_argument(
+        "--variant",
+        choices=PROGRESSION_VARIANTS,
+        default="lewis-2021",
+        help="lewis-2021: round(n0 + 1/Δ), reproduces the paper (default); normal-cc: "
+        "ceil of the continuity-corrected size; normal: ceil(n0)",
+    )
+    c = sp.add_argument_group("cluster pilot")
+    c.add_argument("--icc", type=float, help="ICC ρ of the criterion's outcome")
+    c.add_argument("--cluster-size", type=float, help="mean individuals per cluster m")
+    add_format(sp, help="output format")
 
 
 _DESIGN_FLAGS = {
@@ -189,6 +230,8 @@ def _check_levels(kw: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.power_command == "simulate":
         return _run_simulate(args)
+    if args.power_command == "progression":
+        return _run_progression(args)
     from trialkit.power.analytic import (
         CRTDesign,
         analytic_mdes,
@@ -273,6 +316,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         )
     for s in scenarios:
         s.validate()
+    if args.scheduler and args.backend != "dask":
+        raise UsageError("--scheduler needs --backend dask.")
     backend = make_backend(args.backend, scheduler=args.scheduler, workers=args.workers)
     try:
         grid = simulate_power_grid(scenarios, backend=backend, chunk_size=args.chunk_size)
@@ -301,4 +346,22 @@ def _run_simulate(args: argparse.Namespace) -> int:
             f"trialkit: WARNING: {failed} fits failed across the scenarios; they "
             "are kept and counted as not rejected (see the summary).\n"
         )
+    return 0
+
+
+def _run_progression(args: argparse.Namespace) -> int:
+    from trialkit.power.progression import progression_sample_size
+
+    if (args.icc is None) != (args.cluster_size is None):
+        raise UsageError("--icc and --cluster-size go together (design effect 1 + (m − 1)ρ).")
+    res = progression_sample_size(
+        args.red,
+        args.green,
+        alpha=0.05 if args.alpha is None else args.alpha,
+        power=0.9 if args.power is None else args.power,
+        icc=args.icc,
+        cluster_size=args.cluster_size,
+        variant=args.variant,
+    )
+    emit(res.to_dict(), res.summary(), args.format)
     return 0

@@ -270,6 +270,63 @@ class _DeliveryChecks(_Checks):
                         f"add the column to {f}",
                     )
         self._check_links(dlv, rt, las)
+        self._check_groups(dlv, rt, las)
+
+    def _check_groups(self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray) -> None:
+        """Supervision groups: all or none of an LA's sessions name their ``group_id``.
+
+        The supervision frequency is per group (``supervision_sessions_per_month``); an
+        LA whose sessions have no group id is counted as one group, with a warning
+        (``delivery.no_group_id``); an LA where only some sessions have one is an error
+        (``delivery.missing_value``): the sessions without one cannot be assigned.
+        """
+        f = self.file("delivery")
+        is_s = np.array([x == "supervision_session" for x in rt], dtype=bool)
+        if not is_s.any():
+            return
+        if "group_id" in dlv.columns:
+            grp = _str(dlv["group_id"])
+        else:
+            grp = np.full(len(dlv), None, dtype=object)
+        has = np.array([g is not None for g in grp], dtype=bool)
+        s_las = sorted({str(x) for x in las[is_s] if x is not None})
+        without: list[str] = []
+        for la in s_las:
+            in_la = is_s & np.array([x == la for x in las], dtype=bool)
+            n_with = int((in_la & has).sum())
+            if n_with == 0:
+                without.append(la)
+                continue
+            lacking = in_la & ~has
+            n_all = int(in_la.sum())
+            self.col.rows(
+                f,
+                lacking,
+                "group_id",
+                "delivery.missing_value",
+                lambda i, a=n_all, w=n_with: (  # type: ignore[misc]
+                    f"'group_id' must be given for every supervision_session record of LA "
+                    f"{las[i]!r} once any has one ({w} of {a} have one)"
+                ),
+                "fill in the supervision group of each session",
+            )
+        per_group = any(
+            ind.metric == "supervision_sessions_per_month"
+            for _node, ind in self.p.logic_model.indicators()
+        )
+        if without and per_group:
+            self.col.add(
+                f,
+                None,
+                "group_id",
+                "delivery.no_group_id",
+                "supervision_session records have no group_id in LA "
+                + ", ".join(without)
+                + ": each such LA's sessions are counted as one supervision group, so the "
+                "per-group supervision frequency is overstated where an LA ran several groups",
+                "add a group_id column naming each session's supervision group",
+                "warning",
+            )
 
     def _check_links(self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray) -> None:
         """Records that must match other records: families' LAs, duplicates, sessions."""
@@ -306,10 +363,12 @@ class _DeliveryChecks(_Checks):
         day = dlv["day"].to_numpy(dtype=float, na_value=np.nan)
         date = _dates(dlv["date"])
         month = _str(dlv["month"])
-        day_key = [
-            f"d{int(d)}" if not np.isnan(d) else (None if np.isnat(t) else f"t{t}")
-            for d, t in zip(day, date, strict=True)
-        ]
+        # a session's day: its number ("d3") when given, else its date ("t2024-05-01")
+        day_key = np.full(len(day), None, dtype=object)
+        by_day = ~np.isnan(day)
+        by_date = ~by_day & ~np.isnat(date)
+        day_key[by_day] = np.char.add("d", day[by_day].astype(np.int64).astype(str))
+        day_key[by_date] = np.char.add("t", date[by_date].astype(str))
         keys = pd.DataFrame(
             {
                 "rt": rt,

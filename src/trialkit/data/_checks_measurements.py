@@ -9,14 +9,12 @@ import numpy as np
 import pandas as pd
 
 from trialkit.data import scoring
-from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data._checks import _Checks, _dates, _row_key, _str
 from trialkit.data.load import STRING, to_object
 from trialkit.data.load import isin as _isin
+from trialkit.data.missingness import missing_outcome_shares, missingness_flags
 from trialkit.data.schema import LEVELS
 from trialkit.data.scoring import MAX_ITEMS, item_columns
-
-MISSING_WARN = 0.2
-DIFFERENTIAL_WARN = 0.1
 
 
 class _MeasurementChecks(_Checks):
@@ -110,8 +108,8 @@ class _MeasurementChecks(_Checks):
             lambda i: f"'timepoint' must be one of {', '.join(tps)}; got {tp.iloc[i]!r}",
             "use the protocol's timepoints",
         )
-        key = pd.DataFrame({"e": ent_o, "l": lv, "i": inst_o, "t": tp_o}, dtype=object)
-        dup = key.duplicated(keep="first").to_numpy() & ~key.isna().any(axis=1).to_numpy()
+        key, incomplete = _row_key(ent_o, lv, inst_o, tp_o)
+        dup = pd.Index(key).duplicated(keep="first") & ~incomplete
         self.col.rows(
             f,
             dup,
@@ -330,25 +328,19 @@ class _MeasurementChecks(_Checks):
         tps = list(self.p.trial.timepoints)
         if len(tps) < 2 or ("measurements", "date") in self.col.unreadable:
             return
-        key = pd.DataFrame(
-            {
-                "e": to_object(m["entity_id"]),
-                "l": to_object(m["level"]),
-                "i": to_object(m["instrument"]),
-                "t": to_object(m["timepoint"]),
-                "d": d,
-            }
-        )
-        base = key[(key["t"] == tps[0]) & ~np.isnat(d)].drop_duplicates(["e", "l", "i"])
-        if base.empty:
+        key, incomplete = _row_key(m["entity_id"], m["level"], m["instrument"])
+        tp = to_object(m["timepoint"])
+        is_base = (tp == tps[0]) & ~np.isnat(d) & ~incomplete
+        if not is_base.any():
             return
-        merged = key.merge(
-            base[["e", "l", "i", "d"]], on=["e", "l", "i"], how="left", suffixes=("", "_b")
-        )
-        bd = merged["d_b"].to_numpy(dtype="datetime64[D]")
-        follow = np.asarray(_isin(key["t"].to_numpy(dtype=object), tps[1:]))
+        base_key = pd.Index(key[is_base])
+        first = ~base_key.duplicated(keep="first")  # an entity's first dated baseline row
+        base_date = d[is_base][first]
+        pos = base_key[first].get_indexer(key)
+        bd = np.where(pos >= 0, base_date[np.maximum(pos, 0)], np.datetime64("NaT"))
+        bd[incomplete] = np.datetime64("NaT")
+        follow = np.asarray(_isin(m["timepoint"], tps[1:]))
         early = follow & ~np.isnat(d) & ~np.isnat(bd) & (d < bd)
-        tp = key["t"].to_numpy(dtype=object)
         self.col.rows(
             self.file("measurements"),
             early,
@@ -372,24 +364,23 @@ class _MeasurementChecks(_Checks):
         tps = list(self.p.trial.timepoints)
         if m is None or not self.la_ids or len(tps) < 2 or self.col.broken:
             return  # entities cannot all be placed in their LA: say nothing rather than guess
-        where: dict[str, str] = {}
+        ents = to_object(m["entity_id"])
+        lvls = to_object(m["level"])
+        follow = np.asarray(_isin(m["timepoint"], tps[1:]))
+        seen: set[str] = set()
         for table, id_col, level in (
             ("keyworkers", "keyworker_id", "keyworker"),
             ("families", "family_id", "family"),
         ):
             frame = self.t.get(table)
-            if frame is not None:
-                for e, la in zip(_str(frame[id_col]), _str(frame["la_id"]), strict=True):
-                    if e is not None and la is not None:
-                        where.setdefault(f"{level}\x1f{e}", la)
-        ents = to_object(m["entity_id"])
-        lvls = to_object(m["level"])
-        follow = np.asarray(_isin(to_object(m["timepoint"]), tps[1:]))
-        seen = {
-            where.get(f"{lv}\x1f{e}")
-            for e, lv, ok in zip(ents, lvls, follow, strict=True)
-            if ok and e is not None and lv is not None
-        }
+            if frame is None:
+                continue
+            ids, las = _str(frame[id_col]), _str(frame["la_id"])
+            placed = pd.notna(ids) & pd.notna(las)
+            la_of = pd.Series(las[placed], index=pd.Index(ids[placed], dtype=object))
+            la_of = la_of[~la_of.index.duplicated(keep="first")]  # an entity's first row places it
+            pos = la_of.index.get_indexer(ents[follow & (lvls == level)])
+            seen.update(la_of.to_numpy()[pos[pos >= 0]])
         for la in sorted(self.la_ids - seen):
             self.col.add(
                 self.file("measurements"),
@@ -405,90 +396,26 @@ class _MeasurementChecks(_Checks):
 
     # ------------------------------------------------------------------ missing data
     def missing_patterns(self, scores: pd.DataFrame) -> None:
+        """Missing-data warnings from :func:`trialkit.data.missingness.missing_outcome_shares`.
+
+        The analysis stage reports the same shares and flags (one computation).
+        """
         alloc = self.t.get("allocation")
         if alloc is None or alloc.empty or "families" not in self.t:
             return
         if self.col.broken & {"families", "keyworkers", "measurements"}:
             return  # already reported: every pattern would be an artefact of the missing column
-        arm_of = dict(zip(_str(alloc["cluster"]), _str(alloc["arm"]), strict=True))
-        fam = self.t["families"]
-        kw = self.t["keyworkers"]
-        consented = {
-            "family": pd.DataFrame(
-                {
-                    "id": _str(fam["family_id"]),
-                    "la": _str(fam["la_id"]),
-                    "ok": fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
-                },
-                dtype=object,
-            ),
-            "keyworker": pd.DataFrame(
-                {"id": _str(kw["keyworker_id"]), "la": _str(kw["la_id"]), "ok": True},
-                dtype=object,
-            ),
-        }
-        for lv_, frame_ in list(consented.items()):
-            frame_ = frame_[frame_["ok"].astype(bool)].drop_duplicates("id")
-            frame_["arm"] = pd.Series(
-                [arm_of.get(x) for x in frame_["la"].to_numpy(dtype=object)],
-                index=frame_.index,
-                dtype=object,
-            )
-            consented[lv_] = frame_
         f = self.file("measurements")
-        sc_e = scores["entity_id"].to_numpy(dtype=object)
-        sc_ok = ~np.isnan(scores["value"].to_numpy(dtype=float))
-        for oc in self.p.outcomes:
-            if oc.instrument == "binary" and oc.level.value == "keyworker":
-                continue
-            base = consented[oc.level.value]
-            if base.empty:
-                continue
-            arm = base["arm"]
-            mask_o = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool)
-            for t in oc.timepoints:
-                have = sc_e[mask_o & (scores["timepoint"] == t).to_numpy(dtype=bool) & sc_ok]
-                if not mask_o.any():
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.outcome_missing",
-                        f"outcome '{oc.id}' ({oc.instrument}) has no scored measurement at '{t}'",
-                        "check the instrument and timepoint labels",
-                        "warning",
-                    )
-                    continue
-                got = pd.Series(_isin(base["id"].to_numpy(dtype=object), have), index=base.index)
-                share = {a: 1 - float(got[arm == a].mean()) for a in sorted(set(arm.dropna()))}
-                if not share:
-                    continue
-                worst = max(share.values())
-                if worst > MISSING_WARN:
-                    txt = ", ".join(f"{a} {v:.0%}" for a, v in share.items())
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.missing_pattern",
-                        f"outcome '{oc.id}' at '{t}' is missing for {txt} of consented {oc.level.value} entities",
-                        "check collection; the analysis assumes data missing at random given covariates",
-                        "warning",
-                    )
-                if (
-                    len(share) >= 2
-                    and max(share.values()) - min(share.values()) > DIFFERENTIAL_WARN
-                ):
-                    self.col.add(
-                        f,
-                        None,
-                        "instrument",
-                        "measurements.differential_missingness",
-                        f"outcome '{oc.id}' at '{t}': missingness differs between arms "
-                        f"({', '.join(f'{a} {v:.0%}' for a, v in share.items())})",
-                        "consider a sensitivity analysis for missing data",
-                        "warning",
-                    )
+        hints = {
+            "measurements.outcome_missing": "check the instrument and timepoint labels",
+            "measurements.missing_pattern": "check collection; the analysis assumes data missing "
+            "at random given covariates",
+            "measurements.differential_missingness": "consider a sensitivity analysis for "
+            "missing data",
+        }
+        flags = missingness_flags(missing_outcome_shares(self.p, self.t, scores))
+        for code, message in zip(flags["code"], flags["message"], strict=True):
+            self.col.add(f, None, "instrument", str(code), str(message), hints[code], "warning")
         m = self.t.get("measurements")
         if m is not None and len(m):
             items = [c for c in item_columns(MAX_ITEMS) if c in m.columns]

@@ -416,8 +416,9 @@ def build_flow_and_exclusions(
         f_arm = fam[fam["arm"] == arm]
         add(arm, "keyworker", "randomised", "in randomised LAs", len(k_arm))
         add(arm, "family", "randomised", "referred in randomised LAs", len(f_arm))
+        # not consenting is an exclusion at consent, before "consented", not a later loss
+        add(arm, "family", "excluded", "not consented", int((~f_arm["consented"]).sum()))
         add(arm, "family", "consented", "", int(f_arm["consented"].sum()))
-        add(arm, "family", "lost", "not consented", int((~f_arm["consented"]).sum()))
         wd = f_arm[f_arm["consented"] & f_arm["withdrawn"]]
         for reason, n in (
             wd["withdrawal_reason"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trialkit import store
 from trialkit.data.parse import parse_numbers
@@ -108,16 +109,24 @@ def to_object(s: pd.Series) -> np.ndarray:
 def isin(values: pd.Series | np.ndarray, allowed: object) -> np.ndarray:
     """Hash-based membership of (string) values in ``allowed``; missing values give False.
 
-    Faster than ``Series.isin`` on pyarrow strings, which loops in Python.
+    Strings are matched with pyarrow's ``is_in`` kernel (several times faster
+    than ``Series.isin`` on pyarrow strings, which loops in Python, and than a
+    ``pd.Index`` lookup); anything else falls back to a ``pd.Index`` lookup.
     """
-    if isinstance(values, pd.Series):
-        arr = to_object(values)
+    keys = list(dict.fromkeys(allowed))  # type: ignore[call-overload]
+    if not keys:
+        return np.zeros(len(values), dtype=bool)
+    try:
+        value_set = pa.array(keys, type=pa.string())
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # not all strings: compare as Python objects
     else:
-        arr = np.asarray(values, dtype=object)
-    idx = pd.Index(list(dict.fromkeys(allowed)), dtype=object)  # type: ignore[arg-type,call-overload]
-    if len(idx) == 0:
-        return np.zeros(len(arr), dtype=bool)
-    return np.asarray(idx.get_indexer(arr) >= 0)  # type: ignore[arg-type]
+        hit = pc.is_in(arr, value_set=value_set)
+        return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    arr_o = to_object(values) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    idx = pd.Index(keys, dtype=object)
+    return np.asarray(idx.get_indexer(arr_o) >= 0)  # type: ignore[arg-type]
 
 
 def _notna(s: pd.Series) -> np.ndarray:

@@ -76,6 +76,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
         "keyworker_id": "id",
         "family_id": "id",
         "session_id": "id",
+        "group_id": "id",
         "course": "str",
         "day": "int",
         "date": "date",
@@ -116,7 +117,14 @@ RECORD_TYPES: tuple[str, ...] = (
 )
 DELIVERY_SUBSETS: dict[str, tuple[str, ...]] = {
     "training": ("la_id", "keyworker_id", "course", "day", "date", "attended"),
-    "supervision_session": ("la_id", "session_id", "date", "genogram_used", "duration_minutes"),
+    "supervision_session": (
+        "la_id",
+        "session_id",
+        "group_id",
+        "date",
+        "genogram_used",
+        "duration_minutes",
+    ),
     "supervision_attendance": ("la_id", "session_id", "keyworker_id", "attended"),
     "clinician_month": ("la_id", "month", "fte"),
     "feedback": (

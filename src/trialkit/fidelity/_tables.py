@@ -211,7 +211,7 @@ def _split(delivery: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for col in ALL_COLUMNS:
         if col not in d.columns:
             d[col] = pd.Series(pd.NA, index=d.index, dtype="object")
-    for col in ("la_id", "keyworker_id", "family_id", "session_id"):
+    for col in ("la_id", "keyworker_id", "family_id", "session_id", "group_id"):
         d[col] = _as_id(d[col])
     d["record_type"] = d["record_type"].map(lambda v: str(v).strip() if pd.notna(v) else v)
     return {rtype: d[d["record_type"] == rtype].copy() for rtype in RECORD_TYPES}

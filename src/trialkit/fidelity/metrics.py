@@ -17,7 +17,8 @@ calling :func:`~trialkit.fidelity.assess_fidelity`.  Built-in metrics:
                                    held when at least one keyworker attended it)
 ``share_completing_training``      share of the LA's keyworkers (of ``role``, if given)
                                    attending at least ``min_days`` days of ``course``
-``supervision_sessions_per_month`` supervision sessions held in the LA / months of delivery
+``supervision_sessions_per_month`` sessions held per supervision group per month (sessions
+                                   held in the LA / (groups x months of delivery))
 ``clinician_fte_months``           sum of ``fte`` over the LA's clinician_month records
 ``share_sessions_with_genogram``   sessions with ``genogram_used`` / sessions held
 ``supervision_attendance``         attended / expected keyworker–session pairs (one
@@ -458,20 +459,47 @@ def share_completing_training(
     "supervision_sessions_per_month",
     record_types=("supervision_session",),
     default_target=_target_from_quantity(lambda p: "supervision_frequency"),
-    description="Supervision sessions held in the LA divided by the months of delivery.",
+    description="Supervision sessions per group per month: sessions held in the LA divided by "
+    "(supervision groups x months of delivery).",
 )
 def supervision_sessions_per_month(
     ctx: MetricContext, la_id: str, params: Mapping[str, Any]
 ) -> MetricValue:
-    """Sessions held in the LA ÷ months of the delivery period (up to ``as_at``)."""
-    ss = ctx.dated(ctx.tables.sessions)
-    n = float((ss["la_id"] == la_id).sum())
+    r"""Sessions held per supervision group per month of delivery, averaged over the LA's groups.
+
+    For LA *j* with supervision groups g = 1, …, G_j (the distinct ``group_id`` of its
+    ``supervision_session`` records over the whole trial) and M months of delivery up to
+    ``as_at``, group g held s_g sessions, so its frequency is f_g = s_g / M and
+
+    .. math:: d_j = \frac{1}{G_j} \sum_g f_g = \frac{\sum_g s_g}{G_j M},
+
+    the mean frequency over the LA's groups (numerator Σ s_g, denominator G_j M
+    group-months).  The protocol's frequency (TIDieR ``supervision_frequency``) is per
+    group, so an LA running two groups must hold twice the sessions of an LA with one.
+    Records without a ``group_id`` in an LA that has none count as one group (the note
+    says so; ``trialkit validate`` warns with ``delivery.no_group_id``).  A group is seen
+    only through its session records: a group that never met cannot be counted.
+    """
+    ss_la = ctx.tables.sessions[ctx.tables.sessions["la_id"] == la_id]
+    groups = ss_la["group_id"].dropna().nunique() if "group_id" in ss_la.columns else 0
+    note = "" if groups else "no group_id recorded: the LA's sessions counted as one group"
+    n_groups = max(int(groups), 1)
+    ss = ctx.dated(ss_la)
+    n = float(len(ss))
     months = ctx.months()
     if not math.isfinite(months):
         return MetricValue(
             delivered=math.nan, numerator=n, note="delivery period unknown (no trial dates)"
         )
-    return _ratio(n, months, "delivery months")
+    value = _ratio(n, n_groups * months, "delivery months")
+    if not note:
+        return value
+    return MetricValue(
+        delivered=value.delivered,
+        numerator=value.numerator,
+        denominator=value.denominator,
+        note="; ".join(x for x in (value.note, note) if x),
+    )
 
 
 @register_metric(

@@ -134,12 +134,12 @@ def _intervention_modifications(report: FidelityReport, protocol: Any, arm: str)
                 continue
             if q.minimum is not None and d < q.minimum:
                 lines.append(
-                    f"group supervision in {r['la_id']} ran at {d:.2g} sessions per month, "
+                    f"group supervision in {r['la_id']} ran at {d:.2g} sessions per group per month, "
                     f"below the planned range ({q.minimum:g} to {q.maximum:g})"
                 )
             elif q.maximum is not None and d > q.maximum:
                 lines.append(
-                    f"group supervision in {r['la_id']} ran at {d:.2g} sessions per month, "
+                    f"group supervision in {r['la_id']} ran at {d:.2g} sessions per group per month, "
                     f"above the planned range ({q.minimum:g} to {q.maximum:g})"
                 )
     miss = ind[ind["missing"].astype(bool)]

@@ -25,6 +25,22 @@ Variances are taken either from the covariate-adjusted model (``conditional``)
 or from the unconditional model with an intercept and the random effects only
 (``unconditional``), as eefAnalytics does.
 
+**Hedges' g consistent with the fitted model** (:func:`standardised_effect`, what
+``trialkit analyse`` reports).  With the model's estimate ``β̂`` and its interval
+``(L, U)`` (the model's own SE and denominator df: ``β̂ ± t_{1-α/2,ν}·SE``), and the
+total variance ``σ²_T`` of the unconditional model (intercept and random effects
+only, every level's variance plus the residual):
+
+``g = J(N - 2)·β̂/σ_T``,  ``(g_L, g_U) = J(N - 2)·(L, U)/σ_T``
+
+(Hedges 2007, eq. 19 for ``d_T``; Hedges 1981 for ``J``).  The interval is the
+mean-difference interval rescaled, so it excludes 0 exactly when that interval
+does, whatever the number of levels; it treats ``σ_T`` as known (its sampling error
+is small next to the between-LA error of ``β̂`` when there are few LAs).  It
+replaces eq. 20's z-interval, whose variance treats every cluster-level variance
+as top-level variance with the top-level cluster sizes and so disagrees with the
+3-level model's own inference.
+
 **Intraclass correlations** at each level ``l``: ``ρ_l = ψ_l / Σ_r ψ_r``.
 Intervals by the delta method on the logit scale, using the inverse expected
 (REML) information of the variance components ``ψ`` as their covariance,
@@ -39,7 +55,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["hedges_g", "icc_intervals", "tilde_n"]
+__all__ = [
+    "hedges_g",
+    "icc_intervals",
+    "standardised_effect",
+    "tilde_n",
+    "variance_explained",
+]
 
 
 def tilde_n(sizes: np.ndarray, treated: np.ndarray) -> float:
@@ -119,6 +141,80 @@ def hedges_g(
         out[f"{key}_se"] = float(se)
         out[f"{key}_conf_low"] = float(g - z * se)
         out[f"{key}_conf_high"] = float(g + z * se)
+    return out
+
+
+def standardised_effect(
+    estimate: float,
+    conf_low: float,
+    conf_high: float,
+    total_variance: float,
+    *,
+    n_obs: int,
+) -> dict[str, float]:
+    """Hedges' g with the interval of the model that produced the estimate.
+
+    Parameters
+    ----------
+    estimate, conf_low, conf_high : float
+        The treatment effect and its interval from the fitted model (its own SE and df).
+    total_variance : float
+        ``σ²_T``: the unconditional model's variance components summed (every level and
+        the residual).
+    n_obs : int
+        Individuals analysed, ``N``; the small-sample factor is ``J(N - 2)``.
+
+    Returns
+    -------
+    dict
+        ``g, g_conf_low, g_conf_high, total_sd, correction``; every value NaN when
+        ``σ²_T`` is not a positive finite number or ``N ≤ 3`` (a constant outcome has
+        no standardised effect).
+
+    Notes
+    -----
+    ``g = J(N - 2)·β̂/σ_T`` and ``(g_L, g_U) = J(N - 2)·(L, U)/σ_T`` with
+    ``J(ν) = 1 - 3/(4ν - 1)``; see the module Notes.
+
+    References
+    ----------
+    Hedges LV. Effect sizes in cluster-randomized designs. J Educ Behav Stat
+    2007;32:341–370 (eq. 19).  Hedges LV. Distribution theory for Glass's estimator of
+    effect size and related estimators. J Educ Stat 1981;6:107–128.
+    """
+    nan = float("nan")
+    ok = bool(np.isfinite(total_variance) and total_variance > 0)
+    sd = float(np.sqrt(total_variance)) if ok else nan
+    if not ok or n_obs <= 3:
+        return {"g": nan, "g_conf_low": nan, "g_conf_high": nan, "total_sd": nan, "correction": nan}
+    j = _J(float(n_obs) - 2.0)
+    return {
+        "g": float(j * estimate / sd),
+        "g_conf_low": float(j * conf_low / sd),
+        "g_conf_high": float(j * conf_high / sd),
+        "total_sd": sd,
+        "correction": float(j),
+    }
+
+
+def variance_explained(conditional: Sequence[float], unconditional: Sequence[float]) -> list[float]:
+    """Share of each level's variance explained by the covariates (and treatment).
+
+    ``R²_l = 1 - ψ_l(adjusted model)/ψ_l(unconditional model)`` at every level ``l``
+    (top level first, residual last), the proportional reduction in variance of
+    Raudenbush & Bryk (2002, eq. 4.24), bounded to ``[0, 1]``; a level whose
+    unconditional variance is 0 gets 0.  These are the ``R²`` inputs of the MDES
+    formulas (Dong & Maynard 2013; :mod:`trialkit.power.analytic`).
+
+    References
+    ----------
+    Raudenbush SW, Bryk AS. Hierarchical Linear Models, 2nd ed. Sage, 2002, ch. 4.
+    Dong N, Maynard R. PowerUp!. J Res Educ Eff 2013;6:24–67.
+    """
+    out: list[float] = []
+    for c, u in zip(conditional, unconditional, strict=True):
+        c, u = float(c), float(u)
+        out.append(0.0 if not u > 0 else float(min(1.0, max(0.0, 1.0 - c / u))))
     return out
 
 

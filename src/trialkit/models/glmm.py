@@ -24,7 +24,7 @@ from trialkit.models.inference import t_inference, t_terms
 from trialkit.models.results import BinaryEffects, GlmmResult
 from trialkit.models.robust import frame_parts
 
-__all__ = ["fit_glmm", "glmm_deviance"]
+__all__ = ["fit_glmm", "glmm_deviance", "null_glmm_variance"]
 Array = np.ndarray
 
 
@@ -223,6 +223,48 @@ def glmm_deviance(
     """Laplace/AGQ deviance (−2 log L) of a random-intercept logistic model at (σ, β)."""
     prob = _Problem(np.asarray(X, float), np.asarray(y, float), np.asarray(cluster_codes), nagq)
     return prob.deviance(np.r_[sigma, np.asarray(beta, float)])
+
+
+def null_glmm_variance(y: Array, cluster_codes: Array, *, nagq: int = 1) -> dict[str, float]:
+    """The unconditional random-intercept logistic model ``logit P(y = 1 | u) = β₀ + σu``.
+
+    Fitted by maximum likelihood (Laplace for ``nagq = 1``, as ``lme4::glmer(y ~ 1 + (1 | la))``)
+    over ``(σ ≥ 0, β₀)``; gives the latent-scale ICC ``σ²/(σ² + π²/3)`` of a binary outcome
+    (Snijders & Bosker 2012, §17.3) without the arm or covariates.
+
+    Returns
+    -------
+    dict
+        ``sigma2``, ``intercept``, ``loglik`` and ``icc_latent``.
+    """
+    yy = np.asarray(y, float)
+    prob = _Problem(np.ones((yy.size, 1)), yy, np.asarray(cluster_codes), nagq)
+    p = float(np.clip(yy.mean(), 1e-6, 1 - 1e-6))
+    start = np.array([0.5, math.log(p / (1 - p))])
+    best = optimize.minimize(
+        prob.deviance,
+        start,
+        method="L-BFGS-B",
+        bounds=[(0.0, None), (None, None)],
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
+    )
+    x = best.x
+    # polish with Nelder–Mead from the L-BFGS-B optimum (σ kept at or above 0)
+    polish = optimize.minimize(
+        lambda v: prob.deviance(np.array([abs(v[0]), v[1]])),
+        x,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000},
+    )
+    if polish.fun <= best.fun:
+        x = np.array([abs(polish.x[0]), polish.x[1]])
+    s2 = float(x[0] ** 2)
+    return {
+        "sigma2": s2,
+        "intercept": float(x[1]),
+        "loglik": -0.5 * float(prob.deviance(x)),
+        "icc_latent": s2 / (s2 + math.pi**2 / 3),
+    }
 
 
 def _standardise(X: Array, treatment_index: int) -> tuple[Array, Array]:

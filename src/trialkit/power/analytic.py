@@ -105,6 +105,7 @@ __all__ = [
     "analytic_mdes",
     "analytic_power",
     "binary_icc_from_latent",
+    "power_from_noncentrality",
     "required_clusters",
     "standard_error",
 ]
@@ -485,18 +486,30 @@ def _critical(alpha: float, df: float, two_tailed: bool) -> float:
     return float(stats.norm.isf(1 - q)) if math.isinf(df) else float(stats.t.isf(1 - q, df))
 
 
-def _power_from_lambda(lam: float, df: float, alpha: float, two_tailed: bool) -> float:
+def power_from_noncentrality(
+    lam: Any, df: float, *, alpha: float = 0.05, two_tailed: bool = True
+) -> np.ndarray:
+    """Power of the t (or z, ``df = inf``) test at noncentrality ``lam`` (array-valued).
+
+    ``P(T_{df,λ} > c) + P(T_{df,λ} < −c)`` (the second term two-tailed only), ``c``
+    the critical value; the formula :func:`analytic_power` uses.
+    """
+    lam = np.asarray(lam, dtype=float)
     c = _critical(alpha, df, two_tailed)
     if math.isinf(df):
-        pw = float(stats.norm.sf(c - lam))
+        pw = stats.norm.sf(c - lam)
         if two_tailed:
-            pw += float(stats.norm.sf(c + lam))
-        return pw
-    pw = float(stats.nct.sf(c, df, lam))
+            pw = pw + stats.norm.sf(c + lam)
+        return np.asarray(pw, dtype=float)
+    pw = stats.nct.sf(c, df, lam)
     if two_tailed:
         # P(T_{df,λ} < −c) = P(T_{df,−λ} > c): sf avoids the NaN of nct.cdf for large λ.
-        pw += float(stats.nct.sf(c, df, -lam))
-    return pw
+        pw = pw + stats.nct.sf(c, df, -lam)
+    return np.asarray(pw, dtype=float)
+
+
+def _power_from_lambda(lam: float, df: float, alpha: float, two_tailed: bool) -> float:
+    return float(power_from_noncentrality(lam, df, alpha=alpha, two_tailed=two_tailed))
 
 
 def _quantile(p: float, df: float) -> float:

@@ -1,21 +1,51 @@
-"""Execution backends for simulation power: local (chunks in this process) and Dask.
+"""Execution backends for simulation power: local (worker processes) and Dask.
 
 A backend maps a picklable function over chunks of replicate indices and
 returns the chunk results *in chunk order*.  Because every replicate has its
 own seed, the results do not depend on the backend, the number of workers or
-the chunk size.
+the chunk size.  :func:`trialkit.power.simulation.simulate_power_grid` submits
+every (scenario, chunk) task of a grid in one :meth:`Backend.map` call, so a
+cluster of any size is kept busy.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Protocol
 
+from trialkit._version import __version__
 from trialkit.errors import PowerError
 
-__all__ = ["Backend", "DaskBackend", "LocalBackend", "Progress", "chunk_indices", "make_backend"]
+__all__ = [
+    "Backend",
+    "DaskBackend",
+    "LocalBackend",
+    "Progress",
+    "chunk_indices",
+    "environment_versions",
+    "make_backend",
+]
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions that must agree between this process and every worker.
+
+    Results are bit-for-bit reproducible only when the workers run the same
+    trialkit, numpy and scipy (and the same Python minor version).
+    """
+    import numpy
+    import scipy
+
+    return {
+        "trialkit": __version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "python": "{}.{}".format(*sys.version_info[:2]),
+    }
 
 
 def chunk_indices(reps: int, chunk_size: int) -> list[range]:
@@ -73,19 +103,47 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Run the chunks one after another in this process."""
+    """Run the chunks on this machine, in worker processes when there are several.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Worker processes (default: every core, ``os.cpu_count()``).  With one
+        worker, or a single chunk, the chunks run in this process.
+    """
 
     name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and int(workers) < 1:
+            raise PowerError.from_problem(
+                path="workers",
+                code="power.workers",
+                message=f"`workers` must be a whole number of at least 1; got {workers!r}.",
+                hint="Pass --workers 1 to run in this process, or leave it out to use every core.",
+            )
+        self.workers = int(workers) if workers is not None else (os.cpu_count() or 1)
 
     def map(
         self, fn: Callable[[Any], Any], chunks: Sequence[Any], progress: Progress | None = None
     ) -> list[Any]:
-        out = []
-        for ch in chunks:
-            out.append(fn(ch))
-            if progress is not None:
-                progress.update(_chunk_len(ch))
-        return out
+        n = min(self.workers, len(chunks))
+        if n <= 1:
+            out = []
+            for ch in chunks:
+                out.append(fn(ch))
+                if progress is not None:
+                    progress.update(_chunk_len(ch))
+            return out
+        results: list[Any] = [None] * len(chunks)
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            futures = {pool.submit(fn, ch): i for i, ch in enumerate(chunks)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if progress is not None:
+                    progress.update(_chunk_len(chunks[i]))
+        return results
 
     def close(self) -> None:
         return None
@@ -100,6 +158,10 @@ def _chunk_len(ch: Any) -> int:
 
 class DaskBackend:
     """Run the chunks on a Dask distributed cluster.
+
+    Every worker must run the same trialkit, numpy, scipy and Python minor
+    version as this process (:func:`environment_versions`); a mismatch is an
+    error naming the worker, checked on connecting and again before each map.
 
     Parameters
     ----------
@@ -151,16 +213,41 @@ class DaskBackend:
                 message=f"cannot connect to the Dask scheduler {scheduler!r}: {exc}.",
                 hint="Check the address (tcp://host:port) and that the scheduler is running.",
             ) from exc
+        try:
+            self.check_versions()
+        except PowerError:
+            self.close()
+            raise
+
+    def check_versions(self) -> None:
+        """Refuse workers whose :func:`environment_versions` differ from this process's."""
+        here = environment_versions()
+        there: dict[str, dict[str, str]] = self.client.run(environment_versions)
+        bad = [
+            f"{worker}: {key} {theirs.get(key, 'missing')} (here {mine})"
+            for worker, theirs in sorted(there.items())
+            for key, mine in here.items()
+            if theirs.get(key) != mine
+        ]
+        if bad:
+            raise PowerError.from_problem(
+                path="scheduler",
+                code="power.dask_versions",
+                message="Dask workers run other versions than this process: " + "; ".join(bad),
+                hint="Install the same trialkit, numpy and scipy on every worker "
+                "(results are reproducible only with identical versions).",
+            )
 
     def map(
         self, fn: Callable[[Any], Any], chunks: Sequence[Any], progress: Progress | None = None
     ) -> list[Any]:
-        from distributed import as_completed
+        from distributed import as_completed as completed
 
+        self.check_versions()
         futures = self.client.map(fn, list(chunks), pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * len(futures)
-        for fut in as_completed(futures):
+        for fut in completed(futures):
             out[index[fut.key]] = fut.result()
             if progress is not None:
                 progress.update(_chunk_len(chunks[index[fut.key]]))
@@ -179,9 +266,14 @@ def make_backend(
     workers: int | None = None,
     processes: bool = True,
 ) -> LocalBackend | DaskBackend:
-    """Backend by name: ``"local"`` or ``"dask"``."""
+    """Backend by name: ``"local"`` or ``"dask"``.
+
+    ``workers`` is the number of worker processes: for ``local``, default every
+    core; for ``dask`` without a ``scheduler``, the workers of the
+    :class:`distributed.LocalCluster` started for the run (default 2).
+    """
     if name == "local":
-        return LocalBackend()
+        return LocalBackend(workers=workers)
     if name == "dask":
         return DaskBackend(scheduler=scheduler, workers=workers, processes=processes)
     raise PowerError.from_problem(

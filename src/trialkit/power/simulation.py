@@ -681,7 +681,8 @@ def simulate_power(
     ----------
     scenario : Scenario
     backend : LocalBackend or DaskBackend, optional
-        Default: local, in this process.
+        Default: :class:`~trialkit.power.backends.LocalBackend` (worker
+        processes on every core when there is more than one chunk).
     chunk_size : int
         Replicates per task, rounded up to a multiple of ``ANALYSIS_BLOCK`` (125);
         results do not depend on it.
@@ -691,16 +692,19 @@ def simulate_power(
     Returns
     -------
     SimulationResult
+        ``seconds`` is the time spent generating and analysing its replicates,
+        summed over its chunks (the same on any backend, up to timing noise).
     """
     scenario.validate()
-    be = backend if backend is not None else LocalBackend()
+    return simulate_power_grid(
+        [scenario], backend=backend, chunk_size=chunk_size, progress=progress
+    ).results[0]
+
+
+def _run_timed(job: tuple[Scenario, range]) -> tuple[dict[str, np.ndarray], float]:
     t0 = time.perf_counter()
-    chunks = [(scenario, r) for r in _aligned_chunks(scenario.reps, chunk_size)]
-    bar = Progress(scenario.reps, label=scenario.name or "simulate", enabled=progress)
-    parts = be.map(_run_chunk, chunks, bar)
-    bar.close()
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return _aggregate(scenario, out, time.perf_counter() - t0, be.name)
+    out = _run_chunk(job)
+    return out, time.perf_counter() - t0
 
 
 def simulate_power_grid(
@@ -710,16 +714,36 @@ def simulate_power_grid(
     chunk_size: int = 250,
     progress: bool | None = None,
 ) -> PowerSimulation:
-    """Run :func:`simulate_power` for every scenario (all validated first)."""
+    """Estimate power for every scenario of a grid (all validated first).
+
+    Every (scenario, chunk) task is submitted to the backend in one map, so the
+    workers of a local pool or a Dask cluster of any size stay busy across
+    scenarios; results are assembled per scenario in replicate order and do
+    not depend on the backend, the number of workers or ``chunk_size``.
+    """
     probs = [p for s in scenarios for p in s.problems()]
     if probs:
         raise PowerError(f"invalid scenarios ({len(probs)} problem(s))", probs)
+    be = backend if backend is not None else LocalBackend()
     t0 = time.perf_counter()
-    res = tuple(
-        simulate_power(s, backend=backend, chunk_size=chunk_size, progress=progress)
-        for s in scenarios
-    )
-    return PowerSimulation(results=res, seconds=time.perf_counter() - t0)
+    jobs: list[tuple[Scenario, range]] = []
+    owner: list[int] = []
+    for i, s in enumerate(scenarios):
+        for r in _aligned_chunks(s.reps, chunk_size):
+            jobs.append((s, r))
+            owner.append(i)
+    if not scenarios:
+        return PowerSimulation(results=(), seconds=0.0)
+    label = (scenarios[0].name or "simulate") if len(scenarios) == 1 else "power grid"
+    bar = Progress(sum(s.reps for s in scenarios), label=label, enabled=progress)
+    parts = be.map(_run_timed, jobs, bar)
+    bar.close()
+    results = []
+    for i, s in enumerate(scenarios):
+        mine = [parts[j] for j in range(len(jobs)) if owner[j] == i]
+        out = {k: np.concatenate([p[0][k] for p in mine]) for k in mine[0][0]}
+        results.append(_aggregate(s, out, sum(p[1] for p in mine), be.name))
+    return PowerSimulation(results=tuple(results), seconds=time.perf_counter() - t0)
 
 
 # -------------------------------------------------------------------- TOML config

@@ -12,8 +12,9 @@ Codes
 ``protocol.arms.*``, ``protocol.logic_model.*``, ``protocol.quantity.*``,
 ``protocol.indicator.*``, ``protocol.outcome.*``, ``protocol.analysis.*``,
 ``protocol.randomisation.*``, ``protocol.trial.*``, ``protocol.label.placeholder``,
-``protocol.scoring.*`` and the codes of the checks registered in
-:mod:`trialkit.protocol.hooks` (``fidelity.indicator.*``, ``protocol.outcome.unknown_score``) — see
+``protocol.scoring.*``, ``protocol.progression.*`` and the codes of the checks registered in
+:mod:`trialkit.protocol.hooks` (``fidelity.indicator.*``, ``protocol.outcome.unknown_score``,
+``feasibility.progression.*``) — see
 docs/protocol-format.md.
 """
 
@@ -129,6 +130,7 @@ def check_protocol(protocol: Protocol, stage: Stage = "protocol") -> CheckReport
     out += _check_plans(protocol)
     out += _check_scoring(protocol)
     out += _check_labels(protocol, stage)
+    out += _check_progression(protocol)
     for check in registered_checks().values():
         out += check(protocol, stage)
     return CheckReport(stage=stage, issues=tuple(out))
@@ -172,6 +174,8 @@ def _labels(p: Protocol) -> Iterable[tuple[str, str]]:
             yield f"logic_model.nodes[{i}].indicators[{j}].label", ind.label
     for k, o in enumerate(p.outcomes):
         yield f"outcomes[{k}].label", o.label
+    for k, c in enumerate(p.progression):
+        yield f"progression[{k}].label", c.label
 
 
 def _check_labels(p: Protocol, stage: str) -> list[Problem]:
@@ -879,6 +883,17 @@ def _check_outcomes(p: Protocol) -> list[Problem]:
                     'set type = "continuous"',
                 )
             )
+        if o.target_effect is not None and o.type != "continuous":
+            out.append(
+                _p(
+                    f"{path}.target_effect",
+                    "protocol.outcome.target_effect",
+                    f"target_effect (SD units) plans continuous outcomes; '{o.id}' is {o.type} "
+                    "and its target_effect is ignored",
+                    "remove target_effect from this outcome",
+                    severity="warning",
+                )
+            )
     return out
 
 
@@ -1010,6 +1025,88 @@ def _check_plans(p: Protocol) -> list[Problem]:
                 "protocol.fidelity.bands",
                 f"fidelity.bands must satisfy 0 < low < high ≤ 1; got {[lo, hi]}",
                 "e.g. bands = [0.5, 0.8]",
+            )
+        )
+    out += _check_disclosure(p)
+    return out
+
+
+def _check_disclosure(p: Protocol) -> list[Problem]:
+    """``[analysis.disclosure] min_las_for_totals``: a total over fewer LAs is an LA-level count.
+
+    Below 3, a total over two LAs (an arm of a 4-LA trial) would be published as if it
+    were a trial total although it is little more than each LA's own count; above the
+    number of LAs, every count of people is protected as an LA's own (as strict mode
+    does), which is allowed but worth knowing.
+    """
+    out: list[Problem] = []
+    d = p.analysis.disclosure
+    path = "analysis.disclosure.min_las_for_totals"
+    if d.min_las_for_totals < 3:
+        out.append(
+            _p(
+                path,
+                "protocol.analysis.disclosure.min_las_for_totals",
+                f"min_las_for_totals = {d.min_las_for_totals}: a count over "
+                f"{max(d.min_las_for_totals, 2)} LAs would be published as a total, although "
+                "it is little more than each LA's own count",
+                "use 6 (the default) or at least 3",
+                severity="warning",
+            )
+        )
+    elif d.min_las_for_totals > p.trial.n_clusters:
+        out.append(
+            _p(
+                path,
+                "protocol.analysis.disclosure.min_las_for_totals",
+                f"min_las_for_totals = {d.min_las_for_totals} is more than the trial's "
+                f"{p.trial.n_clusters} LAs: every count of people is protected as an LA's "
+                "own count",
+                f"this is allowed; lower it to at most {p.trial.n_clusters} to publish "
+                'trial totals of 1–4 people, or use mode = "strict"',
+                severity="warning",
+            )
+        )
+    return out
+
+
+def _check_progression(p: Protocol) -> list[Problem]:
+    """Progression criteria: unique ids, distinct limits, LAs approached vs randomised.
+
+    Metric names and parameters are checked by the feasibility stage's registry
+    (``feasibility.progression.*``, registered through :mod:`trialkit.protocol.hooks`).
+    """
+    out: list[Problem] = []
+    for dup in _duplicates([c.id for c in p.progression]):
+        out.append(
+            _p(
+                "progression",
+                "protocol.progression.duplicate_id",
+                f"progression criterion ids must be unique; got '{dup}' more than once",
+                "give each [[progression]] entry its own id",
+            )
+        )
+    for i, c in enumerate(p.progression):
+        if c.green == c.red:
+            out.append(
+                _p(
+                    f"progression[{i}].green",
+                    "protocol.progression.thresholds",
+                    f"green and red limits of criterion '{c.id}' must differ; got {c.green:g} "
+                    "for both",
+                    "put green above red when higher is better (e.g. green = 0.8, red = 0.6) "
+                    "and below it when lower is better",
+                )
+            )
+    t = p.trial
+    if t.approached is not None and t.approached < t.n_clusters:
+        out.append(
+            _p(
+                "trial.approached",
+                "protocol.trial.approached",
+                f"trial.approached (LAs approached) must be at least trial.n_clusters "
+                f"({t.n_clusters}); got {t.approached}",
+                "count every LA invited to take part, including those randomised",
             )
         )
     return out

@@ -12,6 +12,11 @@ Campbell M et al. TIDieR-PHP: a reporting guideline for population health and
 policy interventions. BMJ 2018;361:k1079.
 Carroll C et al. A conceptual framework for implementation fidelity.
 Implementation Science 2007;2:40.
+Avery KNL et al. Informing efficient randomised controlled trials: exploration of
+challenges in developing progression criteria for internal pilot studies. BMJ Open
+2017;7:e013537.
+Lewis M et al. Determining sample size for progression criteria for pragmatic pilot
+RCTs: the hypothesis test strikes back! Pilot Feasibility Stud 2021;7:40.
 """
 
 from __future__ import annotations
@@ -198,6 +203,11 @@ class Trial(_Model):
     start: dt.date | None = None
     end: dt.date | None = None
     timepoints: list[Identifier] = Field(default_factory=lambda: ["baseline", "mid", "end"])
+    approached: int | None = Field(
+        default=None,
+        ge=1,
+        description="Number of LAs approached to take part (the denominator of LA recruitment).",
+    )
     illustrative_note: str = ""
 
     @field_validator("allocation_ratio")
@@ -380,6 +390,14 @@ class Outcome(_Model):
     type: Literal["continuous", "binary", "count"] = "continuous"
     better: Literal["higher", "lower"] = "higher"
     reliable_change: float | None = Field(default=None, gt=0)
+    target_effect: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Standardised effect (in SD units of the outcome) a definitive trial should "
+            "detect; used to plan it from the pilot (continuous outcomes)"
+        ),
+    )
     description: str = ""
 
     @property
@@ -424,11 +442,16 @@ class Compliance(_Model):
 
 
 class Disclosure(_Model):
-    """Statistical disclosure control for published tables."""
+    """Statistical disclosure control for everything the report publishes.
+
+    ``min_las_for_totals``: a count of people over fewer LAs than this (an arm of a
+    small trial) is protected like an LA's own count (see docs/report.md).
+    """
 
     mode: Literal["standard", "strict"] = "standard"
     min_count: int = Field(default=5, ge=1)
     min_people_for_mean: int = Field(default=10, ge=1)
+    min_las_for_totals: int = Field(default=6, ge=1)
 
 
 class AnalysisPlan(_Model):
@@ -464,6 +487,35 @@ class FidelityPlan(_Model):
     period: Literal["month", "quarter"] = "quarter"
 
 
+class ProgressionCriterion(_Model):
+    """A pre-specified progression criterion: a feasibility outcome with traffic-light limits.
+
+    ``metric`` names how the outcome is computed (the feasibility stage's registry;
+    ``params`` where the metric needs them).  ``green`` and ``red`` are the limits of
+    the green and red zones; their order gives the direction (green above red: higher
+    is better).  The estimate is green at or beyond ``green``, red at or beyond ``red``
+    and amber in between (Avery et al. 2017; Lewis et al. 2021).  ``by_arm`` assesses
+    each arm separately; ``action`` says what would be amended if it is amber;
+    ``alpha`` is the one-sided level of the test against the red limit.
+    """
+
+    id: Identifier
+    label: str
+    metric: str
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+    green: float
+    red: float
+    by_arm: bool = False
+    action: str = ""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    illustrative: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True when the green limit is above the red one."""
+        return self.green > self.red
+
+
 class Protocol(_Model):
     """A complete trial protocol."""
 
@@ -476,6 +528,7 @@ class Protocol(_Model):
     analysis: AnalysisPlan = Field(default_factory=AnalysisPlan)
     fidelity: FidelityPlan = Field(default_factory=FidelityPlan)
     scoring: ScoringPlan = Field(default_factory=ScoringPlan)
+    progression: list[ProgressionCriterion] = Field(default_factory=list)
 
     # convenience ---------------------------------------------------------
     def outcome(self, outcome_id: str) -> Outcome | None:

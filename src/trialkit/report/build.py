@@ -29,14 +29,17 @@ import pandas as pd
 from trialkit import store
 from trialkit._io import versions
 from trialkit._version import __version__
+from trialkit.analyse.accounting import accounting_gaps
 from trialkit.analyse.trial_analysis import TrialAnalysis
+from trialkit.errors import Problem, ReportError
 from trialkit.fidelity.plots import HEATMAP_TITLE, heatmap_figure
 from trialkit.plotting import figure_to_svg
-from trialkit.report import diagrams
+from trialkit.report import consort, diagrams
 from trialkit.report import tables as T
 from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
 from trialkit.report.disclosure_pass import apply_disclosure
+from trialkit.report.feasibility_section import frame_as_pilot
 from trialkit.report.figures import forest_figure
 from trialkit.report.ledger import PeopleLedger
 from trialkit.report.published import Count, Fact, count, token
@@ -48,6 +51,7 @@ __all__ = [
     "Report",
     "Section",
     "build_report",
+    "check_accounting",
     "custody_lines",
     "custody_warning",
     "write_report",
@@ -55,6 +59,7 @@ __all__ = [
 
 SECTION_IDS = (
     "summary",
+    "feasibility",
     "flow",
     "tidier",
     "logic",
@@ -169,6 +174,9 @@ def _f(x: Any) -> float:
 
 def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
     """One outcome's result in words; the claims follow :mod:`trialkit.report.wording`."""
+    missing = W.not_estimated(r.get("status"), r.get("reason"))
+    if missing:
+        return f"{label}: {missing}." + (f" ({r['fallback']})" if r.get("fallback") else "")
     est, lo, hi, p = _f(r["estimate"]), _f(r["conf_low"]), _f(r["conf_high"]), _f(r["p_value"])
     role = str(r["role"])
     direction = W.direction_words(est, r["better"])
@@ -233,6 +241,37 @@ def _flow_fact(
     )
 
 
+def _consort_fact(ledger: PeopleLedger, arm: str, item: consort.Count | consort.Loss) -> Count:
+    """The fact behind a count or loss of the CONSORT diagram (see ``consort.Count.source``).
+
+    Flow rows are Table 2.1's facts (same ids); exclusions per arm and analysis are
+    written over the atoms of Table 2.3's trial-wide rows, so one protected value is
+    printed in the table, the diagram, its alt text and the summary.
+    """
+    src = item.source
+    if src and src[0] == "flow":
+        detail = src[3] if len(src) > 3 else None
+        return _flow_fact(ledger, (arm,), src[1], src[2], detail)
+    if src and src[0] == "followed":
+        return ledger.followed_count(arm, src[1], item.n)
+    if src and src[0] == "excluded":
+        return ledger.arm_exclusion_count(arm, src[1], src[2], src[3], item.n)
+    fid = f"consort/{arm}/{'/'.join(src) or item.key}/{item.label}"
+    return count(
+        fid, item.n, [fid], n_la=ledger.n_la(arm), people=not src or src[0] != "las", label=fid
+    )
+
+
+def _has_cace(a: TrialAnalysis) -> bool:
+    """Whether the analysis holds an estimated CACE (not only rows saying why not)."""
+    c = a.table("cace")
+    if not len(c):
+        return False
+    if "status" not in c.columns:
+        return True
+    return bool((c["status"].fillna("estimated").astype(str) == "estimated").any())
+
+
 def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
     proto = a.protocol
     trial = proto.get("trial", {})
@@ -282,8 +321,13 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         paras.append(
             f"Fidelity: {high} of {len(io_)} intervention LAs delivered the model with high "
             f"fidelity (overall index at or above {T.fmt(hi_band, 2)}); "
-            "see section 7 for components, contamination in control LAs and the complier "
-            "average causal effect."
+            "see section 7 for components, contamination in control LAs"
+            + (
+                " and the complier average causal effect."
+                if _has_cace(a)
+                else "; no complier average causal effect could be estimated"
+                + (" (see section 7)." if len(a.table("cace")) else ".")
+            )
         )
     else:
         paras.append(f"Fidelity: {a.methods.get('fidelity', 'not assessed')}.")
@@ -291,13 +335,19 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
     if len(m):
         parts = [
             f"{labels.get(str(r['outcome_id']), str(r['outcome_id']))}: {T.fmt(r['mdes'])} SD"
+            + (
+                f" ({T.fmt(r['mdes_unadjusted'])} SD without credit for the covariates)"
+                if "mdes_unadjusted" in m.columns
+                else ""
+            )
             for _, r in m[m["role"] == "primary"].iterrows()
         ]
         paras.append(
             "What a pilot of this size can and cannot conclude: with "
             f"{int(m['n_la'].iloc[0])} LAs and the sample achieved, the smallest effects the "
-            "trial could detect with 80% power at the two-sided 5% level (taking the observed "
-            "LA-level ICC, or 0.05 if it was lower) are about "
+            "trial could detect with 80% power at the two-sided 5% level (with the observed "
+            "unconditional ICCs, unequal LA sizes and the credit for covariate adjustment; "
+            "Table 1.1) are about "
             + "; ".join(parts)
             + ". Smaller effects, which may still matter to families and services, cannot be "
             "ruled out, and with so few clusters every estimate is imprecise. A pilot tests "
@@ -315,69 +365,39 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
 
 
 def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
-    flow = a.table("flow")
-    inter, ctrl = T._arms(a)
-    arms_labels = {k: v.get("label", k) for k, v in a.protocol.get("arms", {}).items()}
-
-    def n_of(arm: str, level: str, stage: str, detail: str | None = None) -> int:
-        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
-        if detail is not None:
-            s = s[s["detail"] == detail]
-        return int(s["n"].sum()) if len(s) else 0
-
-    arms_boxes: list[tuple[str, list[list[str]]]] = []
-    primary = [o["id"] for o in a.protocol.get("outcomes", []) if o.get("role") == "primary"]
-    labels = {o["id"]: str(o.get("label") or o["id"]) for o in a.protocol.get("outcomes", [])}
+    flow_model = _consort(a)
     ledger = PeopleLedger(a)
     facts: dict[str, Fact] = {}
 
-    def num(arm: str, level: str, stage: str, detail: str | None = None) -> str:
-        f = _flow_fact(ledger, (arm,), level, stage, detail)
+    def num(arm: consort.ArmFlow, item: consort.Count | consort.Loss) -> str:
+        f = _consort_fact(ledger, arm.arm, item)
         facts[f.id] = f
         return token(f)
 
-    for arm in (inter, ctrl):
-        lost = flow[(flow["arm"] == arm) & (flow["stage"] == "lost")] if len(flow) else flow
-        lost_lines = [
-            f"{r['level']}: {r['detail']} ({num(arm, str(r['level']), 'lost', str(r['detail']))})"
-            for _, r in lost.iterrows()
-        ]
-        boxes = [
-            [
-                f"Allocated to {arms_labels.get(arm, arm)}"[:52],
-                f"LAs: {n_of(arm, 'la', 'randomised')}",
-                f"Keyworkers: {num(arm, 'keyworker', 'randomised')}",
-                f"Families referred: {num(arm, 'family', 'randomised')}",
-                f"Families consented: {num(arm, 'family', 'consented')}",
-            ],
-            ["Losses"] + (lost_lines or ["none recorded"]),
-            ["Analysed (primary outcomes)"]
-            + [
-                f"{labels.get(oc, oc).split(' (')[0][:30]}: {n_of(arm, 'la', 'analysed', oc)} LAs, "
-                + (
-                    f"{num(arm, 'family', 'analysed', oc)} families"
-                    if n_of(arm, "family", "analysed", oc)
-                    else f"{num(arm, 'keyworker', 'analysed', oc)} keyworkers"
-                )
-                for oc in primary
-            ],
-        ]
-        arms_boxes.append((arms_labels.get(arm, arm), boxes))
-    n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
     fig = diagrams.flow_svg(
-        arms_boxes,
-        [f"Local authorities randomised: {n_la}", "(cluster randomisation of LAs)"],
+        flow_model.columns(item_fmt=num),
+        list(flow_model.top),
         title="CONSORT-cluster flow diagram",
     )
-    alt = f"Flow diagram: {n_la} LAs randomised; " + "; ".join(
-        f"{lab}: " + ", ".join(b[0][1:]) for lab, b in arms_boxes
+    alt = (
+        "Flow diagram: "
+        + " ".join(flow_model.top)
+        + "; "
+        + "; ".join(
+            f"{arm.label}: "
+            + ", ".join(f"{c.label} {num(arm, c)}" for box in arm.boxes for c in box.counts)
+            for arm in flow_model.arms
+        )
     )
     return Section(
         id="flow",
         title="2. Participant flow (CONSORT cluster diagram)",
         paragraphs=(
-            "LAs were randomised; keyworkers and families were recruited within LAs. Losses are "
-            "shown with their reasons; every entity not analysed is counted in Table 2.3.",
+            "LAs were randomised; keyworkers and families were recruited within LAs. Each "
+            "box of the diagram is the box above it minus the exclusions and losses listed "
+            "between them, with their reasons; every entity not analysed is counted once, "
+            "with one reason, in Table 2.3. Table 2.4 shows how much outcome data are "
+            "missing in each arm at each timepoint.",
         ),
         figures=(
             Figure(
@@ -388,9 +408,51 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
             T.flow_table(a, disclosure),
             T.la_count_table(a, disclosure),
             T.exclusions_table(a, disclosure),
+            T.missing_outcome_table(a, disclosure),
         ),
         facts=facts,
     )
+
+
+def _consort(a: TrialAnalysis) -> consort.ConsortFlow:
+    return consort.consort_flow(
+        a.table("flow"), a.table("exclusions"), a.protocol, list(T._arms(a))
+    )
+
+
+def check_accounting(a: TrialAnalysis) -> None:
+    """Refuse an analysis whose accounting does not close (before anything is written).
+
+    Per analysis and arm, analysed + excluded (each entity once, with one reason) must
+    equal the eligible entities and the analysed count the primary model's ``n_obs``
+    (:func:`trialkit.analyse.accounting.accounting_gaps`); every box of the CONSORT
+    diagram must be the box above minus the losses listed (:meth:`ConsortFlow.gaps`).
+
+    Raises
+    ------
+    ReportError
+        ``report.accounting_gap``, one problem per gap, naming the analysis, arm and
+        numbers.
+    """
+    gaps = accounting_gaps(
+        a.table("results"), a.table("exclusions"), a.table("flow"), list(T._arms(a))
+    )
+    gaps += [f"CONSORT diagram, {g}" for g in _consort(a).gaps()]
+    if gaps:
+        raise ReportError(
+            f"the analysis does not account for every entity ({len(gaps)} gap(s)); "
+            "the report is not written",
+            [
+                Problem(
+                    path="analysis",
+                    code="report.accounting_gap",
+                    message=g,
+                    hint="re-run trialkit analyse on the validated data; if the gap remains, "
+                    "report it as a bug",
+                )
+                for g in gaps
+            ],
+        )
 
 
 def _logic_section(a: TrialAnalysis) -> Section:
@@ -480,11 +542,11 @@ def _outcome_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
             "model and denominator degrees of freedom declared in the protocol, adjusting for "
             "the baseline score and the pre-specified LA covariates. Secondary outcomes are "
             "adjusted for multiplicity with Holm's method.",
-            "Pre-specified subgroup analyses are reported in Table 6.3."
+            "Pre-specified subgroup analyses are reported in Table 6.4."
             if "subgroups" in a.tables
             else "No subgroup analyses were pre-specified.",
         ),
-        tables=(T.descriptive_table(a, disclosure), T.effects_table(a))
+        tables=(T.descriptive_table(a, disclosure), T.effects_table(a), T.icc_table(a))
         + ((T.subgroup_table(a),) if "subgroups" in a.tables else ()),
         figures=figs,
     )
@@ -496,6 +558,7 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
             id="fidelity",
             title="7. Fidelity, contamination and CACE",
             paragraphs=(f"Fidelity {a.methods.get('fidelity', 'not assessed')}; no CACE.",),
+            tables=(T.cace_table(a),) if len(a.table("cace")) else (),
         )
     rows, cols, vals = T.heatmap_data(a)
     alt = "Heatmap of fidelity index by LA and component: " + "; ".join(
@@ -517,7 +580,7 @@ def _fidelity_section(a: TrialAnalysis) -> Section:
         "component. Control LAs are assessed too: any intervention component delivered there "
         "is contamination.",
     ]
-    if len(cace):
+    if _has_cace(a):
         paras.append(
             "The complier average causal effect (CACE) estimates the effect in LAs that "
             "delivered the model as defined (compliance as declared in the protocol); it relies "
@@ -643,7 +706,14 @@ def build_report(
         The only part of the output that differs between runs on the same inputs.
     disclosure : DisclosureSettings, optional
         Defaults to the protocol's ``[analysis.disclosure]``.
+
+    Raises
+    ------
+    ReportError
+        ``report.accounting_gap`` when the analysis does not account for every entity
+        (:func:`check_accounting`).
     """
+    check_accounting(analysis)
     settings = disclosure or DisclosureSettings.from_mapping(
         dict(analysis.protocol.get("analysis", {}).get("disclosure", {}) or {})
     )
@@ -686,6 +756,8 @@ def build_report(
         ),
         _methods_section(analysis, settings),
     )
+    # a pilot: feasibility and progression first, effects framed as preliminary estimates
+    sections = frame_as_pilot(sections, analysis, settings, make_figure=Figure)
     warning = custody_warning(analysis)
     if warning:
         first = sections[0]

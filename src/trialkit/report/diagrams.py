@@ -74,12 +74,21 @@ def _wrap(s: str, width: int) -> list[str]:
     return textwrap.wrap(s, width=width) or [""]
 
 
-def flow_svg(arms: Sequence[tuple[str, list[list[str]]]], top: list[str], *, title: str) -> str:
-    """CONSORT-style flow: a top box, then one column of boxes per arm with arrows.
+def flow_svg(
+    arms: Sequence[tuple[str, Sequence[Sequence[str] | tuple[str, Sequence[str]]]]],
+    top: list[str],
+    *,
+    title: str,
+) -> str:
+    """CONSORT-style flow: a top box, then one column of boxes per arm.
 
-    ``arms`` is a list of (arm label, list of boxes); each box is a list of lines.
+    ``arms`` is a list of (arm label, boxes); a box is a list of lines (a main box) or
+    ``(kind, lines)`` with kind ``"main"`` or ``"side"``.  Main boxes sit on the arm's
+    spine, joined by arrows; a side box (exclusions and losses, with reasons) is
+    indented and dashed, with an arrow from the spine into it, so the spine reads
+    main box → losses → next main box.
     """
-    col_w, gap, line_h = 330.0, 30.0, 14.0
+    col_w, gap, line_h, indent = 360.0, 30.0, 14.0, 34.0
     width = 20 + len(arms) * (col_w + gap)
     top_h = 22 + line_h * len(top)
     out_boxes: list[str] = []
@@ -89,15 +98,33 @@ def flow_svg(arms: Sequence[tuple[str, list[list[str]]]], top: list[str], *, tit
     desc_parts = [" ".join(top)]
     for a, (label, boxes) in enumerate(arms):
         x = 20 + a * (col_w + gap)
+        spine = x + indent / 2
         y = 10 + top_h + 30
         out_boxes.append(_arrow(width / 2, 10 + top_h, x + col_w / 2, y))
-        for b, lines in enumerate(boxes):
+        spine_from: float | None = None
+        for b, raw in enumerate(boxes):
+            if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], str):
+                kind, lines = raw[0], list(raw[1])
+            else:
+                kind, lines = "main", list(raw)  # type: ignore[arg-type]
             h = 10 + line_h * len(lines) + 6
-            fill = "#e8f1fa" if b == 0 else "#ffffff"
-            out_boxes.append(_box(x, y, col_w, h, lines, fill=fill))
             desc_parts.append(f"{label}: " + " ".join(lines))
-            if b < len(boxes) - 1:
-                out_boxes.append(_arrow(x + col_w / 2, y + h, x + col_w / 2, y + h + 22))
+            if kind == "side":
+                out_boxes.append(
+                    f"<rect x='{_num(x + indent)}' y='{_num(y)}' width='{_num(col_w - indent)}' "
+                    f"height='{_num(h)}' rx='4' fill='#fbfbfb' stroke='#777777' "
+                    "stroke-dasharray='4 3'/>"
+                )
+                for k, line in enumerate(lines):
+                    weight = {"font_weight": "bold"} if k == 0 else {}
+                    out_boxes.append(_text(x + indent + 6, y + 15 + 14 * k, line, **weight))
+                out_boxes.append(_arrow(spine, y + h / 2, x + indent, y + h / 2))
+            else:
+                if spine_from is not None:
+                    out_boxes.append(_arrow(spine, spine_from, spine, y))
+                fill = "#e8f1fa" if b == 0 else "#ffffff"
+                out_boxes.append(_box(x, y, col_w, h, lines, fill=fill))
+                spine_from = y + h
             y += h + 22
         max_y = max(max_y, y)
     svg = _open(width, max_y + 10, title, " | ".join(desc_parts))

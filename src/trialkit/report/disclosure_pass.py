@@ -184,6 +184,11 @@ def _small(c: Count, settings: DisclosureSettings) -> bool:
     return settings.mode == "strict" or c.attribute or c.n_la < settings.min_las_for_totals
 
 
+def _implied(fact: Fact) -> bool:
+    """A count that is never printed (it follows from printed ones): protected, not published."""
+    return isinstance(fact, Count) and fact.implied
+
+
 def _parts(fact: Fact) -> list[Count]:
     return [fact.numerator, fact.denominator] if isinstance(fact, Ratio) else [fact]
 
@@ -209,7 +214,7 @@ def _published_forms(
     owners: list[str] = []
     rows: list[np.ndarray] = []
     for fid in sorted(facts):
-        if fid in hidden or fid in coarse:
+        if fid in hidden or fid in coarse or _implied(facts[fid]):
             continue
         for c in _parts(facts[fid]):
             if c.people and c.terms:
@@ -346,7 +351,11 @@ def decide_disclosure(
                 code="report.disclosure_internal",
                 message="a suppressed count is determined by nothing published",
             )
-        published = [fid for fid in facts if fid not in hidden and fid not in coarse]
+        published = [
+            fid
+            for fid in facts
+            if fid not in hidden and fid not in coarse and not _implied(facts[fid])
+        ]
         pick = _pick(protect[exposed[0]][1], used, facts, published, settings)
         if isinstance(pick, Ratio):
             coarse.add(pick.id)

@@ -18,6 +18,8 @@ atom                       people
 ``flow:<arm>:<key>``       any other flow count of the arm (measured at a timepoint)
 ``ind:<LA>:<id>:num``      numerator of a fidelity indicator of people in the LA
 ``den:<LA>:<level>:<n>``   a denominator of people that is no other count of the LA
+``miss:<arm>:<o>:<tp>``    eligible entities of the arm without a score for ``o`` at ``tp``
+``feas:<id>:<arm>:num``    a progression criterion's numerator that is no other count
 =========================  ======================================================
 
 A family outcome's analysed count is then ``continued − Σ other exclusions`` of
@@ -171,7 +173,7 @@ class PeopleLedger:
             atoms = [a for la in las for a in self.family_atoms(la, "referred")]
         elif level == "family" and stage == "consented":
             atoms = [a for la in las for a in self.family_atoms(la, "consented")]
-        elif level == "family" and stage == "lost" and detail == "not consented":
+        elif level == "family" and stage in ("excluded", "lost") and detail == "not consented":
             atoms = [a for la in las for a in self.family_atoms(la, "not_consented")]
         elif level == "family" and stage == "lost" and detail.startswith(_WD):
             atoms = [a for la in las for a in self._withdrew(la, detail[len(_WD) :])]
@@ -227,6 +229,187 @@ class PeopleLedger:
             coarse_text=f"about {10 * round(10 * events / n):.0f}%" if n else "–",
             label=f"events for {outcome} ({arm})",
         )
+
+    def analysed_total(self, outcome: str, value: int) -> Count:
+        """The number analysed for ``outcome`` over both arms (Tables 1.1, 6.2, 8.1).
+
+        The sum of the arms' :meth:`analysed_count` facts when they add up to
+        ``value`` (so a total and one arm's count give the other arm's count, and the
+        attack sees it); otherwise a count of its own (a sensitivity analysis that
+        analyses another set of entities).
+        """
+        flow = self.flow
+        parts: list[Count] = []
+        if len(flow):
+            for arm in self.arms:
+                s = flow[
+                    (flow["arm"] == arm)
+                    & (flow["stage"] == "analysed")
+                    & (flow["detail"].astype(str) == outcome)
+                    & flow["level"].isin(["family", "keyworker"])
+                ]
+                if len(s) == 1:
+                    parts.append(self.analysed_count(arm, outcome, int(s["n"].iloc[0])))
+        if parts and len(parts) == len(self.arms) and sum(c.value for c in parts) == value:
+            terms: dict[str, int] = {}
+            for c in parts:
+                for atom, coef in c.terms:
+                    terms[atom] = terms.get(atom, 0) + coef
+            atoms: Mapping[str, int] | list[str] = terms
+        else:
+            atoms = [f"analysed:all:{outcome}:{value}"]
+        return count(
+            f"analysed/all/{outcome}/{value}",
+            value,
+            atoms,
+            n_la=self.n_la(),
+            label=f"analysed for {outcome} (both arms)",
+        )
+
+    def followed_count(self, arm: str, level: str, value: int) -> Count:
+        """An arm's families not withdrawn or keyworkers in post (CONSORT follow-up box)."""
+        atoms = [
+            a
+            for la in self.las(arm)
+            for a in (
+                self.family_atoms(la, "continued")
+                if level == "family"
+                else self.keyworker_atoms(la, "stay")
+            )
+        ]
+        return count(
+            f"followed/{arm}/{level}",
+            value,
+            atoms or [f"followed:{arm}:{level}"],
+            n_la=self.n_la(arm),
+            label=f"{level} followed up ({arm})",
+        )
+
+    def arm_exclusion_count(
+        self, arm: str, outcome: str, entity: str, reason: str, value: int
+    ) -> Count:
+        """An arm's entities not analysed for ``outcome`` for ``reason`` (CONSORT boxes).
+
+        Over the same atoms as Table 2.3's trial-wide row (the sum over arms) and the
+        arm's analysed count (continued − the other exclusions).
+        """
+        las = self.las(arm)
+        atoms: list[str] | None = None
+        if entity == "family" and reason == "not consented":
+            atoms = [a for la in las for a in self.family_atoms(la, "not_consented")]
+        elif entity == "family" and reason.startswith(_WD):
+            atoms = [a for la in las for a in self._withdrew(la, reason[len(_WD) :])]
+        elif entity == "keyworker" and reason.startswith("left post"):
+            atoms = [a for la in las for a in self.keyworker_atoms(la, "left")]
+        elif self._closes.get((entity, outcome)):
+            atoms = [f"ex:{arm}:{outcome}:{reason}"]
+        if not atoms:
+            atoms = [f"exclusions:{arm}:{outcome}:{entity}:{reason}"]
+        return count(
+            f"exclusions/{arm}/{outcome}/{entity}/{reason}",
+            value,
+            atoms,
+            n_la=self.n_la(arm),
+            label=f"{entity} not analysed for {outcome}: {reason} ({arm})",
+        )
+
+    def eligible_count(self, arm: str, level: str, value: int) -> Count:
+        """An arm's eligible entities for an outcome (consented families; all keyworkers).
+
+        The flow's consented families or keyworkers of the arm when the value is theirs,
+        else a count of its own.
+        """
+        las = self.las(arm)
+        known = self._arm_value(arm)
+        atoms: list[str] = []
+        if level == "family" and known.get("consented") == value:
+            atoms = [a for la in las for a in self.family_atoms(la, "consented")]
+        elif level == "keyworker" and known.get("keyworkers") == value:
+            atoms = [a for la in las for a in self.keyworker_atoms(la)]
+        return count(
+            f"eligible/{arm}/{level}/{value}",
+            value,
+            atoms or [f"eligible:{arm}:{level}:{value}"],
+            n_la=self.n_la(arm),
+            label=f"eligible {level} ({arm})",
+        )
+
+    def missing_count(self, arm: str, outcome: str, timepoint: str, value: int) -> Count:
+        """An arm's eligible entities without a score for ``outcome`` at ``timepoint``."""
+        return count(
+            f"missing/{arm}/{outcome}/{timepoint}",
+            value,
+            [f"miss:{arm}:{outcome}:{timepoint}"],
+            n_la=self.n_la(arm),
+            label=f"missing {outcome} at {timepoint} ({arm})",
+        )
+
+    def criterion_counts(
+        self,
+        criterion: str,
+        metric: str,
+        arm: str,
+        unit: str,
+        num: int,
+        den: int,
+        *,
+        n_la: int | None = None,
+    ) -> tuple[Count, Count, Count]:
+        """A progression criterion's numerator, denominator and their difference.
+
+        Counts of ``families`` or ``keyworkers`` are written over the ledger's atoms when
+        the metric says what they count and the value agrees (consent: consented of
+        referred; retention: followed up of consented families or of all keyworkers);
+        other numerators are counts of their own.  ``n_la``: the LAs behind the counts
+        (the criterion's clusters; default the arm's).  Counts of LAs are not people.  The
+        difference (people not consenting, not followed up, records missing) is not
+        printed but is implied by the two, so the pass protects it too.
+        """
+        people = unit in ("families", "keyworkers", "records")
+        las = self.las(arm or None)
+        known = self._arm_value(arm or None)
+        tag = f"{criterion}/{arm or 'all'}"
+        behind = self.n_la(arm or None) if n_la is None else n_la
+        num_atoms: list[str] = []
+        den_atoms: list[str] = []
+        if metric == "family_consent" and unit == "families":
+            if known.get("consented") == num:
+                num_atoms = [a for la in las for a in self.family_atoms(la, "consented")]
+            if known.get("referred") == den:
+                den_atoms = [a for la in las for a in self.family_atoms(la, "referred")]
+        elif metric == "family_retention" and known.get("consented") == den:
+            den_atoms = [a for la in las for a in self.family_atoms(la, "consented")]
+        elif metric == "keyworker_retention" and known.get("keyworkers") == den:
+            den_atoms = [a for la in las for a in self.keyworker_atoms(la)]
+        num_c = count(
+            f"criterion/{tag}/numerator",
+            num,
+            num_atoms or [f"feas:{tag}:num"],
+            n_la=behind,
+            people=people,
+            label=f"progression criterion {criterion} ({arm or 'all'}): numerator",
+        )
+        den_c = count(
+            f"criterion/{tag}/denominator",
+            den,
+            den_atoms or [f"feas:{tag}:den"],
+            n_la=behind,
+            people=people,
+            label=f"progression criterion {criterion} ({arm or 'all'}): denominator",
+        )
+        rest: dict[str, int] = dict(den_c.terms)
+        for atom, coef in num_c.terms:
+            rest[atom] = rest.get(atom, 0) - coef
+        rest_c = count(
+            f"criterion/{tag}/rest",
+            den - num,
+            rest,
+            n_la=behind,
+            people=people,
+            label=f"progression criterion {criterion} ({arm or 'all'}): not counted",
+            implied=True,
+        )
+        return num_c, den_c, rest_c
 
     def exclusion_count(self, stage: str, entity: str, reason: str, value: int) -> Count:
         """A trial-wide row of the exclusions table (Table 2.3)."""
@@ -392,6 +575,24 @@ class PeopleLedger:
         if "keyworkers" in lc.columns:
             out["keyworkers"] = int(r["keyworkers"])
         return out
+
+    def _arm_value(self, arm: str | None) -> dict[str, int]:
+        """An arm's (all arms' when None) referred, consented and keyworkers, from the flow."""
+        flow = self.flow
+        if not len(flow):
+            return {}
+        s = flow if arm is None else flow[flow["arm"] == arm]
+
+        def n(level: str, stage: str) -> int | None:
+            x = s[(s["level"] == level) & (s["stage"] == stage)]
+            return int(x["n"].sum()) if len(x) else None
+
+        out = {
+            "referred": n("family", "randomised"),
+            "consented": n("family", "consented"),
+            "keyworkers": n("keyworker", "randomised"),
+        }
+        return {k: v for k, v in out.items() if v is not None}
 
     def _other_reasons(self, outcome: str) -> list[str]:
         ex = self.analysis.table("exclusions")

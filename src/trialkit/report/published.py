@@ -49,7 +49,10 @@ class Count:
     sessions or other things that are not people (never suppressed);
     ``attribute`` marks counts of people *with a characteristic* (baseline
     categories), whose small values are suppressed at any level: a small count of
-    a characteristic can identify a person even in an arm total.
+    a characteristic can identify a person even in an arm total.  ``implied`` marks a
+    count that is never printed but follows from printed ones (the people a
+    progression criterion did not count: denominator − numerator): the pass protects
+    it when it is small and never treats it as published.
     """
 
     id: str
@@ -59,6 +62,7 @@ class Count:
     people: bool = True
     attribute: bool = False
     label: str = ""
+    implied: bool = False
 
     def display(self) -> str:
         return str(self.value)
@@ -71,6 +75,7 @@ class Count:
             "n_la": self.n_la,
             "people": self.people,
             "attribute": self.attribute,
+            "implied": self.implied,
             "label": self.label,
             "terms": dict(self.terms),
         }
@@ -142,6 +147,7 @@ def count(
     people: bool = True,
     attribute: bool = False,
     label: str = "",
+    implied: bool = False,
 ) -> Count:
     """A :class:`Count` of ``atoms`` (each with coefficient 1, or a mapping atom → coefficient)."""
     if isinstance(atoms, Mapping):
@@ -158,6 +164,7 @@ def count(
         people=people,
         attribute=attribute,
         label=label,
+        implied=implied,
     )
 
 

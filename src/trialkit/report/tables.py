@@ -37,11 +37,13 @@ __all__ = [
     "fidelity_table",
     "flow_table",
     "fmt",
+    "icc_table",
     "fmt_ci",
     "fmt_p",
     "indicator_table",
     "la_count_table",
     "mdes_table",
+    "missing_outcome_table",
     "sensitivity_table",
     "subgroup_table",
     "tidier_table",
@@ -271,6 +273,8 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
 
 def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
     ex = analysis.table("exclusions")
+    if "arm" in ex.columns and len(ex):  # counted by arm for the flow diagram; totals here
+        ex = ex.groupby(["stage", "entity", "reason"], sort=True)["n"].sum().reset_index()
     labels = _labels(analysis)
     stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
     ledger = PeopleLedger(analysis)
@@ -302,6 +306,88 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
         caption="Table 2.3. Entities not analysed, by analysis and reason (nothing is dropped silently).",
         frame=frame,
         note="",
+        facts=facts,
+    )
+
+
+def missing_outcome_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    """Table 2.4: share of eligible entities without a score, by outcome, timepoint and arm.
+
+    The shares and warnings are those ``trialkit validate`` reports
+    (:mod:`trialkit.data.missingness`), stored by the analysis as ``missing_outcomes``.
+    """
+    mo = analysis.table("missing_outcomes")
+    inter, ctrl = _arms(analysis)
+    labels = _labels(analysis)
+    arm_names = {a: a.replace("_", " ").capitalize() for a in (inter, ctrl)}
+    cols = ["Outcome", "Timepoint"]
+    for a in (inter, ctrl):
+        cols += [f"{arm_names[a]}: missing of eligible", f"{arm_names[a]}: %"]
+    cols.append("Validation warning")
+    rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+    levels = {
+        str(o["id"]): str(o.get("level", "family")) for o in analysis.protocol.get("outcomes", [])
+    }
+
+    def cell(f: Fact) -> str:
+        facts[f.id] = f
+        return token(f)
+
+    if len(mo):
+        for (oid, tp), sub in mo.groupby(["outcome_id", "timepoint"], sort=False):
+            row: dict[str, str] = {
+                "Outcome": labels.get(str(oid), str(oid)),
+                "Timepoint": str(tp),
+            }
+            rec: dict[str, Any] = {"outcome_id": str(oid), "Outcome": row["Outcome"]}
+            rec["timepoint"] = str(tp)
+            for a in (inter, ctrl):
+                r = sub[sub["arm"] == a]
+                if len(r):
+                    n_m, n_e = int(r["n_missing"].iloc[0]), int(r["n_eligible"].iloc[0])
+                    share = _f(r["share_missing"].iloc[0])
+                else:
+                    n_m, n_e, share = 0, 0, math.nan
+                missing = ledger.missing_count(a, str(oid), str(tp), n_m)
+                eligible = ledger.eligible_count(a, levels.get(str(oid), "family"), n_e)
+                shown = (
+                    cell(
+                        Ratio(
+                            id=f"missing-share/{a}/{oid}/{tp}",
+                            value=share,
+                            numerator=missing,
+                            denominator=eligible,
+                            text=fmt(100 * share, 0),
+                            coarse_text=f"about {10 * round(10 * share):.0f}",
+                            label=f"share missing for {oid} at {tp} ({a})",
+                        )
+                    )
+                    if n_e and math.isfinite(share)
+                    else None
+                )
+                row[f"{arm_names[a]}: missing of eligible"] = f"{cell(missing)} of {cell(eligible)}"
+                row[f"{arm_names[a]}: %"] = shown or "–"
+                rec[f"{a} n_missing"] = token(missing)
+                rec[f"{a} n_eligible"] = token(eligible)
+                rec[f"{a} share_missing"] = shown
+            codes = [c for c in str(sub["warnings"].iloc[0] or "").split("; ") if c]
+            row["Validation warning"] = W.missingness_warning(codes)
+            rec["validation_warnings"] = "; ".join(codes)
+            rows.append(row)
+            data.append(rec)
+    return ReportTable(
+        id="missing_outcomes",
+        section="flow",
+        caption="Table 2.4. Missing outcome data by arm and timepoint: eligible entities "
+        "(consented families; all keyworkers) without a score, with the warnings of data "
+        "validation.",
+        frame=pd.DataFrame(rows, columns=cols),
+        note="Missing = no scored measurement at the timepoint (not measured, withdrawn, or too "
+        "few items answered). Counts are arm totals. " + W.missingness_rule(),
+        data=pd.DataFrame(data) if data else None,
         facts=facts,
     )
 
@@ -575,20 +661,43 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
     )
 
 
+def _n_analysed(
+    ledger: PeopleLedger, facts: dict[str, Fact], outcome: str, n_obs: Any
+) -> str | None:
+    """The token of an outcome's number analysed over both arms (None when there is none)."""
+    v = _f(n_obs)
+    if not math.isfinite(v):
+        return None
+    f = ledger.analysed_total(outcome, int(v))
+    facts[f.id] = f
+    return token(f)
+
+
 def effects_table(analysis: TrialAnalysis) -> ReportTable:
     res = analysis.table("results")
     labels = _labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     data: list[dict[str, Any]] = []
     prim = res[res["analysis"] == "primary"] if len(res) else res
+    remarks: list[str] = []
     for _, r in prim.iterrows():
         binary = r["type"] == "binary"
         use_or = binary and math.isfinite(_f(r.get("odds_ratio")))
+        label = labels.get(str(r["outcome_id"]), str(r["outcome_id"]))
+        missing = W.not_estimated(r.get("status"), r.get("reason"))
+        n_an = _n_analysed(ledger, facts, str(r["outcome_id"]), r["n_obs"])
+        if missing:
+            remarks.append(f"{label}: {missing}.")
+        if str(r.get("fallback") or "") not in ("", "nan"):
+            remarks.append(f"{label}: {r['fallback']}.")
         data.append(
             {
-                "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+                "Outcome": label,
                 "Role": str(r["role"]),
                 "Better": str(r["better"]),
+                "Status": str(r.get("status") or "estimated"),
                 "Scale": "odds ratio" if use_or else str(r["scale"]),
                 "Adjusted difference": _num(r.get("odds_ratio") if use_or else r["estimate"]),
                 "conf_low": _num(r.get("odds_ratio_low") if use_or else r["conf_low"]),
@@ -604,9 +713,30 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "ICC (LA) conf_low": _num(r["icc_la_low"]),
                 "ICC (LA) conf_high": _num(r["icc_la_high"]),
                 "ICC (keyworker)": _num(r["icc_keyworker"]),
-                "n analysed": _int(r["n_obs"]),
+                "ICC (LA), unconditional": _num(r.get("icc_la_unconditional")),
+                "ICC (keyworker), unconditional": _num(r.get("icc_keyworker_unconditional")),
+                "ICC scale": str(r.get("icc_scale") or ""),
+                "n analysed": n_an,
             }
         )
+        if missing:
+            rows.append(
+                {
+                    "Outcome": label,
+                    "Role": str(r["role"]),
+                    "Better": str(r["better"]),
+                    "Scale": str(r["scale"]),
+                    "Adjusted difference": str(r["status"]),
+                    "95% CI": "–",
+                    "df method": W.method_name(r["df_method"]) if r["df_method"] else "–",
+                    "df": "–",
+                    "p": "–",
+                    "Holm-adjusted p": "–",
+                    "Hedges' g (95% CI)": "–",
+                    "n analysed": n_an or "–",
+                }
+            )
+            continue
         est = fmt(r["estimate"], 2)
         ci = fmt_ci(r["conf_low"], r["conf_high"])
         if binary and math.isfinite(_f(r.get("odds_ratio"))):
@@ -620,7 +750,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "Scale": "odds ratio" if binary and est.startswith("OR") else str(r["scale"]),
                 "Adjusted difference": est,
                 "95% CI": ci,
-                "df method": W.method_name(r["df_method"]),
+                "df method": W.method_name(r["df_method"]) or "–",
                 "df": fmt(r["df"], 1),
                 "p": fmt_p(r["p_value"]),
                 "Holm-adjusted p": fmt_p(r["p_adjusted"]) if r["role"] == "secondary" else "–",
@@ -629,14 +759,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                     if math.isfinite(_f(r["g"]))
                     else "–"
                 ),
-                "ICC (LA)": fmt(r["icc_la"], 3)
-                + (
-                    f" ({fmt_ci(r['icc_la_low'], r['icc_la_high'], 3)})"
-                    if math.isfinite(_f(r["icc_la_low"]))
-                    else ""
-                ),
-                "ICC (keyworker)": fmt(r["icc_keyworker"], 3),
-                "n analysed": str(int(_f(r["n_obs"]))) if math.isfinite(_f(r["n_obs"])) else "–",
+                "n analysed": n_an or "–",
             }
         )
     cols = [
@@ -651,17 +774,89 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
         "p",
         "Holm-adjusted p",
         "Hedges' g (95% CI)",
-        "ICC (LA)",
-        "ICC (keyworker)",
         "n analysed",
     ]
     return ReportTable(
         id="outcome_effects",
         section="outcomes",
         caption="Table 6.2. Adjusted intervention − control differences (primary analysis), with "
-        "denominator-df method, Hedges' g and intraclass correlations.",
+        "denominator-df method and Hedges' g (the model's interval divided by the "
+        "unconditional total SD); intraclass correlations in Table 6.3.",
         frame=pd.DataFrame(rows, columns=cols),
         data=pd.DataFrame(data, columns=list(_EFFECT_COLUMNS)),
+        note=" ".join(remarks),
+        facts=facts,
+    )
+
+
+def _count_text(x: Any) -> str:
+    v = _f(x)
+    return str(int(v)) if math.isfinite(v) else "–"
+
+
+def icc_table(analysis: TrialAnalysis) -> ReportTable:
+    """Conditional and unconditional ICCs of every primary analysis, labelled with their scale."""
+    res = analysis.table("results")
+    labels = _labels(analysis)
+    prim = res[res["analysis"] == "primary"] if len(res) else res
+    rows: list[dict[str, str]] = []
+    data: list[dict[str, Any]] = []
+    for _, r in prim.iterrows():
+        scale = str(r.get("icc_scale") or "")
+        if scale in ("", "nan"):
+            continue
+        label = labels.get(str(r["outcome_id"]), str(r["outcome_id"]))
+        shown = "latent (logistic, π²/3)" if scale.startswith("latent") else "outcome scale"
+        three = str(r["level"]) == "family"
+        data.append(
+            {
+                "Outcome": label,
+                "Scale": shown,
+                "ICC (LA), adjusted model": _num(r["icc_la"]),
+                "conf_low": _num(r["icc_la_low"]),
+                "conf_high": _num(r["icc_la_high"]),
+                "ICC (LA), unconditional": _num(r.get("icc_la_unconditional")),
+                "ICC (keyworker), adjusted model": _num(r["icc_keyworker"]) if three else None,
+                "ICC (keyworker), unconditional": (
+                    _num(r.get("icc_keyworker_unconditional")) if three else None
+                ),
+            }
+        )
+        rows.append(
+            {
+                "Outcome": label,
+                "Scale": shown,
+                "ICC (LA), adjusted model": fmt(r["icc_la"], 3)
+                + (
+                    f" ({fmt_ci(r['icc_la_low'], r['icc_la_high'], 3)})"
+                    if math.isfinite(_f(r["icc_la_low"]))
+                    else ""
+                ),
+                "ICC (LA), unconditional": fmt(r.get("icc_la_unconditional"), 3),
+                "ICC (keyworker), adjusted model": fmt(r["icc_keyworker"], 3) if three else "–",
+                "ICC (keyworker), unconditional": (
+                    fmt(r.get("icc_keyworker_unconditional"), 3) if three else "–"
+                ),
+            }
+        )
+    cols = [
+        "Outcome",
+        "Scale",
+        "ICC (LA), adjusted model",
+        "ICC (LA), unconditional",
+        "ICC (keyworker), adjusted model",
+        "ICC (keyworker), unconditional",
+    ]
+    return ReportTable(
+        id="icc",
+        section="outcomes",
+        caption="Table 6.3. Intraclass correlations: from the adjusted analysis model "
+        "(conditional on the covariates, with 95% CI) and from the unconditional model "
+        "(intercept and random effects only, the ICC for planning). Binary outcomes are on "
+        "the latent logistic scale (level variance / (total + π²/3)); keyworker ICCs apply "
+        "to family outcomes.",
+        frame=pd.DataFrame(rows, columns=cols),
+        data=pd.DataFrame(data, columns=list(_ICC_COLUMNS)),
         note="Disclosure control: model estimates over all LAs; none suppressed.",
     )
 
@@ -669,39 +864,62 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
 def mdes_table(analysis: TrialAnalysis) -> ReportTable:
     m = analysis.table("mdes")
     labels = _labels(analysis)
-    rows = [
-        {
-            "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
-            "LAs": str(int(r["n_la"])),
-            "n analysed": str(int(r["n_obs"])),
-            "ICC (LA) used": fmt(r["icc_la"], 3)
-            + (
-                f" ({r['icc_source']})"
-                if str(r.get("icc_source", "observed")) != "observed"
-                else ""
-            ),
-            "MDES (SD units)": fmt(r["mdes"], 2),
-            "95% CI of MDES": fmt_ci(r["mdes_conf_low"], r["mdes_conf_high"]),
-        }
-        for _, r in m.iterrows()
-    ]
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+    rows: list[dict[str, str]] = []
+    n_tokens: list[str | None] = []
+    for _, r in m.iterrows():
+        n_tokens.append(_n_analysed(ledger, facts, str(r["outcome_id"]), r["n_obs"]))
+        three = str(r.get("level")) == "family"
+        r2 = [fmt(r.get("r2_la"), 2)] + ([fmt(r.get("r2_keyworker"), 2)] if three else [])
+        rows.append(
+            {
+                "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
+                "LAs": _count_text(r["n_la"]),
+                "n analysed": n_tokens[-1] or "–",
+                "CV of LA sizes": fmt(r.get("cv_cluster_size"), 2),
+                "Unconditional ICC (LA; keyworker)": fmt(r["icc_la"], 3)
+                + (f"; {fmt(r.get('icc_keyworker'), 3)}" if three else ""),
+                "R² credited (LA; keyworker; individual)": "; ".join(
+                    [*r2, fmt(r.get("r2_residual"), 2)]
+                ),
+                "MDES without covariates (95% CI)": f"{fmt(r.get('mdes_unadjusted'), 2)} "
+                f"({fmt_ci(r.get('mdes_unadjusted_conf_low'), r.get('mdes_unadjusted_conf_high'))})",
+                "MDES with covariate adjustment (95% CI)": f"{fmt(r['mdes'], 2)} "
+                f"({fmt_ci(r['mdes_conf_low'], r['mdes_conf_high'])})",
+            }
+        )
     return ReportTable(
         id="mdes",
         section="summary",
-        caption="Table 1.1. Minimum detectable effect size (80% power, two-sided 5% test) for "
-        "the achieved sample and the observed LA-level ICC (at least 0.05).",
+        caption="Table 1.1. Minimum detectable effect size in SD units (80% power, two-sided 5% "
+        "test) for the achieved sample: unconditional ICCs (intercept-only model), the "
+        "coefficient of variation of the analysed LA sizes (Eldridge et al. 2006), and, in the "
+        "last column, the share of each level's variance explained by the primary model's "
+        "covariates (R²).",
         frame=pd.DataFrame(
             rows,
             columns=[
                 "Outcome",
                 "LAs",
                 "n analysed",
-                "ICC (LA) used",
-                "MDES (SD units)",
-                "95% CI of MDES",
+                "CV of LA sizes",
+                "Unconditional ICC (LA; keyworker)",
+                "R² credited (LA; keyworker; individual)",
+                "MDES without covariates (95% CI)",
+                "MDES with covariate adjustment (95% CI)",
             ],
         ),
-        note="Disclosure control: design quantities; none suppressed.",
+        data=m.assign(n_obs=pd.Series(n_tokens, index=m.index, dtype=object)) if len(m) else None,
+        facts=facts,
+        note="Pilot ICCs are imprecise: the MDES is a guide, not a power calculation for the "
+        "definitive trial."
+        + (
+            " An R² of 1.00 means the adjusted model estimated that level's variance at 0 "
+            "(a singular fit): the MDES with covariate adjustment is then optimistic."
+            if len(m) and bool((m.get("r2_la", pd.Series(dtype=float)) >= 0.995).any())
+            else ""
+        ),
     )
 
 
@@ -715,7 +933,7 @@ def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
             "Contrast": str(r["contrast"]),
             "Interaction": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": W.method_name(r["df_method"]),
+            "df method": W.method_name(r["df_method"]) or "–",
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
         }
@@ -724,7 +942,7 @@ def subgroup_table(analysis: TrialAnalysis) -> ReportTable:
     return ReportTable(
         id="subgroups",
         section="outcomes",
-        caption="Table 6.3. Pre-specified subgroup analyses: treatment × subgroup interaction "
+        caption="Table 6.4. Pre-specified subgroup analyses: treatment × subgroup interaction "
         "in the primary model (exploratory; a pilot has little power for interactions).",
         frame=pd.DataFrame(
             rows,
@@ -826,11 +1044,14 @@ def cace_table(analysis: TrialAnalysis) -> ReportTable:
             "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
             "Estimand": names.get(str(r["term"]), str(r["term"]))
             + (" (risk difference)" if r.get("scale") == "risk difference" else ""),
-            "Estimate": fmt(r["estimate"], 2),
-            "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df (Satterthwaite)": fmt(r["df"], 1),
-            "p": fmt_p(r["p_value"]),
-            "Compliance": f"{r['measure']} ≥ {fmt(r['threshold'], 2)}",
+            "Estimate": W.not_estimated(r.get("status"), r.get("reason"))
+            or fmt(r.get("estimate"), 2),
+            "95% CI": fmt_ci(r.get("conf_low"), r.get("conf_high")),
+            "df (Satterthwaite)": fmt(r.get("df"), 1),
+            "p": fmt_p(r.get("p_value")),
+            "Compliance": f"{r['measure']} ≥ {fmt(r['threshold'], 2)}"
+            if str(r.get("measure") or "") not in ("", "nan")
+            else "–",
         }
         for _, r in c.iterrows()
     ]
@@ -874,10 +1095,10 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "Scale": str(r["scale"]),
             "Estimate": fmt(r["estimate"], 2),
             "95% CI": fmt_ci(r["conf_low"], r["conf_high"]),
-            "df method": W.method_name(r["df_method"]),
+            "df method": W.method_name(r["df_method"]) or "–",
             "df": fmt(r["df"], 1),
             "p": fmt_p(r["p_value"]),
-            "Note": str(r["note"]),
+            "Note": _sens_note(r),
         }
         for _, r in res.iterrows()
     ]
@@ -892,7 +1113,7 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
             "df method": W.method_name(r["df_method"]),
             "df": _num(r["df"]),
             "p": _num(r["p_value"]),
-            "Note": str(r["note"]),
+            "Note": _sens_note(r),
         }
         for _, r in res.iterrows()
     ]
@@ -919,10 +1140,31 @@ def sensitivity_table(analysis: TrialAnalysis) -> ReportTable:
     )
 
 
+def _sens_note(r: pd.Series) -> str:
+    """The row's status (not estimable / not run, with why), fallback and model notes."""
+    parts = [
+        W.not_estimated(r.get("status"), r.get("reason")),
+        str(r.get("fallback") or ""),
+        str(r.get("note") or ""),
+    ]
+    return "; ".join(p for p in parts if p and p != "nan")
+
+
+_ICC_COLUMNS = (
+    "Outcome",
+    "Scale",
+    "ICC (LA), adjusted model",
+    "conf_low",
+    "conf_high",
+    "ICC (LA), unconditional",
+    "ICC (keyworker), adjusted model",
+    "ICC (keyworker), unconditional",
+)
 _EFFECT_COLUMNS = (
     "Outcome",
     "Role",
     "Better",
+    "Status",
     "Scale",
     "Adjusted difference",
     "conf_low",
@@ -938,6 +1180,9 @@ _EFFECT_COLUMNS = (
     "ICC (LA) conf_low",
     "ICC (LA) conf_high",
     "ICC (keyworker)",
+    "ICC (LA), unconditional",
+    "ICC (keyworker), unconditional",
+    "ICC scale",
     "n analysed",
 )
 _SENS_COLUMNS = (

@@ -9,18 +9,25 @@ same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "ACRONYMS",
+    "PILOT_FRAMING",
+    "ZONE_WORDS",
     "arm_label",
+    "direction_phrase",
     "direction_words",
+    "icc_name",
     "interval_sentence",
     "method_name",
+    "not_estimated",
     "plural",
     "quantity",
+    "recommendation_sentence",
     "rules_out_no_effect",
+    "zone_word",
 ]
 
 #: Units and words printed upper-case wherever they appear in a unit phrase.
@@ -159,3 +166,116 @@ def interval_sentence(
             "are compatible with no effect."
         )
     return "The data are compatible with no effect."
+
+
+_MISSINGNESS = {
+    "missing_pattern": "more than {miss:.0%} missing in an arm",
+    "differential_missingness": "arms differ by more than {diff:.0f} percentage points",
+    "outcome_missing": "no scored measurement",
+}
+
+
+def missingness_warning(codes: Sequence[str]) -> str:
+    """Validation's missing-data warning codes in words ("" for none)."""
+    from trialkit.data.missingness import DIFFERENTIAL_WARN, MISSING_WARN
+
+    words = [
+        _MISSINGNESS[c].format(miss=MISSING_WARN, diff=100 * DIFFERENTIAL_WARN)
+        for c in codes
+        if c in _MISSINGNESS
+    ]
+    return "; ".join(words).capitalize() if words else "none"
+
+
+def missingness_rule() -> str:
+    """The thresholds behind validation's missing-data warnings, as a sentence."""
+    from trialkit.data.missingness import DIFFERENTIAL_WARN, MISSING_WARN
+
+    return (
+        f"Data validation warns when more than {MISSING_WARN:.0%} of an arm's eligible entities "
+        f"lack a score, and when the arms differ by more than {100 * DIFFERENTIAL_WARN:.0f} "
+        "percentage points; the analysis assumes outcome data are missing at random given the "
+        "covariates."
+    )
+
+
+#: ``status`` values of a results row that carry no estimate.
+NOT_ESTIMATED = ("not estimable", "not run")
+
+
+def not_estimated(status: Any, reason: Any) -> str:
+    """ "not estimable: <why>" / "not run: <why>" for a row without an estimate, else ""."""
+    s = "" if status is None or (isinstance(status, float) and math.isnan(status)) else str(status)
+    if s not in NOT_ESTIMATED:
+        return ""
+    why = (
+        "" if reason is None or (isinstance(reason, float) and math.isnan(reason)) else str(reason)
+    )
+    return f"{s}: {why}" if why else s
+
+
+def icc_name(level: str, kind: str, scale: Any = None) -> str:
+    """A labelled ICC: "ICC (LA), adjusted model" / "ICC (keyworker), unconditional".
+
+    ``kind`` is "conditional" (the covariate-adjusted analysis model) or
+    "unconditional" (intercept and random effects only); a latent ``scale`` (binary
+    outcomes, logistic π²/3) is named.
+    """
+    what = {"conditional": "adjusted model", "unconditional": "unconditional"}[kind]
+    text = f"ICC ({level}), {what}"
+    sc = "" if scale is None or (isinstance(scale, float) and math.isnan(scale)) else str(scale)
+    if sc.startswith("latent"):
+        text += ", latent scale"
+    return text
+
+
+# ---------------------------------------------------------------------------- feasibility
+#: Traffic-light zones as printed: a distinct shape and a word, so the zone reads the same in
+#: greyscale print (the colours are in the traffic-light figure).
+ZONE_WORDS: dict[str, str] = {
+    "green": "● GREEN: proceed",
+    "amber": "▲ AMBER: amend",
+    "red": "■ RED: stop",
+    "not assessed": "○ NOT ASSESSED",
+}
+
+_RECOMMENDATIONS: dict[str, str] = {
+    "proceed": (
+        "The pilot supports proceeding to a definitive trial: every pre-specified progression "
+        "criterion is green and the pilot's data rule out its red zone."
+    ),
+    "amend": (
+        "The pilot supports proceeding to a definitive trial only with amendments: no "
+        "progression criterion is red, but at least one is amber, could not be assessed, or "
+        "cannot yet rule out its red zone."
+    ),
+    "stop": (
+        "The pilot does not support proceeding to a definitive trial as designed: at least "
+        "one pre-specified progression criterion is in its red zone."
+    ),
+}
+
+PILOT_FRAMING = (
+    "These are a pilot's preliminary estimates. The pilot was designed to test feasibility, "
+    "not effectiveness, and with so few LAs every estimate is imprecise: read the effects "
+    "and their intervals as a guide to the plausible range for planning a definitive trial, "
+    "not as evidence that the intervention works or does not."
+)
+
+
+def zone_word(zone: Any) -> str:
+    """The printed zone: colour mark plus a word (readable in greyscale)."""
+    return ZONE_WORDS.get(str(zone), str(zone).upper())
+
+
+def recommendation_sentence(decision: Any) -> str:
+    """The sentence that opens the report: what the pilot supports (proceed / amend / stop)."""
+    d = str(decision)
+    if d not in _RECOMMENDATIONS:
+        return "The pilot's progression criteria were not assessed."
+    return _RECOMMENDATIONS[d]
+
+
+def direction_phrase(higher_is_better: Any) -> str:
+    """'higher is better' or 'lower is better'."""
+    return "higher is better" if bool(higher_is_better) else "lower is better"

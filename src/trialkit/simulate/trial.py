@@ -800,6 +800,32 @@ def _scale_direction(benefit: float, better: str) -> float:
     return benefit if better == "higher" else -benefit
 
 
+#: intended days of a course the protocol gives no ``<course>_days`` quantity for
+_DEFAULT_COURSE_DAYS = {"cpd": 5, "foundation": 10}
+
+
+def _course_plan(protocol: Protocol) -> dict[str, tuple[int, frozenset[str] | None]]:
+    """Intended days and roles (None: every keyworker) of each course in ``data.courses``.
+
+    Intended days: the intervention arm's TIDieR quantity ``<course>_days`` (else 5 for
+    an unknown course); roles: the ``role`` params of the course's training indicators,
+    as the fidelity stage reads them.
+    """
+    quantities = {
+        q.id: q.value for _k, q in protocol.arms[protocol.intervention_arm].tidier.quantities()
+    }
+    plan: dict[str, tuple[int, frozenset[str] | None]] = {}
+    for course in protocol.data.courses:
+        days = quantities.get(f"{course}_days", _DEFAULT_COURSE_DAYS.get(course, 5))
+        roles = frozenset(
+            str(ind.params["role"])
+            for _node, ind in protocol.logic_model.indicators()
+            if ind.params.get("course") == course and "role" in ind.params
+        )
+        plan[course] = (int(round(float(days))), roles or None)
+    return plan
+
+
 def _delivery(
     rng: np.random.Generator,
     protocol: Protocol,
@@ -825,6 +851,7 @@ def _delivery(
     realised: dict[str, dict[str, float]] = {}
     months = pd.period_range(pd.Timestamp(start), pd.Timestamp(end), freq="M")
     K = len(la_ids)
+    plan = _course_plan(protocol)
 
     def add(n: int, **cols: Any) -> None:
         for c in recs:
@@ -839,15 +866,20 @@ def _delivery(
         la = la_ids[k]
         p = float(p_la[k])
         kws = np.flatnonzero(kw_la == k)
-        champs = kws[role[kws] == "champion"]
-        if treat_la[k] == 1:
-            cpd = int(round(5 * p))
-            fnd = int(round(10 * p))
-        else:
-            cpd = int(rng.binomial(5, p))
-            fnd = 0
+        # each declared course: round(p x intended days) held in an intervention LA; a
+        # control LA holds Binomial(intended, p) days of a course meant for everyone
+        # (contamination) and none of a course meant for one role
+        held_days: dict[str, int] = {}
+        for course, (intended, roles) in plan.items():
+            if treat_la[k] == 1:
+                held_days[course] = int(round(intended * p))
+            else:
+                held_days[course] = int(rng.binomial(intended, p)) if roles is None else 0
         att_p = 0.6 + 0.4 * p
-        for course, ndays, who, base in (("cpd", cpd, kws, 14), ("foundation", fnd, champs, 90)):
+        for i, (course, (_intended, roles)) in enumerate(plan.items()):
+            ndays = held_days[course]
+            who = kws if roles is None else kws[np.isin(role[kws], sorted(roles))]
+            base = 14 if i == 0 else 90 + 80 * (i - 1)
             for d in range(1, ndays + 1):
                 n = len(who)
                 day_date = start + np.timedelta64(base + 7 * d, "D")
@@ -893,6 +925,7 @@ def _delivery(
                     record_type="supervision_session",
                     la_id=la,
                     session_id=sid,
+                    group_id=f"{la}-G{g + 1:02d}",
                     date=str(day),
                     genogram_used=gen,
                     duration_minutes=90.0,
@@ -928,8 +961,7 @@ def _delivery(
                     date=np.datetime_as_string(date[ok], unit="D"),
                 )
         realised[str(la)] = {
-            "cpd_days_delivered": float(cpd),
-            "foundation_days_delivered": float(fnd),
+            **{f"{c}_days_delivered": float(n) for c, n in held_days.items()},
             "clinician_fte_months": float(fte * len(months)),
             "supervision_sessions_per_group_month": held_n / (groups * len(months)),
             "share_sessions_with_genogram": gen_n / held_n if held_n else float("nan"),
@@ -943,7 +975,15 @@ def _delivery(
     out = pd.DataFrame(
         {
             c: _str_col(cols[c])
-            for c in ("record_type", "la_id", "keyworker_id", "family_id", "session_id", "course")
+            for c in (
+                "record_type",
+                "la_id",
+                "keyworker_id",
+                "family_id",
+                "session_id",
+                "group_id",
+                "course",
+            )
         }
     )
     out["day"] = pd.array(  # type: ignore[call-overload]

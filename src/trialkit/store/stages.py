@@ -131,7 +131,24 @@ ANALYSIS = StageSpec(
             "df",
             "df_method",
             "p_value",
-        )
+        ),
+        # written when the protocol has [[progression]] criteria (trialkit.feasibility)
+        "feasibility.parquet": (
+            "id",
+            "label",
+            "metric",
+            "arm",
+            "numerator",
+            "denominator",
+            "clusters",
+            "estimate",
+            "conf_low",
+            "conf_high",
+            "green",
+            "red",
+            "zone",
+            "p_value",
+        ),
     },
 )
 REPORT = StageSpec(
