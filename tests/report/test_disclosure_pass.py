@@ -462,3 +462,124 @@ def test_a_small_baseline_category_is_not_the_denominator_minus_the_rest() -> No
     assert d.display("role/a") == SUPPRESSED
     assert d.display("role/b") == "about 90%"  # coarsened: 45 of 48 no longer exact
     assert attack_published(d) == () and not _float_attack(d)
+
+
+def test_two_la_trial_consort_diagram_prints_no_small_count() -> None:
+    """The CONSORT boxes (main's consort_flow) print the flow table's facts: arm totals over
+    one LA are LA-level counts, so 1-4 people are 'c' in the figure and its alt text too."""
+    from trialkit.report.build import _flow_section
+
+    a = _two_la_analysis()
+    flow = a.table("flow").copy()
+    flow.loc[flow["detail"] == "not consented", "stage"] = "excluded"
+    ex = a.table("exclusions").assign(arm="intervention")
+    ex = pd.concat(
+        [
+            pd.DataFrame(
+                [
+                    ("consent", "family", "not consented", "intervention", 2),
+                    ("consent", "family", "not consented", "control", 2),
+                    ("follow-up", "family", "withdrawn: moved out of area", "intervention", 1),
+                    ("follow-up", "family", "withdrawn: moved out of area", "control", 2),
+                ],
+                columns=["stage", "entity", "reason", "arm", "n"],
+            )
+        ]
+    )
+    a = TrialAnalysis(
+        tables={**{k: a.table(k) for k in ("la_counts",)}, "flow": flow, "exclusions": ex},
+        protocol=a.protocol,
+        methods={},
+        provenance={},
+        warnings=(),
+    )
+    sec = _flow_section(a, STANDARD)
+    assert sec.facts and "⟦" in sec.figures[0].svg
+    out = apply_disclosure(Report(title="t", subtitle="", sections=(sec,), disclosure=STANDARD))
+    fig = out.sections[0].figures[0]
+    lines = re.findall(r">([^<>]*)</text>", fig.svg)
+    people = [x for x in lines if re.search(r"(?i)famil|keyworker", x)]
+    assert not [x for x in people if re.search(r": [1-4]$", x)], people
+    assert [x for x in people if x.endswith(": c")]
+    assert not re.search(r"(?i)(families|keyworkers)[^;,]* [1-4](?=[;,]|$)", fig.alt), fig.alt
+    assert out.disclosure_check["recoverable"] == []
+
+
+@pytest.fixture(scope="module")
+def trial16_reports(trial16: DemoResult) -> dict[str, Report]:
+    from trialkit.analyse import load_analysis
+
+    a = load_analysis(trial16.analysis)
+    return {
+        mode: build_report(a, generated="t", disclosure=DisclosureSettings(mode=mode))
+        for mode in ("standard", "strict")
+    }
+
+
+def _declared(t: T.ReportTable) -> bool:
+    return bool(getattr(t, "facts", None))
+
+
+@pytest.mark.parametrize("mode", ["standard", "strict"])
+@pytest.mark.parametrize("trial", ["demo_reports", "trial16_reports"])
+def test_new_numbers_of_people_are_facts_and_nothing_is_recoverable(trial, mode, request) -> None:
+    """CONSORT boxes, Table 2.4, n analysed (Tables 1.1, 6.2) and Table F.1 go through the
+    pass: every one a declared fact, one value everywhere, nothing recoverable."""
+    rep = request.getfixturevalue(trial)[mode]
+    check = rep.disclosure_check
+    assert check["recoverable"] == []
+    assert "⟦" not in _all_text(rep)
+    tables = {t.id: t for t in rep.tables()}
+    # pass notes only on tables that declare facts: these now do
+    for tid in ("missing_outcomes", "outcome_effects", "mdes", "progression"):
+        if tid == "progression" and tid not in tables:  # a protocol without criteria
+            continue
+        assert tables[tid].note.startswith("Disclosure control ("), tid
+    flow = tables["flow"].frame
+    fig = next(f for f in rep.figures() if f.id == "flow")
+    # Table 2.1's consented families and the figure's box are one fact, one printed value
+    arms = [c for c in flow.columns if c not in ("Level", "Stage", "Detail")]
+    row = flow[(flow["Level"] == "family") & (flow["Stage"] == "consented")]
+    for arm in arms:
+        assert f"Families consented: {row[arm].iloc[0]}<" in fig.svg
+    # n analysed: Table 6.2 = Table 1.1 = the sum of the arms' Table 2.1 cells
+    eff = tables["outcome_effects"].frame.set_index("Outcome")["n analysed"]
+    mdes = tables["mdes"].frame.set_index("Outcome")["n analysed"]
+    for outcome in mdes.index.intersection(eff.index):
+        assert mdes[outcome] == eff[outcome]
+    ids = {f for f in check["primary"] + check["secondary"] + check["coarsened"]}
+    if mode == "strict":
+        # strict: no count of people from 1 to 9 anywhere in Table 2.4 or F.1
+        for tid in ("missing_outcomes", "progression"):
+            cells = tables[tid].frame.astype(str).to_numpy().ravel()
+            small = [c for c in cells if re.fullmatch(r"[1-9] of \d+|\d+ of [1-9]", c)]
+            assert not small, (tid, small)
+    assert all(isinstance(i, str) for i in ids)
+
+
+def test_min_las_for_totals_is_read_from_the_protocol_and_checked() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from trialkit.protocol import check_protocol, protocol_from_mapping
+
+    path = Path(__file__).resolve().parents[2] / "protocols"
+    doc = tomllib.loads((path / "supporting-families-systemic-pilot.toml").read_text("utf-8"))
+    doc["analysis"]["disclosure"]["min_las_for_totals"] = 4
+    p = protocol_from_mapping(doc)
+    assert p.analysis.disclosure.min_las_for_totals == 4
+    s = DisclosureSettings.from_mapping(p.analysis.disclosure.model_dump())
+    assert s.min_las_for_totals == 4
+    assert not [x for x in check_protocol(p).issues if "min_las_for_totals" in x.code]
+    for value, words in ((2, "little more than"), (20, "more than the trial's")):
+        doc["analysis"]["disclosure"]["min_las_for_totals"] = value
+        issues = [
+            x
+            for x in check_protocol(protocol_from_mapping(doc)).issues
+            if x.code == "protocol.analysis.disclosure.min_las_for_totals"
+        ]
+        assert len(issues) == 1 and issues[0].severity == "warning" and words in issues[0].message
+        assert issues[0].path == "analysis.disclosure.min_las_for_totals"
+    doc["analysis"]["disclosure"]["min_las_for_totals"] = 0
+    with pytest.raises(Exception, match="min_las_for_totals"):
+        protocol_from_mapping(doc)

@@ -38,7 +38,7 @@ from trialkit.report.wording import plural
 __all__ = ["ArmFlow", "Box", "ConsortFlow", "Count", "Loss", "consort_flow"]
 
 
-_SLOT = "\ue000" * 4  # where a count's value goes while a line is wrapped
+_SLOT = "\ue000"  # a character of a count's value while a line is wrapped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,12 +95,13 @@ class Box:
         show = item_fmt or (lambda item: fmt(item.n))
         items: list[Count | Loss] = [*self.counts, *self.losses]
         for item in items:
-            # wrapped as if the value were four characters wide (a token printed for the
-            # disclosure pass is longer than the number that replaces it)
+            # wrapped as if the value were the count's own digits (a token printed for the
+            # disclosure pass is longer than the number, or 'c', that replaces it)
+            slot = _SLOT * len(str(item.n))
             wrapped = textwrap.wrap(
-                f"{item.label}: {_SLOT}", width=width, subsequent_indent="    "
+                f"{item.label}: {slot}", width=width, subsequent_indent="    "
             ) or [""]
-            out += [line.replace(_SLOT, show(item)) for line in wrapped]
+            out += [line.replace(slot, show(item)) for line in wrapped]
         for note in self.notes:
             out += textwrap.wrap(note, width=width, subsequent_indent="    ")
         return out
