@@ -550,7 +550,7 @@ def test_new_numbers_of_people_are_facts_and_nothing_is_recoverable(trial, mode,
     ids = {f for f in check["primary"] + check["secondary"] + check["coarsened"]}
     if mode == "strict":
         # strict: no count of people from 1 to 9 anywhere in Table 2.4 or F.1
-        for tid in ("missing_outcomes", "progression"):
+        for tid in [t for t in ("missing_outcomes", "progression") if t in tables]:
             cells = tables[tid].frame.astype(str).to_numpy().ravel()
             small = [c for c in cells if re.fullmatch(r"[1-9] of \d+|\d+ of [1-9]", c)]
             assert not small, (tid, small)
