@@ -9,7 +9,9 @@ import pandas as pd
 from trialkit.analyse import TrialAnalysis
 from trialkit.feasibility.result import CRITERION_COLUMNS
 from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.disclosure_pass import apply_disclosure
 from trialkit.report.feasibility_section import CONSORT_ITEMS, feasibility_table, frame_as_pilot
+from trialkit.report.tables import ReportTable
 from trialkit.report.wording import ZONE_WORDS, recommendation_sentence
 
 
@@ -35,22 +37,47 @@ def _analysis(rows: list[dict[str, object]]) -> TrialAnalysis:
     )  # fmt: skip
 
 
+def _published(a: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
+    """Table F.1 after the report's one disclosure pass."""
+    from trialkit.report.build import Report, Section
+
+    t = feasibility_table(a, settings)
+    rep = apply_disclosure(
+        Report(
+            title="t",
+            subtitle="",
+            sections=(Section(id="feasibility", title="F", tables=(t,)),),
+            disclosure=settings,
+        )
+    )
+    assert rep.disclosure_check["recoverable"] == []
+    return rep.sections[0].tables[0]
+
+
 def test_small_counts_of_people_are_suppressed_but_not_counts_of_las() -> None:
     a = _analysis(
         [
-            _row(numerator=97, denominator=100),  # complement 3 < 5
-            _row(numerator=40, denominator=60),
-            _row(numerator=2, denominator=6, unit="LAs", metric="contamination"),
-            _row(numerator=3, denominator=30, unit="keyworkers"),
+            _row(numerator=97, denominator=100, clusters=3),  # complement 3, over 3 LAs
+            _row(numerator=40, denominator=60, id="a"),
+            _row(numerator=2, denominator=6, unit="LAs", metric="contamination", id="l"),
+            _row(numerator=3, denominator=30, unit="keyworkers", clusters=2, id="k"),
+            _row(numerator=97, denominator=100, id="d"),  # complement 3, over 12 LAs
         ]
     )
-    t = feasibility_table(a, DisclosureSettings())
+    t = _published(a, DisclosureSettings())
     counts = t.frame["Count"].tolist()
-    assert counts == ["c / c families", "40 / 60 families", "2 / 6 LAs", "c / c keyworkers"]
-    assert "2 count(s)" in t.note
-    assert t.data is not None and t.data["numerator"].isna().sum() == 2
-    strict = feasibility_table(a, DisclosureSettings(mode="strict"))
-    assert strict.frame["Count"].tolist()[1] == "40 / 60 families"
+    # over fewer than 6 LAs a count (or the complement it implies) of 1-4 people is protected
+    assert "3" not in counts[0].split() and counts[0] != "97 / 100 families"
+    assert t.frame["Estimate"].tolist()[0] != "97.0%"
+    assert counts[1:4] == ["40 / 60 families", "2 / 6 LAs", "c / 30 keyworkers"]
+    assert t.frame["Estimate"].tolist()[3] == "c"
+    # a trial-wide total over 12 LAs is published in standard mode (as in Table 2.1)
+    assert counts[4] == "97 / 100 families"
+    assert "Disclosure control (standard" in t.note
+    assert t.data is not None and t.data["numerator"].tolist()[3] == "c"
+    strict = _published(a, DisclosureSettings(mode="strict"))
+    sc = strict.frame["Count"].tolist()
+    assert sc[1] == "40 / 60 families" and sc[4] != "97 / 100 families"
     assert t.frame["Zone"].tolist()[0] == ZONE_WORDS["green"]
 
 

@@ -337,6 +337,13 @@ def _tolerance(cell: str) -> float:
 
 
 def _agrees(cell: str, value: float, *, tol: float | None = None) -> bool:
+    # values protected by the disclosure pass: suppressed ("c") or coarsened shares; why
+    # and that nothing hidden is recoverable is checked in tests/report/test_disclosure_pass.py
+    if cell.strip() == "c":
+        return True
+    if cell.strip() in ("<0.1", ">0.9"):
+        v = float(value)
+        return 0 < v < 0.1 if cell.strip() == "<0.1" else 0.9 < v < 1
     x = _number(cell)
     if x is None or value is None or (isinstance(value, float) and math.isnan(value)):
         return cell.strip() == "" and (value is None or math.isnan(value))
@@ -951,7 +958,10 @@ def test_contamination_table_recomputed(raw: Raw) -> None:
             problems, f"contamination {la} {comp} n", row["Indicators delivered"], len(pos), tol=0
         )
         for _, x in pos.iterrows():
-            m = re.search(re.escape(str(x["label"])) + r" delivered ([0-9.eE+-]+)", row["Detail"])
+            m = re.search(
+                re.escape(str(x["label"])) + r" delivered (c|<0\.1|>0\.9|[0-9.eE+-]+)",
+                row["Detail"],
+            )
             if m is None:
                 problems.append(
                     f"contamination {la} {x['id']}: not in the detail {row['Detail']!r}"
@@ -993,7 +1003,8 @@ def test_tidier_fidelity_texts_recomputed(raw: Raw) -> None:
             continue
         _check(problems, f"item 10 {_iid} LAs", m.group(1), len(short), tol=0)
         listed = {
-            la: (d, t) for la, d, t in re.findall(r"(\w+) \(([\d.]+) of ([\d.]+)\)", m.group(2))
+            la: (d, t)
+            for la, d, t in re.findall(r"(\w+) \((c|<0\.1|>0\.9|[\d.]+) of ([\d.]+)\)", m.group(2))
         }
         if set(listed) != set(short["la"]):
             problems.append(
@@ -1253,11 +1264,6 @@ def _small_ratio_leaks(r: Raw) -> list[str]:
     return sorted(set(leaks))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #14 item 2: LA-level ratios (feedback shares in Table 7.2) give small "
-    "counts and the consented-family counts that Table 2.2 hides (disc)",
-)
 def test_no_small_count_recoverable_from_published_ratios(raw: Raw) -> None:
     leaks = _small_ratio_leaks(raw)
     assert not leaks, "\n".join(leaks[:20])

@@ -1028,6 +1028,46 @@ def _check_plans(p: Protocol) -> list[Problem]:
                 "e.g. bands = [0.5, 0.8]",
             )
         )
+    out += _check_disclosure(p)
+    return out
+
+
+def _check_disclosure(p: Protocol) -> list[Problem]:
+    """``[analysis.disclosure] min_las_for_totals``: a total over fewer LAs is an LA-level count.
+
+    Below 3, a total over two LAs (an arm of a 4-LA trial) would be published as if it
+    were a trial total although it is little more than each LA's own count; above the
+    number of LAs, every count of people is protected as an LA's own (as strict mode
+    does), which is allowed but worth knowing.
+    """
+    out: list[Problem] = []
+    d = p.analysis.disclosure
+    path = "analysis.disclosure.min_las_for_totals"
+    if d.min_las_for_totals < 3:
+        out.append(
+            _p(
+                path,
+                "protocol.analysis.disclosure.min_las_for_totals",
+                f"min_las_for_totals = {d.min_las_for_totals}: a count over "
+                f"{max(d.min_las_for_totals, 2)} LAs would be published as a total, although "
+                "it is little more than each LA's own count",
+                "use 6 (the default) or at least 3",
+                severity="warning",
+            )
+        )
+    elif d.min_las_for_totals > p.trial.n_clusters:
+        out.append(
+            _p(
+                path,
+                "protocol.analysis.disclosure.min_las_for_totals",
+                f"min_las_for_totals = {d.min_las_for_totals} is more than the trial's "
+                f"{p.trial.n_clusters} LAs: every count of people is protected as an LA's "
+                "own count",
+                f"this is allowed; lower it to at most {p.trial.n_clusters} to publish "
+                'trial totals of 1–4 people, or use mode = "strict"',
+                severity="warning",
+            )
+        )
     return out
 
 

@@ -442,11 +442,16 @@ class Compliance(_Model):
 
 
 class Disclosure(_Model):
-    """Statistical disclosure control for published tables."""
+    """Statistical disclosure control for everything the report publishes.
+
+    ``min_las_for_totals``: a count of people over fewer LAs than this (an arm of a
+    small trial) is protected like an LA's own count (see docs/report.md).
+    """
 
     mode: Literal["standard", "strict"] = "standard"
     min_count: int = Field(default=5, ge=1)
     min_people_for_mean: int = Field(default=10, ge=1)
+    min_las_for_totals: int = Field(default=6, ge=1)
 
 
 class MissingDataPlan(_Model):

@@ -12,6 +12,7 @@ byte-identical for the same inputs except the generation time.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -37,8 +38,11 @@ from trialkit.report import consort, diagrams
 from trialkit.report import tables as T
 from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.disclosure_pass import apply_disclosure
 from trialkit.report.feasibility_section import frame_as_pilot
 from trialkit.report.figures import forest_figure
+from trialkit.report.ledger import PeopleLedger
+from trialkit.report.published import Count, Fact, count, token
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
 __all__ = [
@@ -103,6 +107,7 @@ class Section:
     tables: tuple[T.ReportTable, ...] = ()
     figures: tuple[Figure, ...] = ()
     pre: tuple[str, ...] = ()
+    facts: Mapping[str, Fact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +121,7 @@ class Report:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     generated: str = ""
     version: str = __version__
+    disclosure_check: Mapping[str, Any] = field(default_factory=dict)
 
     def tables(self) -> list[T.ReportTable]:
         return [t for s in self.sections for t in s.tables]
@@ -201,6 +207,61 @@ def _outcome_sentence(r: pd.Series, label: str, alpha: float) -> str:
     return txt
 
 
+def _flow_fact(
+    ledger: PeopleLedger, arms: tuple[str, ...], level: str, stage: str, detail: str | None = None
+) -> Count:
+    """The flow count of ``arms`` at ``level``/``stage`` (one ``detail`` or all), as a fact.
+
+    One arm and one flow row: the same fact (same id) as Table 2.1's cell, so the
+    table, the figure and the text publish one protected value.
+    """
+    flow = ledger.flow
+    parts: list[Count] = []
+    for arm in arms:
+        s = flow[(flow["arm"] == arm) & (flow["level"] == level) & (flow["stage"] == stage)]
+        if detail is not None:
+            s = s[s["detail"] == detail]
+        parts += [
+            ledger.flow_count(arm, level, stage, str(r["detail"]), int(r["n"]))
+            for _, r in s.iterrows()
+        ]
+    if len(parts) == 1:
+        return parts[0]
+    terms: dict[str, int] = {}
+    for c in parts:
+        for atom, coef in c.terms:
+            terms[atom] = terms.get(atom, 0) + coef
+    return count(
+        f"flow/{'+'.join(arms)}/{level}/{stage}/{'*' if detail is None else detail}",
+        sum(c.value for c in parts),
+        terms or [f"flow:{'+'.join(arms)}:{level}:{stage}:{detail}"],
+        n_la=sum(ledger.n_la(arm) for arm in arms),
+        people=level != "la",
+        label=f"{level} {stage} {detail or ''} ({', '.join(arms)})",
+    )
+
+
+def _consort_fact(ledger: PeopleLedger, arm: str, item: consort.Count | consort.Loss) -> Count:
+    """The fact behind a count or loss of the CONSORT diagram (see ``consort.Count.source``).
+
+    Flow rows are Table 2.1's facts (same ids); exclusions per arm and analysis are
+    written over the atoms of Table 2.3's trial-wide rows, so one protected value is
+    printed in the table, the diagram, its alt text and the summary.
+    """
+    src = item.source
+    if src and src[0] == "flow":
+        detail = src[3] if len(src) > 3 else None
+        return _flow_fact(ledger, (arm,), src[1], src[2], detail)
+    if src and src[0] == "followed":
+        return ledger.followed_count(arm, src[1], item.n)
+    if src and src[0] == "excluded":
+        return ledger.arm_exclusion_count(arm, src[1], src[2], src[3], item.n)
+    fid = f"consort/{arm}/{'/'.join(src) or item.key}/{item.label}"
+    return count(
+        fid, item.n, [fid], n_la=ledger.n_la(arm), people=not src or src[0] != "las", label=fid
+    )
+
+
 def _has_cace(a: TrialAnalysis) -> bool:
     """Whether the analysis holds an estimated CACE (not only rows saying why not)."""
     c = a.table("cace")
@@ -227,15 +288,16 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         return int(s["n"].sum()) if len(s) else 0
 
     n_la = n_of(inter, "la", "randomised") + n_of(ctrl, "la", "randomised")
+    ledger = PeopleLedger(a)
+    n_kw = _flow_fact(ledger, (inter, ctrl), "keyworker", "randomised")
+    n_fam = _flow_fact(ledger, (inter, ctrl), "family", "consented")
     paras = [
         f"What was tested: {trial.get('title', 'the trial')}. "
         f"{n_la} {W.plural('local authority', n_la)} (LAs) were "
         f"randomised: {n_of(inter, 'la', 'randomised')} to the "
         f"{proto.get('arms', {}).get(inter, {}).get('label', inter).lower()} and "
         f"{n_of(ctrl, 'la', 'randomised')} to {proto.get('arms', {}).get(ctrl, {}).get('label', ctrl).lower()}. "
-        f"{n_of(inter, 'keyworker', 'randomised') + n_of(ctrl, 'keyworker', 'randomised')} keyworkers "
-        f"and {n_of(inter, 'family', 'consented') + n_of(ctrl, 'family', 'consented')} consenting "
-        "families took part.",
+        f"{token(n_kw)} keyworkers and {token(n_fam)} consenting families took part.",
     ]
     if trial.get("illustrative_note"):
         paras.append(f"Note on the protocol: {trial['illustrative_note']}")
@@ -298,13 +360,22 @@ def _summary_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         paragraphs=tuple(paras),
         bullets=tuple(bullets),
         tables=(T.mdes_table(a),),
+        facts={n_kw.id: n_kw, n_fam.id: n_fam},
     )
 
 
 def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
     flow_model = _consort(a)
+    ledger = PeopleLedger(a)
+    facts: dict[str, Fact] = {}
+
+    def num(arm: consort.ArmFlow, item: consort.Count | consort.Loss) -> str:
+        f = _consort_fact(ledger, arm.arm, item)
+        facts[f.id] = f
+        return token(f)
+
     fig = diagrams.flow_svg(
-        flow_model.columns(),
+        flow_model.columns(item_fmt=num),
         list(flow_model.top),
         title="CONSORT-cluster flow diagram",
     )
@@ -314,7 +385,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
         + "; "
         + "; ".join(
             f"{arm.label}: "
-            + ", ".join(f"{c.label} {c.n}" for box in arm.boxes for c in box.counts)
+            + ", ".join(f"{c.label} {num(arm, c)}" for box in arm.boxes for c in box.counts)
             for arm in flow_model.arms
         )
     )
@@ -339,6 +410,7 @@ def _flow_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Section:
             T.exclusions_table(a, disclosure),
             T.missing_outcome_table(a, disclosure),
         ),
+        facts=facts,
     )
 
 
@@ -690,18 +762,10 @@ def build_report(
     if warning:
         first = sections[0]
         sections = (
-            Section(
-                id=first.id,
-                title=first.title,
-                paragraphs=(warning, *first.paragraphs),
-                bullets=first.bullets,
-                tables=first.tables,
-                figures=first.figures,
-                pre=first.pre,
-            ),
+            dataclasses.replace(first, paragraphs=(warning, *first.paragraphs)),
             *sections[1:],
         )
-    return Report(
+    built = Report(
         title=str(trial.get("title", "Trial report")),
         subtitle=(
             f"Trial registration: {trial['registration']}. "
@@ -714,6 +778,8 @@ def build_report(
         provenance=analysis.provenance,
         generated=when,
     )
+    # the one disclosure pass: after every section is built, before any rendering
+    return apply_disclosure(built, settings)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -906,7 +972,9 @@ def write_report(
                 "mode": report.disclosure.mode,
                 "min_count": report.disclosure.min_count,
                 "min_people_for_mean": report.disclosure.min_people_for_mean,
+                "min_las_for_totals": report.disclosure.min_las_for_totals,
             },
+            "disclosure_check": dict(report.disclosure_check),
             "tables": report.to_frame().to_dict(orient="records"),
             "analysis_provenance": dict(report.provenance),
             "outputs": dict(sorted(outputs.items())),

@@ -38,23 +38,35 @@ from trialkit.report.wording import plural
 __all__ = ["ArmFlow", "Box", "ConsortFlow", "Count", "Loss", "consort_flow"]
 
 
+_SLOT = "\ue000"  # a character of a count's value while a line is wrapped
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Count:
-    """A count in a main box; ``from_key`` names the count it is derived from (None: shown only)."""
+    """A count in a main box; ``from_key`` names the count it is derived from (None: shown only).
+
+    ``source`` says what the count counts, for the report's disclosure pass:
+    ``("flow", level, stage[, detail])`` a row of the flow table, ``("followed", level)``
+    families not withdrawn or keyworkers in post, ``("excluded", outcome, level, reason)``
+    an analysis's exclusions, ``("las", ...)`` a derived count of LAs.
+    """
 
     key: str
     label: str
     n: int
     from_key: str | None = None
+    source: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Loss:
-    """Entities leaving the count ``key`` (of the next main box), for one reason."""
+    """Entities leaving the count ``key`` (of the next main box), for one reason (``source``:
+    as :class:`Count`'s)."""
 
     key: str
     label: str
     n: int
+    source: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,14 +79,29 @@ class Box:
     losses: tuple[Loss, ...] = ()
     notes: tuple[str, ...] = ()
 
-    def lines(self, fmt: Callable[[int], str] = str, width: int = 52) -> list[str]:
-        """The box's text: title, then one line per count or loss (wrapped), then notes."""
+    def lines(
+        self,
+        fmt: Callable[[int], str] = str,
+        width: int = 52,
+        *,
+        item_fmt: Callable[[Count | Loss], str] | None = None,
+    ) -> list[str]:
+        """The box's text: title, then one line per count or loss (wrapped), then notes.
+
+        ``fmt`` formats a count's value; ``item_fmt``, when given, formats each count or
+        loss from the item itself (the report prints a disclosure token for its fact).
+        """
         out = [self.title]
-        items = [(c.label, c.n) for c in self.counts] + [(x.label, x.n) for x in self.losses]
-        for label, n in items:
-            out += textwrap.wrap(f"{label}: {fmt(n)}", width=width, subsequent_indent="    ") or [
-                ""
-            ]
+        show = item_fmt or (lambda item: fmt(item.n))
+        items: list[Count | Loss] = [*self.counts, *self.losses]
+        for item in items:
+            # wrapped as if the value were the count's own digits (a token printed for the
+            # disclosure pass is longer than the number, or 'c', that replaces it)
+            slot = _SLOT * len(str(item.n))
+            wrapped = textwrap.wrap(
+                f"{item.label}: {slot}", width=width, subsequent_indent="    "
+            ) or [""]
+            out += [line.replace(slot, show(item)) for line in wrapped]
         for note in self.notes:
             out += textwrap.wrap(note, width=width, subsequent_indent="    ")
         return out
@@ -133,10 +160,33 @@ class ConsortFlow:
         return out
 
     def columns(
-        self, fmt: Callable[[int], str] = str
+        self,
+        fmt: Callable[[int], str] = str,
+        *,
+        item_fmt: Callable[[ArmFlow, Count | Loss], str] | None = None,
     ) -> list[tuple[str, list[tuple[str, list[str]]]]]:
-        """``(arm label, [(kind, lines), ...])`` for :func:`trialkit.report.diagrams.flow_svg`."""
-        return [(a.label, [(box.kind, box.lines(fmt)) for box in a.boxes]) for a in self.arms]
+        """``(arm label, [(kind, lines), ...])`` for :func:`trialkit.report.diagrams.flow_svg`.
+
+        ``item_fmt(arm, item)``, when given, formats each count or loss (see :meth:`Box.lines`).
+        """
+        return [
+            (
+                a.label,
+                [
+                    (
+                        box.kind,
+                        box.lines(
+                            fmt,
+                            item_fmt=None
+                            if item_fmt is None
+                            else (lambda item, a=a: item_fmt(a, item)),  # type: ignore[misc]
+                        ),
+                    )
+                    for box in a.boxes
+                ],
+            )
+            for a in self.arms
+        ]
 
 
 def _n(flow: pd.DataFrame, arm: str, level: str, stage: str, detail: str | None = None) -> int:
@@ -202,9 +252,19 @@ def consort_flow(
                 kind="main",
                 title=f"Allocated to {lab}",
                 counts=(
-                    Count(key="la", label="LAs", n=las),
-                    Count(key="kw", label="Keyworkers", n=kws),
-                    Count(key="fam", label="Families referred", n=referred),
+                    Count(key="la", label="LAs", n=las, source=("flow", "la", "randomised")),
+                    Count(
+                        key="kw",
+                        label="Keyworkers",
+                        n=kws,
+                        source=("flow", "keyworker", "randomised"),
+                    ),
+                    Count(
+                        key="fam",
+                        label="Families referred",
+                        n=referred,
+                        source=("flow", "family", "randomised"),
+                    ),
                 ),
             )
         ]
@@ -213,7 +273,14 @@ def consort_flow(
             Box(
                 kind="side",
                 title="Excluded at consent",
-                losses=(Loss(key="fam_c", label="Families not consented", n=not_consented),),
+                losses=(
+                    Loss(
+                        key="fam_c",
+                        label="Families not consented",
+                        n=not_consented,
+                        source=("flow", "family", "excluded", "not consented"),
+                    ),
+                ),
             )
         )
         boxes.append(
@@ -226,6 +293,7 @@ def consort_flow(
                         label="Families consented",
                         n=_n(flow, arm, "family", "consented"),
                         from_key="fam",
+                        source=("flow", "family", "consented"),
                     ),
                 ),
             )
@@ -238,10 +306,16 @@ def consort_flow(
                 key="fam_f",
                 label="Families " + str(r["detail"]).replace("withdrawn: ", "withdrawn (") + ")",
                 n=int(r["n"]),
+                source=("flow", "family", "lost", str(r["detail"])),
             )
             for _, r in withdrawn.iterrows()
         ) + tuple(
-            Loss(key="kw_f", label=f"Keyworkers who {r['detail']}", n=int(r["n"]))
+            Loss(
+                key="kw_f",
+                label=f"Keyworkers who {r['detail']}",
+                n=int(r["n"]),
+                source=("flow", "keyworker", "lost", str(r["detail"])),
+            )
             for _, r in left.iterrows()
         )
         n_withdrawn = int(withdrawn["n"].sum()) if len(withdrawn) else 0
@@ -265,8 +339,15 @@ def consort_flow(
                         label="Families not withdrawn",
                         n=consented - n_withdrawn,
                         from_key="fam_c",
+                        source=("followed", "family"),
                     ),
-                    Count(key="kw_f", label="Keyworkers in post", n=kws - n_left, from_key="kw"),
+                    Count(
+                        key="kw_f",
+                        label="Keyworkers in post",
+                        n=kws - n_left,
+                        from_key="kw",
+                        source=("followed", "keyworker"),
+                    ),
                 ),
             )
         )
@@ -304,14 +385,34 @@ def consort_flow(
                 base = "fam" if level == "family" else "kw"
                 rest = dict(by_reason)
             for reason, n in rest.items():
-                side.append(Loss(key=key, label=f"{name}: {_reason_label(str(reason))}", n=int(n)))
+                side.append(
+                    Loss(
+                        key=key,
+                        label=f"{name}: {_reason_label(str(reason))}",
+                        n=int(n),
+                        source=("excluded", oid, level, str(reason)),
+                    )
+                )
             ents = plural(level, 2)
             analysed = _n(flow, arm, level, "analysed", oid)
-            main.append(Count(key=key, label=f"{name}: {ents} analysed", n=analysed, from_key=base))
+            main.append(
+                Count(
+                    key=key,
+                    label=f"{name}: {ents} analysed",
+                    n=analysed,
+                    from_key=base,
+                    source=("flow", level, "analysed", oid),
+                )
+            )
             la_an = _n(flow, arm, "la", "analysed", oid)
             if no_data:
                 side.append(
-                    Loss(key=f"{key}:la", label=f"{name}: LAs with no data received", n=no_data)
+                    Loss(
+                        key=f"{key}:la",
+                        label=f"{name}: LAs with no data received",
+                        n=no_data,
+                        source=("flow", "la", "lost", "no data received"),
+                    )
                 )
             none = las - no_data - la_an
             if none:
@@ -320,10 +421,17 @@ def consort_flow(
                         key=f"{key}:la",
                         label=f"{name}: LAs with no {level} analysed (every {level} excluded)",
                         n=none,
+                        source=("las", oid, "none analysed"),
                     )
                 )
             main.append(
-                Count(key=f"{key}:la", label=f"{name}: LAs analysed", n=la_an, from_key="la")
+                Count(
+                    key=f"{key}:la",
+                    label=f"{name}: LAs analysed",
+                    n=la_an,
+                    from_key="la",
+                    source=("flow", "la", "analysed", oid),
+                )
             )
             if level == "family":
                 main.append(
@@ -331,6 +439,7 @@ def consort_flow(
                         key=f"{key}:kw",
                         label=f"{name}: keyworkers of the analysed families",
                         n=_n(flow, arm, "keyworker", "analysed", oid),
+                        source=("flow", "keyworker", "analysed", oid),
                     )
                 )
             if not follows:

@@ -43,6 +43,7 @@ __all__ = [
     "DisclosureSettings",
     "SuppressedTable",
     "recoverable",
+    "recoverable_forms",
     "suppress_counts",
     "suppress_means",
 ]
@@ -60,13 +61,16 @@ class DisclosureSettings(
     """Disclosure-control settings (from the protocol's ``[analysis.disclosure]``).
 
     ``threshold`` is the smallest count that is published: 5 by default (counts
-    1–4 suppressed) and at least 10 in ``strict`` mode.  Invalid values raise
+    1–4 suppressed) and at least 10 in ``strict`` mode.  A count over fewer than
+    ``min_las_for_totals`` LAs (an arm of a small trial) is treated as an LA-level
+    count; in strict mode every count of people is.  Invalid values raise
     :class:`~trialkit.errors.ReportError` (codes ``report.disclosure.<field>``).
     """
 
     mode: Literal["standard", "strict"] = "standard"
     min_count: int = Field(default=5, ge=1)
     min_people_for_mean: int = Field(default=10, ge=1)
+    min_las_for_totals: int = Field(default=6, ge=1)
 
     @property
     def threshold(self) -> int:
@@ -80,10 +84,17 @@ class DisclosureSettings(
 
     def describe(self) -> str:
         return (
-            f"{self.mode} mode: LA-level counts from 1 to {self.threshold - 1} are shown as "
-            f"'{SUPPRESSED}', with complementary suppression so that no suppressed value can be "
-            f"recovered from row or column totals; means and SDs of fewer than "
-            f"{self.min_people_for_mean} people are suppressed"
+            f"{self.mode} mode: "
+            + (
+                "every count of people"
+                if self.mode == "strict"
+                else f"every count of people over fewer than {self.min_las_for_totals} LAs"
+            )
+            + f" from 1 to {self.threshold - 1} is shown as '{SUPPRESSED}', and so is every share "
+            "whose numerator or denominator is such a count; further counts are suppressed and "
+            "shares coarsened until no suppressed value can be worked out from all the numbers "
+            "published anywhere in the report (tables, figures, text and exports) taken together; "
+            f"means and SDs of fewer than {self.min_people_for_mean} people are suppressed"
         )
 
 
@@ -248,6 +259,105 @@ def recoverable(table: SuppressedTable) -> np.ndarray:
     (interval attacks) are not considered.
     """
     return _determined(table.values, table.mask)
+
+
+_PRIME = 2_147_483_647  # 2^31 - 1: products of two residues fit in int64
+
+
+@dataclass(frozen=True, slots=True)
+class _RowSpace:
+    """Reduced row echelon form of integer forms over GF(p), with the row operations."""
+
+    rows: np.ndarray  # (r, k) reduced rows
+    pivots: tuple[int, ...]
+    combos: np.ndarray  # (r, m): rows[i] = combos[i] @ published (mod p)
+
+    def coefficients(self, forms: np.ndarray) -> np.ndarray:
+        return np.mod(np.asarray(forms, dtype=np.int64), _PRIME)[:, list(self.pivots)]
+
+    def residual(self, forms: np.ndarray) -> np.ndarray:
+        h = np.mod(np.asarray(forms, dtype=np.int64), _PRIME)
+        for i, c in enumerate(self.pivots):
+            f = h[:, c].copy()
+            if f.any():
+                h = np.mod(h - np.mod(np.outer(f, self.rows[i]), _PRIME), _PRIME)
+        return h
+
+    def combination(self, form: np.ndarray) -> np.ndarray:
+        """Multipliers ``y`` (mod p) of the published forms that add up to ``form``."""
+        coef = self.coefficients(form.reshape(1, -1))[0]
+        y = np.zeros(self.combos.shape[1], dtype=np.int64)
+        for i, c in enumerate(coef):
+            if c:
+                y = np.mod(y + np.mod(int(c) * self.combos[i], _PRIME), _PRIME)
+        return y
+
+
+def _row_space(published: np.ndarray) -> _RowSpace:
+    """Gauss–Jordan elimination of integer forms modulo a large prime.
+
+    Exact integer arithmetic (no floating-point rank tolerance and no BLAS): the
+    forms have small integer coefficients, so their rank modulo ``2^31 − 1`` is
+    their rank over the rationals except with negligible probability.
+    """
+    a = np.mod(np.asarray(published, dtype=np.int64), _PRIME)
+    m, k = a.shape
+    t = np.eye(m, dtype=np.int64)
+    pivots: list[int] = []
+    r = 0
+    for c in range(k):
+        if r == m:
+            break
+        nz = np.flatnonzero(a[r:, c])
+        if not len(nz):
+            continue
+        i = r + int(nz[0])
+        if i != r:
+            a[[r, i]] = a[[i, r]]
+            t[[r, i]] = t[[i, r]]
+        inv = pow(int(a[r, c]), _PRIME - 2, _PRIME)
+        a[r] = np.mod(a[r] * inv, _PRIME)
+        t[r] = np.mod(t[r] * inv, _PRIME)
+        f = a[:, c].copy()
+        f[r] = 0
+        rows = np.flatnonzero(f)
+        if len(rows):
+            a[rows] = np.mod(a[rows] - np.mod(np.outer(f[rows], a[r]), _PRIME), _PRIME)
+            t[rows] = np.mod(t[rows] - np.mod(np.outer(f[rows], t[r]), _PRIME), _PRIME)
+        pivots.append(c)
+        r += 1
+    return _RowSpace(rows=a[:r], pivots=tuple(pivots), combos=t[:r])
+
+
+def recoverable_forms(published: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """Which hidden linear forms an attacker can compute from the published ones.
+
+    Each row of ``published`` is a linear form with integer coefficients over the
+    same variables (atoms) whose value is published: the attacker may add and
+    subtract them in any combination.  A hidden form ``h`` is recoverable exactly
+    when it lies in their row space (``rank [P; h] = rank P``).  This is the attack
+    of :func:`recoverable` generalised from one table's row and column equations
+    to every published number at once (Hundepool et al. 2012, sec. 4.3), computed
+    by exact elimination.  Bounds from non-negativity are not part of the attack.
+
+    Parameters
+    ----------
+    published : (m, k) integer array
+        Coefficients of the published forms (m may be 0).
+    hidden : (h, k) integer array
+        Coefficients of the forms to protect.
+
+    Returns
+    -------
+    (h,) bool array, True where the hidden form is determined.
+    """
+    hidden = np.atleast_2d(np.asarray(hidden))
+    if hidden.size == 0:
+        return np.zeros(hidden.shape[0], dtype=bool)
+    published = np.asarray(published).reshape(-1, hidden.shape[1])
+    if published.shape[0] == 0:
+        return ~np.any(hidden != 0, axis=1)
+    return ~np.any(_row_space(published).residual(hidden) != 0, axis=1)
 
 
 def suppress_means(

@@ -4,8 +4,10 @@ The HTML and Markdown show a table's formatted text; the exports carry the same
 table with typed values, so a spreadsheet can compute with it: numbers as
 numbers, an interval "a to b" as two columns (``conf_low``, ``conf_high``), an
 "estimate (a to b)" cell as three, "mean (SD)" and "n (%)" as two, and a missing
-value ("–") as an empty cell.  Suppressed cells keep their marker, so nothing
-hidden in the report reappears in an export.
+value ("–") as an empty cell.  Suppressed cells keep their marker (also as one
+end of a range, "c to 1.00"), and a coarsened share its coarse text, so nothing
+the disclosure pass hid in the report reappears in an export: the exports are
+made from the tables after the pass.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from trialkit.report.disclosure import SUPPRESSED
 __all__ = ["typed_frame", "typed_value"]
 
 _NUM = r"-?\d+(?:\.\d+)?"
+_END = rf"{_NUM}|{SUPPRESSED}|<0\.1|>0\.9"  # a range end may be suppressed or coarsened
 _PLAIN = re.compile(rf"^({_NUM})%?$")
-_RANGE = re.compile(rf"^({_NUM}) to ({_NUM})$")
+_RANGE = re.compile(rf"^({_END}) to ({_END})$")
 _PAIR = re.compile(rf"^({_NUM}) \(({_NUM})%?\)$")
 _EST_CI = re.compile(rf"^({_NUM}) \(({_NUM}) to ({_NUM})\)$")
 _MISSING = {"", "–", "-", "nan", "None"}

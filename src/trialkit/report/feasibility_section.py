@@ -15,9 +15,11 @@
   trials (Eldridge et al. 2016).
 
 Counts behind a criterion are arm- or trial-level totals of families, keyworkers or
-records; a count (or its complement) from 1 to below the disclosure threshold is
-suppressed together with its denominator.  Counts of LAs are organisations, not
-people, and are shown.
+records: the table prints tokens for them, for their share and its interval
+(:meth:`trialkit.report.ledger.PeopleLedger.criterion_counts`), and declares the
+complement (people not counted) too, so the report's one disclosure pass
+(:mod:`trialkit.report.disclosure_pass`) protects them with every other number of
+people.  Counts of LAs are organisations, not people, and are shown.
 
 References
 ----------
@@ -43,7 +45,9 @@ from matplotlib.patches import Patch
 from trialkit.analyse.trial_analysis import TrialAnalysis
 from trialkit.plotting import OKABE_ITO, figure_to_svg, new_figure, style
 from trialkit.report import wording as W
-from trialkit.report.disclosure import SUPPRESSED, DisclosureSettings
+from trialkit.report.disclosure import DisclosureSettings
+from trialkit.report.ledger import PeopleLedger
+from trialkit.report.published import Count, Fact, Ratio, token
 from trialkit.report.tables import ReportTable, fmt, fmt_ci, fmt_p
 
 __all__ = [
@@ -89,11 +93,71 @@ def _f(x: Any) -> float:
         return math.nan
 
 
-def _suppress(num: float, den: float, unit: str, threshold: int) -> bool:
-    """A count or its complement from 1 to below ``threshold`` (people only)."""
-    if unit not in _PEOPLE_UNITS or not (math.isfinite(num) and math.isfinite(den)):
-        return False
-    return any(1 <= v < threshold for v in (num, den - num))
+@dataclasses.dataclass(frozen=True, slots=True)
+class _CriterionFacts:
+    """A criterion's counts of people and the shares printed from them (all tokens)."""
+
+    numerator: Count
+    denominator: Count
+    estimate: Ratio
+    conf_low: Ratio
+    conf_high: Ratio
+    rest: Count
+
+    def all(self) -> tuple[Fact, ...]:
+        return (
+            self.numerator,
+            self.denominator,
+            self.estimate,
+            self.conf_low,
+            self.conf_high,
+            self.rest,
+        )
+
+
+def _criterion_facts(ledger: PeopleLedger, r: pd.Series) -> _CriterionFacts | None:
+    """The facts of a criterion that counts people (None for LAs, means and missing counts)."""
+    num, den, unit = _f(r["numerator"]), _f(r["denominator"]), str(r["unit"])
+    if (
+        unit not in _PEOPLE_UNITS
+        or str(r["method"]) == "cluster mean t"
+        or not (math.isfinite(num) and math.isfinite(den))
+    ):
+        return None
+    clusters = _f(r["clusters"])
+    n_c, d_c, rest = ledger.criterion_counts(
+        str(r["id"]),
+        str(r["metric"]),
+        str(r["arm"] or ""),
+        unit,
+        int(round(num)),
+        int(round(den)),
+        n_la=int(clusters) if math.isfinite(clusters) else None,
+    )
+    tag = f"{r['id']}/{r['arm'] or 'all'}"
+
+    def share(what: str, v: Any) -> Ratio:
+        x = _f(v)
+        return Ratio(
+            id=f"criterion/{tag}/{what}",
+            value=x,
+            numerator=n_c,
+            denominator=d_c,
+            text=_pct(x),
+            coarse_text=(f"about {10 * round(10 * x):.0f}%" if what == "estimate" else "–")
+            if math.isfinite(x)
+            else "–",
+            label=f"progression criterion {tag}: {what}",
+        )
+
+    return _CriterionFacts(
+        numerator=n_c,
+        denominator=d_c,
+        estimate=share("estimate", r["estimate"]),
+        conf_low=share("conf_low", r["conf_low"]),
+        conf_high=share("conf_high", r["conf_high"]),
+        rest=rest,
+    )
 
 
 def _arm_text(analysis: TrialAnalysis, arm: Any) -> str:
@@ -107,33 +171,46 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
     by_arm = bool(len(f)) and bool((f["arm"].astype(str) != "").any())
     rows: list[dict[str, str]] = []
     data: list[dict[str, Any]] = []
-    n_supp = 0
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     for _, r in f.iterrows():
         num, den, unit = _f(r["numerator"]), _f(r["denominator"]), str(r["unit"])
         mean = str(r["method"]) == "cluster mean t"
-        hide = _suppress(num, den, unit, settings.threshold)
-        n_supp += int(hide)
+        people = _criterion_facts(ledger, r)
+        if people is not None:
+            facts.update({x.id: x for x in people.all()})
         if not math.isfinite(den):
             counts = "–"
         elif mean:
             counts = f"mean of {int(den)} {W.plural('LA', den)}"
-        elif hide:
-            counts = f"{SUPPRESSED} / {SUPPRESSED} {unit}"
+        elif people is not None:
+            counts = f"{token(people.numerator)} / {token(people.denominator)} {unit}"
         else:
             counts = f"{int(round(num))} / {int(round(den))} {unit}"
         est = _f(r["estimate"])
         pct = not mean
+        ci = (
+            f"{token(people.conf_low)} to {token(people.conf_high)}"
+            if people is not None
+            and math.isfinite(_f(r["conf_low"]))
+            and math.isfinite(_f(r["conf_high"]))
+            else _pct_ci(r["conf_low"], r["conf_high"])
+            if pct
+            else fmt_ci(r["conf_low"], r["conf_high"])
+        )
         row = {
             "Criterion": str(r["label"]),
             **({"Arm": _arm_text(analysis, r["arm"])} if by_arm else {}),
             "Count": counts,
             "LAs": str(int(r["clusters"])) if math.isfinite(_f(r["clusters"])) else "–",
-            "Estimate": _pct(est) if pct else fmt(est, 2),
+            "Estimate": token(people.estimate)
+            if people is not None
+            else _pct(est)
+            if pct
+            else fmt(est, 2),
             f"{_f(r['conf_level']) * 100:.0f}% CI"
             if math.isfinite(_f(r["conf_level"]))
-            else "95% CI": _pct_ci(r["conf_low"], r["conf_high"])
-            if pct
-            else fmt_ci(r["conf_low"], r["conf_high"]),
+            else "95% CI": ci,
             "Green": ("≥ " if bool(r["higher_is_better"]) else "≤ ")
             + (_pct(r["green"]) if pct else fmt(r["green"], 2)),
             "Red": ("≤ " if bool(r["higher_is_better"]) else "≥ ")
@@ -147,13 +224,13 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
                 "criterion_id": str(r["id"]),
                 "criterion": str(r["label"]),
                 "arm": str(r["arm"]),
-                "numerator": None if hide else num,
-                "denominator": None if hide else den,
+                "numerator": num if people is None else token(people.numerator),
+                "denominator": den if people is None else token(people.denominator),
                 "unit": unit,
                 "clusters": int(r["clusters"]),
-                "estimate": est,
-                "conf_low": _f(r["conf_low"]),
-                "conf_high": _f(r["conf_high"]),
+                "estimate": est if people is None else token(people.estimate),
+                "conf_low": _f(r["conf_low"]) if people is None else token(people.conf_low),
+                "conf_high": _f(r["conf_high"]) if people is None else token(people.conf_high),
                 "green": _f(r["green"]),
                 "red": _f(r["red"]),
                 "zone": str(r["zone"]),
@@ -162,14 +239,7 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
                 "test": str(r["test_method"]),
             }
         )
-    note = (
-        f"Disclosure control ({settings.mode}): {n_supp} count(s) of families, keyworkers or "
-        f"records (or their complement) below {settings.threshold} suppressed ('{SUPPRESSED}') "
-        "with their denominator; counts of LAs are shown."
-        if n_supp
-        else f"Disclosure control ({settings.mode}): no count of people below "
-        f"{settings.threshold}; counts of LAs are shown."
-    )
+    note = "Counts of LAs are organisations, not people, and are shown."
     columns = list(rows[0]) if rows else ["Criterion", "Estimate", "Zone"]
     return ReportTable(
         id="progression",
@@ -181,6 +251,7 @@ def feasibility_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
         frame=pd.DataFrame(rows, columns=columns),
         note=note,
         data=pd.DataFrame(data),
+        facts=facts,
     )
 
 
@@ -544,18 +615,25 @@ def _figure(analysis: TrialAnalysis, make_figure: Any) -> tuple[Any, ...]:
     if make_figure is None or not len(f):
         return ()
     rows = []
+    shown: list[str] = []  # the alt text's estimate and interval: the table's tokens for people
+    ledger = PeopleLedger(analysis)
     for _, r in f.iterrows():
         if str(r["zone"]) == "not assessed":
             continue
         arm = str(r["arm"] or "")
         label = str(r["label"]) + (f" ({_arm_text(analysis, arm)})" if arm else "")
         rows.append({**{str(k): v for k, v in r.items()}, "label": label})
+        people = _criterion_facts(ledger, r)
+        shown.append(
+            f"{_pct(r['estimate'])} (95% CI {_pct_ci(r['conf_low'], r['conf_high'])})"
+            if people is None
+            else f"{token(people.estimate)} (95% CI {token(people.conf_low)} to "
+            f"{token(people.conf_high)})"
+        )
     if not rows:
         return ()
     alt = "Traffic-light chart of the progression criteria: " + "; ".join(
-        f"{r['label']}: {_pct(r['estimate'])} (95% CI {_pct_ci(r['conf_low'], r['conf_high'])}), "
-        f"{str(r['zone']).upper()}"
-        for r in rows
+        f"{r['label']}: {txt}, {str(r['zone']).upper()}" for r, txt in zip(rows, shown, strict=True)
     )
     svg = figure_to_svg(traffic_light_figure(rows), title="Progression criteria", desc=alt)
     return (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -20,10 +20,11 @@ from trialkit.report import wording as W
 from trialkit.report.disclosure import (
     SUPPRESSED,
     DisclosureSettings,
-    suppress_counts,
     suppress_means,
 )
 from trialkit.report.export import typed_frame
+from trialkit.report.ledger import PeopleLedger
+from trialkit.report.published import Fact, Ratio, count, token
 
 __all__ = [
     "ReportTable",
@@ -55,6 +56,8 @@ class ReportTable:
 
     ``frame`` holds the formatted text the HTML and Markdown print;
     :meth:`export_frame` gives the typed values the CSV and xlsx exports carry.
+    ``facts`` are the numbers of people the table prints (as tokens, see
+    :mod:`trialkit.report.published`) until the disclosure pass replaces them.
     """
 
     id: str
@@ -63,6 +66,7 @@ class ReportTable:
     note: str
     section: str
     data: pd.DataFrame | None = None
+    facts: Mapping[str, Fact] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
@@ -177,6 +181,20 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
     flow = analysis.table("flow")
     inter, ctrl = _arms(analysis)
     labels = _labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(arm: str, k: pd.Series, n: pd.Series) -> str:
+        f = ledger.flow_count(
+            arm,
+            str(k["level"]),
+            str(k["stage"]),
+            str(k["detail"]),
+            int(n.iloc[0]) if len(n) else 0,
+        )
+        facts[f.id] = f
+        return token(f)
+
     rows: list[dict[str, str]] = []
     if len(flow):
         keys = flow[["level", "stage", "detail"]].drop_duplicates()
@@ -192,8 +210,8 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
                     "Level": str(k["level"]),
                     "Stage": str(k["stage"]),
                     "Detail": _relabel(str(k["detail"]), labels),
-                    inter: str(int(vals[inter].iloc[0])) if len(vals[inter]) else "0",
-                    ctrl: str(int(vals[ctrl].iloc[0])) if len(vals[ctrl]) else "0",
+                    inter: cell(inter, k, vals[inter]),
+                    ctrl: cell(ctrl, k, vals[ctrl]),
                 }
             )
     return ReportTable(
@@ -202,8 +220,8 @@ def flow_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportT
         caption="Table 2.1. Participant flow (CONSORT extension for cluster trials): LAs, "
         "keyworkers and families by arm, with losses and reasons.",
         frame=pd.DataFrame(rows, columns=["Level", "Stage", "Detail", inter, ctrl]),
-        note="Disclosure control: counts are arm totals over six or more LAs, not LA-level "
-        "counts, so none is suppressed.",
+        note="",
+        facts=facts,
     )
 
 
@@ -225,21 +243,31 @@ def la_count_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> Rep
             note="No LA-level counts.",
         )
     lc = lc.sort_values(["arm", "la_id"], kind="stable").reset_index(drop=True)
-    st = suppress_counts(
-        lc[cols], settings.threshold, row_labels=list(lc["la_id"]), col_labels=cols
-    )
-    disp = st.to_frame(total_label="Total")
-    disp.columns = [*(names[c] for c in cols), "Referred (total)"]
-    disp = disp.astype(str)
-    disp.insert(0, "Arm", [*lc["arm"].astype(str), "All"])
-    disp.insert(0, "LA", [*lc["la_id"].astype(str), "Total"])
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(f: Fact) -> str:
+        facts[f.id] = f
+        return token(f)
+
+    rows = []
+    for _, r in lc.iterrows():
+        la = str(r["la_id"])
+        values = {c: int(r[c]) for c in cols}
+        values["referred"] = sum(values.values())
+        rows.append(
+            [la, str(r["arm"])] + [cell(ledger.la_count(la, c, v)) for c, v in values.items()]
+        )
+    totals = {c: int(lc[c].sum()) for c in cols}
+    totals["referred"] = sum(totals.values())
+    rows.append(["Total", "All"] + [cell(ledger.total_count(c, v)) for c, v in totals.items()])
     return ReportTable(
         id="la_counts",
         section="flow",
         caption="Table 2.2. Families referred by local authority and consent/withdrawal status.",
-        frame=disp.reset_index(drop=True),
-        note=f"Disclosure control ({settings.mode}, counts 1–{settings.threshold - 1} shown as "
-        f"'{SUPPRESSED}'): {st.note()}",
+        frame=pd.DataFrame(rows, columns=["LA", "Arm", *names.values(), "Referred (total)"]),
+        note="",
+        facts=facts,
     )
 
 
@@ -249,6 +277,14 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
         ex = ex.groupby(["stage", "entity", "reason"], sort=True)["n"].sum().reset_index()
     labels = _labels(analysis)
     stage = ex.get("stage", pd.Series(dtype=str)).astype(str)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def cell(r: pd.Series) -> str:
+        f = ledger.exclusion_count(str(r["stage"]), str(r["entity"]), str(r["reason"]), int(r["n"]))
+        facts[f.id] = f
+        return token(f)
+
     frame = pd.DataFrame(
         {
             "Stage": [
@@ -261,7 +297,7 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
             "Reason": [
                 _relabel(x, labels) for x in ex.get("reason", pd.Series(dtype=str)).astype(str)
             ],
-            "n": ex.get("n", pd.Series(dtype=int)).astype(int).astype(str),
+            "n": [cell(r) for _, r in ex.iterrows()],
         }
     )
     return ReportTable(
@@ -269,7 +305,8 @@ def exclusions_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> R
         section="flow",
         caption="Table 2.3. Entities not analysed, by analysis and reason (nothing is dropped silently).",
         frame=frame,
-        note="Disclosure control: trial-wide counts, not LA-level; none suppressed.",
+        note="",
+        facts=facts,
     )
 
 
@@ -289,6 +326,16 @@ def missing_outcome_table(analysis: TrialAnalysis, settings: DisclosureSettings)
     cols.append("Validation warning")
     rows: list[dict[str, str]] = []
     data: list[dict[str, Any]] = []
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+    levels = {
+        str(o["id"]): str(o.get("level", "family")) for o in analysis.protocol.get("outcomes", [])
+    }
+
+    def cell(f: Fact) -> str:
+        facts[f.id] = f
+        return token(f)
+
     if len(mo):
         for (oid, tp), sub in mo.groupby(["outcome_id", "timepoint"], sort=False):
             row: dict[str, str] = {
@@ -304,11 +351,28 @@ def missing_outcome_table(analysis: TrialAnalysis, settings: DisclosureSettings)
                     share = _f(r["share_missing"].iloc[0])
                 else:
                     n_m, n_e, share = 0, 0, math.nan
-                row[f"{arm_names[a]}: missing of eligible"] = f"{n_m} of {n_e}"
-                row[f"{arm_names[a]}: %"] = fmt(100 * share, 0) if n_e else "–"
-                rec[f"{a} n_missing"] = n_m
-                rec[f"{a} n_eligible"] = n_e
-                rec[f"{a} share_missing"] = _num(share)
+                missing = ledger.missing_count(a, str(oid), str(tp), n_m)
+                eligible = ledger.eligible_count(a, levels.get(str(oid), "family"), n_e)
+                shown = (
+                    cell(
+                        Ratio(
+                            id=f"missing-share/{a}/{oid}/{tp}",
+                            value=share,
+                            numerator=missing,
+                            denominator=eligible,
+                            text=fmt(100 * share, 0),
+                            coarse_text=f"about {10 * round(10 * share):.0f}",
+                            label=f"share missing for {oid} at {tp} ({a})",
+                        )
+                    )
+                    if n_e and math.isfinite(share)
+                    else None
+                )
+                row[f"{arm_names[a]}: missing of eligible"] = f"{cell(missing)} of {cell(eligible)}"
+                row[f"{arm_names[a]}: %"] = shown or "–"
+                rec[f"{a} n_missing"] = token(missing)
+                rec[f"{a} n_eligible"] = token(eligible)
+                rec[f"{a} share_missing"] = shown
             codes = [c for c in str(sub["warnings"].iloc[0] or "").split("; ") if c]
             row["Validation warning"] = W.missingness_warning(codes)
             rec["validation_warnings"] = "; ".join(codes)
@@ -324,6 +388,7 @@ def missing_outcome_table(analysis: TrialAnalysis, settings: DisclosureSettings)
         note="Missing = no scored measurement at the timepoint (not measured, withdrawn, or too "
         "few items answered). Counts are arm totals. " + W.missingness_rule(),
         data=pd.DataFrame(data) if data else None,
+        facts=facts,
     )
 
 
@@ -352,6 +417,8 @@ def _tidier_text(analysis: TrialAnalysis, arm: str, item: str, text: str) -> str
 def tidier_table(analysis: TrialAnalysis) -> ReportTable:
     t = analysis.table("tidier")
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     if len(t):
         for item in dict.fromkeys(t["item"]):
@@ -362,7 +429,9 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
                 {
                     "TIDieR item": label,
                     **{
-                        a: _tidier_text(analysis, a, str(item), str(vals[a].iloc[0]))
+                        a: ledger.protect_short_of_plan(
+                            _tidier_text(analysis, a, str(item), str(vals[a].iloc[0])), facts
+                        )
                         if len(vals[a])
                         else ""
                         for a in (inter, ctrl)
@@ -376,11 +445,24 @@ def tidier_table(analysis: TrialAnalysis) -> ReportTable:
         "from the fidelity assessment.",
         frame=pd.DataFrame(rows, columns=["TIDieR item", inter, ctrl]),
         note="Disclosure control: text only; no counts.",
+        facts=facts,
     )
 
 
 def indicator_table(analysis: TrialAnalysis) -> ReportTable:
     lm = analysis.table("logic_model")
+    inter, _ = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
+
+    def end(r: pd.Series, which: str) -> str:
+        v = _f(r.get(f"achieved_{which}"))
+        f = ledger.range_endpoint(str(r["indicator_id"]), which, v, fmt(v, 2), inter)
+        if f is None:
+            return fmt(v, 2)
+        facts[f.id] = f
+        return token(f)
+
     rows: list[dict[str, str]] = []
     if len(lm):
         for _, r in lm[lm["indicator_id"].astype(str) != ""].iterrows():
@@ -390,7 +472,11 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
                     "Indicator": str(r["indicator_label"]),
                     "Target": W.quantity(r.get("target"), r.get("unit")),
                     "Achieved adherence, mean": fmt(r.get("achieved_mean"), 2),
-                    "Range over LAs": fmt_ci(r.get("achieved_min"), r.get("achieved_max")),
+                    "Range over LAs": (
+                        f"{end(r, 'min')} to {end(r, 'max')}"
+                        if math.isfinite(_f(r.get("achieved_min")))
+                        else "–"
+                    ),
                     "LAs": str(int(_f(r.get("n_la")))) if math.isfinite(_f(r.get("n_la"))) else "0",
                 }
             )
@@ -411,6 +497,7 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
             ],
         ),
         note="Disclosure control: adherence ratios, not counts; none suppressed.",
+        facts=facts,
     )
 
 
@@ -418,10 +505,12 @@ def indicator_table(analysis: TrialAnalysis) -> ReportTable:
 def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> list[ReportTable]:
     bb = analysis.table("baseline_balance")
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
     out: list[ReportTable] = []
     titles = {"la": "local authority", "keyworker": "keyworker", "family": "family"}
     for k, level in enumerate(("la", "keyworker", "family"), start=1):
         sub = bb[bb["level"] == level] if len(bb) else bb
+        facts: dict[str, Fact] = {}
         n_supp = 0
         if len(sub) and level != "la":
             means = sub[sub["kind"] == "mean"]
@@ -438,10 +527,15 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
                         continue
                     r = a.iloc[0]
                     n = int(r["n"])
-                    if r["kind"] == "proportion":
-                        small = level != "la" and 1 <= n < settings.threshold
+                    if r["kind"] == "proportion" and level != "la":
+                        share = _category_share(ledger, sub, r, arm)
+                        facts[share.id] = share
+                        facts[share.denominator.id] = share.denominator
+                        rec[f"{arm} n"] = token(share.denominator)
+                        rec[arm] = token(share)
+                    elif r["kind"] == "proportion":
                         rec[f"{arm} n"] = str(int(r["denominator"]))
-                        rec[arm] = SUPPRESSED if small else f"{n} ({100 * _f(r['mean']):.0f}%)"
+                        rec[arm] = f"{n} ({100 * _f(r['mean']):.0f}%)"
                     else:
                         small = level != "la" and 0 < n < settings.min_people_for_mean
                         rec[f"{arm} n"] = str(n)
@@ -452,7 +546,12 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
         note = (
             "Disclosure control: LA characteristics describe LAs, not people; none suppressed."
             if level == "la"
-            else _note(settings, supp, "mean(s)/count(s) of too few people")
+            else (
+                f"Means and SDs of fewer than {settings.min_people_for_mean} people: "
+                f"{supp} suppressed."
+                if facts
+                else _note(settings, supp, "mean(s)/count(s) of too few people")
+            )
         )
         out.append(
             ReportTable(
@@ -462,9 +561,49 @@ def baseline_tables(analysis: TrialAnalysis, settings: DisclosureSettings) -> li
                 "mean (SD) or n (%).",
                 frame=pd.DataFrame(rows, columns=cols),
                 note=note,
+                facts=facts,
             )
         )
     return out
+
+
+def _category_share(ledger: PeopleLedger, sub: pd.DataFrame, r: pd.Series, arm: str) -> Ratio:
+    """A baseline category "n (%)" of one arm as a share of people with a characteristic.
+
+    The denominator adds up the variable's categories when they are exhaustive (so a
+    hidden category cannot be worked out as the denominator minus the others).
+    """
+    level, var, cat = str(r["level"]), str(r["variable"]), str(r["category"])
+    same = sub[(sub["variable"].astype(str) == var) & (sub["arm"].astype(str) == arm)]
+    same = same[same["kind"] == "proportion"]
+    den = int(r["denominator"])
+    cats = [str(c) for c in same["category"]]
+    key = f"base:{level}:{var}:{arm}"
+    exhaustive = int(same["n"].sum()) == den
+    n_la = ledger.n_la(arm)
+    denominator = count(
+        f"baseline/{level}/{var}/{arm}/n",
+        den,
+        [f"{key}:{c}" for c in cats] if exhaustive else [f"{key}:n"],
+        n_la=n_la,
+        label=f"{level}s with {var} recorded ({arm})",
+    )
+    return Ratio(
+        id=f"baseline/{level}/{var}/{arm}/{cat}",
+        value=_f(r["mean"]),
+        numerator=count(
+            f"baseline/{level}/{var}/{arm}/{cat}/n",
+            int(r["n"]),
+            [f"{key}:{cat}"],
+            n_la=n_la,
+            attribute=True,
+            label=f"{level}s with {var} = {cat} ({arm})",
+        ),
+        denominator=denominator,
+        text=f"{int(r['n'])} ({100 * _f(r['mean']):.0f}%)",
+        coarse_text=f"about {10 * round(10 * _f(r['mean'])):.0f}%",
+        label=f"{var} = {cat} ({arm})",
+    )
 
 
 # ---------------------------------------------------------------------------- section 6
@@ -472,6 +611,8 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
     d = analysis.table("descriptives")
     labels = _labels(analysis)
     inter, ctrl = _arms(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     n_supp = 0
     if len(d):
@@ -484,9 +625,19 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
                     rec[f"{arm} n"], rec[f"{arm} mean (SD)"] = "0", "–"
                     continue
                 r = a.iloc[0]
-                rec[f"{arm} n"] = str(int(r["n"]))
+                n_fact = ledger.analysed_count(arm, str(oc), int(r["n"]))
+                facts[n_fact.id] = n_fact
+                rec[f"{arm} n"] = token(n_fact)
                 if math.isfinite(_f(r.get("events"))) and r["mean"] != SUPPRESSED:
-                    rec[f"{arm} mean (SD)"] = f"{int(_f(r['events']))} ({100 * _f(r['mean']):.1f}%)"
+                    ev = ledger.events_share(
+                        arm,
+                        str(oc),
+                        int(_f(r["events"])),
+                        int(r["n"]),
+                        f"{int(_f(r['events']))} ({100 * _f(r['mean']):.1f}%)",
+                    )
+                    facts[ev.id] = ev
+                    rec[f"{arm} mean (SD)"] = token(ev)
                 else:
                     rec[f"{arm} mean (SD)"] = _mean_sd(r["mean"], r["sd"], 2)
             rows.append(rec)
@@ -504,15 +655,29 @@ def descriptive_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> 
         caption="Table 6.1. Outcomes by arm at baseline and follow-up among those analysed: n and "
         "mean (SD); binary outcomes: events (%).",
         frame=pd.DataFrame(rows, columns=cols),
-        note=_note(
-            settings, n_supp, f"mean(s) of fewer than {settings.min_people_for_mean} people"
-        ),
+        note=f"Means and SDs of fewer than {settings.min_people_for_mean} people: "
+        f"{n_supp} suppressed.",
+        facts=facts,
     )
+
+
+def _n_analysed(
+    ledger: PeopleLedger, facts: dict[str, Fact], outcome: str, n_obs: Any
+) -> str | None:
+    """The token of an outcome's number analysed over both arms (None when there is none)."""
+    v = _f(n_obs)
+    if not math.isfinite(v):
+        return None
+    f = ledger.analysed_total(outcome, int(v))
+    facts[f.id] = f
+    return token(f)
 
 
 def effects_table(analysis: TrialAnalysis) -> ReportTable:
     res = analysis.table("results")
     labels = _labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     data: list[dict[str, Any]] = []
     prim = res[res["analysis"] == "primary"] if len(res) else res
@@ -522,6 +687,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
         use_or = binary and math.isfinite(_f(r.get("odds_ratio")))
         label = labels.get(str(r["outcome_id"]), str(r["outcome_id"]))
         missing = W.not_estimated(r.get("status"), r.get("reason"))
+        n_an = _n_analysed(ledger, facts, str(r["outcome_id"]), r["n_obs"])
         if missing:
             remarks.append(f"{label}: {missing}.")
         if str(r.get("fallback") or "") not in ("", "nan"):
@@ -550,7 +716,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                 "ICC (LA), unconditional": _num(r.get("icc_la_unconditional")),
                 "ICC (keyworker), unconditional": _num(r.get("icc_keyworker_unconditional")),
                 "ICC scale": str(r.get("icc_scale") or ""),
-                "n analysed": _int(r["n_obs"]),
+                "n analysed": n_an,
             }
         )
         if missing:
@@ -567,7 +733,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                     "p": "–",
                     "Holm-adjusted p": "–",
                     "Hedges' g (95% CI)": "–",
-                    "n analysed": _count_text(r["n_obs"]),
+                    "n analysed": n_an or "–",
                 }
             )
             continue
@@ -593,7 +759,7 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
                     if math.isfinite(_f(r["g"]))
                     else "–"
                 ),
-                "n analysed": _count_text(r["n_obs"]),
+                "n analysed": n_an or "–",
             }
         )
     cols = [
@@ -618,9 +784,8 @@ def effects_table(analysis: TrialAnalysis) -> ReportTable:
         "unconditional total SD); intraclass correlations in Table 6.3.",
         frame=pd.DataFrame(rows, columns=cols),
         data=pd.DataFrame(data, columns=list(_EFFECT_COLUMNS)),
-        note=" ".join(
-            ["Disclosure control: model estimates over all LAs; none suppressed.", *remarks]
-        ),
+        note=" ".join(remarks),
+        facts=facts,
     )
 
 
@@ -699,15 +864,19 @@ def icc_table(analysis: TrialAnalysis) -> ReportTable:
 def mdes_table(analysis: TrialAnalysis) -> ReportTable:
     m = analysis.table("mdes")
     labels = _labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
+    n_tokens: list[str | None] = []
     for _, r in m.iterrows():
+        n_tokens.append(_n_analysed(ledger, facts, str(r["outcome_id"]), r["n_obs"]))
         three = str(r.get("level")) == "family"
         r2 = [fmt(r.get("r2_la"), 2)] + ([fmt(r.get("r2_keyworker"), 2)] if three else [])
         rows.append(
             {
                 "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
                 "LAs": _count_text(r["n_la"]),
-                "n analysed": _count_text(r["n_obs"]),
+                "n analysed": n_tokens[-1] or "–",
                 "CV of LA sizes": fmt(r.get("cv_cluster_size"), 2),
                 "Unconditional ICC (LA; keyworker)": fmt(r["icc_la"], 3)
                 + (f"; {fmt(r.get('icc_keyworker'), 3)}" if three else ""),
@@ -741,9 +910,10 @@ def mdes_table(analysis: TrialAnalysis) -> ReportTable:
                 "MDES with covariate adjustment (95% CI)",
             ],
         ),
-        data=m.copy() if len(m) else None,
-        note="Disclosure control: design quantities; none suppressed. Pilot ICCs are "
-        "imprecise: the MDES is a guide, not a power calculation for the definitive trial."
+        data=m.assign(n_obs=pd.Series(n_tokens, index=m.index, dtype=object)) if len(m) else None,
+        facts=facts,
+        note="Pilot ICCs are imprecise: the MDES is a guide, not a power calculation for the "
+        "definitive trial."
         + (
             " An R² of 1.00 means the adjusted model estimated that level's variance at 0 "
             "(a singular fit): the MDES with covariate adjustment is then optimistic."
@@ -833,13 +1003,23 @@ def fidelity_table(analysis: TrialAnalysis) -> ReportTable:
 def contamination_table(analysis: TrialAnalysis) -> ReportTable:
     c = analysis.table("contamination")
     ind_labels = _indicator_labels(analysis)
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows = [
         {
             "LA": str(r["la_id"]),
             "Component": str(r["component"]),
             "Any delivered": "yes" if bool(r["contaminated"]) else "no",
             "Indicators delivered": str(int(r["n_indicators_delivered"])),
-            "Detail": _relabel(_round_text(r["detail"]), ind_labels),
+            "Detail": _relabel(
+                ledger.protect_delivered(
+                    str(r["la_id"]),
+                    "" if pd.isna(r["detail"]) else str(r["detail"]),
+                    facts,
+                    _round_text,
+                ),
+                ind_labels,
+            ),
         }
         for _, r in c.iterrows()
     ]
@@ -851,6 +1031,7 @@ def contamination_table(analysis: TrialAnalysis) -> ReportTable:
             rows, columns=["LA", "Component", "Any delivered", "Indicators delivered", "Detail"]
         ),
         note="Disclosure control: indicator counts, not people; none suppressed.",
+        facts=facts,
     )
 
 
