@@ -399,62 +399,84 @@ def _est_ci(est: Any, lo: Any, hi: Any, digits: int) -> str:
 
 
 def planning_arms_table(analysis: TrialAnalysis, settings: DisclosureSettings) -> ReportTable:
-    """Table F.3: consent and attrition by arm (arm-level totals of families and keyworkers).
+    """Table F.3: consent, follow-up and keyworkers leaving post, by arm (arm totals).
 
-    A count or its complement from 1 to below the disclosure threshold is suppressed with
-    its denominator and rate.
+    Every count is a fact of the report's people ledger (the same atoms as Tables
+    2.1–2.3), and each share a :class:`~trialkit.report.published.Ratio` of two of them,
+    so the one disclosure pass (:func:`trialkit.report.disclosure_pass.apply_disclosure`)
+    protects them together with every other table.  ``settings`` is accepted for the
+    section's uniform signature; the pass applies the report's settings.
     """
+    del settings  # the disclosure pass applies the report's settings to the facts below
     f = analysis.table("planning_arms")
+    ledger = PeopleLedger(analysis)
+    facts: dict[str, Fact] = {}
     rows: list[dict[str, str]] = []
     data: list[dict[str, Any]] = []
-    n_supp = 0
-    specs = (  # (column, numerator, denominator, rate, unit)
-        ("Families consented / referred", "families_consented", "families_referred",
-         "consent_rate", "families"),
-        ("Families without the primary outcome / consented", "families_lost", "families_consented",
-         "family_attrition", "families"),
-        ("Keyworkers who left post / in randomised LAs", "keyworkers_left", "keyworkers",
-         "keyworker_attrition", "keyworkers"),
-    )  # fmt: skip
+
+    def cell(x: Fact) -> str:
+        facts[x.id] = x
+        return token(x)
+
     for _, r in f.iterrows():
-        r = r.copy()
-        r["families_lost"] = _f(r["families_consented"]) - _f(r["families_followed_up"])
-        row = {"Arm": _arm_text(analysis, r["arm"]), "Follow-up": str(r["followup_timepoint"])}
-        rec: dict[str, Any] = {
-            "arm": str(r["arm"]),
-            "followup_timepoint": str(r["followup_timepoint"]),
-        }
-        for col, num_c, den_c, rate_c, unit in specs:
-            num, den = _f(r[num_c]), _f(r[den_c])
-            hide = _suppress(num, den, unit, settings.threshold)
-            n_supp += int(hide)
-            if hide:
-                row[col] = f"{SUPPRESSED} / {SUPPRESSED} ({SUPPRESSED})"
-            else:
-                row[col] = f"{_count(num)} / {_count(den)} ({_pct(r[rate_c])})"
-            rec[num_c] = None if hide else _num(num)
-            rec[den_c] = None if hide else _num(den)
-            rec[rate_c] = None if hide else _num(r[rate_c])
+        arm = str(r["arm"])
+        n_la = ledger.n_la(arm)
+        ref, cons = int(_f(r["families_referred"])), int(_f(r["families_consented"]))
+        fol = int(_f(r["families_followed_up"]))
+        kw, left = int(_f(r["keyworkers"])), int(_f(r["keyworkers_left"]))
+        counts: dict[str, tuple[Count, Count]] = {}
+        for key, metric, unit, n_num, n_den in (
+            ("consent", "family_consent", "families", cons, ref),
+            ("followed", "family_retention", "families", fol, cons),
+            ("left", "keyworker_retention", "keyworkers", left, kw),
+        ):
+            num_c, den_c, rest_c = ledger.criterion_counts(
+                f"planning_{key}", metric, arm, unit, n_num, n_den, n_la=n_la
+            )
+            facts[rest_c.id] = rest_c  # the complement is implied by the two: protect it too
+            counts[key] = (num_c, den_c)
+        row = {"Arm": _arm_text(analysis, arm), "Follow-up": str(r["followup_timepoint"])}
+        rec: dict[str, Any] = {"arm": arm, "followup_timepoint": str(r["followup_timepoint"])}
+        specs = (  # (key, column, numerator name, denominator name, share name)
+            ("consent", "Families consented / referred", "families_consented",
+             "families_referred", "consent_rate"),
+            ("followed", "Consented families with the primary outcome at follow-up / consented",
+             "families_followed_up", "families_consented", "family_follow_up"),
+            ("left", "Keyworkers who left post / in randomised LAs", "keyworkers_left",
+             "keyworkers", "keyworker_attrition"),
+        )  # fmt: skip
+        for key, col, num_name, den_name, share_name in specs:
+            num, den = counts[key]
+            share = num.value / den.value if den.value else math.nan
+            ratio = Ratio(
+                id=f"planning-share/{arm}/{key}",
+                value=share,
+                numerator=num,
+                denominator=den,
+                text=_pct(share),
+                coarse_text=f"about {10 * round(10 * share):.0f}%" if math.isfinite(share) else "–",
+                label=f"{col} ({arm})",
+            )
+            shown = cell(ratio) if den.value else "–"
+            row[col] = f"{cell(num)} / {cell(den)} ({shown})"
+            rec[num_name] = token(num)
+            rec[den_name] = token(den)
+            rec[share_name] = shown
         rows.append(row)
         data.append(rec)
     columns = list(rows[0]) if rows else ["Arm"]
     return ReportTable(
         id="planning_arms",
         section=FEASIBILITY_SECTION_ID,
-        caption="Table F.3. Consent and attrition by arm: families consented among those "
-        "referred, consented families without the primary outcome at follow-up, and "
-        "keyworkers who left post before the end of the trial (plain ratios of arm totals; "
-        "their cluster-adjusted intervals are the progression criteria's in Table F.1).",
+        caption="Table F.3. Consent and follow-up by arm: families consented among those "
+        "referred, consented families with the primary outcome at follow-up, and keyworkers "
+        "who left post before the end of the trial (plain ratios of arm totals; their "
+        "cluster-adjusted intervals are the progression criteria's in Table F.1).",
         frame=pd.DataFrame(rows, columns=columns),
-        note=(
-            f"Disclosure control ({settings.mode}): {n_supp} count(s) of families or keyworkers "
-            f"(or their complement) below {settings.threshold} suppressed ('{SUPPRESSED}') with "
-            "their denominator and rate; counts are arm totals."
-            if n_supp
-            else f"Disclosure control ({settings.mode}): counts are arm totals; none below "
-            f"{settings.threshold}."
-        ),
-        data=_int_columns(pd.DataFrame(data), [c for s in specs for c in s[1:3]]),
+        note="Counts are arm totals, protected by the report's disclosure rules like every "
+        "other count of people (see section 9).",
+        data=pd.DataFrame(data) if data else None,
+        facts=facts,
     )
 
 
