@@ -22,6 +22,7 @@ import pandas as pd
 
 from trialkit.errors import TrialkitError, TrialkitWarning
 from trialkit.models.multiple_imputation import (
+    BatchedLmm,
     MiResult,
     TippingPoint,
     impute_and_fit,
@@ -118,6 +119,17 @@ def analyse_missing_data(
             **opts,
         )
 
+    batched = (
+        BatchedLmm(
+            outcome="y",
+            treatment="treated",
+            covariates=tuple(covs),
+            clusters=tuple(use_clusters),
+            df_method=plan.df_method,
+        )
+        if method == "lmm"
+        else None
+    )
     missing = (
         frame.assign(missing=frame["y"].isna())
         .groupby(["arm", "la_id"], sort=True)["missing"]
@@ -142,11 +154,18 @@ def analyse_missing_data(
                 burn_in=md.burn_in,
                 thin=md.thin,
                 alpha=plan.alpha,
+                batched=batched,
             )
             tp = None
             if imp is not None and isinstance(res, MiResult) and md.delta:
                 tp = tipping_point(
-                    imp, analyse, md.delta, delta_arm=md.delta_arm, alpha=plan.alpha, mar=res
+                    imp,
+                    analyse,
+                    md.delta,
+                    delta_arm=md.delta_arm,
+                    alpha=plan.alpha,
+                    mar=res,
+                    batched=batched,
                 )
     except TrialkitError as err:
         notes.append(f"{oc.id}: multilevel multiple imputation failed: {err}")
