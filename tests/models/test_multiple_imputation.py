@@ -307,6 +307,17 @@ def test_batched_equals_loop(delta: float) -> None:
     loop, imp = _run(data, None, delta=delta)
     batch, imp2 = _run(data, SPEC, delta=delta)
     assert imp is not None and imp2 is not None and imp.imputed == ("y",)
+    assert SPEC.applies(imp)
+    _same(batch, loop)
+
+
+def test_imputed_auxiliary_still_batched() -> None:
+    """An incomplete auxiliary (the mid-point score) is imputed but not in the analysis."""
+    data = _trial(15)
+    data.loc[data.index[::7], "z"] = np.nan
+    loop, imp = _run(data, None)
+    batch, _ = _run(data, SPEC)
+    assert imp is not None and imp.imputed == ("y", "z") and SPEC.applies(imp)
     _same(batch, loop)
 
 

@@ -315,14 +315,15 @@ class _Completed(Protocol):
 class BatchedLmm:
     """The completed-data linear mixed model (REML), declared so that the fits are batched.
 
-    When only the outcome is imputed, the ``m`` completed datasets share the design
-    matrix and the cluster layout and differ only in the outcome, so
+    When only the outcome (and auxiliaries, which the analysis does not use) is
+    imputed, the ``m`` completed datasets share the design matrix and the cluster
+    layout and differ only in the outcome, so
     :func:`impute_and_fit` and :func:`tipping_point` fit all of them (and every δ of
     the grid: ``m × len(grid)`` responses) in one call of the engine
     (:func:`trialkit.models.lmm.fit_lmm_responses`) instead of one :func:`trialkit.fit`
     per dataset; the results equal the loop's to rounding error.  The arguments are
     those the ``analyse`` callable passes to :func:`trialkit.fit`.  With imputed
-    covariates or auxiliaries in the model the loop is used.
+    covariates in the model the loop is used.
     """
 
     outcome: str
@@ -333,11 +334,13 @@ class BatchedLmm:
     df_method: str = "kenward-roger"
 
     def applies(self, imputations: Imputations) -> bool:
-        """True when only this model's outcome was imputed (so X and the layout are shared)."""
+        """True when no column of this model but its outcome was imputed (imputed auxiliaries
+        are not in the analysis), so that X and the cluster layout are shared."""
+        used = {self.treatment, *self.covariates, *self.clusters}
         return (
-            imputations.imputed == (self.outcome,)
-            and imputations.outcome == self.outcome
-            and self.outcome not in self.covariates
+            imputations.outcome == self.outcome
+            and self.outcome not in used
+            and not used & set(imputations.imputed)
             and bool(self.clusters)
         )
 
