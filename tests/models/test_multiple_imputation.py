@@ -22,9 +22,9 @@ from trialkit.models.imputation import impute_multilevel
 from trialkit.models.multiple_imputation import (
     BatchedLmm,
     MiResult,
-    impute_and_fit,
     TippingPoint,
     _crossing,
+    impute_and_fit,
     plot_tipping_point,
     tipping_point,
 )

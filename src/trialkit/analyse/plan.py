@@ -905,7 +905,11 @@ def analyse_trial(
     used: dict[str, pd.DataFrame] = {}
     formulas: dict[str, dict[str, Any]] = {}
     mi_ids = {o.id for o in missing_data_outcomes(protocol)}
-    mi_tables: dict[str, list[pd.DataFrame]] = {"imputation": [], "tipping_point": []}
+    mi_tables: dict[str, list[pd.DataFrame]] = {
+        "imputation": [],
+        "tipping_point": [],
+        "missingness_predictors": [],
+    }
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
         frame = af.frame
@@ -931,6 +935,7 @@ def analyse_trial(
                     _term_row(mi.result, **{k: r[0][k] for k in keep}, analysis="multilevel-mi")
                 )
                 mi_tables["imputation"].append(pd.DataFrame([mi.summary]))
+                mi_tables["missingness_predictors"].append(mi.predictors)
                 if mi.tipping is not None:
                     mi_tables["tipping_point"].append(
                         mi.tipping.to_frame().assign(outcome_id=oc.id)

@@ -379,10 +379,7 @@ def _fit_all(
         warnings.simplefilter("ignore", TrialkitWarning)
         if batched is None or not batched.applies(imputations):
             per = [
-                [
-                    analyse(imputations.completed(k, delta=d, delta_arm=delta_arm))
-                    for k in range(m)
-                ]
+                [analyse(imputations.completed(k, delta=d, delta_arm=delta_arm)) for k in range(m)]
                 for d in deltas
             ]
             return per[0][0], per  # type: ignore[return-value]

@@ -39,6 +39,7 @@ from trialkit.report import wording as W
 from trialkit.report.disclosure import DisclosureSettings
 from trialkit.report.feasibility_section import frame_as_pilot
 from trialkit.report.figures import forest_figure
+from trialkit.report.missing_section import missing_data_section
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
 __all__ = [
@@ -61,6 +62,7 @@ SECTION_IDS = (
     "logic",
     "baseline",
     "outcomes",
+    "missing_data",
     "fidelity",
     "sensitivity",
     "methods",
@@ -671,6 +673,7 @@ def build_report(
             tables=tuple(T.baseline_tables(analysis, settings)),
         ),
         _outcome_section(analysis, settings),
+        missing_data_section(analysis, settings, make_section=Section, make_figure=Figure),
         _fidelity_section(analysis),
         Section(
             id="sensitivity",
