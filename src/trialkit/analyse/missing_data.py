@@ -102,8 +102,8 @@ def missingness_predictors(
         lev = pd.Series(np.asarray(THIRDS, dtype=object)[np.minimum(idx, 2)], index=frame.index)
         lev[x.isna()] = "not measured"
         t = count(lev, label)
-        order = {k: i for i, k in enumerate([*THIRDS, "not measured"])}
-        parts.append(t.sort_values(["arm", "level"], key=lambda s: s.map(order).fillna(s)))
+        rank = t["level"].map({k: i for i, k in enumerate([*THIRDS, "not measured"])})
+        parts.append(t.assign(_rank=rank).sort_values(["arm", "_rank"]).drop(columns="_rank"))
     parts.append(count(frame["la_id"].astype(str), "la").sort_values(["arm", "level"]))
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "outcome_id", outcome_id)
