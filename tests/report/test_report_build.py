@@ -144,7 +144,7 @@ def test_renders_in_headless_chromium(demo: DemoResult, tmp_path: Path) -> None:
     dom = proc.stdout
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in dom
-    assert dom.count("<img") == 5 and dom.count("<table") >= 14
+    assert dom.count("<img") == 6 and dom.count("<table") >= 14
     console = [
         ln
         for ln in proc.stderr.splitlines()

@@ -920,7 +920,12 @@ def analyse_trial(
         # rows the model drops for a missing covariate are exclusions with a reason
         used[oc.id], dropped = complete_case_exclusions(frame, covs, oc.id, oc.level.value)
         exclusions.append(dropped)
-        if oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
+        if oc.id in mi_ids and r[0].get("status", ESTIMATED) != ESTIMATED:
+            notes.append(
+                f"{oc.id}: multilevel multiple imputation not run: the primary analysis is "
+                f"{r[0].get('status')}"
+            )
+        elif oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
             mi = analyse_missing_data(
                 oc,
                 trial_data,
