@@ -91,8 +91,8 @@ def test_constant_outcome_is_not_estimable(demo: DemoResult, monkeypatch) -> Non
 
     real = data_pkg.analysis_frame
 
-    def constant(trial_data, protocol, outcome_id):
-        af = real(trial_data, protocol, outcome_id)
+    def constant(trial_data, protocol, outcome_id, **kw):
+        af = real(trial_data, protocol, outcome_id, **kw)
         if outcome_id == "keyworker_burnout":
             af.frame["y"] = np.where(af.frame["y"].notna(), 7.0, np.nan)
         return af

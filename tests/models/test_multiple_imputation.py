@@ -20,9 +20,11 @@ import trialkit
 from trialkit.errors import ModelSpecError, UsageError
 from trialkit.models.imputation import impute_multilevel
 from trialkit.models.multiple_imputation import (
+    BatchedLmm,
     MiResult,
     TippingPoint,
     _crossing,
+    impute_and_fit,
     plot_tipping_point,
     tipping_point,
 )
@@ -241,3 +243,129 @@ def test_simulation_mar_via_auxiliary_cc_biased_mi_unbiased_and_covers() -> None
     assert abs(bias["multilevel-mi"]) < 3 * mc["multilevel-mi"]
     assert abs(bias["complete-case"]) > 4 * mc["complete-case"]
     assert 0.91 <= s.loc["multilevel-mi", "coverage"] <= 0.99
+
+
+# ----------------------------------------------------------------------------- batched fits
+
+SPEC = BatchedLmm(
+    outcome="y",
+    treatment="arm",
+    covariates=("baseline",),
+    clusters=("la", "kw"),
+    treatment_level="intervention",
+)
+
+
+def _analyse(frame: pd.DataFrame):
+    return trialkit.fit(frame, **KW, effect_sizes=False)
+
+
+def _run(data: pd.DataFrame, batched: BatchedLmm | None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return impute_and_fit(
+            data,
+            outcome="y",
+            treatment="arm",
+            treatment_level="intervention",
+            covariates=["baseline"],
+            clusters=["la", "kw"],
+            auxiliary=["z"],
+            analyse=_analyse,
+            imputations=8,
+            seed=5,
+            burn_in=100,
+            thin=5,
+            batched=batched,
+            **kw,
+        )
+
+
+def _same(a, b, tol: float = 1e-8) -> None:
+    assert a.method == b.method == "multilevel-mi"
+    for ta, tb in zip(a.fixed_effects, b.fixed_effects, strict=True):
+        assert ta.term == tb.term
+        for k in ("estimate", "std_error", "df", "conf_low", "conf_high", "p_value"):
+            x, y = getattr(ta, k), getattr(tb, k)
+            assert abs(x - y) <= tol * max(1.0, abs(y)), (ta.term, k, x, y)
+    np.testing.assert_allclose(a.completed_df, b.completed_df, rtol=tol)
+    np.testing.assert_allclose(a.completed_estimates, b.completed_estimates, rtol=0, atol=tol)
+    np.testing.assert_allclose(a.pooled.df_complete, b.pooled.df_complete, rtol=tol)
+    np.testing.assert_allclose(
+        a.pooled.fraction_missing_information, b.pooled.fraction_missing_information, rtol=1e-7
+    )
+    for k, v in b.variance_components.items():
+        assert a.variance_components[k] == pytest.approx(v, rel=1e-6, abs=1e-10)
+    assert a.singular == b.singular and a.converged == b.converged
+    assert a.warnings == b.warnings
+
+
+@pytest.mark.parametrize("delta", [0.0, -0.7])
+def test_batched_equals_loop(delta: float) -> None:
+    data = _trial(11)
+    assert data["y"].isna().sum() > 10
+    loop, imp = _run(data, None, delta=delta)
+    batch, imp2 = _run(data, SPEC, delta=delta)
+    assert imp is not None and imp2 is not None and imp.imputed == ("y",)
+    assert SPEC.applies(imp)
+    _same(batch, loop)
+
+
+def test_imputed_auxiliary_still_batched() -> None:
+    """An incomplete auxiliary (the mid-point score) is imputed but not in the analysis."""
+    data = _trial(15)
+    data.loc[data.index[::7], "z"] = np.nan
+    loop, imp = _run(data, None)
+    batch, _ = _run(data, SPEC)
+    assert imp is not None and imp.imputed == ("y", "z") and SPEC.applies(imp)
+    _same(batch, loop)
+
+
+def test_tipping_grid_batched_equals_loop() -> None:
+    data = _trial(12)
+    mar, imp = _run(data, SPEC)
+    assert imp is not None
+    grid = [-1.0, -0.5, 0.5, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = tipping_point(imp, _analyse, grid, mar=mar, batched=SPEC)
+        b = tipping_point(imp, _analyse, grid, mar=mar)
+        c = tipping_point(imp, _analyse, grid, batched=SPEC)  # δ = 0 refitted, in the batch
+    num = ["estimate", "std_error", "df", "conf_low", "conf_high", "fraction_missing_information"]
+    np.testing.assert_allclose(a.table[num], b.table[num], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(c.table[num], b.table[num], rtol=1e-8, atol=1e-10)
+    assert list(a.table["conclusion"]) == list(b.table["conclusion"])
+    assert a.tipping_below == pytest.approx(b.tipping_below, rel=1e-8) if b.tipping_below else True
+
+
+def test_imputed_covariate_falls_back_to_the_loop() -> None:
+    """A missing covariate is imputed too: X differs between datasets, so the loop is used."""
+    data = _trial(13)
+    data.loc[data.index[::17], "baseline"] = np.nan
+    loop, imp = _run(data, None)
+    batch, _ = _run(data, SPEC)
+    assert imp is not None and "baseline" in imp.imputed and not SPEC.applies(imp)
+    _same(batch, loop, tol=0.0)
+
+
+def test_fit_uses_the_batch() -> None:
+    """trialkit.fit(missing="multilevel-mi") batches and gives the loop's numbers."""
+    data = _trial(14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = trialkit.fit(
+            data, **KW, missing="multilevel-mi", auxiliary=["z"], imputations=6, seed=3
+        )
+        loop, _ = impute_and_fit(
+            data,
+            outcome="y",
+            treatment="arm",
+            treatment_level="intervention",
+            covariates=["baseline"],
+            clusters=["la", "kw"],
+            auxiliary=["z"],
+            analyse=_analyse,
+            imputations=6,
+            seed=3,
+        )
+    _same(res, loop)

@@ -32,7 +32,7 @@ def test_nine_sections_with_tables_and_figures(demo: DemoResult) -> None:
     assert html.count("<caption>") == html.count("<table")
     assert html.count('class="sdc"') == html.count("<table")
     imgs = re.findall(r'<img src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)"', html)
-    assert len(imgs) == 5  # flow, logic model, forest, heatmap, progression traffic lights
+    assert len(imgs) == 6  # flow, logic model, forest, tipping point, heatmap, progression
     for data, alt in imgs:
         root = ET.fromstring(base64.b64decode(data))
         assert root.tag.endswith("svg") and root.get("role") == "img"
@@ -144,7 +144,7 @@ def test_renders_in_headless_chromium(demo: DemoResult, tmp_path: Path) -> None:
     dom = proc.stdout
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in dom
-    assert dom.count("<img") == 5 and dom.count("<table") >= 14
+    assert dom.count("<img") == 6 and dom.count("<table") >= 14
     console = [
         ln
         for ln in proc.stderr.splitlines()

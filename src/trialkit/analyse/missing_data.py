@@ -22,6 +22,7 @@ import pandas as pd
 
 from trialkit.errors import TrialkitError, TrialkitWarning
 from trialkit.models.multiple_imputation import (
+    BatchedLmm,
     MiResult,
     TippingPoint,
     impute_and_fit,
@@ -30,7 +31,13 @@ from trialkit.models.multiple_imputation import (
 from trialkit.models.results import FitResult
 from trialkit.protocol.model import MissingDataPlan, Outcome, Protocol
 
-__all__ = ["MissingDataAnalysis", "analyse_missing_data", "missing_data_outcomes"]
+__all__ = [
+    "THIRDS",
+    "MissingDataAnalysis",
+    "analyse_missing_data",
+    "missing_data_outcomes",
+    "missingness_predictors",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +50,66 @@ class MissingDataAnalysis:
     tipping: TippingPoint | None
     summary: dict[str, Any]
     missing: pd.DataFrame = field(repr=False)
+    predictors: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+
+#: Labels of the thirds of a score (:func:`missingness_predictors`).
+THIRDS = ("lowest third", "middle third", "highest third")
+
+
+def missingness_predictors(
+    frame: pd.DataFrame, outcome_id: str, scores: dict[str, str]
+) -> pd.DataFrame:
+    """Missing outcomes by arm, and by arm within thirds of each score (what predicts them).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The intention-to-treat frame (``y`` NaN where missing, ``arm``, ``la_id``).
+    outcome_id : str
+    scores : mapping column -> label
+        Scores whose thirds (cut at the tertiles of the observed values, both arms
+        together) are compared, e.g. ``{"baseline": "baseline score", "aux_mid":
+        "mid-point score"}``; a row without the score is in the level ``"not measured"``.
+
+    Returns
+    -------
+    DataFrame
+        ``outcome_id, factor, level, arm, n, n_missing`` with ``factor`` one of ``"arm"``,
+        a score's label, or ``"la"`` (``level`` the LA id: counts per LA, for the report
+        to coarsen).
+    """
+    miss = frame["y"].isna()
+    parts = []
+
+    def count(keys: pd.Series, factor: str) -> pd.DataFrame:
+        g = pd.DataFrame({"level": keys, "arm": frame["arm"], "m": miss})
+        out = g.groupby(["level", "arm"], sort=False, observed=True)["m"].agg(
+            n="size", n_missing="sum"
+        )
+        return out.reset_index().assign(factor=factor)
+
+    parts.append(count(frame["arm"].astype(str), "arm"))
+    for col, label in scores.items():
+        if col not in frame.columns:
+            continue
+        x = frame[col].astype(float)
+        obs = x.dropna()
+        if obs.nunique() < 3:
+            continue
+        cuts = np.quantile(obs.to_numpy(), [1 / 3, 2 / 3])
+        idx = np.searchsorted(cuts, x.to_numpy(), side="right")
+        lev = pd.Series(np.asarray(THIRDS, dtype=object)[np.minimum(idx, 2)], index=frame.index)
+        lev[x.isna()] = "not measured"
+        t = count(lev, label)
+        rank = t["level"].map({k: i for i, k in enumerate([*THIRDS, "not measured"])})
+        parts.append(t.assign(_rank=rank).sort_values(["arm", "_rank"]).drop(columns="_rank"))
+    parts.append(count(frame["la_id"].astype(str), "la").sort_values(["arm", "level"]))
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(0, "outcome_id", outcome_id)
+    out["n"] = out["n"].astype(np.int64)
+    out["n_missing"] = out["n_missing"].astype(np.int64)
+    return out[["outcome_id", "factor", "level", "arm", "n", "n_missing"]]
 
 
 def missing_data_outcomes(protocol: Protocol) -> list[Outcome]:
@@ -118,6 +185,17 @@ def analyse_missing_data(
             **opts,
         )
 
+    batched = (
+        BatchedLmm(
+            outcome="y",
+            treatment="treated",
+            covariates=tuple(covs),
+            clusters=tuple(use_clusters),
+            df_method=plan.df_method,
+        )
+        if method == "lmm"
+        else None
+    )
     missing = (
         frame.assign(missing=frame["y"].isna())
         .groupby(["arm", "la_id"], sort=True)["missing"]
@@ -142,11 +220,18 @@ def analyse_missing_data(
                 burn_in=md.burn_in,
                 thin=md.thin,
                 alpha=plan.alpha,
+                batched=batched,
             )
             tp = None
             if imp is not None and isinstance(res, MiResult) and md.delta:
                 tp = tipping_point(
-                    imp, analyse, md.delta, delta_arm=md.delta_arm, alpha=plan.alpha, mar=res
+                    imp,
+                    analyse,
+                    md.delta,
+                    delta_arm=md.delta_arm,
+                    alpha=plan.alpha,
+                    mar=res,
+                    batched=batched,
                 )
     except TrialkitError as err:
         notes.append(f"{oc.id}: multilevel multiple imputation failed: {err}")
@@ -189,6 +274,13 @@ def analyse_missing_data(
             tipping_below=np.nan if tp.tipping_below is None else tp.tipping_below,
             tipping_above=np.nan if tp.tipping_above is None else tp.tipping_above,
         )
+    scores = {"baseline": "baseline score"} if "baseline" in frame.columns else {}
+    scores.update({a: f"{a.removeprefix('aux_')}-point score" for a in aux if a.startswith("aux_")})
     return MissingDataAnalysis(
-        outcome_id=oc.id, result=res, tipping=tp, summary=summary, missing=missing
+        outcome_id=oc.id,
+        result=res,
+        tipping=tp,
+        summary=summary,
+        missing=missing,
+        predictors=missingness_predictors(frame, oc.id, scores),
     )

@@ -934,7 +934,11 @@ def analyse_trial(
     used: dict[str, pd.DataFrame] = {}
     formulas: dict[str, dict[str, Any]] = {}
     mi_ids = {o.id for o in missing_data_outcomes(protocol)}
-    mi_tables: dict[str, list[pd.DataFrame]] = {"imputation": [], "tipping_point": []}
+    mi_tables: dict[str, list[pd.DataFrame]] = {
+        "imputation": [],
+        "tipping_point": [],
+        "missingness_predictors": [],
+    }
     for oc in protocol.outcomes:
         af = analysis_frame(trial_data, protocol, oc.id)
         frame = af.frame
@@ -945,7 +949,12 @@ def analyse_trial(
         # rows the model drops for a missing covariate are exclusions with a reason
         used[oc.id], dropped = complete_case_exclusions(frame, covs, oc.id, oc.level.value)
         exclusions.append(dropped)
-        if oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
+        if oc.id in mi_ids and r[0].get("status", ESTIMATED) != ESTIMATED:
+            notes.append(
+                f"{oc.id}: multilevel multiple imputation not run: the primary analysis is "
+                f"{r[0].get('status')}"
+            )
+        elif oc.id in mi_ids:  # declared sensitivity analysis: multilevel multiple imputation
             mi = analyse_missing_data(
                 oc,
                 trial_data,
@@ -960,6 +969,7 @@ def analyse_trial(
                     _term_row(mi.result, **{k: r[0][k] for k in keep}, analysis="multilevel-mi")
                 )
                 mi_tables["imputation"].append(pd.DataFrame([mi.summary]))
+                mi_tables["missingness_predictors"].append(mi.predictors)
                 if mi.tipping is not None:
                     mi_tables["tipping_point"].append(
                         mi.tipping.to_frame().assign(outcome_id=oc.id)

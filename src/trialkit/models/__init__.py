@@ -12,6 +12,7 @@ from trialkit.models.imputation import ImputationDiagnostics, Imputations, imput
 from trialkit.models.inference import t_term
 from trialkit.models.lmm import contrast, with_df_method
 from trialkit.models.multiple_imputation import (
+    BatchedLmm,
     MiResult,
     TippingPoint,
     fit_imputed,
@@ -58,6 +59,7 @@ __all__ = [
     "fit",
     "fit_imputed",
     "impute_and_fit",
+    "BatchedLmm",
     "impute_multilevel",
     "plot_tipping_point",
     "pool",

@@ -269,7 +269,7 @@ def _fit_multiple_imputation(
     options: dict[str, Any],
 ) -> FitResult:
     """Dispatch ``missing="multilevel-mi"``: each completed dataset goes through :func:`fit`."""
-    from trialkit.models.multiple_imputation import fit_imputed
+    from trialkit.models.multiple_imputation import BatchedLmm, fit_imputed
 
     if family != "gaussian":
         raise ModelSpecError.from_problem(
@@ -311,4 +311,42 @@ def _fit_multiple_imputation(
         seed=seed,
         delta=delta,
         alpha=alpha,
+        batched=_batched_lmm(
+            BatchedLmm,
+            method=method,
+            reml=reml,
+            options=options,
+            outcome=outcome,
+            treatment=treatment,
+            covariates=covariates,
+            clusters=clusters,
+            treatment_level=treatment_level,
+            df_method=df_method,
+        ),
+    )
+
+
+def _batched_lmm(
+    cls: Any,
+    *,
+    method: str,
+    reml: bool,
+    options: dict[str, Any],
+    outcome: str,
+    treatment: str,
+    covariates: Sequence[str],
+    clusters: Sequence[str],
+    treatment_level: object | None,
+    df_method: str | None,
+) -> Any:
+    """The completed-data model for batched fits (a REML LMM without extra options), or None."""
+    if method != "lmm" or not reml or not clusters or set(options) - {"effect_sizes"}:
+        return None
+    return cls(
+        outcome=outcome,
+        treatment=treatment,
+        covariates=tuple(covariates),
+        clusters=tuple(clusters),
+        treatment_level=treatment_level,
+        df_method=df_method or "kenward-roger",
     )

@@ -15,6 +15,7 @@ after ``FitResult.from_dict``.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,14 @@ from trialkit.models.effect_sizes import hedges_g, icc_intervals
 from trialkit.models.inference import t_terms
 from trialkit.models.results import FitResult, LmmResult, RobustInference, Term
 
-__all__ = ["contrast", "fit_lmm_frame", "with_df_method"]
+__all__ = [
+    "ResponseFit",
+    "contrast",
+    "fit_lmm_frame",
+    "fit_lmm_responses",
+    "fit_messages",
+    "with_df_method",
+]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on θ
 #: df methods whose inference needs the REML fit: with ``reml=False`` the model is refitted
@@ -113,48 +121,10 @@ def fit_lmm_frame(
     singular = bool(np.any(theta < SINGULAR_TOL))
     converged = bool(fitted.converged[0])
     msgs: list[str] = []
-    if singular:
-        zero = [c for c, t in zip(frame.clusters, theta, strict=True) if t < SINGULAR_TOL]
-        msg = (
-            "singular fit: the variance of "
-            + ", ".join(zero)
-            + " is estimated at (or next to) zero; fixed effects are still valid"
-        )
+    for msg, category in fit_messages(frame, theta, converged, df_method, refit):
         msgs.append(msg)
-        warnings.warn(msg, SingularFitWarning, stacklevel=3)
-    if not converged:
-        msg = "the REML optimiser did not converge"
-        msgs.append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    for n_upper, n_lower, name_u, name_l in zip(
-        frame.n_clusters[:-1],
-        frame.n_clusters[1:],
-        frame.clusters[:-1],
-        frame.clusters[1:],
-        strict=True,
-    ):
-        if n_lower == n_upper:
-            msg = (
-                f"every {name_u} has a single {name_l}: the two variance components are not "
-                "separately identifiable (only their sum is); consider dropping one level"
-            )
-            msgs.append(msg)
-            warnings.warn(msg, SingularFitWarning, stacklevel=3)
-    if df_method == "residual":
-        msg = (
-            f"residual df (n - p = {frame.n_obs - frame.X.shape[1]}) ignore clustering and "
-            "inflate type I error with few clusters; prefer kenward-roger"
-        )
-        msgs.append(msg)
-        warnings.warn(msg, FewClustersWarning, stacklevel=3)
-    if refit:
-        msgs.append(
-            f"fitted by ML (log-likelihood and variance components of the ML fit); the fixed "
-            f"effects and their {df_method} inference are from the REML refit, as pbkrtest "
-            "computes Kenward-Roger for an ML fit"
-        )
-    for e in frame.exclusions:
-        msgs.append(f"excluded {e.n_rows} row(s): {e.reason}")
+        if category is not None:
+            warnings.warn(msg, category, stacklevel=3)
 
     vc = {c: float(psi[l]) for l, c in enumerate(frame.clusters)}
     vc["residual"] = float(psi[-1])
@@ -196,6 +166,121 @@ def fit_lmm_frame(
         robust=None if vcov is None else _robust_terms(frame, fitted.beta[0], psi, vcov, alpha),
         inference_source="reml-refit" if refit else "fit",
     )
+
+
+def fit_messages(
+    frame: ModelFrame, theta: np.ndarray, converged: bool, df_method: str, refit: bool
+) -> list[tuple[str, type[Warning] | None]]:
+    """The notes of one fit (singular fit, no convergence, ...) and the warning each raises."""
+    out: list[tuple[str, type[Warning] | None]] = []
+    if np.any(theta < SINGULAR_TOL):
+        zero = [c for c, t in zip(frame.clusters, theta, strict=True) if t < SINGULAR_TOL]
+        out.append(
+            (
+                "singular fit: the variance of "
+                + ", ".join(zero)
+                + " is estimated at (or next to) zero; fixed effects are still valid",
+                SingularFitWarning,
+            )
+        )
+    if not converged:
+        out.append(("the REML optimiser did not converge", ConvergenceWarning))
+    for n_upper, n_lower, name_u, name_l in zip(
+        frame.n_clusters[:-1],
+        frame.n_clusters[1:],
+        frame.clusters[:-1],
+        frame.clusters[1:],
+        strict=True,
+    ):
+        if n_lower == n_upper:
+            out.append(
+                (
+                    f"every {name_u} has a single {name_l}: the two variance components are not "
+                    "separately identifiable (only their sum is); consider dropping one level",
+                    SingularFitWarning,
+                )
+            )
+    if df_method == "residual":
+        out.append(
+            (
+                f"residual df (n - p = {frame.n_obs - frame.X.shape[1]}) ignore clustering and "
+                "inflate type I error with few clusters; prefer kenward-roger",
+                FewClustersWarning,
+            )
+        )
+    if refit:
+        out.append(
+            (
+                f"fitted by ML (log-likelihood and variance components of the ML fit); the fixed "
+                f"effects and their {df_method} inference are from the REML refit, as pbkrtest "
+                "computes Kenward-Roger for an ML fit",
+                None,
+            )
+        )
+    out += [(f"excluded {e.n_rows} row(s): {e.reason}", None) for e in frame.exclusions]
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseFit:
+    """One response of a batched fit (:func:`fit_lmm_responses`): what pooling needs.
+
+    The same attributes as a :class:`~trialkit.models.results.FitResult` of the model
+    fitted to that response alone (fixed effects, variance components, ICCs, singular,
+    converged, warnings).
+    """
+
+    fixed_effects: tuple[Term, ...]
+    variance_components: dict[str, float]
+    icc: dict[str, float]
+    singular: bool
+    converged: bool
+    warnings: tuple[str, ...]
+
+
+def fit_lmm_responses(
+    frame: ModelFrame, Y: np.ndarray, *, df_method: str = "kenward-roger", alpha: float = 0.05
+) -> list[ResponseFit]:
+    """REML fits of ``R`` responses sharing ``frame``'s design and clusters, in one engine call.
+
+    ``Y`` has shape (R, n) (rows as ``frame.y``), e.g. the ``m`` completed outcomes of
+    multiple imputation; each :class:`ResponseFit` equals the corresponding part of
+    :func:`fit_lmm_frame` on ``frame.with_outcome(Y[r])`` (the engine runs the
+    replicates in lock step with per-replicate line searches).
+    """
+    check_df_method(df_method)
+    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    lay = _engine.make_layout(frame.cluster_codes)
+    fitted = _fit_or_fail(lay, _engine.make_stats(lay, frame.X, Y), reml=True)
+    stratum = column_strata(frame.X, frame.cluster_codes)
+    out = []
+    for r in range(Y.shape[0]):
+        inf = Inference.from_fitted(
+            fitted,
+            n_top=lay.C,
+            cluster_level=frame.cluster_level_columns,
+            r=r,
+            stratum=stratum,
+            n_groups=list(frame.n_clusters),
+        )
+        theta, psi = fitted.theta[r], fitted.psi[r]
+        converged = bool(fitted.converged[r])
+        total = float(psi.sum())
+        vc = {c: float(psi[l]) for l, c in enumerate(frame.clusters)}
+        vc["residual"] = float(psi[-1])
+        out.append(
+            ResponseFit(
+                fixed_effects=tuple(coefficient_terms(inf, frame.column_names, df_method, alpha)),
+                variance_components=vc,
+                icc={c: float(psi[l] / total) for l, c in enumerate(frame.clusters)},
+                singular=bool(np.any(theta < SINGULAR_TOL)),
+                converged=converged,
+                warnings=tuple(
+                    m for m, _ in fit_messages(frame, theta, converged, df_method, False)
+                ),
+            )
+        )
+    return out
 
 
 def _fit_or_fail(lay: _engine.Layout, st: _engine.Stats, *, reml: bool) -> Any:

@@ -37,22 +37,23 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from trialkit.errors import ModelSpecError, TrialkitError, TrialkitWarning
-from trialkit.models.imputation import Imputations, impute_multilevel
+from trialkit.models.imputation import Imputations, _arm_mask, impute_multilevel
 from trialkit.models.pooling import DF_METHOD, PooledEstimate, pool
 from trialkit.models.results import FitResult, _register
-from trialkit.models.terms import clean_float
+from trialkit.models.terms import Term, clean_float
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
     "MI_METHOD",
+    "BatchedLmm",
     "MiResult",
     "TippingPoint",
     "fit_imputed",
@@ -189,6 +190,31 @@ def pool_fits(
     Every fixed effect is pooled with :func:`~trialkit.models.pooling.pool`; its
     complete-data df is the mean of its ``m`` completed-data df.
     """
+    if not fits:
+        raise _fail("fit.mi_fits", "fits", "there are no completed-data fits.", "fit every one.")
+    return _pool(
+        fits[0],
+        fits,
+        imputations,
+        delta=delta,
+        delta_arm=delta_arm,
+        auxiliary=auxiliary,
+        alpha=alpha,
+    )
+
+
+def _pool(
+    first: FitResult,
+    fits: Sequence[_Completed],
+    imputations: Imputations,
+    *,
+    delta: float,
+    delta_arm: str,
+    auxiliary: Sequence[str],
+    alpha: float,
+) -> MiResult:
+    """Pool ``fits`` (fitted models or :class:`~trialkit.models.lmm.ResponseFit`); the model's
+    description (outcome, terms, clusters, formula, ...) is taken from ``first``."""
     if len(fits) != imputations.m:
         raise _fail(
             "fit.mi_fits",
@@ -196,7 +222,6 @@ def pool_fits(
             f"there must be one fit per imputation ({imputations.m}); got {len(fits)}.",
             "fit every completed dataset.",
         )
-    first = fits[0]
     names = [t.term for t in first.fixed_effects]
     terms = []
     pooled_tr: PooledEstimate | None = None
@@ -263,22 +288,117 @@ def pool_fits(
         analysis_df_method=first.df_method,
         pooled=pooled_tr,
         imputation=info,
-        completed_estimates=tuple(f.treatment.estimate for f in fits),
-        completed_variances=tuple(f.treatment.std_error**2 for f in fits),
-        completed_df=tuple(f.treatment.df for f in fits),
+        completed_estimates=tuple(f.fixed_effects[tr_idx].estimate for f in fits),
+        completed_variances=tuple(f.fixed_effects[tr_idx].std_error ** 2 for f in fits),
+        completed_df=tuple(f.fixed_effects[tr_idx].df for f in fits),
     )
 
 
+class _Completed(Protocol):
+    """What pooling reads from each completed-data fit."""
+
+    @property
+    def fixed_effects(self) -> tuple[Term, ...]: ...
+    @property
+    def variance_components(self) -> Mapping[str, float]: ...
+    @property
+    def icc(self) -> Mapping[str, float]: ...
+    @property
+    def singular(self) -> bool: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchedLmm:
+    """The completed-data linear mixed model (REML), declared so that the fits are batched.
+
+    When only the outcome (and auxiliaries, which the analysis does not use) is
+    imputed, the ``m`` completed datasets share the design matrix and the cluster
+    layout and differ only in the outcome, so
+    :func:`impute_and_fit` and :func:`tipping_point` fit all of them (and every δ of
+    the grid: ``m × len(grid)`` responses) in one call of the engine
+    (:func:`trialkit.models.lmm.fit_lmm_responses`) instead of one :func:`trialkit.fit`
+    per dataset; the results equal the loop's to rounding error.  The arguments are
+    those the ``analyse`` callable passes to :func:`trialkit.fit`.  With imputed
+    covariates in the model the loop is used.
+    """
+
+    outcome: str
+    treatment: str
+    covariates: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+    treatment_level: object | None = None
+    df_method: str = "kenward-roger"
+
+    def applies(self, imputations: Imputations) -> bool:
+        """True when no column of this model but its outcome was imputed (imputed auxiliaries
+        are not in the analysis), so that X and the cluster layout are shared."""
+        used = {self.treatment, *self.covariates, *self.clusters}
+        return (
+            imputations.outcome == self.outcome
+            and self.outcome not in used
+            and not used & set(imputations.imputed)
+            and bool(self.clusters)
+        )
+
+
+def _completed_outcomes(imp: Imputations, deltas: Sequence[float], delta_arm: str) -> np.ndarray:
+    """The completed outcome column of every imputation, for each δ: (len(deltas)·m, n)."""
+    y = imp.data[imp.outcome].to_numpy(dtype=float)
+    rows = imp.missing_rows[imp.outcome]
+    vals = imp.values[imp.outcome]
+    mask = _arm_mask(imp.treated[rows], delta_arm)
+    out = np.empty((len(deltas) * imp.m, len(y)))
+    out[:] = y
+    for j, d in enumerate(deltas):
+        # as Imputations.completed, operation for operation (identical values)
+        out[j * imp.m : (j + 1) * imp.m, rows] = (
+            vals + d * imp.outcome_sd * mask if d != 0.0 else vals
+        )
+    return out
+
+
 def _fit_all(
-    imputations: Imputations, analyse: Analyse, delta: float, delta_arm: str
-) -> list[FitResult]:
-    """Fit every completed dataset; their warnings are kept on the results, not re-raised."""
+    imputations: Imputations,
+    analyse: Analyse,
+    deltas: Sequence[float],
+    delta_arm: str,
+    batched: BatchedLmm | None = None,
+    alpha: float = 0.05,
+) -> tuple[FitResult, list[list[_Completed]]]:
+    """Fit every completed dataset for each δ: the first fit (the model's description) and
+    the fits per δ.  Their warnings are kept on the results, not re-raised."""
+    from trialkit.models.design import build_model_frame
+    from trialkit.models.lmm import fit_lmm_responses
+
+    m = imputations.m
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrialkitWarning)
-        return [
-            analyse(imputations.completed(k, delta=delta, delta_arm=delta_arm))
-            for k in range(imputations.m)
-        ]
+        if batched is None or not batched.applies(imputations):
+            per = [
+                [analyse(imputations.completed(k, delta=d, delta_arm=delta_arm)) for k in range(m)]
+                for d in deltas
+            ]
+            return per[0][0], per  # type: ignore[return-value]
+        first = analyse(imputations.completed(0, delta=deltas[0], delta_arm=delta_arm))
+        # the model frame once, its outcome the row positions: which rows it keeps, in order
+        rows = imputations.data.copy()
+        rows[batched.outcome] = np.arange(len(rows), dtype=float)
+        frame = build_model_frame(
+            rows,
+            outcome=batched.outcome,
+            treatment=batched.treatment,
+            covariates=batched.covariates,
+            clusters=batched.clusters,
+            treatment_level=batched.treatment_level,
+        )
+        pos = frame.y.astype(np.int64)
+        Y = _completed_outcomes(imputations, deltas, delta_arm)[:, pos]
+        fits = fit_lmm_responses(frame, Y, df_method=batched.df_method, alpha=alpha)
+    return first, [list(fits[j * m : (j + 1) * m]) for j in range(len(deltas))]
 
 
 def impute_and_fit(
@@ -300,6 +420,7 @@ def impute_and_fit(
     thin: int = 20,
     prior: str = "default",
     alpha: float = 0.05,
+    batched: BatchedLmm | None = None,
 ) -> tuple[FitResult, Imputations | None]:
     """Multilevel multiple imputation, the completed-data analysis and Rubin's rules.
 
@@ -326,6 +447,9 @@ def impute_and_fit(
         Passed to :func:`~trialkit.models.imputation.impute_multilevel`.
     alpha : float
         1 - confidence level.
+    batched : BatchedLmm, optional
+        The completed-data model when ``analyse`` is a linear mixed model fit (REML):
+        the ``m`` fits run in one engine call when only the outcome is imputed.
 
     Returns
     -------
@@ -358,9 +482,9 @@ def impute_and_fit(
         by_arm=by_arm,
         prior=prior,
     )
-    fits = _fit_all(imp, analyse, delta, delta_arm)
-    pooled = pool_fits(
-        fits, imp, delta=delta, delta_arm=delta_arm, auxiliary=auxiliary, alpha=alpha
+    first, fits = _fit_all(imp, analyse, [float(delta)], delta_arm, batched, alpha)
+    pooled = _pool(
+        first, fits[0], imp, delta=delta, delta_arm=delta_arm, auxiliary=auxiliary, alpha=alpha
     )
     return pooled, imp
 
@@ -464,6 +588,7 @@ def tipping_point(
     delta_arm: str = "treated",
     alpha: float = 0.05,
     mar: MiResult | None = None,
+    batched: BatchedLmm | None = None,
 ) -> TippingPoint:
     """The pooled treatment effect for each δ of a grid, and where the conclusion changes.
 
@@ -479,6 +604,9 @@ def tipping_point(
     alpha : float
     mar : MiResult, optional
         The pooled δ = 0 analysis of the same imputations, reused instead of refitted.
+    batched : BatchedLmm, optional
+        As for :func:`impute_and_fit`: the ``m × len(grid)`` completed datasets are
+        fitted in one engine call.
 
     Returns
     -------
@@ -489,13 +617,17 @@ def tipping_point(
         raise _fail(
             "fit.mi_delta", "delta", f"every δ must be finite; got {grid}.", "e.g. -1 to 1."
         )
+    todo = [d for d in grid if not (d == 0.0 and mar is not None)]
+    pooled: dict[float, MiResult] = {0.0: mar} if mar is not None else {}
+    if todo:
+        first, fits = _fit_all(imputations, analyse, todo, delta_arm, batched, alpha)
+        for d, f in zip(todo, fits, strict=True):
+            pooled[d] = _pool(
+                first, f, imputations, delta=d, delta_arm=delta_arm, auxiliary=(), alpha=alpha
+            )
     rows = []
     for d in grid:
-        if d == 0.0 and mar is not None:
-            r = mar
-        else:
-            fits = _fit_all(imputations, analyse, d, delta_arm)
-            r = pool_fits(fits, imputations, delta=d, delta_arm=delta_arm, alpha=alpha)
+        r = pooled[d]
         t = r.treatment
         rows.append(
             {

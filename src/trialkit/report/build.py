@@ -42,6 +42,7 @@ from trialkit.report.disclosure_pass import apply_disclosure
 from trialkit.report.feasibility_section import frame_as_pilot
 from trialkit.report.figures import forest_figure
 from trialkit.report.ledger import PeopleLedger
+from trialkit.report.missing_section import missing_data_section
 from trialkit.report.published import Count, Fact, count, token
 from trialkit.report.templates import CSS, HTML_TEMPLATE
 
@@ -65,6 +66,7 @@ SECTION_IDS = (
     "logic",
     "baseline",
     "outcomes",
+    "missing_data",
     "fidelity",
     "sensitivity",
     "methods",
@@ -743,6 +745,7 @@ def build_report(
             tables=tuple(T.baseline_tables(analysis, settings)),
         ),
         _outcome_section(analysis, settings),
+        missing_data_section(analysis, settings, make_section=Section, make_figure=Figure),
         _fidelity_section(analysis),
         Section(
             id="sensitivity",

@@ -308,3 +308,89 @@ def not_planned_text(reason: Any) -> str:
 
 NO_TARGET_NOTE = "no target effect set"
 SINGULAR_NOTE = "a variance component estimated at zero (ICC 0): plan on the upper limit"
+
+
+# ---------------------------------------------------------------------------- missing outcome data
+#: Bands of an LA's share of missing outcomes (LA-level shares of small counts are disclosive):
+#: below 20%, 20% to 40% (both included), above 40%.
+MISSING_SHARE_BANDS = ((0.2, "< 20%"), (0.4, "20–40%"), (math.inf, "> 40%"))
+
+MISSING_DATA_NONE = (
+    "No missing-data sensitivity analysis was declared in the protocol "
+    "([analysis.missing_data]); outcomes were analysed complete-case (section 6)."
+)
+
+
+def share_band(share: Any) -> str:
+    """The band of a share of missing outcomes: "< 20%", "20–40%" or "> 40%"."""
+    s = _f(share)
+    if not math.isfinite(s):
+        return "–"
+    if s < 0.2:
+        return MISSING_SHARE_BANDS[0][1]
+    return MISSING_SHARE_BANDS[1][1] if s <= 0.4 else MISSING_SHARE_BANDS[2][1]
+
+
+def missing_data_intro(m: Any, auxiliary: str, clusters: str) -> str:
+    """What the multiple imputation did and the assumption it rests on (MAR)."""
+    aux = f", and the {auxiliary}" if auxiliary else ""
+    return (
+        f"The complete-case analysis (section 6) uses only the families with an outcome. As the "
+        f"protocol's sensitivity analysis, missing outcomes were multiply imputed ({m} "
+        f"imputations) from a multilevel model with random intercepts for {clusters}, including "
+        f"the arm, the analysis covariates{aux}; the primary model was fitted to every completed "
+        "dataset and the results combined by Rubin's rules with the Barnard–Rubin degrees of "
+        "freedom. This assumes the outcomes are missing at random (MAR): that, given the arm, "
+        "the covariates and the variables in the imputation model, whether an outcome is missing "
+        "does not depend on its value."
+    )
+
+
+def fmi_sentence(fmi: Any, riv: Any) -> str:
+    """The fraction of missing information and relative increase in variance in words."""
+    f, r = _f(fmi), _f(riv)
+    if not (math.isfinite(f) and math.isfinite(r)):
+        return ""
+    return (
+        f"The fraction of missing information about the effect is {f:.0%}: the missing "
+        f"outcomes add {r:.0%} to the variance the estimate would have with complete data "
+        "(relative increase in variance)."
+    )
+
+
+def delta_explained(arm: str, sd: Any, scale: str = "") -> str:
+    """What δ means in the tipping-point analysis."""
+    unit = f" ({quantity(_f(sd))} {scale} points)".replace("  ", " ") if scale else ""
+    sd_txt = f"{_f(sd):.3g}" if math.isfinite(_f(sd)) else "–"
+    return (
+        f"The tipping-point analysis asks how far from MAR the missing outcomes would have to be "
+        f"to change the conclusion. δ is the shift added to every imputed outcome of the {arm} "
+        f"arm, in standard deviations of the observed outcome (1 SD = {sd_txt}{unit}): δ = 0 is "
+        "the MAR analysis, and a negative δ means the families without an outcome would have "
+        "scored lower than MAR predicts (missing not at random)."
+    )
+
+
+def conclusion_words(conf_low: Any, conf_high: Any, better: Any) -> str:
+    """The conclusion an interval supports: excludes 0 (favouring which arm) or not."""
+    lo, hi = _f(conf_low), _f(conf_high)
+    if lo > 0 or hi < 0:
+        side = direction_words(lo if lo > 0 else hi, better)
+        return "CI excludes 0" + (f", {side}" if side else "")
+    return "compatible with no effect"
+
+
+def tipping_sentence(below: Any, above: Any, conclusion_mar: str, arm: str) -> str:
+    """Where (in δ) the conclusion of the MAR analysis changes."""
+    pts = [f"δ = {x:.2f} SD" for x in (_f(below), _f(above)) if math.isfinite(x)]
+    if not pts:
+        return (
+            f"Over the whole grid of δ the conclusion stays that of the MAR analysis "
+            f"({conclusion_mar}): no tipping point within the range examined."
+        )
+    return (
+        f"The conclusion of the MAR analysis ({conclusion_mar}) changes at "
+        + " and at ".join(pts)
+        + f" (interpolated between grid points): the imputed outcomes of the {arm} arm would "
+        "have to differ from the MAR prediction by that much for the conclusion to change."
+    )
