@@ -181,7 +181,7 @@ def test_planning_arms_table_protects_small_counts_of_people() -> None:
     t = _published_arms(a, DisclosureSettings())
     inter, ctrl = t.frame.iloc[0], t.frame.iloc[1]
     assert inter["Families consented / referred"] == "162 / 216 (75.0%)"
-    followed = "Consented families with the primary outcome at follow-up / consented"
+    followed = "Consented families measured at follow-up / consented"
     assert inter[followed] == "146 / 162 (90.1%)"
     # control: 3 not consented, 2 without the outcome, 2 keyworkers left (< 5): none of
     # these can be read or worked out from the published cells

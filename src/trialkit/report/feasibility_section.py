@@ -440,7 +440,7 @@ def planning_arms_table(analysis: TrialAnalysis, settings: DisclosureSettings) -
         specs = (  # (key, column, numerator name, denominator name, share name)
             ("consent", "Families consented / referred", "families_consented",
              "families_referred", "consent_rate"),
-            ("followed", "Consented families with the primary outcome at follow-up / consented",
+            ("followed", "Consented families measured at follow-up / consented",
              "families_followed_up", "families_consented", "family_follow_up"),
             ("left", "Keyworkers who left post / in randomised LAs", "keyworkers_left",
              "keyworkers", "keyworker_attrition"),
@@ -469,7 +469,7 @@ def planning_arms_table(analysis: TrialAnalysis, settings: DisclosureSettings) -
         id="planning_arms",
         section=FEASIBILITY_SECTION_ID,
         caption="Table F.3. Consent and follow-up by arm: families consented among those "
-        "referred, consented families with the primary outcome at follow-up, and keyworkers "
+        "referred, consented families with any measurement at the follow-up timepoint, and keyworkers "
         "who left post before the end of the trial (plain ratios of arm totals; their "
         "cluster-adjusted intervals are the progression criteria's in Table F.1).",
         frame=pd.DataFrame(rows, columns=columns),
