@@ -515,23 +515,33 @@ def _outcome_section(a: TrialAnalysis, disclosure: DisclosureSettings) -> Sectio
         for _, r in prim.iterrows():
             if math.isfinite(_f(r["g"])):
                 lab = labels.get(str(r["outcome_id"]), str(r["outcome_id"])).split(" (")[0]
-                rows.append((lab, _f(r["g"]), _f(r["g_low"]), _f(r["g_high"]), str(r["role"])))
+                # oriented so that positive favours the intervention for every outcome
+                g, g_low, g_high = _f(r["g"]), _f(r["g_low"]), _f(r["g_high"])
+                if str(r.get("better", "higher")) == "lower":
+                    g, g_low, g_high = -g, -g_high, -g_low
+                    lab += "*"
+                rows.append((lab, g, g_low, g_high, str(r["role"])))
     figs: tuple[Figure, ...] = ()
     if rows:
-        alt = "Forest plot of Hedges' g: " + "; ".join(
+        alt = "Forest plot of Hedges' g, positive favouring the intervention: " + "; ".join(
             f"{lab} {e:.2f} (95% CI {lo:.2f} to {hi:.2f})" for lab, e, lo, hi, _ in rows
         )
         fig = figure_to_svg(
-            forest_figure(rows, xlabel="Hedges' g (intervention − control), 95% CI"),
+            forest_figure(
+                rows,
+                xlabel="Hedges' g, 95% CI (positive favours the intervention)",
+                favours=("favours control", "favours intervention"),
+            ),
             title="Forest plot of Hedges' g",
             desc=alt,
         )
         figs = (
             Figure(
                 id="forest",
-                caption="Figure 6.1. Standardised effects (Hedges' g with "
-                "95% CI) for continuous outcomes; the sign follows the scale, so check "
-                "whether higher is better for each outcome.",
+                caption="Figure 6.1. Standardised effects (Hedges' g with 95% CI) for "
+                "continuous outcomes, oriented so that positive values favour the intervention: "
+                "for outcomes where lower is better the sign of g in Table 6.2 is reversed here "
+                "(marked *).",
                 alt=alt,
                 svg=fig,
             ),

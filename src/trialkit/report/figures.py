@@ -55,7 +55,9 @@ def _short(label: str) -> str:
     return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1] + "…"
 
 
-def forest_figure(rows: Sequence[ForestRow], *, xlabel: str) -> Figure:
+def forest_figure(
+    rows: Sequence[ForestRow], *, xlabel: str, favours: tuple[str, str] | None = None
+) -> Figure:
     """Forest plot: one row per outcome, CI as a line, estimate as a marker, 0 marked.
 
     Parameters
@@ -65,6 +67,10 @@ def forest_figure(rows: Sequence[ForestRow], *, xlabel: str) -> Figure:
         circles); non-finite values are left out of the drawing.
     xlabel : str
         The axis label (the effect measure and interval).
+    favours : (str, str), optional
+        Words for the two sides of 0, e.g. ``("favours control", "favours
+        intervention")``, printed under the axis at its left and right ends; only
+        meaningful when every row is oriented the same way (positive = benefit).
 
     Returns
     -------
@@ -74,7 +80,7 @@ def forest_figure(rows: Sequence[ForestRow], *, xlabel: str) -> Figure:
     """
     n = max(len(rows), 1)
     with style():
-        fig = new_figure(7.5, 0.9 + 0.32 * n)
+        fig = new_figure(7.5, 0.9 + 0.32 * n + (0.25 if favours is not None else 0.0))
         ax = fig.add_subplot()
         ticks = forest_ticks([v for _, e, lo, hi, _ in rows for v in (e, lo, hi)])
         ax.axvline(0.0, color="#666666", linewidth=0.9, linestyle=(0, (4, 3)), zorder=1)
@@ -91,6 +97,22 @@ def forest_figure(rows: Sequence[ForestRow], *, xlabel: str) -> Figure:
         ax.set_xticks(ticks)
         ax.set_xlim(ticks[0], ticks[-1])
         ax.set_xlabel(xlabel)
+        if favours is not None:
+            for x, text, ha in (
+                (0.0, f"← {favours[0]}", "left"),
+                (1.0, f"{favours[1]} →", "right"),
+            ):
+                ax.annotate(
+                    text,
+                    xy=(x, 0.0),
+                    xycoords="axes fraction",
+                    xytext=(0, -36),
+                    textcoords="offset points",
+                    ha=ha,
+                    va="top",
+                    fontsize=8,
+                    color="#444444",
+                )
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
         present = [g for g in _GROUPS if any(r[4] == g for r in rows)]
