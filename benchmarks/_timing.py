@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 #: the last commit before issue #18's engine (the "before" of its closing note)
@@ -82,3 +84,28 @@ def run_before(script: Path, ref: str, args: list[str]) -> dict[str, Any] | None
 def ms(seconds: float) -> str:
     """Seconds as milliseconds, right-aligned."""
     return f"{seconds * 1e3:9.2f} ms"
+
+
+def run_r(script: str, data: pd.DataFrame, *args: object) -> list[float] | None:
+    """Run an R script on ``data`` (written to a CSV, its path the first argument).
+
+    Returns the numbers the script prints, or None when ``Rscript`` is missing or
+    the script fails (with the end of its error printed).
+    """
+    if not shutil.which("Rscript"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "d.csv"
+        data.to_csv(csv, index=False)
+        path = Path(tmp) / "script.R"
+        path.write_text(script)
+        proc = subprocess.run(
+            ["Rscript", str(path), str(csv), *map(str, args)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        print(f"  R: failed ({proc.stderr.strip()[-300:]})")
+        return None
+    return [float(v) for v in proc.stdout.split()]

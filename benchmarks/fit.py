@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _timing import BEFORE, best_of, load_note, ms, run_before
+from _timing import BEFORE, best_of, load_note, ms, run_before, run_r
 
 CHEM97_LEAS = (6, 9, 17, 43, 51, 58, 61, 66, 67, 96, 107, 117)
 CHEM97 = dict(
@@ -199,23 +199,7 @@ def statsmodels_chem97(d: pd.DataFrame, repeat: int) -> tuple[float, float, floa
 
 
 def r_chem97(d: pd.DataFrame, reps: int) -> list[float] | None:
-    if not shutil.which("Rscript"):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "d.csv"
-        d.to_csv(csv, index=False)
-        script = Path(tmp) / "t.R"
-        script.write_text(R_TIME)
-        proc = subprocess.run(
-            ["Rscript", str(script), str(csv), str(reps)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if proc.returncode != 0:
-        print(f"  R: failed ({proc.stderr.strip()[-300:]})")
-        return None
-    return [float(v) for v in proc.stdout.split()]
+    return run_r(R_TIME, d, reps)
 
 
 def main() -> None:

@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from _timing import BEFORE, best_of, load_note, run_before
+from _timing import BEFORE, best_of, load_note, run_before, run_r
 
 R_LOOP = r"""
 suppressPackageStartupMessages({library(lme4); library(pbkrtest)})
@@ -109,18 +107,7 @@ def r_loop(n: int) -> list[float] | None:
         f = batch.frame(i)
         f["replicate"] = i
         frames.append(f)
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "d.csv"
-        pd.concat(frames).to_csv(csv, index=False)
-        script = Path(tmp) / "loop.R"
-        script.write_text(R_LOOP)
-        proc = subprocess.run(
-            ["Rscript", str(script), str(csv), str(n)], capture_output=True, text=True, check=False
-        )
-    if proc.returncode != 0:
-        print(f"R: failed ({proc.stderr.strip()[-300:]})")
-        return None
-    return [float(v) for v in proc.stdout.split()]
+    return run_r(R_LOOP, pd.concat(frames), n)
 
 
 def main() -> None:
