@@ -290,19 +290,16 @@ class _DeliveryChecks(_Checks):
             grp = np.full(len(dlv), None, dtype=object)
         has = pd.notna(grp)
         # sessions and sessions with a group id, per LA (one pass, no loop over rows per LA)
-        la_s = pd.Series(las[is_s], dtype=object)
         counts = (
-            pd.DataFrame({"la": la_s.where(la_s.notna(), None), "has": has[is_s]})
+            pd.DataFrame({"la": las[is_s], "has": has[is_s]})
             .dropna(subset=["la"])
-            .assign(la=lambda d: d["la"].astype(str))
             .groupby("la", sort=True)["has"]
             .agg(["size", "sum"])
         )
         without = [str(la) for la in counts.index[counts["sum"] == 0]]
         partial = counts[(counts["sum"] > 0)]
-        la_str = np.array([None if x is None else str(x) for x in las], dtype=object)
         for la, n_all, n_with in zip(partial.index, partial["size"], partial["sum"], strict=True):
-            lacking = is_s & ~has & (la_str == la)
+            lacking = is_s & ~has & (las == la)
             self.col.rows(
                 f,
                 lacking,

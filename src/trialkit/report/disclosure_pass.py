@@ -38,7 +38,6 @@ from surveys and administrative sources, 2021.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -563,15 +562,10 @@ def apply_disclosure(report: R, settings: DisclosureSettings | None = None) -> R
                 "data": _resolve_frame(t.data, decision, tw, typed=True),
                 "caption": _resolve(t.caption, decision, tw),
                 "note": (
-                    decision.note(tfacts)
-                    + (
-                        " " + _without_own_disclosure(_resolve(t.note, decision, tw))
-                        if t.note
-                        else ""
-                    )
+                    decision.note(tfacts) + (" " + _resolve(t.note, decision, tw) if t.note else "")
                     if tfacts
                     else _resolve(t.note, decision, tw)
-                ).rstrip(),
+                ),
             }
             tables.append(dataclasses.replace(t, **changes))
         figures = [
@@ -603,15 +597,3 @@ def apply_disclosure(report: R, settings: DisclosureSettings | None = None) -> R
         disclosure_check=decision.to_dict(),
     )
     return out  # type: ignore[no-any-return]
-
-
-_OWN_DISCLOSURE = re.compile(r"Disclosure control[^.]*\.\s*")
-
-
-def _without_own_disclosure(note: str) -> str:
-    """A table's note without its builder's own "Disclosure control: …" sentence.
-
-    When the pass protects a table's facts, its note says what was done; a
-    builder's static sentence ("text only; no counts") would contradict it.
-    """
-    return _OWN_DISCLOSURE.sub("", note)
