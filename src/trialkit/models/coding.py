@@ -38,7 +38,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CategoricalCoding", "code_categorical", "is_categorical", "observed_levels"]
+__all__ = [
+    "CategoricalCoding",
+    "code_categorical",
+    "code_factorised",
+    "coding_for",
+    "is_categorical",
+    "observed_levels",
+    "order_levels",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +130,20 @@ def observed_levels(series: pd.Series, levels: Sequence[object] | None = None) -
     present = series.dropna()
     if levels is None and isinstance(series.dtype, pd.CategoricalDtype):
         levels = list(series.cat.categories)
-    values = present.unique().tolist()
+    return order_levels(present.unique().tolist(), levels)
+
+
+def order_levels(values: Sequence[object], levels: Sequence[object] | None = None) -> list[object]:
+    """Distinct observed ``values`` in coding order (the rule in the module docstring).
+
+    Parameters
+    ----------
+    values : sequence
+        The distinct non-missing values observed (any order).
+    levels : sequence, optional
+        Declared levels, as in :func:`observed_levels`.
+    """
+    values = list(values)
     try:
         ordered = sorted(values)
     except TypeError:
@@ -161,11 +182,39 @@ def code_categorical(
     lev = observed_levels(series, levels)
     cols = [(series == v).to_numpy(dtype=bool).astype(float) for v in lev[1:]]
     x = np.column_stack(cols) if cols else np.zeros((len(series), 0))
+    return x, coding_for(name, lev)
+
+
+def code_factorised(
+    codes: np.ndarray,
+    uniques: Sequence[object],
+    variable: str,
+    *,
+    levels: Sequence[object] | None = None,
+) -> tuple[np.ndarray, CategoricalCoding]:
+    """:func:`code_categorical` for a column already factorised (``pandas.factorize``).
+
+    ``codes`` index ``uniques`` (``-1`` for missing); only values whose code occurs
+    are levels.  Gives the same columns and coding as :func:`code_categorical` on
+    the column, at the cost of one pass over integer codes.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+    present = [v for v, u in zip(uniques, used.tolist(), strict=True) if u]
+    lev = order_levels(present, levels)
+    position = {v: i for i, v in enumerate(uniques) if used[i]}
+    x = np.zeros((codes.shape[0], max(len(lev) - 1, 0)))
+    for j, v in enumerate(lev[1:]):
+        x[:, j] = codes == position[v]
+    return x, coding_for(variable, lev)
+
+
+def coding_for(variable: str, lev: Sequence[object]) -> CategoricalCoding:
+    """The :class:`CategoricalCoding` of ``variable`` with levels ``lev`` (reference first)."""
     text = tuple(str(v) for v in lev)
-    coding = CategoricalCoding(
-        variable=name,
+    return CategoricalCoding(
+        variable=variable,
         levels=text,
         reference=text[0] if text else "",
-        columns=tuple(f"{name}[{t}]" for t in text[1:]),
+        columns=tuple(f"{variable}[{t}]" for t in text[1:]),
     )
-    return x, coding

@@ -33,14 +33,16 @@ Coding rules
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from trialkit.errors import ModelSpecError, Problem
-from trialkit.models.coding import code_categorical, is_categorical, observed_levels
+from trialkit.models.coding import code_factorised, is_categorical, order_levels
 from trialkit.models.terms import Exclusion
 
 __all__ = ["ModelFrame", "build_model_frame"]
@@ -133,26 +135,24 @@ def _replace(frame: ModelFrame, **changes: object) -> ModelFrame:
     return dataclasses.replace(frame, **changes)  # type: ignore[arg-type]
 
 
-_FORMATTED_NUMBER = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"
-_PLAIN_NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+_FORMATTED_NUMBER = re.compile(r"\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$")
+_PLAIN_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
-def _refuse_formatted_numbers(s: pd.Series, name: str) -> None:
+def _refuse_formatted_numbers(values: Sequence[object], name: str) -> None:
     """Refuse a text covariate whose values are all numbers, some with thousands separators.
 
     A spreadsheet's ``1,412`` is read as text; coding it as a category (one column
     per LA) would silently change the model, so it is an input error with the fix.
+    ``values`` are the distinct values in order of first appearance: the same
+    verdict and example as checking every row, at the cost of the distinct values.
     """
-    if pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
-        return
-    # the distinct values in order of first appearance: the same verdict and example
-    # as checking every row, at the cost of the distinct values
-    txt = pd.Series([str(v) for v in s.dropna().unique()], dtype=object)
-    if txt.empty:
-        return
-    formatted = txt.str.match(_FORMATTED_NUMBER)
-    if formatted.any() and (formatted | txt.str.match(_PLAIN_NUMBER)).all():
-        example = str(txt[formatted].iloc[0])
+    txt = [str(v) for v in values]
+    formatted = [_FORMATTED_NUMBER.match(t) is not None for t in txt]
+    if any(formatted) and all(
+        f or _PLAIN_NUMBER.match(t) is not None for f, t in zip(formatted, txt, strict=True)
+    ):
+        example = txt[formatted.index(True)]
         raise _fail(
             "a numeric covariate written with thousands separators",
             "fit.covariate_formatted_number",
@@ -160,6 +160,118 @@ def _refuse_formatted_numbers(s: pd.Series, name: str) -> None:
             f"covariate `{name}` must be numbers without thousands separators; got {example!r}.",
             "re-export the column unformatted (e.g. 1412, not 1,412), or remove the commas.",
         )
+
+
+class _Column:
+    """One used column of the input, read once.
+
+    ``values``: the numbers of a numeric (or boolean) column with a numpy dtype,
+    else ``None``; ``missing``: the missing mask (``None`` when the dtype cannot
+    hold a missing value); codes and distinct values (:func:`pandas.factorize`,
+    sorted for cluster columns) are computed when first asked for.  Methods take
+    ``rows``, the mask of complete rows (``None``: every row).
+    """
+
+    def __init__(self, series: pd.Series, *, sort: bool) -> None:
+        self.series = series
+        self.dtype = series.dtype
+        self.sort = sort
+        self.categorical = is_categorical(series)
+        self.numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        is_category = isinstance(self.dtype, pd.CategoricalDtype)
+        self.declared = list(series.cat.categories) if is_category else None
+        self.check_formatted = not (pd.api.types.is_bool_dtype(series) or is_category)
+        plain = isinstance(self.dtype, np.dtype) and self.dtype.kind in "biuf"
+        self.values: np.ndarray | None = series.to_numpy() if plain else None
+        if plain and self.dtype.kind == "f":
+            self.missing: np.ndarray | None = np.isnan(self.values)
+        elif plain:
+            self.missing = None
+        else:
+            self.missing = series.isna().to_numpy(dtype=bool)
+        self._codes: np.ndarray | None = None
+        self._uniques: Any = None
+
+    def _factorise(self) -> None:
+        codes, uniques = pd.factorize(self.series, sort=self.sort)
+        self._codes = codes.astype(np.int64, copy=False)
+        self._uniques = uniques
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Position of each row's value among :attr:`uniques` (``-1``: missing)."""
+        if self._codes is None:
+            self._factorise()
+        assert self._codes is not None
+        return self._codes
+
+    @property
+    def uniques(self) -> Any:
+        """Distinct non-missing values (sorted for cluster columns)."""
+        if self._codes is None:
+            self._factorise()
+        return self._uniques
+
+    def kept_codes(self, rows: np.ndarray | None) -> np.ndarray:
+        """:attr:`codes` of the complete rows."""
+        return self.codes if rows is None else self.codes[rows]
+
+    def numbers(self, rows: np.ndarray | None) -> np.ndarray:
+        """The complete rows as floats (numeric columns only)."""
+        if self.values is None:
+            kept = self.series if rows is None else self.series[rows]
+            return kept.to_numpy(dtype=float)
+        kept = self.values if rows is None else self.values[rows]
+        return kept.astype(float, copy=False)
+
+    def levels(self, rows: np.ndarray | None) -> list[object]:
+        """Distinct values of the complete rows in coding order (:func:`order_levels`)."""
+        if self.values is not None:
+            kept = self.values if rows is None else self.values[rows]
+            return order_levels(np.unique(kept).tolist(), self.declared)
+        return order_levels(self.first_seen(rows), self.declared)
+
+    def first_seen(self, rows: np.ndarray | None) -> list[object]:
+        """Distinct values of the complete rows, in order of first appearance."""
+        kept = self.kept_codes(rows)
+        present, first = np.unique(kept[kept >= 0], return_index=True)
+        order = present[np.argsort(first, kind="stable")]
+        return list(self.uniques.take(order).tolist())
+
+    def indicator(self, value: object, rows: np.ndarray | None) -> np.ndarray:
+        """1.0 where a complete row holds ``value``, else 0.0."""
+        if self.values is not None:
+            kept = self.values if rows is None else self.values[rows]
+            return (kept == value).astype(float)
+        position = next(i for i, v in enumerate(self.uniques) if v == value)
+        return (self.kept_codes(rows) == position).astype(float)
+
+
+def _read_column(series: pd.Series, *, sort: bool) -> _Column:
+    return _Column(series, sort=sort)
+
+
+def _hash_columns(used: Sequence[str], cols: dict[str, _Column]) -> str:
+    """SHA-256 of the used columns (names, dtypes and values in row order)."""
+    h = hashlib.sha256()
+    h.update(repr([(c, str(cols[c].dtype)) for c in used]).encode())
+    for c in used:
+        col = cols[c]
+        if col.values is not None:
+            h.update(np.ascontiguousarray(col.values).tobytes())
+        else:
+            h.update(col.codes.tobytes())
+            h.update(repr(list(col.uniques)).encode())
+    return h.hexdigest()
+
+
+def _dense_sorted(codes: np.ndarray, size: int) -> np.ndarray:
+    """Codes ``0 .. G-1`` keeping the order of ``codes`` (non-negative, below ``size``)."""
+    if size <= 4 * codes.shape[0] + 1024:
+        present = np.bincount(codes, minlength=size) > 0
+        remap = np.cumsum(present) - 1
+        return remap[codes].astype(np.int64, copy=False)
+    return np.unique(codes, return_inverse=True)[1].astype(np.int64).ravel()
 
 
 def _clearly_full_rank(X: np.ndarray, scale: np.ndarray) -> bool:
@@ -254,13 +366,9 @@ def build_model_frame(
         raise ModelSpecError("the model names columns that are not in the data", problems)
 
     n_input = int(len(data))
-    sub = data.loc[:, list(used)]
-    # data hash of the used columns (values and dtypes, in row order)
-    h = hashlib.sha256()
-    dtypes = sub.dtypes
-    h.update(repr([(c, str(dtypes[c])) for c in used]).encode())
-    h.update(pd.util.hash_pandas_object(sub, index=False).to_numpy().tobytes())
-    data_hash = h.hexdigest()
+    # each used column read once: numeric values, or factorised codes (-1 = missing)
+    cols_in = {c: _read_column(data[c], sort=c in clusters) for c in used}
+    data_hash = _hash_columns(used, cols_in)
 
     # ---------------------------------------------------------------- exclusions
     keep = np.ones(n_input, dtype=bool)
@@ -268,16 +376,17 @@ def build_model_frame(
     reasons = [(outcome, "missing outcome"), (treatment, "missing treatment")]
     reasons += [(c, f"missing covariate {c}") for c in covariates]
     reasons += [(c, f"missing cluster {c}") for c in clusters]
-    missing = sub.isna().to_numpy()  # one call for every used column (in ``used`` order)
     for col, reason in reasons:
-        miss = missing[:, used.index(col)] & keep
+        miss = cols_in[col].missing
+        if miss is None:
+            continue
+        miss = miss & keep
         k = int(miss.sum())
         if k:
             exclusions.append(Exclusion(reason=reason, n_rows=k))
             keep &= ~miss
-    if not keep.all():
-        sub = sub.loc[keep]
-    n = int(len(sub))
+    rows = None if keep.all() else keep
+    n = int(keep.sum())
     if n == 0:
         raise _fail(
             "no complete rows to fit",
@@ -289,29 +398,28 @@ def build_model_frame(
         )
 
     # ---------------------------------------------------------------- outcome
-    ys = sub[outcome]
-    if pd.api.types.is_bool_dtype(ys):
-        ys = ys.astype(float)
-    if not pd.api.types.is_numeric_dtype(ys):
+    yc = cols_in[outcome]
+    if not yc.numeric:
         raise _fail(
             "the outcome is not numeric",
             "fit.outcome_type",
             f"column {outcome}",
-            f"outcome `{outcome}` must be numeric; got dtype {ys.dtype}.",
+            f"outcome `{outcome}` must be numeric; got dtype {yc.dtype}.",
             "convert the outcome to numbers (0/1 for a binary outcome).",
         )
-    y = ys.to_numpy(dtype=float)
+    y = yc.numbers(rows)
 
     # ---------------------------------------------------------------- treatment
-    ts = sub[treatment]
-    labels = observed_levels(ts)
+    tc = cols_in[treatment]
+    labels = tc.levels(rows)
     label_text = ", ".join(repr(v) for v in labels)
     # ``labels`` are the distinct non-missing values: no second pass over the column
-    numeric01 = (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_bool_dtype(ts)) and set(
-        np.asarray(labels, dtype=float).tolist()
-    ) <= {0.0, 1.0}
+    numeric01 = tc.numeric and set(np.asarray(labels, dtype=float).tolist()) <= {
+        0.0,
+        1.0,
+    }
     if treatment_level is None and numeric01:
-        tvec = ts.to_numpy(dtype=float)
+        tvec = tc.numbers(rows)
         term = treatment
         tlabels = ("0", "1")
     else:
@@ -337,7 +445,7 @@ def build_model_frame(
             )
         treated = match[0]
         control = next(v for v in labels if v is not treated and v != treated)
-        tvec = (ts == treated).to_numpy(dtype=float)
+        tvec = tc.indicator(treated, rows)
         term = f"{treatment}[{treated}]"
         tlabels = (str(control), str(treated))
     if np.all(tvec == tvec[0]):
@@ -354,14 +462,17 @@ def build_model_frame(
     cols: list[np.ndarray] = [np.ones(n), tvec]
     names: list[str] = ["(Intercept)", term]
     for c in covariates:
-        s = sub[c]
-        if is_categorical(s):
-            _refuse_formatted_numbers(s, c)
-            dummies, coding = code_categorical(s, c)
+        cc = cols_in[c]
+        if cc.categorical:
+            if cc.check_formatted:
+                _refuse_formatted_numbers(cc.first_seen(rows), c)
+            dummies, coding = code_factorised(
+                cc.kept_codes(rows), cc.uniques, c, levels=cc.declared
+            )
             cols.extend(dummies.T)
             names.extend(coding.columns)
         else:
-            cols.append(s.to_numpy(dtype=float))
+            cols.append(cc.numbers(rows))
             names.append(c)
     X = np.column_stack(cols)
     if not np.all(np.isfinite(X)) or not np.all(np.isfinite(y)):
@@ -378,14 +489,12 @@ def build_model_frame(
     counts: list[int] = []
     parent: np.ndarray | None = None
     for c in clusters:
-        own, _ = pd.factorize(sub[c], sort=True)
-        own = own.astype(np.int64)
+        own = _dense_sorted(cols_in[c].kept_codes(rows), len(cols_in[c].uniques))
         if parent is None:
             code = own
         else:
-            key = parent * (int(own.max()) + 1) + own
-            code, _ = pd.factorize(key, sort=True)
-            code = code.astype(np.int64)
+            width = int(own.max()) + 1
+            code = _dense_sorted(parent * width + own, (int(parent.max()) + 1) * width)
         codes.append(code)
         counts.append(int(code.max()) + 1)
         parent = code

@@ -14,6 +14,7 @@ after ``FitResult.from_dict``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,13 @@ from trialkit.models.dfmethods import (
 )
 from trialkit.models.effect_sizes import hedges_g, icc_intervals
 from trialkit.models.inference import t_terms
-from trialkit.models.results import FitResult, LmmResult, RobustInference, Term
+from trialkit.models.results import (
+    DeferredMapping,
+    FitResult,
+    LmmResult,
+    RobustInference,
+    Term,
+)
 
 __all__ = [
     "ResponseFit",
@@ -160,9 +167,9 @@ def fit_lmm_frame(
         alpha=alpha,
         inference=inf,
         column_names=tuple(frame.column_names),
-        effect_sizes=(
-            _effect_sizes(frame, lay, st, psi, tr, reml, alpha) if effect_sizes else None
-        ),
+        effect_sizes=_deferred_effect_sizes(frame, lay, st, psi, tr, reml, alpha)
+        if effect_sizes
+        else None,
         robust=None if vcov is None else _robust_terms(frame, fitted.beta[0], psi, vcov, alpha),
         inference_source="reml-refit" if refit else "fit",
     )
@@ -315,7 +322,7 @@ def _robust_terms(
     )
 
 
-def _effect_sizes(
+def _deferred_effect_sizes(
     frame: ModelFrame,
     lay: _engine.Layout,
     st: _engine.Stats,
@@ -323,6 +330,30 @@ def _effect_sizes(
     tr: Term,
     reml: bool,
     alpha: float,
+) -> DeferredMapping:
+    """:func:`_effect_sizes`, computed when first read.
+
+    It keeps only what is O(groups): the layout without its row index and the
+    statistics of the intercept, treatment and outcome columns, not the frame.
+    """
+    small = dataclasses.replace(lay, lowest=np.empty(0, dtype=np.int64), row_starts=None)
+    sub = st.select([0, frame.treatment_index])
+    clusters = frame.clusters
+    return DeferredMapping(
+        lambda: _effect_sizes(clusters, small, sub, psi, tr, reml, alpha, treatment_index=1)
+    )
+
+
+def _effect_sizes(
+    clusters: tuple[str, ...],
+    lay: _engine.Layout,
+    st: _engine.Stats,
+    psi: np.ndarray,
+    tr: Term,
+    reml: bool,
+    alpha: float,
+    *,
+    treatment_index: int,
 ) -> dict[str, Any]:
     """Hedges' g from the conditional and the unconditional model.
 
@@ -332,7 +363,7 @@ def _effect_sizes(
     """
     # rows and treatment mean of each top-level cluster, from the sufficient statistics
     sizes = lay.sizes[0]
-    tmean = _engine.top_means(lay, st, frame.treatment_index)
+    tmean = _engine.top_means(lay, st, treatment_index)
     if not np.all((tmean == 0) | (tmean == 1)):
         return {
             "note": "treatment varies within top-level clusters; Hedges' g for CRTs not computed"
@@ -360,7 +391,7 @@ def _effect_sizes(
             alpha=alpha,
         )
         out["unconditional_variance_components"] = {
-            **{c: float(upsi[l]) for l, c in enumerate(frame.clusters)},
+            **{c: float(upsi[l]) for l, c in enumerate(clusters)},
             "residual": float(upsi[-1]),
         }
     except np.linalg.LinAlgError:  # pragma: no cover - degenerate outcome

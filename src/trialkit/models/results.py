@@ -21,7 +21,7 @@ the subclass named by ``"method"``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ __all__ = [
     "TERM_COLUMNS",
     "BinaryEffects",
     "ClusterLevelResult",
+    "DeferredMapping",
     "Exclusion",
     "FitResult",
     "GeeResult",
@@ -49,6 +50,55 @@ __all__ = [
 ]
 
 RESULT_SCHEMA_VERSION = 1
+
+
+class DeferredMapping(Mapping[str, Any]):
+    """A read-only mapping computed when first read, then kept.
+
+    Used for parts of a result that cost a computation of their own but that many
+    callers never read (the unconditional model behind Hedges' g): the value is
+    a deterministic function of the fit, so deferring it changes no number, only
+    when it is paid for.  It compares, prints and pickles as the plain ``dict``
+    it stands for (pickling computes it).
+
+    Parameters
+    ----------
+    compute : callable
+        Returns the mapping; called at most once, on first access.
+    """
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
+        self._compute: Callable[[], Mapping[str, Any]] | None = compute
+        self._value: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._value is None:
+            assert self._compute is not None
+            self._value = dict(self._compute())
+            self._compute = None  # drop what the computation held
+        return self._value
+
+    @property
+    def computed(self) -> bool:
+        """Whether the value has been computed already."""
+        return self._value is not None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (self._get(),))
 
 
 def _f(x: Any) -> float:
@@ -318,7 +368,9 @@ class LmmResult(FitResult):
     column_names : tuple of str
         Fixed-effect columns, in the order of ``fixed_effects``.
     effect_sizes : mapping or None
-        Hedges' g (conditional and unconditional), when requested.
+        Hedges' g (conditional and unconditional), when requested; computed when
+        first read (a :class:`DeferredMapping`), so a caller who never reads it
+        does not pay for the unconditional model.
     robust : RobustInference or None
         Cluster-robust inference for the fixed effects, when a ``vcov`` was requested.
     inference_source : {"fit", "reml-refit"}
@@ -349,7 +401,7 @@ class LmmResult(FitResult):
             "column_names": list(self.column_names),
         }
         if self.effect_sizes is not None:
-            out["effect_sizes"] = self.effect_sizes
+            out["effect_sizes"] = dict(self.effect_sizes)
         if self.robust is not None:
             out["robust"] = self.robust.to_dict()
         return out
