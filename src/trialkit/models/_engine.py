@@ -72,6 +72,7 @@ import numpy as np
 from scipy import optimize
 
 from trialkit.models._jets import JetSpace, jet_space
+from trialkit.models._small import cholesky_solve
 from trialkit.models._tree import (
     Layout,
     Prepared,
@@ -138,6 +139,10 @@ def _embed(js: JetSpace, x3: np.ndarray, level: int) -> np.ndarray:
     return out
 
 
+_POWERS = np.array([1.0, 2.0, 3.0])
+_SIGNS = np.array([1.0, -1.0, 2.0])
+
+
 def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Jets of ``S = A'V⁻¹A`` (R, J, q, q) and ``log|V|`` (R, J) at ``φ`` (R, L)."""
     L = lay.L
@@ -146,43 +151,36 @@ def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, 
     q = pr.W.shape[-1]
     low = L - 1
     n = lay.sizes[low]
-    # lowest level: s_k = n_k / (1 + φ n_k), closed-form derivatives in φ_low only
+    # lowest level: s_k = n_k / (1 + φ n_k), closed-form derivatives in φ_low only:
+    # (s, ∂s, ∂²s) = (s, -s², 2s³)
     d = 1.0 + phi[:, low, None] * n
-    s = n / d
-    s3 = np.stack([s, -s * s, 2.0 * s**3], axis=-1)  # (R, K, 3)
-    ldv = np.zeros((R, js.J))
+    s3 = (n / d)[..., None] ** _POWERS * _SIGNS  # (R, K, 3)
+    E = js.embed[low]
+    ldv = s3.sum(axis=1) @ js.lift[low]  # ∂ log d = s, ∂² log d = -s²
     ldv[:, 0] = np.log(d).sum(axis=1)
-    ldv[:, js.first[low]] = s.sum(axis=1)
-    ldv[:, js.second[low, low]] = -(s * s).sum(axis=1)
-    S = np.zeros((R, js.J, q, q))
-    S[:, 0] = pr.W
-    lowest = (np.swapaxes(s3, 1, 2) @ pr.outer).reshape(R, 3, q, q)
-    S[:, 0] += lowest[:, 0]
-    S[:, js.first[low]] += lowest[:, 1]
-    S[:, js.second[low, low]] += lowest[:, 2]
+    S = (np.swapaxes(s3, 1, 2) @ pr.outer).reshape(R, 3, q * q)
+    S = (E.T @ S).reshape(R, js.J, q, q)
+    S[:, 0] += pr.W
     if L == 1:
         return S, ldv
     # parents of the lowest level
     starts = lay.starts[L - 2]
-    sD = _embed(js, np.add.reduceat(s3, starts, axis=1), low)
-    e3 = np.add.reduceat(s3[:, :, None, :] * pr.delta[low][..., None], starts, axis=1)
-    eD = _embed(js, e3, low)
+    sD = np.add.reduceat(s3, starts, axis=1) @ E
+    eD = np.add.reduceat(s3[:, :, None, :] * pr.delta[low][..., None], starts, axis=1) @ E
     for level in range(L - 2, -1, -1):
         w = js.mul(eD, js.recip(sD)[:, :, None, :])  # m_g - z_g
         S -= js.outer_sum(eD, w)
         # d_g = 1 + φ_l s_D: product rule with the linear jet of φ_l
-        dj = phi[:, level, None, None] * sD
+        dj = sD @ (phi[:, level, None, None] * js.eye + js.shift[level])
         dj[..., 0] += 1.0
-        dj[..., js.first[level]] += sD[..., 0]
-        dj[..., js.second[level]] += sD[..., js.first] * js.twice[level]
         ldv += js.log(dj).sum(axis=1)
         sg = js.mul(sD, js.recip(dj))
         if level == 0:
-            m = w.copy()
+            m = w
             m[..., 0] += pr.means[0]
             S += js.outer_sum(js.mul(sg[:, :, None, :], m), m)
             break
-        u = w.copy()
+        u = w
         u[..., 0] += pr.delta[level]
         su = js.mul(sg[:, :, None, :], u)
         S += js.outer_sum(su, u)
@@ -289,14 +287,12 @@ def _moment_start(lay: Layout, pr: Prepared) -> np.ndarray:
 def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``-H⁻¹g``, with ``H`` made positive definite (absolute eigenvalues) where it is not."""
     try:
-        C = np.linalg.cholesky(H)
+        return -cholesky_solve(H, g)
     except np.linalg.LinAlgError:
         w, Vv = np.linalg.eigh(H)
         wmax = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12)
         w = np.maximum(np.abs(w), 1e-8 * wmax)
         return -np.einsum("rij,rj->ri", Vv, np.einsum("rji,rj->ri", Vv, g) / w)
-    z = np.linalg.solve(C, g[..., None])
-    return -np.linalg.solve(np.swapaxes(C, -1, -2), z)[..., 0]
 
 
 def _newton(
@@ -320,6 +316,8 @@ def _newton(
     full step is accepted.
     """
     R, L = theta0.shape
+    if R == 1:
+        return _newton_single(lay, pr, theta0, reml=reml, maxit=maxit, tol=tol)
     cur = evaluate(lay, pr, theta0.copy(), reml=reml)
     conv = np.zeros(R, dtype=bool)
     iters = np.zeros(R, dtype=np.int64)
@@ -366,9 +364,9 @@ def _newton(
                 cur = cev  # every replicate accepted its step: no copying
             elif ok.any():
                 cur.put(active[ii[ok]], cev.take(np.flatnonzero(ok)))
-                # a full Newton step from a point this close lands at the optimum
-                # to rounding error (quadratic convergence): no evaluation to confirm
-                final[ii[ok]] = (alpha[ii[ok]] == 1.0) & (dec[ii[ok]] < near[ii[ok]])
+            # a full Newton step from a point this close lands at the optimum
+            # to rounding error (quadratic convergence): no evaluation to confirm
+            final[ii[ok]] = (alpha[ii[ok]] == 1.0) & (dec[ii[ok]] < near[ii[ok]])
             todo[ii[ok]] = False
             alpha[ii[~ok]] *= 0.5
         done |= final
@@ -378,6 +376,75 @@ def _newton(
         conv[active[stuck & (dec < 1e-8 * (1.0 + np.abs(ev.dev)))]] = True
         active = active[~(done | stuck)]
     return cur, conv, iters
+
+
+def _newton_single(
+    lay: Layout,
+    pr: Prepared,
+    theta0: np.ndarray,
+    *,
+    reml: bool,
+    maxit: int,
+    tol: float,
+) -> tuple[Evaluation, np.ndarray, np.ndarray]:
+    """:func:`_newton` for one replicate: the same steps, tests and line search,
+    without the bookkeeping of replicates that converge at different times."""
+    L = theta0.shape[1]
+    cur = evaluate(lay, pr, theta0.copy(), reml=reml)
+    conv = False
+    iters = 0
+    for _ in range(maxit):
+        phi = cur.theta[0] ** 2
+        g = cur.grad[0]
+        dev = float(cur.dev[0])
+        fixed = (phi <= 1e-14) & (g > 0.0)
+        if fixed.any():
+            keep = ~fixed
+            gm = np.where(keep, g, 0.0)
+            Hm = cur.hess[0] * np.outer(keep, keep) + np.diag(fixed.astype(float))
+        else:
+            gm, Hm = g, cur.hess[0]
+        step = _newton_step(Hm[None], gm[None])[0] if L > 1 else -gm / _positive(Hm[0, 0])
+        # at most a 16-fold increase of 1 + φ per step
+        room = 15.0 * (1.0 + phi)
+        over = step > room
+        if over.any():
+            step = step * float(np.min(room[over] / step[over]))
+        dec = -float(gm @ step)
+        iters += 1
+        if dec < tol * (1.0 + abs(dev)) or float(np.abs(step).max()) < 1e-12 * (
+            1.0 + float(phi.max())
+        ):
+            conv = True
+            break
+        alpha = 1.0
+        accepted = final = False
+        for _ls in range(40):
+            cand = np.maximum(phi + alpha * step, 0.0)
+            cev = evaluate(lay, pr, np.sqrt(cand)[None], reml=reml)
+            pred = float(g @ (phi - cand))
+            if float(cev.dev[0]) <= dev - 1e-4 * pred + 1e-12 * abs(dev):
+                cur = cev
+                accepted = True
+                # a full Newton step from a point this close lands at the optimum
+                # to rounding error (quadratic convergence): no evaluation to confirm
+                final = alpha == 1.0 and dec < 1e-12 * (1.0 + abs(dev))
+                break
+            alpha *= 0.5
+        if not accepted:
+            # line search failed: converged only if the decrement is already tiny
+            conv = dec < 1e-8 * (1.0 + abs(dev))
+            break
+        if final:
+            conv = True
+            break
+    return cur, np.array([conv]), np.array([iters], dtype=np.int64)
+
+
+def _positive(h: float) -> float:
+    """A 1 × 1 Hessian made positive as :func:`_newton_step` does (absolute value)."""
+    h = float(h)
+    return h if h > 0.0 else max(abs(h), 1e-8 * max(abs(h), 1e-12))
 
 
 def _fallback(

@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from trialkit.models._small import cholesky_inverse
+
 __all__ = ["JetSpace", "jet_space"]
 
 
@@ -32,6 +34,7 @@ class JetSpace:
         for k, (i, j) in enumerate(pairs):
             self.second[i, j] = self.second[j, i] = 1 + L + k
         self.sec = np.arange(1 + L, J)
+        self.sec_slice = slice(1 + L, J)
         #: ``twice[l, m]``: 2 when ``m == l`` (∂²(φ_l x)/∂φ_l² = 2 ∂x/∂φ_l), else 1
         self.twice = 1.0 + np.eye(L)
         self.pi = np.array([1 + i for i, _ in pairs], dtype=np.int64)
@@ -47,6 +50,25 @@ class JetSpace:
             T[1 + j, 1 + i, s] += 1.0
         self.T2 = T.reshape(J * J, J)
         self.T2t = np.ascontiguousarray(self.T2.T)
+        #: ``embed[l]`` (3, J): a jet in ``φ_l`` alone (value, ∂_l, ∂_ll) as a full jet
+        self.embed = np.zeros((L, 3, J))
+        #: ``shift[l]`` (J, J): ``x ↦ φ_l x - φ_l·x`` (the product rule with the linear jet
+        #: of ``φ_l``), so that ``jet(φ_l x) = φ_l x + x @ shift[l]``
+        self.shift = np.zeros((L, J, J))
+        for l in range(L):
+            self.embed[l, 0, 0] = 1.0
+            self.embed[l, 1, 1 + l] = 1.0
+            self.embed[l, 2, self.second[l, l]] = 1.0
+            self.shift[l, 0, 1 + l] = 1.0
+            for m in range(L):
+                self.shift[l, 1 + m, self.second[l, m]] += self.twice[l, m]
+        #: ``lift[l]`` (3, J): ``(x, y, ·)`` as the first and second derivatives in ``φ_l``
+        self.lift = np.zeros((L, 3, J))
+        self.lift[:, :2] = self.embed[:, 1:]
+        self.eye = np.eye(J)
+        # pairs (i <= j) as positions in the list of first derivatives
+        self.pairs_i = self.pi - 1
+        self.pairs_j = self.pj - 1
 
     def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Product of jets (broadcasting over the leading axes).
@@ -80,40 +102,38 @@ class JetSpace:
         M = M.reshape(R, q, J, q, J).transpose(0, 2, 4, 1, 3).reshape(R, J * J, q * q)
         return (self.T2t @ M).reshape(R, J, q, q)
 
+    def _compose(self, d: np.ndarray, f0: np.ndarray, f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
+        """``f(d)`` from ``f(d₀), f'(d₀), f''(d₀)``: ``∂_i f = f' d_i``, ``∂_ij f = f' d_ij + f'' d_i d_j``."""
+        out = np.empty_like(d)
+        out[..., 0] = f0
+        np.multiply(d[..., 1:], f1[..., None], out=out[..., 1:])
+        out[..., self.sec_slice] += f2[..., None] * d[..., self.pi] * d[..., self.pj]
+        return out
+
     def recip(self, d: np.ndarray) -> np.ndarray:
         """``1/d``."""
         r0 = 1.0 / d[..., 0]
         r2 = r0 * r0
-        out = np.empty_like(d)
-        out[..., 0] = r0
-        out[..., self.first] = -d[..., self.first] * r2[..., None]
-        out[..., self.sec] = (
-            -d[..., self.sec] + 2.0 * d[..., self.pi] * d[..., self.pj] * r0[..., None]
-        ) * r2[..., None]
-        return out
+        return self._compose(d, r0, -r2, 2.0 * r2 * r0)
 
     def log(self, d: np.ndarray) -> np.ndarray:
         """``log d``."""
         r0 = 1.0 / d[..., 0]
-        out = np.empty_like(d)
-        out[..., 0] = np.log(d[..., 0])
-        out[..., self.first] = d[..., self.first] * r0[..., None]
-        out[..., self.sec] = (
-            d[..., self.sec] - d[..., self.pi] * d[..., self.pj] * r0[..., None]
-        ) * r0[..., None]
-        return out
+        return self._compose(d, np.log(d[..., 0]), r0, -r0 * r0)
 
     def logdets(self, S: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
         """``log|S|`` and ``log|F|`` (``F = S[:p, :p]``) of a jet matrix from one factorisation.
 
         ``log|F| = log|S| + log (S⁻¹)_{qq}`` and ``F⁻¹ = (S⁻¹)_{FF} - (S⁻¹)_{Fq}(S⁻¹)_{qF}/(S⁻¹)_{qq}``
         (the Schur complement of the last row and column); both derivative sets
-        then come from the same batched products.  Returns two (R, J) arrays.
+        then come from the same batched products: ``∂_a log|M| = tr(M⁻¹ M_a)`` and
+        ``∂_ab log|M| = tr(M⁻¹ M_ab) - tr(M⁻¹ M_a M⁻¹ M_b)``, the traces of products of
+        symmetric matrices as dot products of their flattened entries.  Returns two
+        (R, J) arrays.
         """
         R, J, q, _ = S.shape
-        S0 = S[:, 0]
-        C = np.linalg.cholesky(S0)
-        Si = np.linalg.inv(S0)
+        L = self.L
+        logdet, Si = cholesky_inverse(S[:, 0])
         syy = Si[:, p, p]
         M = np.zeros((R, 2, q, q))
         M[:, 0] = Si
@@ -121,13 +141,17 @@ class JetSpace:
             Si[:, :p, :p] - Si[:, :p, p, None] * Si[:, None, p, :p] / syy[:, None, None]
         )
         out = np.empty((R, 2, J))
-        out[:, 0, 0] = 2.0 * np.log(np.diagonal(C, axis1=-2, axis2=-1)).sum(axis=-1)
+        out[:, 0, 0] = logdet
         out[:, 1, 0] = out[:, 0, 0] + np.log(syy)
-        Z = M[:, :, None] @ S[:, None, self.first]  # (R, 2, L, q, q)
-        out[:, :, self.first] = np.einsum("rkaii->rka", Z)
-        ZZ = np.einsum("rkaij,rkbji->rkab", Z, Z)
-        trS = np.einsum("rkij,rsji->rks", M, S[:, self.sec])
-        out[:, :, self.sec] = trS - ZZ[:, :, self.pi - 1, self.pj - 1]
+        # tr(M S_a) for every derivative a (S and M symmetric): one product
+        out[:, :, 1:] = M.reshape(R, 2, q * q) @ np.swapaxes(
+            S[:, 1:].reshape(R, J - 1, q * q), 1, 2
+        )
+        Z = M[:, :, None] @ S[:, None, 1 : 1 + L]  # (R, 2, L, q, q): M S_a
+        ZZ = Z.reshape(R, 2, L, q * q) @ np.swapaxes(
+            np.swapaxes(Z, -1, -2).reshape(R, 2, L, q * q), -1, -2
+        )
+        out[:, :, self.sec_slice] -= ZZ[:, :, self.pairs_i, self.pairs_j]
         return out[:, 0], out[:, 1]
 
     def gradient(self, x: np.ndarray) -> np.ndarray:

@@ -211,7 +211,7 @@ class Stats:
 
     def select(self, columns: Sequence[int]) -> Stats:
         """Statistics of a sub-model using the given columns of ``X`` (and ``y``)."""
-        idx = np.r_[np.asarray(columns, dtype=np.int64), self.p]
+        idx = np.append(np.asarray(columns, dtype=np.int64), self.p)
         return Stats(p=len(columns), W=self.W[:, idx][:, :, idx], xbar=self.xbar[..., idx])
 
     def take(self, rows: np.ndarray) -> Stats:

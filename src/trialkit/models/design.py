@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from trialkit.errors import ModelSpecError, Problem
 from trialkit.models.coding import code_factorised, is_categorical, order_levels
@@ -193,6 +195,40 @@ class _Column:
         self._uniques: Any = None
 
     def _factorise(self) -> None:
+        """Codes and distinct values, as :func:`pandas.factorize` gives them.
+
+        Integer columns with a compact range (cluster ids) are coded by counting
+        (O(n), sorted); pyarrow strings by Arrow's dictionary encoding (first
+        appearance, sorted afterwards for clusters); anything else by pandas.
+        """
+        values = self.values
+        if values is not None and values.dtype.kind in "iu" and self.sort and values.size:
+            lo = int(values.min())
+            span = int(values.max()) - lo + 1
+            if span <= 4 * values.size + 1024:
+                shifted = values - lo
+                present = np.bincount(shifted, minlength=span) > 0
+                remap = np.cumsum(present) - 1
+                self._codes = remap[shifted].astype(np.int64, copy=False)
+                self._uniques = (np.flatnonzero(present) + lo).astype(values.dtype)
+                return
+        arrow = getattr(self.series.array, "_pa_array", None)
+        if arrow is not None and (
+            pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
+        ):
+            encoded = pc.dictionary_encode(arrow).combine_chunks()
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            uniques = np.array(encoded.dictionary.to_pylist(), dtype=object)
+            codes = codes.astype(np.int64)
+            if self.sort and uniques.size:
+                order = np.argsort(uniques, kind="stable")
+                rank = np.empty(order.size, dtype=np.int64)
+                rank[order] = np.arange(order.size)
+                codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+                uniques = uniques[order]
+            self._codes = codes
+            self._uniques = uniques
+            return
         codes, uniques = pd.factorize(self.series, sort=self.sort)
         self._codes = codes.astype(np.int64, copy=False)
         self._uniques = uniques

@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 __all__ = [
     "hedges_g",
@@ -119,7 +119,7 @@ def hedges_g(
     nt = tilde_n(sizes, treated)
     total = var_between + var_within
     rho = var_between / total if total > 0 else 0.0
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+    z = float(special.ndtri(1.0 - alpha / 2.0))  # the standard normal quantile
     base = (1.0 / NT + 1.0 / NC) * (1.0 + (nt - 1.0) * rho)
     dT = estimate / np.sqrt(total)
     num = (
@@ -234,7 +234,7 @@ def icc_intervals(
     """
     psi_a = np.asarray(psi, dtype=float)
     T = float(psi_a.sum())
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+    z = float(special.ndtri(1.0 - alpha / 2.0))  # the standard normal quantile
     out: dict[str, dict[str, float]] = {}
     for l, name in enumerate(names):
         rho = psi_a[l] / T

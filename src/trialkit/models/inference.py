@@ -99,7 +99,19 @@ def t_terms(
         np.broadcast_to(np.asarray(a, dtype=float), (len(labels),))
         for a in (estimates, std_errors, dfs)
     )
+    stat, p, lo, hi = t_inference(est, se, nu, alpha)  # one call for every coefficient
     return [
-        t_term(str(lab), float(est[j]), float(se[j]), float(nu[j]), alpha, df_method)
+        Term(
+            term=str(lab),
+            estimate=float(est[j]),
+            std_error=float(se[j]),
+            df=float(nu[j]),
+            statistic=float(stat[j]),
+            p_value=float(p[j]),
+            conf_low=float(lo[j]),
+            conf_high=float(hi[j]),
+            df_method=df_method,
+            distribution=distribution_label(float(nu[j])),
+        )
         for j, lab in enumerate(labels)
     ]
