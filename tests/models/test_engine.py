@@ -171,3 +171,49 @@ def test_column_strata_equal_the_reference_on_unsorted_rows() -> None:
     kw_level = np.asarray(codes[1], dtype=float)  # constant within level-1 groups
     X = np.column_stack([X, kw_level, X[:, 2] * 0 + 5.0])
     np.testing.assert_array_equal(column_strata(X, codes), _column_strata_reference(X, codes))
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_column_strata_screened_by_the_sufficient_statistics(levels: int, seed: int) -> None:
+    """The O(groups) screen gives the row-wise answer, including near-constant columns."""
+    from trialkit.models._tree import within_sums_of_squares
+
+    rng = np.random.default_rng(seed)
+    codes, X, y = _unbalanced(levels=levels, n=500, seed=seed)
+    n = X.shape[0]
+    cols = [X]
+    for c in codes:  # constant within each level's groups, means that do not round exactly
+        cols.append((3.7 + 0.1 * c.astype(float))[:, None])
+    cols.append(np.full((n, 1), 5.0))  # constant
+    tiny = np.full(n, 2.0)
+    tiny[rng.integers(0, n)] += 1e-13  # a wobble below the tolerance: constant
+    small = np.full(n, 2.0)
+    small[rng.integers(0, n)] += 1e-10  # above the tolerance, below the screen: checked on rows
+    cols += [tiny[:, None], small[:, None], rng.integers(0, 2, (n, 1)).astype(float)]
+    X = np.column_stack(cols)
+    lay = make_layout(codes)
+    st = make_stats(lay, X, y)
+    within = within_sums_of_squares(lay, st)[:, :-1]
+    expected = column_strata(X, codes)
+    np.testing.assert_array_equal(column_strata(X, codes, within=within), expected)
+    np.testing.assert_array_equal(expected, _column_strata_reference(X, codes))
+
+
+def test_within_sums_of_squares_equal_the_row_sums() -> None:
+    from trialkit.models._tree import within_sums_of_squares
+
+    codes, X, y = _unbalanced(levels=3, n=400, seed=5)
+    lay = make_layout(codes)
+    got = within_sums_of_squares(lay, make_stats(lay, X, y))
+    A = np.column_stack([X, y])
+    for l, c in enumerate([*codes, np.zeros(len(y), dtype=np.int64)]):
+        counts = np.bincount(c)
+        means = (
+            np.stack([np.bincount(c, weights=a) for a in A.T], axis=1)
+            / np.maximum(counts, 1)[:, None]
+        )
+        row = l if l < len(codes) else len(codes)
+        np.testing.assert_allclose(
+            got[row], ((A - means[c]) ** 2).sum(axis=0), rtol=1e-10, atol=1e-9
+        )

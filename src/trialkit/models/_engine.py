@@ -81,6 +81,7 @@ from trialkit.models._tree import (
     make_stats,
     prepare,
     top_means,
+    within_sums_of_squares,
 )
 from trialkit.models.dfmethods import _pinv_safe
 from trialkit.models.inference import t_inference
@@ -98,6 +99,7 @@ __all__ = [
     "make_layout",
     "make_stats",
     "top_means",
+    "within_sums_of_squares",
 ]
 
 _LOG2PI = float(np.log(2.0 * np.pi))

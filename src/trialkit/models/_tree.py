@@ -37,6 +37,7 @@ __all__ = [
     "make_stats",
     "prepare",
     "top_means",
+    "within_sums_of_squares",
 ]
 
 
@@ -328,3 +329,29 @@ def top_means(lay: Layout, st: Stats, column: int) -> np.ndarray:
     for level in range(lay.L - 2, -1, -1):
         x = np.add.reduceat(x, lay.starts[level])
     return x / lay.sizes[0]
+
+
+def within_sums_of_squares(lay: Layout, st: Stats) -> np.ndarray:
+    """Each column's sum of squared deviations from its group means, per level (replicate 0).
+
+    Row ``l`` (levels top first) holds ``Σ_i (a_i - z_{g_l(i)})²`` for every column of
+    ``[X, y]``, with ``z_g`` the mean of group ``g`` of level ``l``; row ``L`` the
+    deviations from the grand mean.  By the nested analysis of variance these are
+    the within-lowest-group scatter plus the between-node sums below level ``l``,
+    so they come from the sufficient statistics in O(groups):
+    ``SS_l = W + Σ_{m > l} Σ_{c at m} n_c (z_c - z_{parent(c)})²``.
+    """
+    pr = prepare(lay, st.W[:1], st.xbar[:1], st.p)
+    L = lay.L
+    out = np.empty((L + 1, st.p + 1))
+    acc = np.diagonal(st.W[0]).copy()
+    out[L - 1] = acc
+    for level in range(L - 1, -1, -1):
+        if level > 0:
+            dev = pr.delta[level][0]
+        else:
+            grand = (pr.means[0][0] * lay.sizes[0][:, None]).sum(axis=0) / lay.n
+            dev = pr.means[0][0] - grand
+        acc = acc + (dev**2 * lay.sizes[level][:, None]).sum(axis=0)
+        out[level - 1 if level > 0 else L] = acc
+    return out

@@ -145,7 +145,7 @@ def order_levels(values: Sequence[object], levels: Sequence[object] | None = Non
     """
     values = list(values)
     try:
-        ordered = sorted(values)
+        ordered = sorted(values)  # type: ignore[type-var]
     except TypeError:
         ordered = sorted(values, key=str)
     if levels is None:

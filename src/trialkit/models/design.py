@@ -185,7 +185,7 @@ class _Column:
         self.check_formatted = not (pd.api.types.is_bool_dtype(series) or is_category)
         plain = isinstance(self.dtype, np.dtype) and self.dtype.kind in "biuf"
         self.values: np.ndarray | None = series.to_numpy() if plain else None
-        if plain and self.dtype.kind == "f":
+        if self.values is not None and self.dtype.kind == "f":
             self.missing: np.ndarray | None = np.isnan(self.values)
         elif plain:
             self.missing = None
@@ -229,9 +229,9 @@ class _Column:
             self._codes = codes
             self._uniques = uniques
             return
-        codes, uniques = pd.factorize(self.series, sort=self.sort)
-        self._codes = codes.astype(np.int64, copy=False)
-        self._uniques = uniques
+        pd_codes, pd_uniques = pd.factorize(self.series, sort=self.sort)
+        self._codes = pd_codes.astype(np.int64, copy=False)
+        self._uniques = pd_uniques
 
     @property
     def codes(self) -> np.ndarray:
@@ -255,8 +255,8 @@ class _Column:
     def numbers(self, rows: np.ndarray | None) -> np.ndarray:
         """The complete rows as floats (numeric columns only)."""
         if self.values is None:
-            kept = self.series if rows is None else self.series[rows]
-            return kept.to_numpy(dtype=float)
+            series = self.series if rows is None else self.series[rows]
+            return series.to_numpy(dtype=float)
         kept = self.values if rows is None else self.values[rows]
         return kept.astype(float, copy=False)
 

@@ -361,20 +361,53 @@ def between_within_df(inf: Inference, L: np.ndarray) -> float:
     return float(inf.n - inf.n_top - (inf.p - rb))
 
 
-def column_strata(X: np.ndarray, cluster_codes: Sequence[np.ndarray]) -> np.ndarray:
+def column_strata(
+    X: np.ndarray,
+    cluster_codes: Sequence[np.ndarray],
+    *,
+    within: np.ndarray | None = None,
+) -> np.ndarray:
     """Containment stratum of each column of ``X`` (nlme's "inner" levels).
 
     ``-1`` for a constant column (the intercept); otherwise ``1 + max{l : the column
     varies within some group of level l}`` (levels top first), or ``0`` when it is
-    constant within every top-level cluster.
+    constant within every top-level cluster.  "Varies" means a range above
+    ``10⁻¹²·max(1, |max|)`` within some group.
+
+    ``within`` (optional, shape (L + 1, p)): each column's sum of squared deviations
+    from its level-``l`` group means (row ``l``; row ``L``: from the grand mean),
+    e.g. from the mixed model's sufficient statistics
+    (:func:`trialkit.models._tree.within_sums_of_squares`).  It settles most columns
+    without a pass over the rows: a sum of exactly 0 means constant within every
+    group, and a sum above ``n·(10⁻⁹·max(1, max|x|))²`` means some group's range
+    exceeds ``10⁻⁹·max(1, max|x|)`` (the sum is at most ``n`` times the largest
+    squared range); only the columns in between are checked on the rows.
     """
     X = np.asarray(X, dtype=float)
     n, p = X.shape
+    L = len(cluster_codes)
     out = np.zeros(p, dtype=np.int64)
+    if within is not None:
+        scale = np.maximum(1.0, np.abs(X).max(axis=0)) if n else np.ones(p)
+        sure = n * (1e-9 * scale) ** 2
+        total = within[L]
+        exact = np.zeros(p, dtype=bool)
+        const = total == 0.0
+        exact |= (total > 0.0) & (total <= sure)
+        for l in range(L - 1, -1, -1):
+            ss = within[l]
+            settled = (out == 0) & ~const & ~exact
+            out[settled & (ss > sure)] = l + 1
+            exact |= settled & (ss > 0.0) & (ss <= sure)
+        todo = np.flatnonzero(exact)
+        if todo.size:
+            out[todo] = column_strata(X[:, todo], cluster_codes)
+        out[const] = -1
+        return out
     const = np.all(np.abs(X - X[:1, :]) <= 1e-12, axis=0)
     todo = np.flatnonzero(~const)
     # deepest level first: a column that varies within a level's groups is done
-    for l in range(len(cluster_codes) - 1, -1, -1):
+    for l in range(L - 1, -1, -1):
         if todo.size == 0:
             break
         lo, hi = _group_range(X[:, todo], np.asarray(cluster_codes[l]))

@@ -119,7 +119,9 @@ def fit_lmm_frame(
         inf_fit,
         n_top=lay.C,
         cluster_level=frame.cluster_level_columns,
-        stratum=column_strata(frame.X, frame.cluster_codes),
+        stratum=column_strata(
+            frame.X, frame.cluster_codes, within=_engine.within_sums_of_squares(lay, st)[:, :-1]
+        ),
         n_groups=list(frame.n_clusters),
     )
     terms = coefficient_terms(inf, frame.column_names, df_method, alpha)
@@ -258,8 +260,11 @@ def fit_lmm_responses(
     check_df_method(df_method)
     Y = np.atleast_2d(np.asarray(Y, dtype=float))
     lay = _engine.make_layout(frame.cluster_codes)
-    fitted = _fit_or_fail(lay, _engine.make_stats(lay, frame.X, Y), reml=True)
-    stratum = column_strata(frame.X, frame.cluster_codes)
+    st = _engine.make_stats(lay, frame.X, Y)
+    fitted = _fit_or_fail(lay, st, reml=True)
+    stratum = column_strata(
+        frame.X, frame.cluster_codes, within=_engine.within_sums_of_squares(lay, st)[:, :-1]
+    )
     out = []
     for r in range(Y.shape[0]):
         inf = Inference.from_fitted(
