@@ -170,22 +170,20 @@ def _recursion(lay: Layout, pr: Prepared, phi: np.ndarray) -> tuple[np.ndarray, 
     sD = np.add.reduceat(s3, starts, axis=1) @ E
     eD = np.add.reduceat(s3[:, :, None, :] * pr.delta[low][..., None], starts, axis=1) @ E
     for level in range(L - 2, -1, -1):
-        w = js.mul(eD, js.recip(sD)[:, :, None, :])  # m_g - z_g
-        S -= js.outer_sum(eD, w)
         # d_g = 1 + φ_l s_D: product rule with the linear jet of φ_l
         dj = sD @ (phi[:, level, None, None] * js.eye + js.shift[level])
         dj[..., 0] += 1.0
-        ldv += js.log(dj).sum(axis=1)
-        sg = js.mul(sD, js.recip(dj))
-        if level == 0:
-            m = w
-            m[..., 0] += pr.means[0]
-            S += js.outer_sum(js.mul(sg[:, :, None, :], m), m)
-            break
-        u = w
-        u[..., 0] += pr.delta[level]
+        rs, rd, logd = js.recips_and_log(sD, dj)
+        w = js.mul(eD, rs[:, :, None, :])  # m_g - z_g
+        ldv += logd.sum(axis=1)
+        sg = js.mul(sD, rd)
+        u = w.copy()
+        u[..., 0] += pr.means[0] if level == 0 else pr.delta[level]
         su = js.mul(sg[:, :, None, :], u)
-        S += js.outer_sum(su, u)
+        # S += Σ s_g u u' - Σ e w' in one product over the nodes
+        S += js.outer_sum(np.concatenate((su, -eD), axis=1), np.concatenate((u, w), axis=1))
+        if level == 0:
+            break
         starts = lay.starts[level - 1]
         sD = np.add.reduceat(sg, starts, axis=1)
         eD = np.add.reduceat(su, starts, axis=1)

@@ -110,6 +110,19 @@ class JetSpace:
         out[..., self.sec_slice] += f2[..., None] * d[..., self.pi] * d[..., self.pj]
         return out
 
+    def recips_and_log(
+        self, s: np.ndarray, d: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``1/s``, ``1/d`` and ``log d`` (same shapes) in one composition."""
+        x = np.stack((s, d, d))
+        r = 1.0 / x[:2, ..., 0]
+        r2 = r * r
+        f0 = np.concatenate((r, np.log(x[2:, ..., 0])))
+        f1 = np.concatenate((-r2, r[1:]))
+        f2 = np.concatenate((2.0 * r2 * r, -r2[1:]))
+        out = self._compose(x, f0, f1, f2)
+        return out[0], out[1], out[2]
+
     def recip(self, d: np.ndarray) -> np.ndarray:
         """``1/d``."""
         r0 = 1.0 / d[..., 0]

@@ -97,6 +97,12 @@ def _dense(codes: np.ndarray) -> np.ndarray:
     return np.unique(codes, return_inverse=True)[1].astype(np.int64)
 
 
+def _run_starts(x: np.ndarray) -> np.ndarray:
+    """Index of the first element of each run of equal values of ``x`` (non-empty)."""
+    out = np.empty(0, dtype=np.intp) if x.size == 0 else np.flatnonzero(x[1:] != x[:-1]) + 1
+    return np.concatenate((np.zeros(min(x.size, 1), dtype=np.intp), out))
+
+
 def make_layout(cluster_codes: Sequence[np.ndarray]) -> Layout:
     """Build the tree from nested cluster codes (top level first; one array of n ints each).
 
@@ -143,11 +149,11 @@ def make_layout(cluster_codes: Sequence[np.ndarray]) -> Layout:
         if not np.array_equal(par[labels[l]], labels[l - 1]):  # pragma: no cover - guarded above
             raise ValueError(f"cluster level {l + 1} is not nested within level {l}")
         parent.append(par)
-        st = np.flatnonzero(np.r_[True, par[1:] != par[:-1]])
+        st = _run_starts(par)
         starts.append(st)
     row_starts = None
     if n and np.all(lowest[1:] >= lowest[:-1]):
-        row_starts = np.flatnonzero(np.r_[True, lowest[1:] != lowest[:-1]])
+        row_starts = _run_starts(lowest)
     moment, dof = _moment_coefficients(n, sizes, parent)
     return Layout(
         n=n,

@@ -178,12 +178,18 @@ class _Column:
         self.series = series
         self.dtype = series.dtype
         self.sort = sort
-        self.categorical = is_categorical(series)
-        self.numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        plain = isinstance(self.dtype, np.dtype) and self.dtype.kind in "biuf"
+        if plain:  # the answers of the pandas dtype tests below, without their cost
+            self.categorical = self.dtype.kind == "b"
+            self.numeric = True
+            is_bool = self.dtype.kind == "b"
+        else:
+            self.categorical = is_categorical(series)
+            is_bool = pd.api.types.is_bool_dtype(series)
+            self.numeric = pd.api.types.is_numeric_dtype(series) or is_bool
         is_category = isinstance(self.dtype, pd.CategoricalDtype)
         self.declared = list(series.cat.categories) if is_category else None
-        self.check_formatted = not (pd.api.types.is_bool_dtype(series) or is_category)
-        plain = isinstance(self.dtype, np.dtype) and self.dtype.kind in "biuf"
+        self.check_formatted = not (is_bool or is_category)
         self.values: np.ndarray | None = series.to_numpy() if plain else None
         if self.values is not None and self.dtype.kind == "f":
             self.missing: np.ndarray | None = np.isnan(self.values)
@@ -375,14 +381,15 @@ def build_model_frame(
         raise TypeError("covariates and clusters must be sequences of column names")
     used = (outcome, treatment, *covariates, *clusters)
     problems: list[Problem] = []
-    available = ", ".join(map(str, data.columns))
     for col in used:
         if col not in data.columns:
             problems.append(
                 Problem(
                     path=f"column {col}",
                     code="fit.column_missing",
-                    message=f"column `{col}` must be in the data; got columns {available}.",
+                    message=f"column `{col}` must be in the data; got columns "
+                    + ", ".join(map(str, data.columns))
+                    + ".",
                     hint="check the spelling (names are case-sensitive).",
                 )
             )
