@@ -148,3 +148,52 @@ def test_with_outcome(data):
     assert g.y.sum() == 0 and g.X is f.X
     with pytest.raises(ValueError):
         f.with_outcome(np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "kind", ["int", "wide-int", "negative-int", "str", "object", "category", "float"]
+)
+def test_cluster_codes_follow_sorted_ids_whatever_the_dtype(kind: str) -> None:
+    """Codes are 0..G-1 in sorted order of the ids (the counting and Arrow paths too)."""
+    rng = np.random.default_rng(7)
+    n = 300
+    ids = rng.integers(0, 9, n)
+    kw = rng.integers(0, 4, n)
+    la: object
+    if kind == "int":
+        la = ids
+    elif kind == "wide-int":
+        la = ids * 10**9  # too wide to count: pandas factorises
+    elif kind == "negative-int":
+        la = ids - 5
+    elif kind == "float":
+        la = ids.astype(float) / 3
+    else:
+        text = np.array([f"LA-{v:02d}" if v != 3 else "la-é" for v in ids], dtype=object)
+        la = pd.Series(text, dtype={"str": "str", "object": object, "category": "category"}[kind])
+    data = pd.DataFrame(
+        {"la": la, "kw": pd.Series([f"k{v}" for v in kw], dtype="str"), "t": ids % 2}
+    )
+    data["y"] = rng.normal(size=n)
+    data.loc[rng.integers(0, n, 15), "y"] = np.nan
+    f = build_model_frame(data, outcome="y", treatment="t", clusters=["la", "kw"])
+    kept = data.loc[data["y"].notna()]
+    top, _ = pd.factorize(kept["la"], sort=True)
+    np.testing.assert_array_equal(f.cluster_codes[0], top)
+    pairs = pd.MultiIndex.from_arrays([top, kept["kw"].to_numpy(dtype=object)])
+    low, _ = pd.factorize(pairs, sort=True)
+    np.testing.assert_array_equal(f.cluster_codes[1], low)
+
+
+def test_categorical_covariate_from_arrow_strings_with_missing_values() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    g = pd.Series(rng.choice(["b", "a", "c", None], n), dtype="str")
+    data = pd.DataFrame({"y": rng.normal(size=n), "t": np.arange(n) % 2, "g": g})
+    data["la"] = np.arange(n) % 10
+    f = build_model_frame(data, outcome="y", treatment="t", covariates=["g"], clusters=["la"])
+    kept = g.notna().to_numpy()
+    assert f.column_names == ("(Intercept)", "t", "g[b]", "g[c]")
+    assert f.exclusions[0].reason == "missing covariate g"
+    np.testing.assert_array_equal(f.X[:, 2], (g[kept] == "b").to_numpy(dtype=float))
+    np.testing.assert_array_equal(f.X[:, 3], (g[kept] == "c").to_numpy(dtype=float))

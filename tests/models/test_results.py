@@ -168,3 +168,31 @@ def test_no_module_cycle_inside_models() -> None:
 
     for node in sorted(graph):
         visit(node, [])
+
+
+def test_effect_sizes_are_computed_when_first_read(data) -> None:
+    """Deferred effect sizes: same numbers as computing them at once, plain dict in JSON/pickle."""
+    import pickle
+
+    from trialkit.models.results import DeferredMapping
+
+    res = fit(data, outcome="y", treatment="arm", clusters=["cl"])
+    es = res.effect_sizes
+    assert isinstance(es, DeferredMapping) and not es.computed
+    twin = fit(data, outcome="y", treatment="arm", clusters=["cl"])
+    assert res.treatment == twin.treatment  # building the result did not need them
+    assert set(es) == {"conditional", "unconditional", "unconditional_variance_components"}
+    assert es.computed
+    assert dict(es) == dict(twin.effect_sizes or {})
+    assert json.loads(json.dumps(res.to_dict()))["extra"]["effect_sizes"] == json.loads(
+        json.dumps(dict(es))
+    )
+    back = pickle.loads(pickle.dumps(twin))
+    assert isinstance(back.effect_sizes, dict) and back.effect_sizes == dict(es)
+    assert FitResult.from_dict(res.to_dict()).effect_sizes == dict(es)
+    # the unconditional model is the REML null model y ~ 1 + (1 | cl), fitted independently
+    from trialkit.models.variance_components import fit_null_model
+
+    null = fit_null_model(data, outcome="y", clusters=["cl"])
+    for key, value in null.variance_components.items():
+        assert es["unconditional_variance_components"][key] == pytest.approx(value, rel=1e-7)
