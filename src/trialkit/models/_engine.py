@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from trialkit.models._jets import JetSpace, jet_space
+from trialkit.models._jets import jet_space
 from trialkit.models._small import cholesky_solve
 from trialkit.models._tree import (
     Layout,
@@ -130,15 +130,6 @@ class Evaluation:
         """Overwrite replicates ``rows`` with ``other``."""
         for f in fields(self):
             getattr(self, f.name)[rows] = getattr(other, f.name)
-
-
-def _embed(js: JetSpace, x3: np.ndarray, level: int) -> np.ndarray:
-    """Jets in ``φ_level`` alone (value, ∂, ∂²) on the last axis -> full jets."""
-    out = np.zeros((*x3.shape[:-1], js.J))
-    out[..., 0] = x3[..., 0]
-    out[..., js.first[level]] = x3[..., 1]
-    out[..., js.second[level, level]] = x3[..., 2]
-    return out
 
 
 _POWERS = np.array([1.0, 2.0, 3.0])

@@ -113,7 +113,10 @@ class JetSpace:
     def recips_and_log(
         self, s: np.ndarray, d: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``1/s``, ``1/d`` and ``log d`` (same shapes) in one composition."""
+        """``1/s``, ``1/d`` and ``log d`` (same shapes) in one composition.
+
+        ``(1/x)' = -1/x²``, ``(1/x)'' = 2/x³``; ``(log x)' = 1/x``, ``(log x)'' = -1/x²``.
+        """
         x = np.stack((s, d, d))
         r = 1.0 / x[:2, ..., 0]
         r2 = r * r
@@ -122,17 +125,6 @@ class JetSpace:
         f2 = np.concatenate((2.0 * r2 * r, -r2[1:]))
         out = self._compose(x, f0, f1, f2)
         return out[0], out[1], out[2]
-
-    def recip(self, d: np.ndarray) -> np.ndarray:
-        """``1/d``."""
-        r0 = 1.0 / d[..., 0]
-        r2 = r0 * r0
-        return self._compose(d, r0, -r2, 2.0 * r2 * r0)
-
-    def log(self, d: np.ndarray) -> np.ndarray:
-        """``log d``."""
-        r0 = 1.0 / d[..., 0]
-        return self._compose(d, np.log(d[..., 0]), r0, -r0 * r0)
 
     def logdets(self, S: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
         """``log|S|`` and ``log|F|`` (``F = S[:p, :p]``) of a jet matrix from one factorisation.
