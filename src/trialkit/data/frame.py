@@ -79,6 +79,21 @@ class AnalysisFrame:
         )
 
 
+def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (``-1`` for missing) and distinct values of a text column."""
+    enc = encoded(values)
+    if enc is not None:
+        return enc.codes, enc.uniques  # already factorised during validation
+    codes, uniques = pd.factorize(to_object(values), use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def _code_in(uniques: np.ndarray, value: str) -> int:
+    """Position of ``value`` among the distinct values; -2 (matching no row) when absent."""
+    hit = np.flatnonzero(uniques == value)
+    return int(hit[0]) if len(hit) else -2
+
+
 def _s(x: pd.Series) -> pd.Series:
     if isinstance(x.dtype, pd.StringDtype):
         return pd.Series(to_object(x), index=x.index, dtype=object)
@@ -86,9 +101,16 @@ def _s(x: pd.Series) -> pd.Series:
 
 
 def _candidates(
-    level: str, tables: Mapping[str, pd.DataFrame], arm_of: Mapping[str, str]
+    level: str,
+    tables: Mapping[str, pd.DataFrame],
+    arm_of: Mapping[str, str],
+    end: dt.date | None = None,
 ) -> pd.DataFrame:
-    """Entities of ``level`` with ids, LA, keyworker, arm (first row per id)."""
+    """Entities of ``level`` with ids, LA, keyworker, arm (first row per id).
+
+    ``reason`` holds why a candidate cannot be analysed whatever the outcome
+    (:func:`_static_reasons`), None when nothing rules it out.
+    """
     if level == "family":
         f = tables["families"]
         out = pd.DataFrame(
@@ -116,86 +138,171 @@ def _candidates(
         )
     out = out[out["entity_id"].notna()].drop_duplicates("entity_id").reset_index(drop=True)
     out["arm"] = out["la_id"].map(dict(arm_of))
+    out["reason"] = _static_reasons(out, end)
     return out
 
 
-def _outcome_values(
-    oc: Outcome,
-    tables: Mapping[str, pd.DataFrame],
-    scores: pd.DataFrame,
-    cand: pd.DataFrame,
-    timepoint: str,
-    end: dt.date | None,
-    pos: np.ndarray | None = None,
-) -> tuple[pd.Series, str]:
-    """Values of the outcome at ``timepoint`` indexed like ``cand`` and the reason label for NaN.
-
-    ``pos`` gives, for each row of ``scores``, the position of its entity in ``cand``
-    (``-1`` for none), when the caller has it.
-    """
-    if (
-        oc.instrument == "binary"
-        and oc.level.value == "keyworker"
-        and not (scores["outcome_id"] == oc.id).any()
-    ):
-        ld = cand["leave_date"]
-        if end is None:
-            raise DataError.from_problem(
-                path="trial.end",
-                code="data.no_trial_end",
-                message="retention needs the trial end date; got none",
-                hint="set [trial] end in the protocol",
-            )
-        y = np.array([1.0 if v is None or v >= end else 0.0 for v in ld])
-        return pd.Series(y, index=cand.index), "derived"
-    sel = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool, na_value=False) & (
-        scores["timepoint"] == timepoint
-    ).to_numpy(dtype=bool, na_value=False)
-    if pos is None:
-        pos = _positions(cand, scores)
-    # each candidate takes the value of its first score row (integer lookups, no object map)
-    at = pos[sel]
-    value = scores["value"].to_numpy(dtype=float)[sel]
-    found = at >= 0
-    first_at, first = np.unique(at[found], return_index=True)
-    y = np.full(len(cand), np.nan)
-    y[first_at] = value[found][first]
-    return pd.Series(y, index=cand.index), "scored"
-
-
-def _positions(cand: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
-    """Position in ``cand`` (unique ``entity_id``) of each score row's entity; -1 for none."""
-    return index_in(
-        scores["entity_id"].to_numpy(dtype=object), cand["entity_id"].to_numpy(dtype=object)
+def _left_post(cand: pd.DataFrame, end: dt.date | None) -> np.ndarray:
+    """Candidates whose ``leave_date`` is before ``end`` (none without either)."""
+    if "leave_date" not in cand.columns or end is None:
+        return np.zeros(len(cand), dtype=bool)
+    return np.asarray(
+        cand["leave_date"].map(lambda v: v is not None and v < end).to_numpy(dtype=bool)
     )
 
 
-def _why(
-    cand: pd.DataFrame, measured: pd.Series, timepoint: str, end: dt.date | None
-) -> np.ndarray:
-    """Reason each candidate has no value (vectorised; first matching reason wins)."""
-    no_arm = cand["arm"].isna().to_numpy()
-    cons = cand["consented"].to_numpy(dtype=bool)
+def _static_reasons(cand: pd.DataFrame, end: dt.date | None) -> np.ndarray:
+    """Why each candidate cannot be analysed for any outcome; None when nothing rules it out.
+
+    In order, the first that applies: LA not in the allocation, not consented,
+    withdrawn (with the reason), left post before ``end``.
+    """
+    out = np.full(len(cand), None, dtype=object)
+    out[_left_post(cand, end)] = "left post"
     wd = cand["withdrawn"].to_numpy(dtype=bool)
-    wreason = (
-        "withdrawn: " + cand["withdrawal_reason"].fillna("reason not recorded").astype(str)
-    ).to_numpy(dtype=object)
-    if "leave_date" in cand.columns and end is not None:
-        left = cand["leave_date"].map(lambda v: v is not None and v < end).to_numpy(dtype=bool)
+    if wd.any():
+        out[wd] = (
+            "withdrawn: "
+            + cand.loc[wd, "withdrawal_reason"].fillna("reason not recorded").astype(str)
+        ).to_numpy(dtype=object)
+    out[~cand["consented"].to_numpy(dtype=bool)] = "not consented"
+    out[cand["arm"].isna().to_numpy()] = "LA not in allocation"
+    return out
+
+
+def _equal(values: pd.Series, value: str) -> np.ndarray:
+    """``values == value`` as a bool array (by the codes of a categorical column)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        if value not in cats:
+            return np.zeros(len(values), dtype=bool)
+        return np.asarray(values.cat.codes.to_numpy() == cats.get_loc(value))
+    return np.asarray((values == value).to_numpy(dtype=bool, na_value=False))
+
+
+def _first_values(pos: np.ndarray, rows: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """Each candidate's value from its first row among ``rows`` (NaN for none).
+
+    ``pos`` gives each score row's candidate (``-1`` for none): integer lookups,
+    no object map.
+    """
+    at = pos[rows]
+    found = at >= 0
+    first_at, first = np.unique(at[found], return_index=True)
+    y = np.full(n, np.nan)
+    y[first_at] = value[rows][found][first]
+    return y
+
+
+def _retention(cand: pd.DataFrame, end: dt.date | None) -> np.ndarray:
+    """Derived retention: 1 when ``leave_date`` is empty or on/after the trial end, else 0."""
+    if end is None:
+        raise DataError.from_problem(
+            path="trial.end",
+            code="data.no_trial_end",
+            message="retention needs the trial end date; got none",
+            hint="set [trial] end in the protocol",
+        )
+    return np.array([1.0 if v is None or v >= end else 0.0 for v in cand["leave_date"]])
+
+
+def _positions(
+    cand: pd.DataFrame, entity_id: pd.Series, coded: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Position in ``cand`` (unique ``entity_id``) of each score row's entity; -1 for none.
+
+    The distinct ids are looked up once and spread to the rows by their codes
+    (``coded``: the codes and distinct values of ``entity_id``, when the caller has them).
+    """
+    codes, uniques = coded if coded is not None else _text_codes(entity_id)
+    upos = np.append(
+        index_in(np.asarray(uniques, dtype=object), cand["entity_id"].to_numpy(dtype=object)),
+        -1,
+    )
+    return np.asarray(upos[codes], dtype=np.int64)  # code -1 (missing) picks the final -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Selection:
+    """The candidates of one outcome and which of them are analysed."""
+
+    cand: pd.DataFrame
+    keep: np.ndarray
+    reasons: np.ndarray
+    y: np.ndarray
+    baseline: np.ndarray
+    has_arm: np.ndarray
+
+
+def _select(
+    oc: Outcome,
+    tables: Mapping[str, pd.DataFrame],
+    scores: pd.DataFrame,
+    arm_of: Mapping[str, str],
+    timepoint: str,
+    end: dt.date | None,
+    require_baseline: bool,
+    cache: Mapping[str, pd.DataFrame] | None = None,
+    include_missing: bool = False,
+    positions: Mapping[str, np.ndarray] | None = None,
+) -> _Selection:
+    """Outcome values, baseline, kept candidates and the reason for each one left out.
+
+    ``positions`` (by level) gives each row of ``scores`` its candidate, when the
+    caller has looked them up for every outcome at once.
+    """
+    level = oc.level.value
+    cand = cache[level] if cache is not None and level in cache else None
+    if cand is None:
+        cand = _candidates(level, tables, arm_of, end)
+    is_oc = _equal(scores["outcome_id"], oc.id)
+    if positions is not None and level in positions:
+        pos = positions[level][is_oc]
     else:
-        left = np.zeros(len(cand), dtype=bool)
-    meas = measured.to_numpy(dtype=bool)
-    return np.select(
-        [no_arm, ~cons, wd, left, meas],
-        [
-            "LA not in allocation",
-            "not consented",
-            wreason,
-            "left post",
+        pos = _positions(cand, scores["entity_id"][is_oc])
+    value = scores["value"].to_numpy(dtype=float)[is_oc]
+    at_t = _equal(scores["timepoint"], timepoint)[is_oc]
+    scored = not (oc.instrument == "binary" and level == "keyworker" and not is_oc.any())
+    if scored:
+        y = _first_values(pos, at_t, value, len(cand))
+    else:
+        y = _retention(cand, end)
+    hit = pos[at_t]
+    measured = np.zeros(len(cand), dtype=bool)
+    measured[hit[hit >= 0]] = True
+    baseline = np.full(len(cand), np.nan)
+    if oc.baseline_timepoint and oc.baseline_timepoint != timepoint and scored:
+        at_b = _equal(scores["timepoint"], oc.baseline_timepoint)[is_oc]
+        baseline = _first_values(pos, at_b, value, len(cand))
+    has_arm = cand["arm"].notna().to_numpy()
+    keep = has_arm & ~np.isnan(y)
+    reasons = np.full(len(cand), None, dtype=object)
+    if (~keep).any():
+        reasons[~keep] = _why(cand, measured, timepoint)[~keep]
+    if include_missing:
+        # multiple imputation: every consented entity of an allocated LA stays (NaN outcome)
+        keep = has_arm & cand["consented"].to_numpy(dtype=bool)
+    elif require_baseline and oc.baseline_timepoint and scored:
+        nob = keep & np.isnan(baseline)
+        reasons[nob] = f"baseline missing ({oc.baseline_timepoint})"
+        keep = keep & ~nob
+    return _Selection(
+        cand=cand, keep=keep, reasons=reasons, y=y, baseline=baseline, has_arm=has_arm
+    )
+
+
+def _why(cand: pd.DataFrame, measured: np.ndarray, timepoint: str) -> np.ndarray:
+    """Reason each candidate has no value (vectorised; first matching reason wins)."""
+    static = cand["reason"].to_numpy(dtype=object)
+    return np.where(
+        pd.isna(static),
+        np.where(
+            measured,
             f"score missing at {timepoint} (too few items answered)",
-        ],
-        default=f"no measurement at {timepoint}",
-    ).astype(object)
+            f"no measurement at {timepoint}",
+        ).astype(object),
+        static,
+    )
 
 
 def _covariates(
@@ -241,46 +348,26 @@ def _frame_for(
     require_baseline: bool,
     cache: dict[str, pd.DataFrame] | None = None,
     include_missing: bool = False,
-    counts_only: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """The analysis frame, the exclusions and the number of candidates of one outcome.
-
-    ``counts_only`` (for the flow counts) leaves out the covariates and the sorting
-    of the frame and of the exclusions: the rows and their values are the same.
-    """
+    """The analysis frame, the exclusions and the number of candidates of one outcome."""
     level = oc.level.value
-    scores = scores[(scores["outcome_id"] == oc.id).to_numpy(dtype=bool)]
-    if cache is not None and level in cache:
-        cand = cache[level]
-    else:
-        cand = _candidates(level, tables, arm_of)
-    pos = _positions(cand, scores)  # each score row's candidate, looked up once
-    y, how = _outcome_values(oc, tables, scores, cand, timepoint, end, pos)
-    at_t = (scores["timepoint"] == timepoint).to_numpy(dtype=bool, na_value=False)
-    hit = pos[at_t]
-    measured_ = np.zeros(len(cand), dtype=bool)
-    measured_[hit[hit >= 0]] = True
-    measured = pd.Series(measured_, index=cand.index)
-    baseline = pd.Series(np.nan, index=cand.index)
-    if oc.baseline_timepoint and oc.baseline_timepoint != timepoint and how == "scored":
-        baseline, _ = _outcome_values(oc, tables, scores, cand, oc.baseline_timepoint, end, pos)
-    has_arm = cand["arm"].notna().to_numpy()
-    keep = has_arm & y.notna().to_numpy()
-    reasons = np.full(len(cand), None, dtype=object)
-    if (~keep).any():
-        reasons[~keep] = _why(cand[~keep], measured[~keep], timepoint, end)
-    if include_missing:
-        # multiple imputation: every consented entity of an allocated LA stays (NaN outcome)
-        keep = has_arm & cand["consented"].to_numpy(dtype=bool)
-    elif require_baseline and oc.baseline_timepoint and how == "scored":
-        nob = keep & baseline.isna().to_numpy()
-        reasons[nob] = f"baseline missing ({oc.baseline_timepoint})"
-        keep = keep & ~nob
+    sel = _select(
+        oc,
+        tables,
+        scores,
+        arm_of,
+        timepoint,
+        end,
+        require_baseline,
+        cache,
+        include_missing=include_missing,
+    )
+    cand, keep = sel.cand, sel.keep
     excl = pd.DataFrame(
         {
             "entity": level,
             "entity_id": cand.loc[~keep, "entity_id"].to_numpy(dtype=object),
-            "reason": reasons[~keep],
+            "reason": sel.reasons[~keep],
             "stage": f"analysis:{oc.id}",
         },
         columns=EXCLUSION_COLUMNS,
@@ -294,15 +381,13 @@ def _frame_for(
         frame["family_id"] = sub["entity_id"].astype(str)
     frame["arm"] = arm
     frame["treated"] = (arm == protocol.intervention_arm).astype("int64")
-    frame["y"] = y[keep].astype(float)
-    frame["baseline"] = baseline[keep].astype(float)
-    if counts_only:
-        return frame, excl, int(has_arm.sum())
+    frame["y"] = sel.y[keep].astype(float)
+    frame["baseline"] = sel.baseline[keep].astype(float)
     frame = _covariates(protocol, tables, frame, level)
     sort = ["la_id", "keyworker_id"] + (["family_id"] if level == "family" else [])
     frame = frame.sort_values(sort, kind="stable").reset_index(drop=True)
     excl = excl.sort_values(["entity_id"], kind="stable").reset_index(drop=True)
-    return frame, excl, int(has_arm.sum())
+    return frame, excl, int(sel.has_arm.sum())
 
 
 def analysis_frame(
@@ -390,6 +475,38 @@ def analysis_frame(
     )
 
 
+def _sorted_codes(values: pd.Series) -> np.ndarray:
+    """Codes ranking the values (missing last): the sort keys of ``sort_values``."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def _distinct_count(codes: np.ndarray) -> int:
+    """Number of distinct codes, missing (``-1``) not counted (as ``nunique``)."""
+    codes = codes[codes >= 0]
+    if len(codes) == 0:
+        return 0
+    return int(np.count_nonzero(np.bincount(codes)))
+
+
+def _text_labels(cand: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of ``arm`` (with its distinct values), ``la_id`` and ``keyworker_id`` as text.
+
+    The columns are taken as an analysis frame writes them (``astype(str)``), so
+    that counting distinct codes counts what ``nunique`` of the frame would.
+    """
+    arm_c, arm_u = pd.factorize(cand["arm"].astype(str), use_na_sentinel=True)
+    la_c = pd.factorize(cand["la_id"].astype(str), use_na_sentinel=True)[0]
+    kw_c = pd.factorize(cand["keyworker_id"].astype(str), use_na_sentinel=True)[0]
+    return (
+        np.asarray(arm_c, dtype=np.int64),
+        np.asarray(arm_u, dtype=object),
+        np.asarray(la_c, dtype=np.int64),
+        np.asarray(kw_c, dtype=np.int64),
+    )
+
+
 def build_flow_and_exclusions(
     protocol: Protocol,
     tables: Mapping[str, pd.DataFrame],
@@ -397,7 +514,13 @@ def build_flow_and_exclusions(
     start: dt.date | None,
     end: dt.date | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """CONSORT-cluster flow (``arm, level, stage, detail, n``) and the exclusions table."""
+    """CONSORT-cluster flow (``arm, level, stage, detail, n``) and the exclusions table.
+
+    Columnar: each level's candidates are found once, each score row's candidate
+    is looked up once for every outcome, the measured entities come from the
+    integer codes of the measurements' text columns, and the counts per arm are
+    counts of codes.
+    """
     alloc = tables.get("allocation")
     arm_of: dict[str, str] = {}
     if alloc is not None and not alloc.empty:
@@ -407,59 +530,51 @@ def build_flow_and_exclusions(
             if a is not None and b is not None
         }
     rows: list[dict[str, Any]] = []
-    excl: list[pd.DataFrame] = []
+    # exclusions as columns (entity, entity_id, reason, stage), assembled once at the end
+    excl: list[tuple[object, object, object, object]] = []
 
     def add(arm: str, level: str, stage: str, detail: str, n: int) -> None:
         rows.append({"arm": arm, "level": level, "stage": stage, "detail": detail, "n": int(n)})
 
     arms = list(protocol.arm_ids) if arm_of else ["unallocated"]
     cl_ids = set(_s(tables["clusters"]["la_id"]).dropna()) if "clusters" in tables else set()
-    cache = {lv: _candidates(lv, tables, arm_of) for lv in ("family", "keyworker")}
+    cache = {lv: _candidates(lv, tables, arm_of, end) for lv in ("family", "keyworker")}
     fam = cache["family"].copy()
     kw = cache["keyworker"].copy()
     for c in (fam, kw):
         c["arm"] = c["arm"].where(c["arm"].notna(), "unallocated") if arm_of else "unallocated"
     meas = tables["measurements"]
-    m_ent = to_object(meas["entity_id"])
-    m_lv = to_object(meas["level"])
-    m_tp = to_object(meas["timepoint"])
     # measured[(level, t)]: which candidates of the level have a measurement at t
-    # (one lookup of the distinct measured ids per level, then integer positions)
-    enc = encoded(meas["entity_id"])  # already factorised during validation
-    m_codes, m_uniques = (
-        (enc.codes, enc.uniques) if enc is not None else pd.factorize(m_ent, use_na_sentinel=True)
-    )
+    # (one lookup of the distinct measured ids per level, then integer codes)
+    lv_codes, lv_uniques = _text_codes(meas["level"])
+    tp_codes, tp_uniques = _text_codes(meas["timepoint"])
     measured: dict[tuple[str, str], np.ndarray] = {}
     for level, ent in (("family", fam), ("keyworker", kw)):
-        upos = index_in(
-            np.asarray(m_uniques, dtype=object), ent["entity_id"].to_numpy(dtype=object)
-        )
-        row_pos = np.full(len(m_codes), -1, dtype=np.int64)
-        has_id = m_codes >= 0
-        row_pos[has_id] = upos[m_codes[has_id]]
-        is_lv = m_lv == level
+        row_pos = _positions(ent, meas["entity_id"])
+        is_lv = lv_codes == _code_in(lv_uniques, level)
         for t in protocol.trial.timepoints:
-            at = row_pos[is_lv & (m_tp == t)]
+            at = row_pos[is_lv & (tp_codes == _code_in(tp_uniques, t))]
             seen = np.zeros(len(ent), dtype=bool)
             seen[at[at >= 0]] = True
             measured[(level, t)] = seen
-    frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    selections: dict[str, _Selection] = {}
     if arm_of:
+        coded = _text_codes(scores["entity_id"])  # factorised once for both levels
+        positions = {lv: _positions(cache[lv], scores["entity_id"], coded) for lv in cache}
         for oc in protocol.outcomes:
-            f_, e_, _ = _frame_for(
-                protocol,
+            selections[oc.id] = _select(
                 oc,
                 tables,
                 scores,
                 arm_of,
                 oc.analysis_timepoint,
-                start,
                 end,
                 protocol.analysis.adjust_for_baseline,
                 cache,
-                counts_only=True,
+                positions=positions,
             )
-            frames[oc.id] = (f_, e_)
+    # the analysed frames' arm, la_id and keyworker_id (as text) by integer codes
+    labels = {lv: _text_labels(c) for lv, c in cache.items()} if arm_of else {}
     for arm in arms:
         las = sorted(k for k, v in arm_of.items() if v == arm) if arm_of else sorted(cl_ids)
         add(arm, "la", "randomised", "", len(las))
@@ -484,104 +599,117 @@ def build_flow_and_exclusions(
         ):
             add(arm, "family", "lost", f"withdrawn: {reason}", int(n))
         if end is not None:
-            left = k_arm["leave_date"].map(lambda v: v is not None and v < end)
-            add(arm, "keyworker", "lost", "left post before trial end", int(left.sum()))
+            add(
+                arm,
+                "keyworker",
+                "lost",
+                "left post before trial end",
+                int(_left_post(k_arm, end).sum()),
+            )
         for t in protocol.trial.timepoints:
             for level, ent in (("family", f_arm), ("keyworker", k_arm)):
-                got = pd.Series(measured[(level, t)][ent.index.to_numpy()], index=ent.index)
+                got = measured[(level, t)][ent.index.to_numpy()]
                 add(arm, level, "measured", t, int(got.sum()))
                 if level == "family":
                     add(arm, "la", f"measured ({level})", t, int(ent.loc[got, "la_id"].nunique()))
         for oc in protocol.outcomes:
             if arm_of:
-                frame = frames[oc.id][0]
-                sub = frame[frame["arm"] == arm]
-                add(arm, oc.level.value, "analysed", oc.id, len(sub))
-                add(arm, "la", "analysed", oc.id, int(sub["la_id"].nunique()))
-                if oc.level.value == "family":
-                    add(arm, "keyworker", "analysed", oc.id, int(sub["keyworker_id"].nunique()))
+                level = oc.level.value
+                arm_c, arm_u, la_c, kw_c = labels[level]
+                sub = selections[oc.id].keep & (arm_c == _code_in(arm_u, arm))
+                add(arm, level, "analysed", oc.id, int(sub.sum()))
+                add(arm, "la", "analysed", oc.id, _distinct_count(la_c[sub]))
+                if level == "family":
+                    add(arm, "keyworker", "analysed", oc.id, _distinct_count(kw_c[sub]))
     # exclusions (entity level, before analysis)
     if len(fam):
         nc = fam[~fam["consented"]]
-        excl.append(
-            pd.DataFrame(
-                {
-                    "entity": "family",
-                    "entity_id": nc["entity_id"],
-                    "reason": "not consented",
-                    "stage": "consent",
-                }
-            )
-        )
+        excl.append(("family", nc["entity_id"].to_numpy(dtype=object), "not consented", "consent"))
         wd = fam[fam["consented"] & fam["withdrawn"]]
         excl.append(
-            pd.DataFrame(
-                {
-                    "entity": "family",
-                    "entity_id": wd["entity_id"],
-                    "reason": "withdrawn: "
-                    + wd["withdrawal_reason"].fillna("reason not recorded").astype(str),
-                    "stage": "follow-up",
-                }
+            (
+                "family",
+                wd["entity_id"].to_numpy(dtype=object),
+                (
+                    "withdrawn: "
+                    + wd["withdrawal_reason"].fillna("reason not recorded").astype(str)
+                ).to_numpy(dtype=object),
+                "follow-up",
             )
         )
     if len(kw) and end is not None:
-        lf = kw[kw["leave_date"].map(lambda v: v is not None and v < end)]
+        lf = kw[_left_post(kw, end)]
         excl.append(
-            pd.DataFrame(
-                {
-                    "entity": "keyworker",
-                    "entity_id": lf["entity_id"],
-                    "reason": "left post before trial end",
-                    "stage": "follow-up",
-                }
+            (
+                "keyworker",
+                lf["entity_id"].to_numpy(dtype=object),
+                "left post before trial end",
+                "follow-up",
             )
         )
     for x in sorted(set(arm_of) - cl_ids):
-        excl.append(
-            pd.DataFrame(
-                {
-                    "entity": ["la"],
-                    "entity_id": [x],
-                    "reason": ["no data received"],
-                    "stage": ["data"],
-                }
-            )
-        )
+        excl.append(("la", np.array([x], dtype=object), "no data received", "data"))
     if len(scores):
         miss = scores[scores["value"].isna()]
         if len(miss):
             excl.append(
-                pd.DataFrame(
-                    {
-                        "entity": miss["level"].astype(object),
-                        "entity_id": miss["entity_id"].astype(object),
-                        "reason": (
-                            "score missing (too few items answered): "
-                            + miss["outcome_id"].astype(str)
-                            + " at "
-                            + miss["timepoint"].astype(str)
-                        ).astype(object),
-                        "stage": "scoring",
-                    }
+                (
+                    miss["level"].astype(object).to_numpy(dtype=object),
+                    miss["entity_id"].astype(object).to_numpy(dtype=object),
+                    (
+                        "score missing (too few items answered): "
+                        + miss["outcome_id"].astype(str)
+                        + " at "
+                        + miss["timepoint"].astype(str)
+                    )
+                    .astype(object)
+                    .to_numpy(dtype=object),
+                    "scoring",
                 )
             )
-    if arm_of:
-        for oc in protocol.outcomes:
-            excl.append(frames[oc.id][1])
-    exclusions = (
-        pd.concat([e for e in excl if len(e)], ignore_index=True)
-        if any(len(e) for e in excl)
-        else pd.DataFrame(columns=EXCLUSION_COLUMNS)
-    )
-    exclusions = (
-        exclusions[EXCLUSION_COLUMNS]
-        .astype(str)
-        .sort_values(EXCLUSION_COLUMNS, kind="stable")
-        .reset_index(drop=True)
-    )
+    for oc in protocol.outcomes if arm_of else ():
+        sel = selections[oc.id]
+        out = ~sel.keep
+        excl.append(
+            (
+                oc.level.value,
+                sel.cand["entity_id"].to_numpy(dtype=object)[out],
+                sel.reasons[out],
+                f"analysis:{oc.id}",
+            )
+        )
     flow = pd.DataFrame(rows, columns=["arm", "level", "stage", "detail", "n"])
-    return flow, exclusions
+    return flow, _exclusions_table(excl)
+
+
+def _exclusions_table(parts: list[tuple[object, object, object, object]]) -> pd.DataFrame:
+    """The exclusions as text, sorted by every column (stable; missing last).
+
+    Each part gives the four columns as arrays of one length or as one value for
+    every row.  The rows are ordered by a stable ``lexsort`` of the columns'
+    ranks, the order ``sort_values`` gives.
+    """
+    sizes = [len(p[1]) for p in parts]  # type: ignore[arg-type]
+    n = sum(sizes)
+    if n == 0:
+        return (
+            pd.DataFrame(columns=EXCLUSION_COLUMNS)
+            .astype(str)
+            .sort_values(EXCLUSION_COLUMNS, kind="stable")
+            .reset_index(drop=True)
+        )
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(EXCLUSION_COLUMNS):
+        col = np.empty(n, dtype=object)
+        at = 0
+        for p, k in zip(parts, sizes, strict=True):
+            col[at : at + k] = p[j]  # an array of k values, or one value for all
+            at += k
+        columns[name] = col
+    table = pd.DataFrame(columns).astype(str)
+    keys = [_sorted_codes(table[c]) for c in reversed(EXCLUSION_COLUMNS)]
+    order = np.lexsort(keys)
+    return table.take(order).reset_index(drop=True)
 
 
 def _outcome_of(protocol: Protocol, outcome_id: str) -> Outcome:
