@@ -138,7 +138,7 @@ def _candidates(
         )
     out = out[out["entity_id"].notna()].drop_duplicates("entity_id").reset_index(drop=True)
     out["arm"] = out["la_id"].map(dict(arm_of))
-    out["reason"] = _static_reasons(out, end)
+    out["reason"] = pd.Series(_static_reasons(out, end), index=out.index, dtype=object)
     return out
 
 
@@ -278,7 +278,7 @@ def _select(
     keep = has_arm & ~np.isnan(y)
     reasons = np.full(len(cand), None, dtype=object)
     if (~keep).any():
-        reasons[~keep] = _why(cand, measured, timepoint)[~keep]
+        reasons[~keep] = _why(cand, measured, timepoint, ~keep)
     if include_missing:
         # multiple imputation: every consented entity of an allocated LA stays (NaN outcome)
         keep = has_arm & cand["consented"].to_numpy(dtype=bool)
@@ -291,18 +291,16 @@ def _select(
     )
 
 
-def _why(cand: pd.DataFrame, measured: np.ndarray, timepoint: str) -> np.ndarray:
-    """Reason each candidate has no value (vectorised; first matching reason wins)."""
-    static = cand["reason"].to_numpy(dtype=object)
-    return np.where(
-        pd.isna(static),
-        np.where(
-            measured,
-            f"score missing at {timepoint} (too few items answered)",
-            f"no measurement at {timepoint}",
-        ).astype(object),
-        static,
-    )
+def _why(cand: pd.DataFrame, measured: np.ndarray, timepoint: str, out: np.ndarray) -> np.ndarray:
+    """Reason each candidate of ``out`` (a mask) has no value; first matching reason wins."""
+    reasons = cand["reason"].to_numpy(dtype=object)[out]
+    free = pd.isna(reasons)  # nothing rules it out: the score is the reason
+    reasons[free] = np.where(
+        measured[out][free],
+        f"score missing at {timepoint} (too few items answered)",
+        f"no measurement at {timepoint}",
+    ).astype(object)
+    return reasons
 
 
 def _covariates(
@@ -475,13 +473,6 @@ def analysis_frame(
     )
 
 
-def _sorted_codes(values: pd.Series) -> np.ndarray:
-    """Codes ranking the values (missing last): the sort keys of ``sort_values``."""
-    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    codes = np.asarray(codes, dtype=np.int64)
-    return np.where(codes < 0, len(uniques), codes)
-
-
 def _distinct_count(codes: np.ndarray) -> int:
     """Number of distinct codes, missing (``-1``) not counted (as ``nunique``)."""
     codes = codes[codes >= 0]
@@ -491,20 +482,18 @@ def _distinct_count(codes: np.ndarray) -> int:
 
 
 def _text_labels(cand: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Codes of ``arm`` (with its distinct values), ``la_id`` and ``keyworker_id`` as text.
+    """Codes of ``arm`` (with its distinct values), ``la_id`` and ``keyworker_id``.
 
-    The columns are taken as an analysis frame writes them (``astype(str)``), so
-    that counting distinct codes counts what ``nunique`` of the frame would.
+    Missing values get ``-1``, as they are missing in an analysis frame's text
+    columns, so counting distinct codes counts what ``nunique`` of the frame would.
     """
-    arm_c, arm_u = pd.factorize(cand["arm"].astype(str), use_na_sentinel=True)
-    la_c = pd.factorize(cand["la_id"].astype(str), use_na_sentinel=True)[0]
-    kw_c = pd.factorize(cand["keyworker_id"].astype(str), use_na_sentinel=True)[0]
-    return (
-        np.asarray(arm_c, dtype=np.int64),
-        np.asarray(arm_u, dtype=object),
-        np.asarray(la_c, dtype=np.int64),
-        np.asarray(kw_c, dtype=np.int64),
-    )
+
+    def codes(c: str) -> tuple[np.ndarray, np.ndarray]:
+        k, u = pd.factorize(cand[c].to_numpy(dtype=object), use_na_sentinel=True)
+        return np.asarray(k, dtype=np.int64), np.asarray(u, dtype=object)
+
+    arm_c, arm_u = codes("arm")
+    return arm_c, arm_u, codes("la_id")[0], codes("keyworker_id")[0]
 
 
 def build_flow_and_exclusions(
@@ -686,8 +675,10 @@ def _exclusions_table(parts: list[tuple[object, object, object, object]]) -> pd.
     """The exclusions as text, sorted by every column (stable; missing last).
 
     Each part gives the four columns as arrays of one length or as one value for
-    every row.  The rows are ordered by a stable ``lexsort`` of the columns'
-    ranks, the order ``sort_values`` gives.
+    every row.  Each column is factorised with its distinct values sorted; the
+    rows are ordered by a stable ``lexsort`` of those ranks (the order of
+    ``sort_values``) and each column is built from its distinct values by one
+    ``take``, so only the distinct values are converted to text.
     """
     sizes = [len(p[1]) for p in parts]  # type: ignore[arg-type]
     n = sum(sizes)
@@ -706,10 +697,30 @@ def _exclusions_table(parts: list[tuple[object, object, object, object]]) -> pd.
             col[at : at + k] = p[j]  # an array of k values, or one value for all
             at += k
         columns[name] = col
-    table = pd.DataFrame(columns).astype(str)
-    keys = [_sorted_codes(table[c]) for c in reversed(EXCLUSION_COLUMNS)]
-    order = np.lexsort(keys)
-    return table.take(order).reset_index(drop=True)
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, col in columns.items():
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        if pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+            # not all text: as written (str() of each value), sorted by pandas
+            return (
+                pd.DataFrame(columns)
+                .astype(str)
+                .sort_values(EXCLUSION_COLUMNS, kind="stable")
+                .reset_index(drop=True)
+            )
+        rank = np.argsort(np.asarray(uniques, dtype=object), kind="stable")
+        order_of = np.empty(len(uniques) + 1, dtype=np.int64)
+        order_of[rank] = np.arange(len(uniques))
+        order_of[-1] = len(uniques)  # missing last
+        coded[name] = (order_of[codes], np.asarray(uniques, dtype=object)[rank])
+    order = np.lexsort([coded[c][0] for c in reversed(EXCLUSION_COLUMNS)])
+    out: dict[str, pd.Series] = {}
+    for name in EXCLUSION_COLUMNS:
+        ranks, sorted_uniques = coded[name]
+        ranked = ranks[order]
+        ranked[ranked == len(sorted_uniques)] = -1  # missing
+        out[name] = pd.Series(pd.array(sorted_uniques, dtype=str).take(ranked, allow_fill=True))
+    return pd.DataFrame(out)
 
 
 def _outcome_of(protocol: Protocol, outcome_id: str) -> Outcome:
