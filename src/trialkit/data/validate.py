@@ -27,7 +27,13 @@ from trialkit.data._checks_measurements import _MeasurementChecks
 from trialkit.data._columns import column_cache
 from trialkit.data._result import TrialData
 from trialkit.data._save import save_validated
-from trialkit.data._tables import _convert_table, _empty, _read_allocation, table_label
+from trialkit.data._tables import (
+    _convert_table,
+    _empty,
+    _read_allocation,
+    column_kinds,
+    table_label,
+)
 from trialkit.data.load import find_tables, read_table
 from trialkit.data.schema import COLUMNS, REQUIRED, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
@@ -142,7 +148,7 @@ def _validate(
         inputs[path.name] = sha256_file(path)
         ids = tuple(c for c, k in COLUMNS[name].items() if k == "id")
         try:
-            raw[name] = read_table(path, ids, REQUIRED[name])
+            raw[name] = read_table(path, ids, REQUIRED[name], kinds=column_kinds(name, protocol))
         except DataError as err:
             for p in err.problems:
                 col.add(path.name, None, None, p.code, p.message, p.hint)
