@@ -20,7 +20,7 @@ import pandas as pd
 from trialkit.data._checks import _Checks, _Collector, _dates, _row_key, _str
 from trialkit.data._columns import encoded
 from trialkit.data._tables import _convert_table
-from trialkit.data.load import index_in
+from trialkit.data.load import index_in, isin
 from trialkit.data.schema import (
     DELIVERY_NOT_NULL,
     RECORD_TYPES,
@@ -111,6 +111,12 @@ def _per_value(
     return flags[codes]
 
 
+def _absent(codes: np.ndarray, uniques: np.ndarray, known: Collection[str]) -> np.ndarray:
+    """Rows whose value is not in ``known`` (a hash lookup of the distinct values); missing: False."""
+    flags = np.append(~isin(np.asarray(uniques, dtype=object), known), False)
+    return np.asarray(flags[codes], dtype=bool)
+
+
 def _code_of(uniques: np.ndarray, value: str) -> int:
     """Position of ``value`` among the distinct values; -2 (matching no row) when absent."""
     hit = np.flatnonzero(uniques == value)
@@ -130,13 +136,15 @@ def _repeated(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _las_codes(la_codes_of: list[str | None], la_uniques: np.ndarray) -> np.ndarray:
-    """Codes (among ``la_uniques``) of the given LA per distinct value; -1 none, -2 unseen."""
-    pos = {v: i for i, v in enumerate(la_uniques)}
-    out = np.empty(len(la_codes_of) + 1, dtype=np.int64)
-    out[:-1] = [-1 if v is None else pos.get(v, -2) for v in la_codes_of]
-    out[-1] = -1
-    return out
+def _las_codes(las_of: np.ndarray, la_uniques: np.ndarray) -> np.ndarray:
+    """Codes among ``la_uniques`` of the LAs ``las_of`` (one per distinct value of a column).
+
+    ``-1`` where the LA is unknown (None), ``-2`` where it is an LA no row names; a
+    final ``-1`` for missing cells (code ``-1``).
+    """
+    pos = index_in(las_of, np.asarray(la_uniques, dtype=object))
+    out = np.where(pd.notna(las_of), np.where(pos >= 0, pos, -2), -1)
+    return np.append(out, -1).astype(np.int64)
 
 
 class _DeliveryChecks(_Checks):
@@ -171,7 +179,7 @@ class _DeliveryChecks(_Checks):
         las = _str(dlv["la_id"])
         la_c, la_u = _codes(las)
         if self.la_ids:
-            unk = _per_value(la_c, la_u, lambda x: x not in self.la_ids)
+            unk = _absent(la_c, la_u, self.la_ids)
             self.col.rows(
                 f,
                 unk,
@@ -183,7 +191,7 @@ class _DeliveryChecks(_Checks):
         kws = _str(dlv["keyworker_id"])
         kw_c, kw_u = _codes(kws)
         if self.kw_la:
-            unk = _per_value(kw_c, kw_u, lambda x: x not in self.kw_la)
+            unk = _absent(kw_c, kw_u, self.kw_la)
             self.col.rows(
                 f,
                 unk,
@@ -195,7 +203,8 @@ class _DeliveryChecks(_Checks):
                 "check the keyworker id",
             )
             # the keyworker's LA as a code among the delivery LAs (-1 none, -2 no such row)
-            kwl_c = _las_codes([self.kw_la.get(x) for x in kw_u], la_u)[kw_c]
+            kw_las = np.array([self.kw_la.get(x) for x in kw_u], dtype=object)
+            kwl_c = _las_codes(kw_las, la_u)[kw_c]
             mism = (kwl_c != -1) & (la_c >= 0) & (kwl_c != la_c)
             self.col.rows(
                 f,
@@ -210,7 +219,7 @@ class _DeliveryChecks(_Checks):
         fams = _str(dlv["family_id"])
         fam_c, fam_u = _codes(fams)
         if self.fam_ids:
-            unk = _per_value(fam_c, fam_u, lambda x: x not in self.fam_ids)
+            unk = _absent(fam_c, fam_u, self.fam_ids)
             self.col.rows(
                 f,
                 unk,
@@ -392,17 +401,17 @@ class _DeliveryChecks(_Checks):
                 "warning",
             )
 
-    def _family_las(self, fam_u: np.ndarray) -> list[str | None]:
+    def _family_las(self, fam_u: np.ndarray) -> np.ndarray:
         """The LA of each distinct delivery family (None when unknown).
 
         From ``fam_la`` when given, else from the families table, where, as in a
         dictionary filled row by row, the last row of a family with both ids wins.
         """
         if self.fam_la is not None:
-            return [self.fam_la.get(x) for x in fam_u]
+            return np.array([self.fam_la.get(x) for x in fam_u], dtype=object)
         fams_t = self.t.get("families")
         if fams_t is None or len(fam_u) == 0:
-            return [None] * len(fam_u)
+            return np.full(len(fam_u), None, dtype=object)
         ids = _str(fams_t["family_id"])
         la = _str(fams_t["la_id"])
         id_c, id_u = _codes(ids)
@@ -412,7 +421,9 @@ class _DeliveryChecks(_Checks):
         row_of[codes] = complete[last_first]  # the last complete row of each family
         at = index_in(np.asarray(fam_u, dtype=object), np.asarray(id_u, dtype=object))
         rows = row_of[at]  # at == -1 picks the final -1
-        return [None if r < 0 else str(la[r]) for r in rows]
+        out = np.full(len(fam_u), None, dtype=object)
+        out[rows >= 0] = la[rows[rows >= 0]]
+        return out
 
     def _check_links(
         self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray, day: np.ndarray, date: np.ndarray
