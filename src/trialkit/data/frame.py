@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from trialkit.data._columns import encoded
 from trialkit.data.load import index_in, to_object
@@ -520,7 +521,7 @@ def build_flow_and_exclusions(
         }
     rows: list[dict[str, Any]] = []
     # exclusions as columns (entity, entity_id, reason, stage), assembled once at the end
-    excl: list[tuple[object, object, object, object]] = []
+    excl: list[tuple[_Coded, ...]] = []
 
     def add(arm: str, level: str, stage: str, detail: str, n: int) -> None:
         rows.append({"arm": arm, "level": level, "stage": stage, "detail": detail, "n": int(n)})
@@ -610,15 +611,16 @@ def build_flow_and_exclusions(
                 add(arm, "la", "analysed", oc.id, _distinct_count(la_c[sub]))
                 if level == "family":
                     add(arm, "keyworker", "analysed", oc.id, _distinct_count(kw_c[sub]))
-    # exclusions (entity level, before analysis)
+    # exclusions (entity level, before analysis); ids as positions among the candidates
+    ids = {lv: c["entity_id"].to_numpy(dtype=object) for lv, c in cache.items()}
     if len(fam):
-        nc = fam[~fam["consented"]]
-        excl.append(("family", nc["entity_id"].to_numpy(dtype=object), "not consented", "consent"))
+        nc = np.flatnonzero(~fam["consented"].to_numpy(dtype=bool))
+        excl.append(_part("family", (nc, ids["family"]), "not consented", "consent"))
         wd = fam[fam["consented"] & fam["withdrawn"]]
         excl.append(
-            (
+            _part(
                 "family",
-                wd["entity_id"].to_numpy(dtype=object),
+                (np.flatnonzero((fam["consented"] & fam["withdrawn"]).to_numpy()), ids["family"]),
                 (
                     "withdrawn: "
                     + wd["withdrawal_reason"].fillna("reason not recorded").astype(str)
@@ -627,22 +629,17 @@ def build_flow_and_exclusions(
             )
         )
     if len(kw) and end is not None:
-        lf = kw[_left_post(kw, end)]
+        lf = np.flatnonzero(_left_post(kw, end))
         excl.append(
-            (
-                "keyworker",
-                lf["entity_id"].to_numpy(dtype=object),
-                "left post before trial end",
-                "follow-up",
-            )
+            _part("keyworker", (lf, ids["keyworker"]), "left post before trial end", "follow-up")
         )
     for x in sorted(set(arm_of) - cl_ids):
-        excl.append(("la", np.array([x], dtype=object), "no data received", "data"))
+        excl.append(_part("la", np.array([x], dtype=object), "no data received", "data"))
     if len(scores):
         miss = scores[scores["value"].isna()]
         if len(miss):
             excl.append(
-                (
+                _part(
                     miss["level"].astype(object).to_numpy(dtype=object),
                     miss["entity_id"].astype(object).to_numpy(dtype=object),
                     (
@@ -658,11 +655,11 @@ def build_flow_and_exclusions(
             )
     for oc in protocol.outcomes if arm_of else ():
         sel = selections[oc.id]
-        out = ~sel.keep
+        out = np.flatnonzero(~sel.keep)
         excl.append(
-            (
+            _part(
                 oc.level.value,
-                sel.cand["entity_id"].to_numpy(dtype=object)[out],
+                (out, ids[oc.level.value]),
                 sel.reasons[out],
                 f"analysis:{oc.id}",
             )
@@ -671,16 +668,43 @@ def build_flow_and_exclusions(
     return flow, _exclusions_table(excl)
 
 
-def _exclusions_table(parts: list[tuple[object, object, object, object]]) -> pd.DataFrame:
+_Coded = tuple[np.ndarray, np.ndarray]
+"""A text column as codes (``-1`` for missing) into a dictionary of distinct-or-not values."""
+
+
+def _part(*columns: object) -> tuple[_Coded, ...]:
+    """One block of exclusions, each column coded (see :data:`_Coded`).
+
+    A column is given as one value for every row, as an array of values, or
+    already coded (positions into an array of ids, e.g. the candidates').
+    """
+    n = next(
+        len(c[0]) if isinstance(c, tuple) else len(np.asarray(c))
+        for c in columns
+        if not isinstance(c, str)
+    )
+    out: list[_Coded] = []
+    for c in columns:
+        if isinstance(c, tuple):
+            out.append((np.asarray(c[0], dtype=np.int64), c[1]))
+        elif isinstance(c, str):
+            out.append((np.zeros(n, dtype=np.int64), np.array([c], dtype=object)))
+        else:
+            codes, uniques = pd.factorize(np.asarray(c, dtype=object), use_na_sentinel=True)
+            out.append((np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)))
+    return tuple(out)
+
+
+def _exclusions_table(parts: list[tuple[_Coded, ...]]) -> pd.DataFrame:
     """The exclusions as text, sorted by every column (stable; missing last).
 
-    Each part gives the four columns as arrays of one length or as one value for
-    every row.  Each column is factorised with its distinct values sorted; the
-    rows are ordered by a stable ``lexsort`` of those ranks (the order of
-    ``sort_values``) and each column is built from its distinct values by one
-    ``take``, so only the distinct values are converted to text.
+    Each column of each block is coded (:func:`_part`).  The dictionaries of a
+    column are ranked once by their text (dense ranks), the rows are ordered by a
+    stable ``lexsort`` of the ranks (the order of ``sort_values``) and each column
+    is built by one ``take`` from its dictionary, so no row is hashed or compared
+    as a Python string.
     """
-    sizes = [len(p[1]) for p in parts]  # type: ignore[arg-type]
+    sizes = [len(p[0][0]) for p in parts]
     n = sum(sizes)
     if n == 0:
         return (
@@ -689,37 +713,51 @@ def _exclusions_table(parts: list[tuple[object, object, object, object]]) -> pd.
             .sort_values(EXCLUSION_COLUMNS, kind="stable")
             .reset_index(drop=True)
         )
-    columns: dict[str, np.ndarray] = {}
-    for j, name in enumerate(EXCLUSION_COLUMNS):
-        col = np.empty(n, dtype=object)
-        at = 0
-        for p, k in zip(parts, sizes, strict=True):
-            col[at : at + k] = p[j]  # an array of k values, or one value for all
-            at += k
-        columns[name] = col
     coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, col in columns.items():
-        codes, uniques = pd.factorize(col, use_na_sentinel=True)
-        if pd.api.types.infer_dtype(uniques, skipna=False) != "string":
-            # not all text: as written (str() of each value), sorted by pandas
-            return (
-                pd.DataFrame(columns)
-                .astype(str)
-                .sort_values(EXCLUSION_COLUMNS, kind="stable")
-                .reset_index(drop=True)
-            )
-        rank = np.argsort(np.asarray(uniques, dtype=object), kind="stable")
-        order_of = np.empty(len(uniques) + 1, dtype=np.int64)
-        order_of[rank] = np.arange(len(uniques))
-        order_of[-1] = len(uniques)  # missing last
-        coded[name] = (order_of[codes], np.asarray(uniques, dtype=object)[rank])
-    order = np.lexsort([coded[c][0] for c in reversed(EXCLUSION_COLUMNS)])
+    for j, name in enumerate(EXCLUSION_COLUMNS):
+        offsets: dict[int, int] = {}
+        dictionaries: list[np.ndarray] = []
+        codes = np.empty(n, dtype=np.int64)
+        at, size = 0, 0
+        for p, k in zip(parts, sizes, strict=True):
+            local, dictionary = p[j]
+            off = offsets.get(id(dictionary))
+            if off is None:
+                off = offsets[id(dictionary)] = size
+                dictionaries.append(dictionary)
+                size += len(dictionary)
+            codes[at : at + k] = np.where(local >= 0, local + off, -1)
+            at += k
+        coded[name] = (codes, np.concatenate(dictionaries).astype(object))
+    if any(
+        pd.api.types.infer_dtype(d, skipna=False) not in ("string", "empty")
+        for _, d in coded.values()
+    ):
+        # not all text: as written (str() of each value), sorted by pandas
+        return (
+            pd.DataFrame({c: np.append(d, np.array([None]))[k] for c, (k, d) in coded.items()})
+            .astype(str)
+            .sort_values(EXCLUSION_COLUMNS, kind="stable")
+            .reset_index(drop=True)
+        )
+    ranks = []
+    for name in reversed(EXCLUSION_COLUMNS):
+        codes, dictionary = coded[name]
+        by_text = np.argsort(dictionary, kind="stable")
+        ordered = dictionary[by_text]
+        step = np.ones(len(ordered), dtype=np.int64)
+        step[1:] = ordered[1:] != ordered[:-1]
+        dense = np.empty(len(ordered) + 1, dtype=np.int64)
+        dense[by_text] = np.cumsum(step) - 1
+        dense[-1] = len(ordered)  # missing (code -1) last
+        ranks.append(dense[codes])
+    order = np.lexsort(ranks)
     out: dict[str, pd.Series] = {}
     for name in EXCLUSION_COLUMNS:
-        ranks, sorted_uniques = coded[name]
-        ranked = ranks[order]
-        ranked[ranked == len(sorted_uniques)] = -1  # missing
-        out[name] = pd.Series(pd.array(sorted_uniques, dtype=str).take(ranked, allow_fill=True))
+        codes, dictionary = coded[name]
+        taken = codes[order]
+        text = pa.array(dictionary, type=pa.large_string()).take(pa.array(taken, mask=taken < 0))
+        out[name] = pd.Series(pd.array(text, dtype=str))
     return pd.DataFrame(out)
 
 
