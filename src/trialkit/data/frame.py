@@ -85,6 +85,9 @@ def _text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     enc = encoded(values)
     if enc is not None:
         return enc.codes, enc.uniques  # already factorised during validation
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = np.asarray(values.cat.categories, dtype=object)
+        return np.asarray(values.cat.codes.to_numpy(), dtype=np.int64), cats
     codes, uniques = pd.factorize(to_object(values), use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
 
