@@ -249,23 +249,35 @@ def _select(
     cache: Mapping[str, pd.DataFrame] | None = None,
     include_missing: bool = False,
     positions: Mapping[str, np.ndarray] | None = None,
+    memo: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> _Selection:
     """Outcome values, baseline, kept candidates and the reason for each one left out.
 
     ``positions`` (by level) gives each row of ``scores`` its candidate, when the
-    caller has looked them up for every outcome at once.
+    caller has looked them up for every outcome at once; ``memo`` keeps the
+    comparisons of the score columns (and the values, under ``("value", "")``)
+    between calls over the same ``scores``.
     """
     level = oc.level.value
     cand = cache[level] if cache is not None and level in cache else None
     if cand is None:
         cand = _candidates(level, tables, arm_of, end)
-    is_oc = _equal(scores["outcome_id"], oc.id)
+    memo = {} if memo is None else memo  # columns compared once for every outcome
+
+    def equal(column: str, value: str) -> np.ndarray:
+        if (column, value) not in memo:
+            memo[(column, value)] = _equal(scores[column], value)
+        return memo[(column, value)]
+
+    if ("value", "") not in memo:
+        memo[("value", "")] = scores["value"].to_numpy(dtype=float)
+    is_oc = equal("outcome_id", oc.id)
     if positions is not None and level in positions:
         pos = positions[level][is_oc]
     else:
         pos = _positions(cand, scores["entity_id"][is_oc])
-    value = scores["value"].to_numpy(dtype=float)[is_oc]
-    at_t = _equal(scores["timepoint"], timepoint)[is_oc]
+    value = memo[("value", "")][is_oc]
+    at_t = equal("timepoint", timepoint)[is_oc]
     scored = not (oc.instrument == "binary" and level == "keyworker" and not is_oc.any())
     if scored:
         y = _first_values(pos, at_t, value, len(cand))
@@ -276,7 +288,7 @@ def _select(
     measured[hit[hit >= 0]] = True
     baseline = np.full(len(cand), np.nan)
     if oc.baseline_timepoint and oc.baseline_timepoint != timepoint and scored:
-        at_b = _equal(scores["timepoint"], oc.baseline_timepoint)[is_oc]
+        at_b = equal("timepoint", oc.baseline_timepoint)[is_oc]
         baseline = _first_values(pos, at_b, value, len(cand))
     has_arm = cand["arm"].notna().to_numpy()
     keep = has_arm & ~np.isnan(y)
@@ -554,6 +566,7 @@ def build_flow_and_exclusions(
     if arm_of:
         coded = _text_codes(scores["entity_id"])  # factorised once for both levels
         positions = {lv: _positions(cache[lv], scores["entity_id"], coded) for lv in cache}
+        memo: dict[tuple[str, str], np.ndarray] = {}
         for oc in protocol.outcomes:
             selections[oc.id] = _select(
                 oc,
@@ -565,6 +578,7 @@ def build_flow_and_exclusions(
                 protocol.analysis.adjust_for_baseline,
                 cache,
                 positions=positions,
+                memo=memo,
             )
     # the analysed frames' arm, la_id and keyworker_id (as text) by integer codes
     labels = {lv: _text_labels(c) for lv, c in cache.items()} if arm_of else {}
