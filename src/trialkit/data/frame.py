@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trialkit.data._columns import encoded
 from trialkit.data.load import index_in, to_object
@@ -211,19 +212,52 @@ def _retention(cand: pd.DataFrame, end: dt.date | None) -> np.ndarray:
 
 
 def _positions(
-    cand: pd.DataFrame, entity_id: pd.Series, coded: tuple[np.ndarray, np.ndarray] | None = None
+    cand: pd.DataFrame,
+    entity_id: pd.Series,
+    coded: tuple[np.ndarray, np.ndarray] | None = None,
+    arrow: dict[int, tuple[np.ndarray, pa.Array | None]] | None = None,
+    keys: np.ndarray | None = None,
 ) -> np.ndarray:
     """Position in ``cand`` (unique ``entity_id``) of each score row's entity; -1 for none.
 
     The distinct ids are looked up once and spread to the rows by their codes
-    (``coded``: the codes and distinct values of ``entity_id``, when the caller has them).
+    (``coded``: the codes and distinct values of ``entity_id``, when the caller has
+    them).  ``arrow`` keeps the pyarrow copies of the id arrays between calls, so
+    that each is converted once; ``keys`` are the candidates' ids when the caller
+    holds them (the same array for every call).
     """
     codes, uniques = coded if coded is not None else _text_codes(entity_id)
-    upos = np.append(
-        index_in(np.asarray(uniques, dtype=object), cand["entity_id"].to_numpy(dtype=object)),
-        -1,
-    )
+    values = np.asarray(uniques, dtype=object)
+    if keys is None:
+        keys = cand["entity_id"].to_numpy(dtype=object)
+    if arrow is None:
+        found = index_in(values, keys)
+    else:
+        v, k = _arrow_text(values, arrow), _arrow_text(keys, arrow)
+        if v is None or k is None:
+            found = index_in(values, keys)  # not all text: looked up as objects
+        else:
+            opts = pc.SetLookupOptions(value_set=k, skip_nulls=True)
+            found = np.asarray(
+                pc.index_in(v, options=opts).fill_null(-1).to_numpy(zero_copy_only=False),
+                dtype=np.int64,
+            )
+    upos = np.append(found, -1)
     return np.asarray(upos[codes], dtype=np.int64)  # code -1 (missing) picks the final -1
+
+
+def _arrow_text(
+    values: np.ndarray, memo: dict[int, tuple[np.ndarray, pa.Array | None]]
+) -> pa.Array | None:
+    """``values`` as a pyarrow string array, converted once (None when not all text)."""
+    hit = memo.get(id(values))
+    if hit is None:
+        try:
+            arr: pa.Array | None = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = None
+        hit = memo[id(values)] = (values, arr)  # the array is kept: its id stays unique
+    return hit[1]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -554,8 +588,12 @@ def build_flow_and_exclusions(
     lv_codes, lv_uniques = _text_codes(meas["level"])
     tp_codes, tp_uniques = _text_codes(meas["timepoint"])
     measured: dict[tuple[str, str], np.ndarray] = {}
+    meas_coded = _text_codes(meas["entity_id"])
+    # the candidates' ids as in the cache, so that each is converted to pyarrow once
+    arrow: dict[int, tuple[np.ndarray, pa.Array | None]] = {}
+    ids = {lv: c["entity_id"].to_numpy(dtype=object) for lv, c in cache.items()}
     for level, ent in (("family", fam), ("keyworker", kw)):
-        row_pos = _positions(ent, meas["entity_id"])
+        row_pos = _positions(ent, meas["entity_id"], meas_coded, arrow, ids[level])
         is_lv = lv_codes == _code_in(lv_uniques, level)
         for t in protocol.trial.timepoints:
             at = row_pos[is_lv & (tp_codes == _code_in(tp_uniques, t))]
@@ -565,7 +603,9 @@ def build_flow_and_exclusions(
     selections: dict[str, _Selection] = {}
     if arm_of:
         coded = _text_codes(scores["entity_id"])  # factorised once for both levels
-        positions = {lv: _positions(cache[lv], scores["entity_id"], coded) for lv in cache}
+        positions = {
+            lv: _positions(cache[lv], scores["entity_id"], coded, arrow, ids[lv]) for lv in cache
+        }
         memo: dict[tuple[str, str], np.ndarray] = {}
         for oc in protocol.outcomes:
             selections[oc.id] = _select(
@@ -629,7 +669,6 @@ def build_flow_and_exclusions(
                 if level == "family":
                     add(arm, "keyworker", "analysed", oc.id, _distinct_count(kw_c[sub]))
     # exclusions (entity level, before analysis); ids as positions among the candidates
-    ids = {lv: c["entity_id"].to_numpy(dtype=object) for lv, c in cache.items()}
     if len(fam):
         nc = np.flatnonzero(~fam["consented"].to_numpy(dtype=bool))
         excl.append(_part("family", (nc, ids["family"]), "not consented", "consent"))
