@@ -172,7 +172,10 @@ def run(src: Path, data: Path, profile: bool = False) -> dict[str, object]:
     return out
 
 
-def compare(data: Path, label: str, before: Path, after: Path, repeat: int, profile: bool) -> None:
+def compare(
+    data: Path, label: str, before: Path, after: Path, repeat: int, profile: bool
+) -> tuple[float, float]:
+    """Time both versions on ``data``; return this checkout's best (wall, CPU) seconds."""
     times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
     digests: dict[str, str] = {}
     rows = 0
@@ -197,6 +200,7 @@ def compare(data: Path, label: str, before: Path, after: Path, repeat: int, prof
         print(f"  where the CPU time goes now ({label}, cumulative share under cProfile):")
         for share, name in r["shares"]:  # type: ignore[attr-defined]
             print(f"    {share:6.1%}  {name}")
+    return aw, ac
 
 
 def main() -> None:
@@ -219,11 +223,15 @@ def main() -> None:
             simulate(args.n_la, args.keyworkers, args.families_per_keyworker, src)
         parquet = Path(tmp) / "parquet"
         copy_tables(src, parquet, "parquet")
-        compare(parquet, "Parquet", args.before_src, after, args.repeat, args.profile)
+        pw, pc = compare(parquet, "Parquet", args.before_src, after, args.repeat, args.profile)
         if not args.no_csv:
             csv = Path(tmp) / "csv"
             copy_tables(src, csv, "csv")
-            compare(csv, "CSV", args.before_src, after, args.repeat, args.profile)
+            cw, cc = compare(csv, "CSV", args.before_src, after, args.repeat, args.profile)
+            print(
+                f"CSV against Parquet (after): {cw / pw:.2f}x wall, {cc / pc:.2f}x CPU "
+                "(target: within 1.5x)"
+            )
         m = pd.read_parquet(src / "measurements.parquet").iloc[: args.subset]
     t0 = time.perf_counter()
     a = naive_item_check(m)

@@ -12,13 +12,15 @@ extended by :func:`trialkit.fidelity.register_metric`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _Checks, _Collector, _dates, _str
+from trialkit.data._checks import _Checks, _Collector, _dates, _row_key, _str
+from trialkit.data._columns import encoded
 from trialkit.data._tables import _convert_table
+from trialkit.data.load import index_in, isin
 from trialkit.data.schema import (
     DELIVERY_NOT_NULL,
     RECORD_TYPES,
@@ -83,6 +85,68 @@ def check_delivery_table(
     return col.items
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (``-1`` for missing) and distinct values of a text column.
+
+    The validation's column cache has them already (:mod:`trialkit.data._columns`);
+    elsewhere (the fidelity stage) the column is factorised here.
+    """
+    enc = encoded(values)
+    if enc is not None:
+        return enc.codes, enc.uniques
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+
+
+def _per_value(
+    codes: np.ndarray, uniques: np.ndarray, test: Callable[[str], bool], missing: bool = False
+) -> np.ndarray:
+    """``test`` decided once per distinct value and spread to the rows by their codes.
+
+    Missing cells (code ``-1``) get ``missing``.
+    """
+    flags = np.empty(len(uniques) + 1, dtype=bool)
+    flags[:-1] = [bool(test(u)) for u in uniques]
+    flags[-1] = missing
+    return flags[codes]
+
+
+def _absent(codes: np.ndarray, uniques: np.ndarray, known: Collection[str]) -> np.ndarray:
+    """Rows whose value is not in ``known`` (a hash lookup of the distinct values); missing: False."""
+    flags = np.append(~isin(np.asarray(uniques, dtype=object), known), False)
+    return np.asarray(flags[codes], dtype=bool)
+
+
+def _code_of(uniques: np.ndarray, value: str) -> int:
+    """Position of ``value`` among the distinct values; -2 (matching no row) when absent."""
+    hit = np.flatnonzero(uniques == value)
+    return int(hit[0]) if len(hit) else -2
+
+
+def _repeated(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Rows of ``mask`` whose key an earlier row of ``mask`` has (``duplicated(keep="first")``)."""
+    at = np.flatnonzero(mask)
+    out = np.zeros(len(keys), dtype=bool)
+    if len(at) < 2:
+        return out
+    _, first = np.unique(keys[at], return_index=True)
+    again = np.ones(len(at), dtype=bool)
+    again[first] = False
+    out[at[again]] = True
+    return out
+
+
+def _las_codes(las_of: np.ndarray, la_uniques: np.ndarray) -> np.ndarray:
+    """Codes among ``la_uniques`` of the LAs ``las_of`` (one per distinct value of a column).
+
+    ``-1`` where the LA is unknown (None), ``-2`` where it is an LA no row names; a
+    final ``-1`` for missing cells (code ``-1``).
+    """
+    pos = index_in(las_of, np.asarray(la_uniques, dtype=object))
+    out = np.where(pd.notna(las_of), np.where(pos >= 0, pos, -2), -1)
+    return np.append(out, -1).astype(np.int64)
+
+
 class _DeliveryChecks(_Checks):
     fam_la: dict[str, str] | None = None
     """LA of each family (default: from the families table)."""
@@ -91,12 +155,19 @@ class _DeliveryChecks(_Checks):
 
     # ------------------------------------------------------------------ delivery
     def check_delivery(self) -> None:
+        """Every rule over the delivery log, columnar.
+
+        Text columns are handled as integer codes over their distinct values
+        (:func:`_codes`): a rule on a value is decided once per distinct value and
+        spread to the rows, and comparisons between columns compare codes.
+        """
         dlv = self.t.get("delivery")
         if dlv is None:
             return
         f = self.file("delivery")
         rt = _str(dlv["record_type"])
-        bad = np.array([x is not None and x not in RECORD_TYPES for x in rt], dtype=bool)
+        rt_c, rt_u = _codes(rt)
+        bad = _per_value(rt_c, rt_u, lambda x: x not in RECORD_TYPES)
         self.col.rows(
             f,
             bad,
@@ -106,8 +177,9 @@ class _DeliveryChecks(_Checks):
             "use one of the five record types",
         )
         las = _str(dlv["la_id"])
+        la_c, la_u = _codes(las)
         if self.la_ids:
-            unk = np.array([x is not None and x not in self.la_ids for x in las], dtype=bool)
+            unk = _absent(la_c, la_u, self.la_ids)
             self.col.rows(
                 f,
                 unk,
@@ -117,9 +189,9 @@ class _DeliveryChecks(_Checks):
                 "check the LA id",
             )
         kws = _str(dlv["keyworker_id"])
-        kwl = np.array([self.kw_la.get(x) if x is not None else None for x in kws], dtype=object)
+        kw_c, kw_u = _codes(kws)
         if self.kw_la:
-            unk = np.array([x is not None and x not in self.kw_la for x in kws], dtype=bool)
+            unk = _absent(kw_c, kw_u, self.kw_la)
             self.col.rows(
                 f,
                 unk,
@@ -130,21 +202,24 @@ class _DeliveryChecks(_Checks):
                 ),
                 "check the keyworker id",
             )
-            mism = np.array(
-                [a is not None and b is not None and a != b for a, b in zip(kwl, las, strict=True)],
-                dtype=bool,
-            )
+            # the keyworker's LA as a code among the delivery LAs (-1 none, -2 no such row)
+            kw_las = np.array([self.kw_la.get(x) for x in kw_u], dtype=object)
+            kwl_c = _las_codes(kw_las, la_u)[kw_c]
+            mism = (kwl_c != -1) & (la_c >= 0) & (kwl_c != la_c)
             self.col.rows(
                 f,
                 mism,
                 "la_id",
                 "delivery.la_mismatch",
-                lambda i: f"la_id must be the keyworker's LA ({kwl[i]!r}); got {las[i]!r}",
+                lambda i: (
+                    f"la_id must be the keyworker's LA ({self.kw_la.get(kws[i])!r}); got {las[i]!r}"
+                ),
                 "correct the LA or the keyworker",
             )
         fams = _str(dlv["family_id"])
+        fam_c, fam_u = _codes(fams)
         if self.fam_ids:
-            unk = np.array([x is not None and x not in self.fam_ids for x in fams], dtype=bool)
+            unk = _absent(fam_c, fam_u, self.fam_ids)
             self.col.rows(
                 f,
                 unk,
@@ -154,7 +229,7 @@ class _DeliveryChecks(_Checks):
                 "check the family id",
             )
         for rtype, cols in DELIVERY_NOT_NULL.items():
-            is_t = np.array([x == rtype for x in rt], dtype=bool)
+            is_t = rt_c == _code_of(rt_u, rtype)
             if not is_t.any():
                 continue
             for c in cols:
@@ -170,7 +245,7 @@ class _DeliveryChecks(_Checks):
                 )
         course = _str(dlv["course"])
         courses = list(self.p.data.courses)
-        badc = np.array([x is not None and x not in courses for x in course], dtype=bool)
+        badc = _per_value(*_codes(course), lambda x: x not in courses)
         self.col.rows(
             f,
             badc,
@@ -198,12 +273,13 @@ class _DeliveryChecks(_Checks):
                 lambda i, vv=v, cc=c: f"'{cc}' must be ≥ 0; got {vv[i]:g}",  # type: ignore[misc]
                 "correct the value",
             )
-        self.window("delivery", "date", _dates(dlv["date"]))
+        date = _dates(dlv["date"])
+        self.window("delivery", "date", date)
         month = _str(dlv["month"])
         if self.start is not None and self.end is not None:
             lo = str(self.start)[:7]
             hi = str(self.end)[:7]
-            out = np.array([x is not None and not (lo <= x <= hi) for x in month], dtype=bool)
+            out = _per_value(*_codes(month), lambda x: not (lo <= x <= hi))
             self.col.rows(
                 f,
                 out,
@@ -213,12 +289,9 @@ class _DeliveryChecks(_Checks):
                 "check the month",
             )
         sess = _str(dlv["session_id"])
-        is_s = np.array([x == "supervision_session" for x in rt], dtype=bool)
-        sdup = (
-            is_s
-            & pd.Series(np.where(is_s, sess, None)).duplicated(keep="first").to_numpy()  # type: ignore[call-overload]
-            & np.array([x is not None for x in sess], dtype=bool)
-        )
+        sess_c, _ = _codes(sess)
+        is_s = rt_c == _code_of(rt_u, "supervision_session")
+        sdup = _repeated(sess_c, is_s & (sess_c >= 0))
         self.col.rows(
             f,
             sdup,
@@ -229,7 +302,7 @@ class _DeliveryChecks(_Checks):
         )
         tps = set(self.p.trial.timepoints)
         ftp = _str(dlv["timepoint"])
-        badt = np.array([x is not None and x not in tps for x in ftp], dtype=bool)
+        badt = _per_value(*_codes(ftp), lambda x: x not in tps)
         self.col.rows(
             f,
             badt,
@@ -240,7 +313,7 @@ class _DeliveryChecks(_Checks):
             ),
             "use the protocol's timepoints",
         )
-        present_types = {x for x in rt if x is not None}
+        present_types = set(rt_u)
         have = self.delivery_columns
         reported: set[tuple[str, str]] = set()
         for _node, ind in self.p.logic_model.indicators():
@@ -269,10 +342,10 @@ class _DeliveryChecks(_Checks):
                         f"(indicator '{ind.id}', metric '{ind.metric}')",
                         f"add the column to {f}",
                     )
-        self._check_links(dlv, rt, las)
-        self._check_groups(dlv, rt, las)
+        self._check_links(dlv, rt, las, day, date)
+        self._check_groups(dlv, is_s, las)
 
-    def _check_groups(self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray) -> None:
+    def _check_groups(self, dlv: pd.DataFrame, is_s: np.ndarray, las: np.ndarray) -> None:
         """Supervision groups: all or none of an LA's sessions name their ``group_id``.
 
         The supervision frequency is per group (``supervision_sessions_per_month``); an
@@ -281,7 +354,6 @@ class _DeliveryChecks(_Checks):
         (``delivery.missing_value``): the sessions without one cannot be assigned.
         """
         f = self.file("delivery")
-        is_s = np.asarray(rt == "supervision_session", dtype=bool)
         if not is_s.any():
             return
         if "group_id" in dlv.columns:
@@ -329,68 +401,66 @@ class _DeliveryChecks(_Checks):
                 "warning",
             )
 
-    def _check_links(self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray) -> None:
+    def _family_las(self, fam_u: np.ndarray) -> np.ndarray:
+        """The LA of each distinct delivery family (None when unknown).
+
+        From ``fam_la`` when given, else from the families table, where, as in a
+        dictionary filled row by row, the last row of a family with both ids wins.
+        """
+        if self.fam_la is not None:
+            return np.array([self.fam_la.get(x) for x in fam_u], dtype=object)
+        fams_t = self.t.get("families")
+        if fams_t is None or len(fam_u) == 0:
+            return np.full(len(fam_u), None, dtype=object)
+        ids = _str(fams_t["family_id"])
+        la = _str(fams_t["la_id"])
+        id_c, id_u = _codes(ids)
+        complete = np.flatnonzero((id_c >= 0) & pd.notna(la))[::-1]
+        codes, last_first = np.unique(id_c[complete], return_index=True)
+        row_of = np.full(len(id_u) + 1, -1, dtype=np.int64)
+        row_of[codes] = complete[last_first]  # the last complete row of each family
+        at = index_in(np.asarray(fam_u, dtype=object), np.asarray(id_u, dtype=object))
+        rows = row_of[at]  # at == -1 picks the final -1
+        out = np.full(len(fam_u), None, dtype=object)
+        out[rows >= 0] = la[rows[rows >= 0]]
+        return out
+
+    def _check_links(
+        self, dlv: pd.DataFrame, rt: np.ndarray, las: np.ndarray, day: np.ndarray, date: np.ndarray
+    ) -> None:
         """Records that must match other records: families' LAs, duplicates, sessions."""
         f = self.file("delivery")
-        fam_la = self.fam_la
-        if fam_la is None:
-            fams_t = self.t.get("families")
-            fam_la = (
-                {}
-                if fams_t is None
-                else {
-                    str(k): str(v)
-                    for k, v in zip(_str(fams_t["family_id"]), _str(fams_t["la_id"]), strict=True)
-                    if k is not None and v is not None
-                }
-            )
+        rt_c, rt_u = _codes(rt)
+        la_c, la_u = _codes(las)
         fams = _str(dlv["family_id"])
-        fl = [fam_la.get(x) if x is not None else None for x in fams]
-        mism = np.array(
-            [a is not None and b is not None and a != b for a, b in zip(fl, las, strict=True)],
-            dtype=bool,
-        )
+        fam_c, fam_u = _codes(fams)
+        fl_u = self._family_las(fam_u)
+        fl_c = _las_codes(fl_u, la_u)[fam_c]
+        mism = (fl_c != -1) & (la_c >= 0) & (fl_c != la_c)
         self.col.rows(
             f,
             mism,
             "la_id",
             "delivery.la_mismatch",
-            lambda i: f"la_id must be the family's LA ({fl[i]!r}); got {las[i]!r}",
+            lambda i: f"la_id must be the family's LA ({fl_u[fam_c[i]]!r}); got {las[i]!r}",
             "correct the LA or the family",
         )
         kws = _str(dlv["keyworker_id"])
         sess = _str(dlv["session_id"])
         course = _str(dlv["course"])
-        day = dlv["day"].to_numpy(dtype=float, na_value=np.nan)
-        date = _dates(dlv["date"])
         month = _str(dlv["month"])
-        # a session's day: its number ("d3") when given, else its date ("t2024-05-01")
-        day_key = np.full(len(day), None, dtype=object)
+        # a session's day: its number when given, else its date (even and odd keys)
         by_day = ~np.isnan(day)
         by_date = ~by_day & ~np.isnat(date)
-        day_key[by_day] = np.char.add("d", day[by_day].astype(np.int64).astype(str))
-        day_key[by_date] = np.char.add("t", date[by_date].astype(str))
-        keys = pd.DataFrame(
-            {
-                "rt": rt,
-                "la": las,
-                "kw": kws,
-                "sess": sess,
-                "course": course,
-                "day": day_key,
-                "month": month,
-            }
-        )
+        day_key = np.full(len(day), np.nan)
+        day_key[by_day] = 2.0 * day[by_day]
+        day_key[by_date] = 2.0 * date[by_date].astype(np.int64) + 1.0
 
-        def duplicated(rtype: str, cols: list[str]) -> np.ndarray:
-            is_t = (keys["rt"] == rtype).to_numpy()
-            part = keys.loc[is_t, cols]
-            dup = part.duplicated(keep="first") & part.notna().all(axis=1)
-            out = np.zeros(len(keys), dtype=bool)
-            out[np.flatnonzero(is_t)[dup.to_numpy()]] = True
-            return out
+        def duplicated(rtype: str, *cols: np.ndarray) -> np.ndarray:
+            key, incomplete = _row_key(*cols)
+            return _repeated(key, (rt_c == _code_of(rt_u, rtype)) & ~incomplete)
 
-        dup = duplicated("training", ["la", "kw", "course", "day"])
+        dup = duplicated("training", las, kws, course, day_key)
         self.col.rows(
             f,
             dup,
@@ -402,7 +472,7 @@ class _DeliveryChecks(_Checks):
             ),
             "remove the duplicate row (attendance would be counted twice)",
         )
-        dup = duplicated("supervision_attendance", ["la", "sess", "kw"])
+        dup = duplicated("supervision_attendance", las, sess, kws)
         self.col.rows(
             f,
             dup,
@@ -414,7 +484,7 @@ class _DeliveryChecks(_Checks):
             ),
             "remove the duplicate row",
         )
-        dup = duplicated("clinician_month", ["la", "month"])
+        dup = duplicated("clinician_month", las, month)
         self.col.rows(
             f,
             dup,
@@ -423,14 +493,14 @@ class _DeliveryChecks(_Checks):
             lambda i: f"clinician_month must be unique per LA and month; got {month[i]!r} twice",
             "sum the FTE of clinicians in post into one record per LA and month",
         )
-        is_s = keys["rt"] == "supervision_session"
-        sessions = set(zip(keys.loc[is_s, "la"], keys.loc[is_s, "sess"], strict=True))
-        unknown = np.array(
-            [
-                r == "supervision_attendance" and s is not None and (la, s) not in sessions
-                for r, la, s in zip(rt, las, sess, strict=True)
-            ],
-            dtype=bool,
+        # (LA, session) pairs, missing values included, as the sessions recorded
+        pair, _ = _row_key(las, sess)
+        is_s = rt_c == _code_of(rt_u, "supervision_session")
+        sess_c, _ = _codes(sess)
+        unknown = (
+            (rt_c == _code_of(rt_u, "supervision_attendance"))
+            & (sess_c >= 0)
+            & ~np.isin(pair, pair[is_s])
         )
         self.col.rows(
             f,

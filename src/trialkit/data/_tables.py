@@ -167,6 +167,27 @@ def _convert_column(
     return conv, grouped
 
 
+_ENTITY_LEVEL = {"clusters": "la", "keyworkers": "keyworker", "families": "family"}
+
+
+def column_kinds(name: str, protocol: Protocol) -> dict[str, Kind]:
+    """The kind each column of table ``name`` is converted to.
+
+    The schema's columns (:data:`trialkit.data.schema.COLUMNS`), ``item_1`` …
+    ``item_47`` of ``measurements`` and the protocol's covariates of the table's
+    level.
+    """
+    spec = dict(COLUMNS[name])
+    if name == "measurements":
+        for c in item_columns(MAX_ITEMS):
+            spec[c] = "float"
+    entity_level = _ENTITY_LEVEL.get(name)
+    for cov in protocol.data.covariates:
+        if cov.level.value == entity_level:
+            spec.setdefault(cov.name, covariate_kind(cov.type))
+    return spec
+
+
 def _convert_table(
     name: str, frame: pd.DataFrame, file: str, protocol: Protocol, col: _Collector
 ) -> pd.DataFrame:
@@ -179,17 +200,12 @@ def _convert_table(
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.attrs.update(attrs)
     _check_layout(name, frame, file, col)
-    spec = dict(COLUMNS[name])
-    if name == "measurements":
-        for c in item_columns(MAX_ITEMS):
-            spec[c] = "float"
-    entity_level = {"clusters": "la", "keyworkers": "keyworker", "families": "family"}.get(name)
+    spec = column_kinds(name, protocol)
+    entity_level = _ENTITY_LEVEL.get(name)
     declared_levels: dict[str, list[str]] = {}
     for cov in protocol.data.covariates:
-        if cov.level.value == entity_level:
-            spec.setdefault(cov.name, covariate_kind(cov.type))
-            if cov.type == "categorical" and cov.levels:
-                declared_levels[cov.name] = list(cov.levels)
+        if cov.level.value == entity_level and cov.type == "categorical" and cov.levels:
+            declared_levels[cov.name] = list(cov.levels)
     fmt = protocol.data.date_format
     out: dict[str, pd.Series] = {}
     for c in frame.columns:

@@ -248,6 +248,28 @@ def convert(s: pd.Series, kind: Kind, *, date_format: str = ISO) -> tuple[pd.Ser
     return converted, bad
 
 
+def _numbers_as_read(s: pd.Series, kind: Kind) -> pd.Series | None:
+    """A pyarrow number column that conversion would leave as it is, else None.
+
+    ``float``: ``float64`` data without NaN or infinite values; ``int``: ``int64``
+    data within ±2⁵³ (read exactly as a float, as the general path reads it).  Two
+    vectorised scans instead of a conversion through numpy and back.
+    """
+    data = getattr(s.array, "_pa_array", None)
+    if not isinstance(data, pa.ChunkedArray):
+        return None
+    if kind == "float" and pa.types.is_float64(data.type):
+        if pc.any(pc.invert(pc.is_finite(data))).as_py():
+            return None  # NaN or infinite cells: missing, and bad (the general path)
+    elif kind == "int" and pa.types.is_int64(data.type):
+        lo, hi = pc.min_max(data).values()
+        if lo.is_valid and not (-(2**53) < lo.as_py() and hi.as_py() < 2**53):
+            return None
+    else:
+        return None
+    return pd.Series(pd.arrays.ArrowExtensionArray(data), index=s.index)
+
+
 def convert_marked(
     s: pd.Series, kind: Kind, *, date_format: str = ISO
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -260,11 +282,15 @@ def convert_marked(
         ``float`` or ``int`` column read from text (all False otherwise), from
         the same reading as the values, so a text column is parsed once.
     """
-    present = _notna(s)
     grouped = np.zeros(len(s), dtype=bool)
     if kind in ("id", "str"):
         out = _as_text(s)
         return out, np.zeros(len(s), dtype=bool), grouped
+    if kind in ("float", "int"):
+        same = _numbers_as_read(s, kind)
+        if same is not None:
+            return same, np.zeros(len(s), dtype=bool), grouped
+    present = _notna(s)
     if kind in ("float", "int"):
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             vals = s.to_numpy(dtype=float, na_value=np.nan)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,13 @@ from trialkit.data._checks_measurements import _MeasurementChecks
 from trialkit.data._columns import column_cache
 from trialkit.data._result import TrialData
 from trialkit.data._save import save_validated
-from trialkit.data._tables import _convert_table, _empty, _read_allocation, table_label
+from trialkit.data._tables import (
+    _convert_table,
+    _empty,
+    _read_allocation,
+    column_kinds,
+    table_label,
+)
 from trialkit.data.load import find_tables, read_table
 from trialkit.data.schema import COLUMNS, REQUIRED, REQUIRED_TABLES, TABLES
 from trialkit.data.scoring import Instrument
@@ -100,21 +107,17 @@ def validate(
         )
 
 
-def _validate(
+def _read_tables(
     protocol: Protocol,
-    data_dir: str | os.PathLike[str],
-    allocation_dir: str | os.PathLike[str] | AllocationRecord | None,
-    *,
-    custom_instruments: Mapping[str, Instrument] | None,
-    score15_reverse: str | None,
-) -> TrialData:
-    col = _Collector()
-    found, amb = find_tables(data_dir, TABLES)
-    col.items.extend(amb)
-    inputs: dict[str, str] = {}
-    files: dict[str, str] = {}
-    raw: dict[str, pd.DataFrame] = {}
-    root = Path(data_dir)
+    found: Mapping[str, Path],
+    root: Path,
+    files: dict[str, str],
+    hashes: dict[str, Future[str]],
+    raw: dict[str, pd.DataFrame],
+    col: _Collector,
+    hashing: ThreadPoolExecutor,
+) -> None:
+    """Read every table found (as written), reporting absent and unreadable ones."""
     for name in TABLES:
         if name not in found:
             if name in REQUIRED_TABLES:
@@ -139,13 +142,37 @@ def _validate(
             continue
         path = found[name]
         files[name] = path.name
-        inputs[path.name] = sha256_file(path)
+        hashes[path.name] = hashing.submit(sha256_file, path)
         ids = tuple(c for c, k in COLUMNS[name].items() if k == "id")
         try:
-            raw[name] = read_table(path, ids, REQUIRED[name])
+            raw[name] = read_table(path, ids, REQUIRED[name], kinds=column_kinds(name, protocol))
         except DataError as err:
             for p in err.problems:
                 col.add(path.name, None, None, p.code, p.message, p.hint)
+
+
+def _validate(
+    protocol: Protocol,
+    data_dir: str | os.PathLike[str],
+    allocation_dir: str | os.PathLike[str] | AllocationRecord | None,
+    *,
+    custom_instruments: Mapping[str, Instrument] | None,
+    score15_reverse: str | None,
+) -> TrialData:
+    col = _Collector()
+    found, amb = find_tables(data_dir, TABLES)
+    col.items.extend(amb)
+    inputs: dict[str, str] = {}
+    files: dict[str, str] = {}
+    raw: dict[str, pd.DataFrame] = {}
+    root = Path(data_dir)
+    # each file's SHA-256 is computed in a thread beside the reading (hashlib and the
+    # readers release the GIL), in the order the files are read
+    hashes: dict[str, Future[str]] = {}
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        _read_tables(protocol, found, root, files, hashes, raw, col, hashing)
+        for file, digest in hashes.items():
+            inputs[file] = digest.result()
 
     tables: dict[str, pd.DataFrame] = {}
     labels: dict[str, str] = {}
