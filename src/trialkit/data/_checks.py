@@ -149,6 +149,61 @@ def _row_key(*columns: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pd.factorize(key)[0].astype(np.int64), incomplete
 
 
+def _codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column as ``(codes, uniques, objects)``.
+
+    ``codes`` (``int64``) number the distinct values in order of first appearance
+    (``-1`` for missing), ``uniques`` holds them and ``objects`` the rows as Python
+    objects (``None`` for missing), as :class:`trialkit.data._columns.Encoded`.  A
+    column encoded once per validation is reused; anything else is factorised here.
+    A question about the rows is then asked once per distinct value and spread to
+    the rows by ``codes``.
+    """
+    enc = encoded(values)
+    if enc is not None:
+        return enc.codes, enc.uniques, enc.objects
+    if isinstance(values, pd.Series):
+        objects = np.asarray(values.astype(object).where(values.notna(), None).to_numpy())
+    else:
+        objects = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(objects, use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object), objects
+
+
+def _spread(per_value: np.ndarray, codes: np.ndarray, missing: Any = False) -> np.ndarray:
+    """Row values from one value per code (``missing`` where the code is ``-1``)."""
+    table = np.empty(len(per_value) + 1, dtype=np.asarray(per_value).dtype)
+    table[:-1] = per_value
+    table[-1] = missing
+    return table[codes]
+
+
+def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Mixed-radix key of several code columns (each ``(codes, n_codes)``).
+
+    Returns ``(key, incomplete)``: equal keys ⇔ equal codes in every column;
+    ``incomplete`` marks rows with a missing (``-1``) code.  The keys are not
+    renumbered (see :func:`_row_key` for keys in order of first appearance).
+    """
+    n = len(columns[0][0])
+    key = np.zeros(n, dtype=np.int64)
+    incomplete = np.zeros(n, dtype=bool)
+    span = 1
+    for codes, n_codes in columns:
+        incomplete |= codes < 0
+        if span * (n_codes + 1) >= 2**62:
+            key = pd.factorize(key)[0].astype(np.int64)
+            span = int(key.max(initial=-1)) + 1
+        key = key * (n_codes + 1) + (codes + 1)
+        span *= n_codes + 1
+    return key, incomplete
+
+
+def _first_seen(key: np.ndarray) -> np.ndarray:
+    """Mask of the rows whose key has not appeared in an earlier row."""
+    return ~np.asarray(pd.Index(key).duplicated(keep="first"), dtype=bool)
+
+
 def _val(v: Any) -> str:
     return "missing" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v)
 

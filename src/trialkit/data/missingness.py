@@ -17,12 +17,12 @@ no measurements and are left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _str
-from trialkit.data.load import isin as _isin
+from trialkit.data._checks import _codes, _first_seen, _str
 from trialkit.protocol.model import Protocol
 
 __all__ = [
@@ -51,34 +51,45 @@ SHARE_COLUMNS = [
 FLAG_COLUMNS = ["outcome_id", "timepoint", "code", "message"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Eligible:
+    """The eligible entities of one level: ids (distinct) and the arm of each."""
+
+    ids: np.ndarray
+    arms: np.ndarray
+
+
 def _eligible(
     tables: Mapping[str, pd.DataFrame], arm_of: Mapping[str, str]
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, _Eligible]:
     fam = tables["families"]
     kw = tables["keyworkers"]
-    base = {
-        "family": pd.DataFrame(
-            {
-                "id": _str(fam["family_id"]),
-                "la": _str(fam["la_id"]),
-                "ok": fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
-            },
-            dtype=object,
+    out: dict[str, _Eligible] = {}
+    for level, frame, id_col, ok in (
+        (
+            "family",
+            fam,
+            "family_id",
+            fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
         ),
-        "keyworker": pd.DataFrame(
-            {"id": _str(kw["keyworker_id"]), "la": _str(kw["la_id"]), "ok": True},
-            dtype=object,
-        ),
-    }
-    for level, frame in list(base.items()):
-        frame = frame[frame["ok"].astype(bool)].drop_duplicates("id")
-        frame["arm"] = pd.Series(
-            [arm_of.get(x) for x in frame["la"].to_numpy(dtype=object)],
-            index=frame.index,
-            dtype=object,
-        )
-        base[level] = frame
-    return base
+        ("keyworker", kw, "keyworker_id", np.ones(len(kw), dtype=bool)),
+    ):
+        id_c, _, id_o = _codes(frame[id_col])
+        la_c, la_u, _ = _codes(frame["la_id"])
+        rows = np.flatnonzero(ok)
+        first = rows[_first_seen(id_c[rows])]  # an entity's first eligible row (one missing id)
+        arm_u = np.array([arm_of.get(x) for x in la_u] + [None], dtype=object)
+        out[level] = _Eligible(ids=id_o[first], arms=arm_u[la_c[first]])
+    return out
+
+
+def _codes_of(values: pd.Series) -> tuple[np.ndarray, dict[object, int]]:
+    """Integer codes of a column and the code of each value (-1 for missing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes.to_numpy(), dtype=np.int64)
+        return codes, {v: i for i, v in enumerate(values.cat.categories)}
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int64), {v: i for i, v in enumerate(uniques)}
 
 
 def missing_outcome_shares(
@@ -104,6 +115,12 @@ def missing_outcome_shares(
         has_scores`` (``has_scores`` is False when the outcome has no scored
         measurement at any timepoint), in protocol order of outcomes and timepoints and
         sorted by arm; empty without an allocation.
+
+    Notes
+    -----
+    Columnar: the scores' entities are numbered once and looked up once per level
+    among the eligible entities; an entity counts as scored at a timepoint when any
+    of its rows there has a value.
     """
     alloc = tables.get("allocation")
     if alloc is None or alloc.empty or "families" not in tables or "keyworkers" not in tables:
@@ -114,24 +131,38 @@ def missing_outcome_shares(
         if a is not None and b is not None
     }
     eligible = _eligible(tables, arm_of)
-    sc_e = scores["entity_id"].to_numpy(dtype=object)
-    sc_ok = ~np.isnan(scores["value"].to_numpy(dtype=float))
+    outcome_c, outcome_code = _codes_of(scores["outcome_id"])
+    tp_c, tp_code = _codes_of(scores["timepoint"])
+    scored = np.flatnonzero(~np.isnan(scores["value"].to_numpy(dtype=float)))
+    ent_c, ent_u = pd.factorize(scores["entity_id"].to_numpy(dtype=object), use_na_sentinel=True)
+    ent_c = ent_c[scored]
+    outcome_s, tp_s = outcome_c[scored], tp_c[scored]
+    position: dict[str, np.ndarray] = {}  # per level: each scored row's eligible entity
     rows: list[dict[str, object]] = []
     for oc in protocol.outcomes:
         if oc.instrument == "binary" and oc.level.value == "keyworker":
             continue
         base = eligible[oc.level.value]
-        if base.empty:
+        if not len(base.ids):
             continue
-        arm = base["arm"]
-        mask_o = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool)
+        if oc.level.value not in position:
+            pos_u = pd.Index(base.ids, dtype=object).get_indexer(np.asarray(ent_u, dtype=object))
+            position[oc.level.value] = np.append(pos_u, -1)[ent_c]
+        pos = position[oc.level.value]
+        arms = sorted({a for a in base.arms if a is not None})
+        arm_code = {a: i for i, a in enumerate(arms)}
+        arm_c = np.array([arm_code.get(a, -1) for a in base.arms], dtype=np.int64)
+        n_arm = np.bincount(arm_c[arm_c >= 0], minlength=len(arms))
+        o = outcome_code.get(oc.id, -2)
+        has_scores = bool((outcome_c == o).any())
+        in_outcome = outcome_s == o
         for t in oc.timepoints:
-            have = sc_e[mask_o & (scores["timepoint"] == t).to_numpy(dtype=bool) & sc_ok]
-            got = pd.Series(_isin(base["id"].to_numpy(dtype=object), have), index=base.index)
-            for a in sorted(set(arm.dropna())):
-                in_arm = (arm == a).to_numpy(dtype=bool)
-                n = int(in_arm.sum())
-                n_got = int(got[in_arm].sum())
+            p = pos[in_outcome & (tp_s == tp_code.get(t, -2))]
+            got = np.zeros(len(base.ids), dtype=bool)
+            got[p[p >= 0]] = True  # (a missing id is never found among the scored ids)
+            n_got = np.bincount(arm_c[got & (arm_c >= 0)], minlength=len(arms))
+            for a in arms:
+                n, k = int(n_arm[arm_code[a]]), int(n_got[arm_code[a]])
                 rows.append(
                     {
                         "outcome_id": oc.id,
@@ -139,9 +170,9 @@ def missing_outcome_shares(
                         "timepoint": t,
                         "arm": a,
                         "n_eligible": n,
-                        "n_missing": n - n_got,
-                        "share_missing": (n - n_got) / n if n else float("nan"),
-                        "has_scores": bool(mask_o.any()),
+                        "n_missing": n - k,
+                        "share_missing": (n - k) / n if n else float("nan"),
+                        "has_scores": has_scores,
                     }
                 )
     out = pd.DataFrame(rows, columns=SHARE_COLUMNS)
