@@ -108,14 +108,9 @@ def _dates(s: pd.Series) -> np.ndarray:
     if len(s) == 0:
         return np.array([], dtype="datetime64[D]")
     arr = pa.chunked_array(pa.array(s.array)).cast(pa.date32()).cast(pa.int32())
-    days = arr.to_numpy(zero_copy_only=False)
-    nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    out = (
-        np.where(nulls, 0, np.nan_to_num(np.asarray(days, dtype=float)))
-        .astype("int64")
-        .astype("datetime64[D]")
-    )
-    out[nulls] = np.datetime64("NaT")
+    out = np.asarray(arr.fill_null(0).to_numpy(), dtype=np.int32).astype("datetime64[D]")
+    if arr.null_count:
+        out[np.asarray(arr.is_null().to_numpy(), dtype=bool)] = np.datetime64("NaT")
     return out
 
 

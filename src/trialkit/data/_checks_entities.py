@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data._checks import _Checks, _codes, _dates, _first_seen, _spread, _str
 from trialkit.data.load import isin
 from trialkit.data.schema import ROLES
 
@@ -181,8 +181,9 @@ class _EntityChecks(_Checks):
             "correct the value",
         )
         # first row of each keyworker wins (a second LA is reported above)
-        first = s.dropna().drop_duplicates("id")
-        self.kw_la = {str(k): str(v) for k, v in zip(first["id"], first["la"], strict=True)}
+        placed = np.flatnonzero(pd.notna(ids) & pd.notna(las))
+        first = placed[_first_seen(_codes(k["keyworker_id"])[0][placed])]
+        self.kw_la = {str(a): str(b) for a, b in zip(ids[first], las[first], strict=True)}
 
     # ------------------------------------------------------------------ families
     def check_families(self) -> None:
@@ -190,10 +191,10 @@ class _EntityChecks(_Checks):
         if fm is None:
             return
         f = self.file("families")
-        ids = _str(fm["family_id"])
-        kws = _str(fm["keyworker_id"])
+        id_c, id_u, ids = _codes(fm["family_id"])
+        kw_c, kw_u, kws = _codes(fm["keyworker_id"])
         las = _str(fm["la_id"])
-        dup = pd.Series(ids).duplicated(keep="first").to_numpy() & (ids != None)  # noqa: E711
+        dup = ~_first_seen(id_c) & (id_c >= 0)
         self.col.rows(
             f,
             dup,
@@ -202,8 +203,8 @@ class _EntityChecks(_Checks):
             lambda i: f"family_id must be unique; got {ids[i]!r} again",
             "remove the duplicate row",
         )
-        self.fam_ids = {x for x in ids if x is not None}
-        given_kw = kws != None  # noqa: E711
+        self.fam_ids = set(id_u.tolist())
+        given_kw = kw_c >= 0
         given_la = las != None  # noqa: E711
         if self.la_ids:
             unk = given_la & ~isin(las, self.la_ids)
@@ -216,7 +217,8 @@ class _EntityChecks(_Checks):
                 "check the LA id",
             )
         if "keyworkers" in self.t:
-            kwl = pd.Series(kws).map(self.kw_la).to_numpy()
+            # each distinct keyworker looked up once
+            kwl = _spread(np.array([self.kw_la.get(x) for x in kw_u], dtype=object), kw_c, None)
             unk = given_kw & pd.isna(kwl)
             self.col.rows(
                 f,

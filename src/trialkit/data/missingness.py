@@ -53,10 +53,17 @@ FLAG_COLUMNS = ["outcome_id", "timepoint", "code", "message"]
 
 @dataclass(frozen=True, slots=True)
 class _Eligible:
-    """The eligible entities of one level: ids (distinct) and the arm of each."""
+    """The eligible entities of one level.
+
+    ``ids`` (distinct), ``arm`` (each entity's position in ``arms``, -1 without an
+    arm), ``arms`` (the arms that have an eligible entity, sorted) and ``n`` (the
+    number of eligible entities per arm).
+    """
 
     ids: np.ndarray
-    arms: np.ndarray
+    arm: np.ndarray
+    arms: list[str]
+    n: np.ndarray
 
 
 def _eligible(
@@ -78,8 +85,20 @@ def _eligible(
         la_c, la_u, _ = _codes(frame["la_id"])
         rows = np.flatnonzero(ok)
         first = rows[_first_seen(id_c[rows])]  # an entity's first eligible row (one missing id)
-        arm_u = np.array([arm_of.get(x) for x in la_u] + [None], dtype=object)
-        out[level] = _Eligible(ids=id_o[first], arms=arm_u[la_c[first]])
+        arm_u = [arm_of.get(x) for x in la_u]  # one look-up per distinct LA
+        names = sorted({a for a in arm_u if a is not None})
+        code = {a: i for i, a in enumerate(names)}
+        arm_c = np.array([code.get(a, -1) for a in arm_u] + [-1], dtype=np.int64)[la_c[first]]
+        n = np.bincount(arm_c[arm_c >= 0], minlength=len(names))
+        present = np.flatnonzero(n > 0)
+        renumber = np.full(len(names) + 1, -1, dtype=np.int64)
+        renumber[present] = np.arange(len(present))
+        out[level] = _Eligible(
+            ids=id_o[first],
+            arm=renumber[arm_c],
+            arms=[names[i] for i in present],
+            n=n[present],
+        )
     return out
 
 
@@ -149,10 +168,6 @@ def missing_outcome_shares(
             pos_u = pd.Index(base.ids, dtype=object).get_indexer(np.asarray(ent_u, dtype=object))
             position[oc.level.value] = np.append(pos_u, -1)[ent_c]
         pos = position[oc.level.value]
-        arms = sorted({a for a in base.arms if a is not None})
-        arm_code = {a: i for i, a in enumerate(arms)}
-        arm_c = np.array([arm_code.get(a, -1) for a in base.arms], dtype=np.int64)
-        n_arm = np.bincount(arm_c[arm_c >= 0], minlength=len(arms))
         o = outcome_code.get(oc.id, -2)
         has_scores = bool((outcome_c == o).any())
         in_outcome = outcome_s == o
@@ -160,9 +175,9 @@ def missing_outcome_shares(
             p = pos[in_outcome & (tp_s == tp_code.get(t, -2))]
             got = np.zeros(len(base.ids), dtype=bool)
             got[p[p >= 0]] = True  # (a missing id is never found among the scored ids)
-            n_got = np.bincount(arm_c[got & (arm_c >= 0)], minlength=len(arms))
-            for a in arms:
-                n, k = int(n_arm[arm_code[a]]), int(n_got[arm_code[a]])
+            n_got = np.bincount(base.arm[got & (base.arm >= 0)], minlength=len(base.arms))
+            for i, a in enumerate(base.arms):
+                n, k = int(base.n[i]), int(n_got[i])
                 rows.append(
                     {
                         "outcome_id": oc.id,
@@ -196,14 +211,27 @@ def missingness_flags(shares: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict[str, str]] = []
     if not len(shares):
         return pd.DataFrame(columns=FLAG_COLUMNS)
-    keys = shares[["outcome_id", "timepoint"]].drop_duplicates()
-    for oid, t in keys.itertuples(index=False):
-        sub = shares[(shares["outcome_id"] == oid) & (shares["timepoint"] == t)]
-        sub = sub[sub["n_eligible"] > 0]
-        if not len(sub):
+    # one pass over the (few) share rows, grouped by outcome and timepoint in order of
+    # first appearance
+    groups: dict[tuple[object, object], list[tuple[object, object, object, object]]] = {}
+    for oid, t, n, level, scored, arm, share_missing in zip(
+        shares["outcome_id"].tolist(),
+        shares["timepoint"].tolist(),
+        shares["n_eligible"].tolist(),
+        shares["level"].tolist(),
+        shares["has_scores"].tolist(),
+        shares["arm"].tolist(),
+        shares["share_missing"].tolist(),
+        strict=True,
+    ):
+        sub = groups.setdefault((oid, t), [])
+        if n > 0:
+            sub.append((level, scored, arm, share_missing))
+    for (oid, t), sub in groups.items():
+        if not sub:
             continue
-        level = str(sub["level"].iloc[0])
-        if not bool(sub["has_scores"].iloc[0]):
+        level = str(sub[0][0])
+        if not bool(sub[0][1]):
             rows.append(
                 {
                     "outcome_id": oid,
@@ -213,7 +241,7 @@ def missingness_flags(shares: pd.DataFrame) -> pd.DataFrame:
                 }
             )
             continue
-        share = dict(zip(sub["arm"].astype(str), sub["share_missing"].astype(float), strict=True))
+        share = {str(a): float(v) for _, _, a, v in sub}
         txt = ", ".join(f"{a} {v:.0%}" for a, v in share.items())
         if max(share.values()) > MISSING_WARN:
             rows.append(
