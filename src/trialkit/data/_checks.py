@@ -179,6 +179,7 @@ def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(key, incomplete)``: equal keys ⇔ equal codes in every column;
     ``incomplete`` marks rows with a missing (``-1``) code.  The keys are not
     renumbered (see :func:`_row_key` for keys in order of first appearance).
+    Computed in place: one key array and one mask, whatever the number of columns.
     """
     n = len(columns[0][0])
     key = np.zeros(n, dtype=np.int64)
@@ -187,16 +188,26 @@ def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
     for codes, n_codes in columns:
         incomplete |= codes < 0
         if span * (n_codes + 1) >= 2**62:
-            key = pd.factorize(key)[0].astype(np.int64)
+            key = pd.factorize(key)[0].astype(np.int64)  # renumber before it could overflow
             span = int(key.max(initial=-1)) + 1
-        key = key * (n_codes + 1) + (codes + 1)
+        key *= n_codes + 1
+        key += codes
+        key += 1
         span *= n_codes + 1
     return key, incomplete
 
 
 def _first_seen(key: np.ndarray) -> np.ndarray:
     """Mask of the rows whose key has not appeared in an earlier row."""
-    return ~np.asarray(pd.Index(key).duplicated(keep="first"), dtype=bool)
+    if len(key) == 0:
+        return np.zeros(0, dtype=bool)
+    # factorize numbers the keys in order of first appearance: a row is the first of
+    # its key exactly when its number exceeds every earlier one
+    number = pd.factorize(key)[0]
+    first = np.empty(len(key), dtype=bool)
+    first[0] = True
+    np.greater(number[1:], np.maximum.accumulate(number)[:-1], out=first[1:])
+    return first
 
 
 def _val(v: Any) -> str:
@@ -227,6 +238,8 @@ class _Checks:
         self.la_ids: set[str] = set()
         self.kw_la: dict[str, str] = {}
         self.fam_ids: set[str] = set()
+        # the scores frame and its entities numbered (codes, values), when measured
+        self.score_entities: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None
 
     def file(self, name: str) -> str:
         """How problems name the file of table ``name`` (with its sheet for a workbook)."""

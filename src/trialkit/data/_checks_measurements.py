@@ -296,7 +296,7 @@ def _categorical_of(part: np.ndarray, values: list[str], seen: list[str]) -> pd.
     """
     cats = sorted(set(seen))
     where = {v: i for i, v in enumerate(cats)}
-    to_cat = np.array([where.get(v, -1) for v in values], dtype=np.int64)
+    to_cat = np.array([where.get(v, -1) for v in values], dtype=np.int16)
     # the dtype pandas gives a column of one repeated string
     text = pd.Series(["x"]).dtype
     return pd.Categorical.from_codes(to_cat[part], pd.Index(cats, dtype=text))
@@ -390,7 +390,7 @@ class _MeasurementChecks(_ItemChecks):
         self.check_baseline_order(key3, incomplete3, tp_c, tp_u, tp_o, d)
         del key3, incomplete3
         scored = self.check_items(m, f, inst_c, inst_u, known_inst)
-        return self._scores(f, scored, ent_c, ent_o, lv_c, lv_u, tp_c, tp_u, dup)
+        return self._scores(f, scored, ent_c, ent_u, ent_o, lv_c, lv_u, tp_c, tp_u, dup)
 
     def _family_rows(self, names: np.ndarray) -> np.ndarray:
         """Row of the families table of each name (its first row); -1 when absent."""
@@ -456,6 +456,7 @@ class _MeasurementChecks(_ItemChecks):
         f: str,
         scored: list[ScoredRows],
         ent_c: np.ndarray,
+        ent_u: np.ndarray,
         ent_o: np.ndarray,
         lv_c: np.ndarray,
         lv_u: np.ndarray,
@@ -498,45 +499,53 @@ class _MeasurementChecks(_ItemChecks):
         if not picked:
             return _empty_scores()
         nonempty = [p for p in picked if len(p[2])]
-        sizes = np.array([len(p[2]) for p in picked], dtype=np.int64)
-        part = np.repeat(np.arange(len(picked)), sizes)
-        rows = np.concatenate([p[2] for p in picked])
         ids = [p[0] for p in picked]
         # a row is kept when it has a timepoint and an entity and is the first of its
         # outcome, entity and timepoint
-        keep = (tp_c[rows] >= 0) & (ent_c[rows] >= 0)
         if len(set(ids)) == len(ids):
             # one outcome per part, whose rows share instrument and level: the first of an
             # outcome, entity and timepoint is the first measurement of its key
-            keep &= ~dup[rows]
+            masks = [(tp_c[r] >= 0) & (ent_c[r] >= 0) & ~dup[r] for _, _, r, _, _ in picked]
         else:
+            sizes = np.array([len(p[2]) for p in picked], dtype=np.int64)
+            rows = np.concatenate([p[2] for p in picked])
             id_code = {v: i for i, v in enumerate(dict.fromkeys(ids))}
-            oc_c = np.array([id_code[v] for v in ids], dtype=np.int64)[part]
+            oc_c = np.repeat(np.array([id_code[v] for v in ids], dtype=np.int64), sizes)
+            keep = (tp_c[rows] >= 0) & (ent_c[rows] >= 0)
             key, _ = _combine(
-                (oc_c, len(id_code)), (ent_c[rows], len(ent_o)), (tp_c[rows], len(tp_u))
+                (oc_c, len(id_code)), (ent_c[rows], len(ent_u)), (tp_c[rows], len(tp_u))
             )
-            keep &= _first_seen(np.where(keep, key, -1)) & keep
-        tp_seen = np.bincount(tp_c[rows] + 1, minlength=len(tp_u) + 1)[1:] > 0
-        tp_cats = sorted(str(v) for v in tp_u[tp_seen])
+            keep &= _first_seen(np.where(keep, key, -1))
+            masks = np.split(keep, np.cumsum(sizes)[:-1])
+        # the categories: the values of the rows before any was dropped
+        tp_seen = np.zeros(len(tp_u) + 1, dtype=bool)
+        for _, _, r, _, _ in nonempty:
+            tp_seen[tp_c[r] + 1] = True
+        tp_cats = sorted(str(v) for v in tp_u[tp_seen[1:]])
         tp_pos = {v: i for i, v in enumerate(tp_cats)}
-        tp_to_cat = np.array([tp_pos.get(str(v), -1) for v in tp_u] + [-1], dtype=np.int64)
-        part_k = part[keep]
-        rows_k = rows[keep]
-        outcome = [p[0] for p in picked]
-        level = [p[1] for p in picked]
-        return pd.DataFrame(
+        tp_to_cat = np.array([tp_pos.get(str(v), -1) for v in tp_u] + [-1], dtype=np.int32)
+        kept = np.array([int(mk.sum()) for mk in masks], dtype=np.int64)
+        part = np.repeat(np.arange(len(picked), dtype=np.int16), kept)
+        rows_k = np.concatenate([r[mk] for (_, _, r, _, _), mk in zip(picked, masks, strict=True)])
+        scores = pd.DataFrame(
             {
-                "outcome_id": _categorical_of(part_k, outcome, [p[0] for p in nonempty]),
+                "outcome_id": _categorical_of(part, ids, [p[0] for p in nonempty]),
                 "entity_id": pd.Series(ent_o[rows_k], dtype=object),
-                "level": _categorical_of(part_k, level, [p[1] for p in nonempty]),
+                "level": _categorical_of(part, [p[1] for p in picked], [p[1] for p in nonempty]),
                 "timepoint": pd.Categorical.from_codes(
                     tp_to_cat[tp_c[rows_k]],
                     pd.Index(tp_cats) if tp_cats else pd.Index([], dtype=object),
                 ),
-                "value": np.concatenate([p[3] for p in picked])[keep],
-                "n_answered": np.concatenate([p[4] for p in picked])[keep].astype("int64"),
+                "value": np.concatenate(
+                    [v[mk] for (_, _, _, v, _), mk in zip(picked, masks, strict=True)]
+                ),
+                "n_answered": np.concatenate(
+                    [n[mk] for (_, _, _, _, n), mk in zip(picked, masks, strict=True)]
+                ).astype("int64"),
             }
         )
+        self.score_entities = (scores, ent_c[rows_k], ent_u)  # for missing_patterns
+        return scores
 
     # ------------------------------------------------------------------ timepoint order
     def check_baseline_order(
@@ -644,7 +653,11 @@ class _MeasurementChecks(_ItemChecks):
             "measurements.differential_missingness": "consider a sensitivity analysis for "
             "missing data",
         }
-        flags = missingness_flags(missing_outcome_shares(self.p, self.t, scores))
+        known = self.score_entities
+        codes = known[1:] if known is not None and known[0] is scores else None
+        flags = missingness_flags(
+            missing_outcome_shares(self.p, self.t, scores, entity_codes=codes)
+        )
         for code, message in zip(flags["code"], flags["message"], strict=True):
             self.col.add(f, None, "instrument", str(code), str(message), hints[code], "warning")
         m = self.t.get("measurements")

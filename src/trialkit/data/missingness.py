@@ -115,6 +115,8 @@ def missing_outcome_shares(
     protocol: Protocol,
     tables: Mapping[str, pd.DataFrame],
     scores: pd.DataFrame,
+    *,
+    entity_codes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Share of eligible entities without a score, per outcome, timepoint and arm.
 
@@ -126,6 +128,10 @@ def missing_outcome_shares(
         ``keyworkers``.
     scores : DataFrame
         ``TrialData.scores`` (``outcome_id, entity_id, timepoint, value``).
+    entity_codes : (ndarray, ndarray), optional
+        ``scores.entity_id`` numbered: one ``int64`` code per row (``-1`` for
+        missing) and the values the codes stand for, when the caller has them
+        (validation does); else the column is factorised here.
 
     Returns
     -------
@@ -153,7 +159,12 @@ def missing_outcome_shares(
     outcome_c, outcome_code = _codes_of(scores["outcome_id"])
     tp_c, tp_code = _codes_of(scores["timepoint"])
     scored = np.flatnonzero(~np.isnan(scores["value"].to_numpy(dtype=float)))
-    ent_c, ent_u = pd.factorize(scores["entity_id"].to_numpy(dtype=object), use_na_sentinel=True)
+    if entity_codes is not None and len(entity_codes[0]) == len(scores):
+        ent_c, ent_u = entity_codes
+    else:
+        ent_c, ent_u = pd.factorize(
+            scores["entity_id"].to_numpy(dtype=object), use_na_sentinel=True
+        )
     ent_c = ent_c[scored]
     outcome_s, tp_s = outcome_c[scored], tp_c[scored]
     position: dict[str, np.ndarray] = {}  # per level: each scored row's eligible entity

@@ -613,33 +613,11 @@ def item_problems(
     return out
 
 
-def _whole_numbers(x: np.ndarray) -> bool:
-    """Whether every value is a whole number in [0, 2**40] (and none is ``-0.0``).
-
-    Sums of such values are exact in any order of addition, so a matrix product
-    gives the same sums, bit for bit, as adding the items one by one.
-    """
-    if x.size == 0:
-        return True
-    return bool(
-        not np.signbit(x).any() and float(x.max()) <= 2.0**40 and np.array_equal(np.floor(x), x)
-    )
-
-
 def score_matrix(items: np.ndarray, instrument: Instrument) -> dict[str, np.ndarray]:
     """Score a float item matrix (NaN = unanswered); returns ``scale -> values`` and ``n_answered``.
 
     Items are assumed in range (validation checks that); reversed items are
     recoded as ``low + high − x``.
-
-    Notes
-    -----
-    A scale of items ``S`` with ``k = |S|`` and ``n`` items answered scores
-    ``mean = Σ_{i∈S, answered} x_i / n`` when ``n ≥ required`` (missing
-    otherwise), times ``k`` for a sum.  When every response is a whole number
-    (the built-in instruments after the item rule) the sums and counts of all
-    scales come from two matrix products with the item-to-scale indicator
-    matrix, exact for whole numbers; otherwise each scale adds its own columns.
     """
     x = np.asarray(items, dtype=float)[:, : instrument.n_items].copy()
     for i in instrument.reversed_items:
@@ -647,16 +625,6 @@ def score_matrix(items: np.ndarray, instrument: Instrument) -> dict[str, np.ndar
     answered = ~np.isnan(x)
     out: dict[str, np.ndarray] = {"n_answered": answered.sum(axis=1).astype(float)}
     x0 = np.where(answered, x, 0.0)  # unanswered as 0 once, for every scale's sum (as nansum)
-    by_items = [sc for sc in instrument.scales if sc.method != "sum_of_scales"]
-    sums: np.ndarray | None = None
-    counts: np.ndarray | None = None
-    if by_items and _whole_numbers(x0):
-        weight = np.zeros((x.shape[1], len(by_items)))
-        for c, sc in enumerate(by_items):
-            np.add.at(weight[:, c], [i - 1 for i in sc.items], 1.0)
-        sums = x0 @ weight
-        counts = answered.astype(float) @ weight
-    c = 0
     for sc in instrument.scales:
         if sc.method == "sum_of_scales":
             vals = np.zeros(len(x))
@@ -665,13 +633,9 @@ def score_matrix(items: np.ndarray, instrument: Instrument) -> dict[str, np.ndar
             out[sc.name] = vals
             continue
         idx = [i - 1 for i in sc.items]
-        if sums is not None and counts is not None:
-            n, total = counts[:, c], sums[:, c]
-            c += 1
-        else:
-            n, total = answered[:, idx].sum(axis=1), x0[:, idx].sum(axis=1)
+        n = answered[:, idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / np.where(n > 0, n, 1)
+            mean = x0[:, idx].sum(axis=1) / np.where(n > 0, n, 1)
         mean = np.where(n >= max(sc.required, 1), mean, np.nan)
         out[sc.name] = mean if sc.method == "mean" else mean * len(idx)
     if instrument.id == "SWEMWBS" and "metric" in out:
