@@ -556,7 +556,8 @@ class _MeasurementChecks(_ItemChecks):
                 "n_answered": np.concatenate(
                     [n[mk] for (_, _, _, _, n), mk in zip(picked, masks, strict=True)]
                 ).astype("int64"),
-            }
+            },
+            copy=False,  # every column is a new array
         )
         self.score_entities = (scores, ent_c[rows_k], ent_u)  # for missing_patterns
         return scores
@@ -626,15 +627,17 @@ class _MeasurementChecks(_ItemChecks):
             frame = self.t.get(table)
             if frame is None:
                 continue
-            ids, las = _str(frame[id_col]), _str(frame["la_id"])
-            placed = pd.notna(ids) & pd.notna(las)
-            la_of = pd.Series(las[placed], index=pd.Index(ids[placed], dtype=object))
-            la_of = la_of[~la_of.index.duplicated(keep="first")]  # an entity's first row places it
+            id_c, id_u, _ = _codes(frame[id_col])
+            la_c, la_u, _ = _codes(frame["la_id"])
+            placed = np.flatnonzero((id_c >= 0) & (la_c >= 0))
+            first = placed[_first_seen(id_c[placed])]  # an entity's first row places it
+            la_of = np.full(len(id_u) + 1, -1, dtype=np.int64)  # LA (code) of each id (code)
+            la_of[id_c[first]] = la_c[first]
             # the distinct entities measured at follow-up at this level
             sel = ent_c[follow & _spread(lv_u == level, lv_c)]
             measured = np.bincount(sel + 1, minlength=len(ent_u) + 1)[1:] > 0
-            pos = la_of.index.get_indexer(ent_u[measured])
-            seen.update(la_of.to_numpy()[pos[pos >= 0]])
+            las = la_of[index_in(ent_u[measured], id_u)]
+            seen.update(la_u[np.unique(las[las >= 0])].tolist())
         for la in sorted(self.la_ids - seen):
             self.col.add(
                 self.file("measurements"),

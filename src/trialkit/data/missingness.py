@@ -165,9 +165,20 @@ def missing_outcome_shares(
         ent_c, ent_u = pd.factorize(
             scores["entity_id"].to_numpy(dtype=object), use_na_sentinel=True
         )
-    ent_c = ent_c[scored]
-    outcome_s, tp_s = outcome_c[scored], tp_c[scored]
-    position: dict[str, np.ndarray] = {}  # per level: each scored row's eligible entity
+    # each scored row's (outcome, timepoint) among the protocol's, numbered 0 … G-1
+    outcome_at = {oc.id: i for i, oc in reversed(list(enumerate(protocol.outcomes)))}
+    times = list(dict.fromkeys(t for oc in protocol.outcomes for t in oc.timepoints))
+    time_at = {t: i for i, t in enumerate(times)}
+    o_map = np.full(len(outcome_code) + 1, -1, dtype=np.int64)  # the last entry: missing
+    for v, c in outcome_code.items():
+        o_map[c] = outcome_at.get(v, -1)  # type: ignore[call-overload]
+    t_map = np.full(len(tp_code) + 1, -1, dtype=np.int64)
+    for v, c in tp_code.items():
+        t_map[c] = time_at.get(v, -1)  # type: ignore[call-overload]
+    o_s, t_s = o_map[outcome_c[scored]], t_map[tp_c[scored]]
+    group = np.where((o_s >= 0) & (t_s >= 0), o_s * len(times) + t_s, -1)
+    ent_s = np.asarray(ent_c, dtype=np.int64)[scored]
+    got_by_level: dict[str, np.ndarray] = {}  # per level: scored (group × eligible entity)
     rows: list[dict[str, object]] = []
     for oc in protocol.outcomes:
         if oc.instrument == "binary" and oc.level.value == "keyworker":
@@ -175,17 +186,18 @@ def missing_outcome_shares(
         base = eligible[oc.level.value]
         if not len(base.ids):
             continue
-        if oc.level.value not in position:
+        if oc.level.value not in got_by_level:
+            # one look-up per distinct scored entity (a missing id is never found)
             pos_u = pd.Index(base.ids, dtype=object).get_indexer(np.asarray(ent_u, dtype=object))
-            position[oc.level.value] = np.append(pos_u, -1)[ent_c]
-        pos = position[oc.level.value]
-        o = outcome_code.get(oc.id, -2)
-        has_scores = bool((outcome_c == o).any())
-        in_outcome = outcome_s == o
+            pos = np.append(pos_u, -1)[ent_s]
+            hit = (pos >= 0) & (group >= 0)
+            got2 = np.zeros((len(protocol.outcomes) * len(times), len(base.ids)), dtype=bool)
+            got2[group[hit], pos[hit]] = True
+            got_by_level[oc.level.value] = got2
+        got2 = got_by_level[oc.level.value]
+        has_scores = bool((outcome_c == outcome_code.get(oc.id, -2)).any())
         for t in oc.timepoints:
-            p = pos[in_outcome & (tp_s == tp_code.get(t, -2))]
-            got = np.zeros(len(base.ids), dtype=bool)
-            got[p[p >= 0]] = True  # (a missing id is never found among the scored ids)
+            got = got2[outcome_at[oc.id] * len(times) + time_at[t]]
             n_got = np.bincount(base.arm[got & (base.arm >= 0)], minlength=len(base.arms))
             for i, a in enumerate(base.arms):
                 n, k = int(base.n[i]), int(n_got[i])
