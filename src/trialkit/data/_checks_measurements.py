@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trialkit.data import scoring
-from trialkit.data._checks import _Checks, _codes, _combine, _dates, _first_seen, _spread, _str
+from trialkit.data._checks import _Checks, _codes, _combine, _dates, _first_seen, _spread
 from trialkit.data.load import index_in
 from trialkit.data.load import isin as _isin
 from trialkit.data.missingness import missing_outcome_shares, missingness_flags
