@@ -173,11 +173,12 @@ def _spread(per_value: np.ndarray, codes: np.ndarray, missing: Any = False) -> n
     return table[codes]
 
 
-def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
+def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray, int]:
     """Mixed-radix key of several code columns (each ``(codes, n_codes)``).
 
-    Returns ``(key, incomplete)``: equal keys ⇔ equal codes in every column;
-    ``incomplete`` marks rows with a missing (``-1``) code.  The keys are not
+    Returns ``(key, incomplete, span)``: equal keys ⇔ equal codes in every column;
+    ``incomplete`` marks rows with a missing (``-1``) code; every key is below
+    ``span``.  The keys are not
     renumbered (see :func:`_row_key` for keys in order of first appearance).
     Computed in place: one key array and one mask, whatever the number of columns.
     """
@@ -194,17 +195,29 @@ def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
         key += codes
         key += 1
         span *= n_codes + 1
-    return key, incomplete
+    return key, incomplete, span
 
 
-def _first_seen(key: np.ndarray) -> np.ndarray:
-    """Mask of the rows whose key has not appeared in an earlier row."""
-    if len(key) == 0:
+def _first_seen(key: np.ndarray, span: int | None = None) -> np.ndarray:
+    """Mask of the rows whose key has not appeared in an earlier row.
+
+    With ``span`` (every key is in ``0 … span-1``) not much larger than the number
+    of rows, distinct keys are first counted on a bitmap of the key space (no hash
+    table): when every key is distinct, which is the usual answer for clean data,
+    every row is a first one.
+    """
+    n = len(key)
+    if n == 0:
         return np.zeros(0, dtype=bool)
+    if span is not None and span <= max(8 * n, 1 << 20):
+        seen = np.zeros(span, dtype=bool)
+        seen[key] = True
+        if int(np.count_nonzero(seen)) == n:
+            return np.ones(n, dtype=bool)
     # factorize numbers the keys in order of first appearance: a row is the first of
     # its key exactly when its number exceeds every earlier one
     number = pd.factorize(key)[0]
-    first = np.empty(len(key), dtype=bool)
+    first = np.empty(n, dtype=bool)
     first[0] = True
     np.greater(number[1:], np.maximum.accumulate(number)[:-1], out=first[1:])
     return first

@@ -194,7 +194,7 @@ class _EntityChecks(_Checks):
         id_c, id_u, ids = _codes(fm["family_id"])
         kw_c, kw_u, kws = _codes(fm["keyworker_id"])
         las = _str(fm["la_id"])
-        dup = ~_first_seen(id_c) & (id_c >= 0)
+        dup = ~_first_seen(id_c + 1, len(id_u) + 1) & (id_c >= 0)
         self.col.rows(
             f,
             dup,

@@ -382,9 +382,9 @@ class _MeasurementChecks(_ItemChecks):
         )
         # one key per entity, level and instrument (and one with the timepoint)
         parts = ((ent_c, len(ent_u)), (lv_c, len(lv_u)), (inst_c, len(inst_u)))
-        key3, incomplete3 = _combine(*parts)
-        key4, incomplete4 = _combine(*parts, (tp_c, len(tp_u)))
-        dup = ~_first_seen(key4) & ~incomplete4
+        key3, incomplete3, span3 = _combine(*parts)
+        key4, incomplete4, span4 = _combine(*parts, (tp_c, len(tp_u)))
+        dup = ~_first_seen(key4, span4) & ~incomplete4
         del key4
         self.col.rows(
             f,
@@ -401,7 +401,7 @@ class _MeasurementChecks(_ItemChecks):
         self.window("measurements", "date", d)
         if fam_row_u is not None and is_fam.any():
             self._check_consent(f, _spread(fam_row_u, ent_c, -1), is_fam, d, ent_o)
-        self.check_baseline_order(key3, incomplete3, tp_c, tp_u, tp_o, d)
+        self.check_baseline_order(key3, span3, incomplete3, tp_c, tp_u, tp_o, d)
         del key3, incomplete3
         scored = self.check_items(m, f, inst_c, inst_u, known_inst)
         return self._scores(f, scored, ent_c, ent_u, ent_o, lv_c, lv_u, tp_c, tp_u, dup)
@@ -409,7 +409,7 @@ class _MeasurementChecks(_ItemChecks):
     def _family_rows(self, names: np.ndarray) -> np.ndarray:
         """Row of the families table of each name (its first row); -1 when absent."""
         fam_c, fam_u, _ = _codes(self.t["families"]["family_id"])
-        firsts = np.flatnonzero(_first_seen(fam_c) & (fam_c >= 0))
+        firsts = np.flatnonzero(_first_seen(fam_c + 1, len(fam_u) + 1) & (fam_c >= 0))
         first_row = np.empty(len(fam_u), dtype=np.int64)
         first_row[fam_c[firsts]] = firsts
         found = index_in(names, fam_u)
@@ -526,7 +526,7 @@ class _MeasurementChecks(_ItemChecks):
             id_code = {v: i for i, v in enumerate(dict.fromkeys(ids))}
             oc_c = np.repeat(np.array([id_code[v] for v in ids], dtype=np.int64), sizes)
             keep = (tp_c[rows] >= 0) & (ent_c[rows] >= 0)
-            key, _ = _combine(
+            key, _, _ = _combine(
                 (oc_c, len(id_code)), (ent_c[rows], len(ent_u)), (tp_c[rows], len(tp_u))
             )
             keep &= _first_seen(np.where(keep, key, -1))
@@ -566,6 +566,7 @@ class _MeasurementChecks(_ItemChecks):
     def check_baseline_order(
         self,
         key: np.ndarray,
+        span: int,
         incomplete: np.ndarray,
         tp_c: np.ndarray,
         tp_u: np.ndarray,
@@ -575,8 +576,8 @@ class _MeasurementChecks(_ItemChecks):
         """A follow-up measurement must not be dated before the same entity's baseline.
 
         Baseline is the protocol's first timepoint; the comparison is within one
-        entity, level and instrument (``key``, one integer per combination;
-        ``incomplete`` marks rows missing one of them).
+        entity, level and instrument (``key``, one integer below ``span`` per
+        combination; ``incomplete`` marks rows missing one of them).
         """
         tps = list(self.p.trial.timepoints)
         if len(tps) < 2 or ("measurements", "date") in self.col.unreadable:
@@ -585,7 +586,7 @@ class _MeasurementChecks(_ItemChecks):
         base = np.flatnonzero(_spread(tp_u == tps[0], tp_c) & dated)
         if not len(base):
             return
-        first = base[_first_seen(key[base])]  # an entity's first dated baseline row
+        first = base[_first_seen(key[base], span)]  # an entity's first dated baseline row
         later = np.flatnonzero(_spread(_isin(tp_u, tps[1:]), tp_c) & dated)
         pos = pd.Index(key[first]).get_indexer(key[later])
         has = pos >= 0
@@ -630,7 +631,7 @@ class _MeasurementChecks(_ItemChecks):
             id_c, id_u, _ = _codes(frame[id_col])
             la_c, la_u, _ = _codes(frame["la_id"])
             placed = np.flatnonzero((id_c >= 0) & (la_c >= 0))
-            first = placed[_first_seen(id_c[placed])]  # an entity's first row places it
+            first = placed[_first_seen(id_c[placed], len(id_u))]  # an entity's first row places it
             la_of = np.full(len(id_u) + 1, -1, dtype=np.int64)  # LA (code) of each id (code)
             la_of[id_c[first]] = la_c[first]
             # the distinct entities measured at follow-up at this level

@@ -81,10 +81,11 @@ def _eligible(
         ),
         ("keyworker", kw, "keyworker_id", np.ones(len(kw), dtype=bool)),
     ):
-        id_c, _, id_o = _codes(frame[id_col])
+        id_c, id_u, id_o = _codes(frame[id_col])
         la_c, la_u, _ = _codes(frame["la_id"])
         rows = np.flatnonzero(ok)
-        first = rows[_first_seen(id_c[rows])]  # an entity's first eligible row (one missing id)
+        # an entity's first eligible row (and one row without an id)
+        first = rows[_first_seen(id_c[rows] + 1, len(id_u) + 1)]
         arm_u = [arm_of.get(x) for x in la_u]  # one look-up per distinct LA
         names = sorted({a for a in arm_u if a is not None})
         code = {a: i for i, a in enumerate(names)}
