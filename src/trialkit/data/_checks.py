@@ -209,7 +209,7 @@ def _first_seen(key: np.ndarray, span: int | None = None) -> np.ndarray:
     n = len(key)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    if span is not None and span <= max(8 * n, 1 << 20):
+    if span is not None and span <= max(16 * n, 1 << 20):
         seen = np.zeros(span, dtype=bool)
         seen[key] = True
         if int(np.count_nonzero(seen)) == n:
