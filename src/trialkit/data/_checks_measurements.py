@@ -17,7 +17,7 @@ works row by row, so the results are those of one pass over the whole table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -47,12 +47,16 @@ class ScoredRows:
     rows : ndarray of int64
         0-based rows of the measurements table, ascending.
     scales : dict of str to ndarray
-        ``n_answered`` and every scale of the instrument, one value per row.
+        ``n_answered`` and the scales the protocol's outcomes ask for, one value
+        per row.
+    names : tuple of str
+        Every scale of the instrument.
     """
 
     name: str
     rows: np.ndarray
     scales: dict[str, np.ndarray]
+    names: tuple[str, ...]
 
 
 def float_column(s: pd.Series) -> pa.ChunkedArray:
@@ -68,6 +72,22 @@ def _floats(col: pa.ChunkedArray) -> np.ndarray:
     if col.num_chunks == 0:
         return np.empty(0, dtype=float)
     return np.asarray(col.to_numpy(), dtype=float)
+
+
+def _with_scales(instrument: scoring.Instrument, wanted: set[str]) -> scoring.Instrument:
+    """The instrument with only the ``wanted`` scales and those they are made of.
+
+    Each scale is scored on its own (a sum of scales adds scales scored before it;
+    the SWEMWBS metric converts the raw score), so the scores of the scales kept are
+    those of the whole instrument.
+    """
+    need = set(wanted)
+    if instrument.id == "SWEMWBS" and "metric" in need:
+        need.add("raw")
+    for sc in reversed(instrument.scales):  # a sum of scales comes after its parts
+        if sc.name in need and sc.method == "sum_of_scales":
+            need.update(sc.of_scales)
+    return replace(instrument, scales=tuple(sc for sc in instrument.scales if sc.name in need))
 
 
 def _blocks(n: int, step: int) -> list[tuple[int, int]]:
@@ -191,7 +211,14 @@ class _ItemChecks(_Checks):
                 f"{'…' if len(miss) > 5 else ''} are absent",
                 "add the item columns",
             )
-        scales, answered_any, bad_rows, bad_values = self._score_blocks(ins, rows, columns, have)
+        wanted = {
+            oc.score if oc.instrument != "custom" else "total"
+            for oc in self.p.outcomes
+            if oc.instrument == name or (oc.instrument == "custom" and oc.score == name)
+        }
+        scales, names, answered_any, bad_rows, bad_values = self._score_blocks(
+            ins, rows, columns, have, wanted
+        )
         for j in sorted(bad_rows):
             sel = np.concatenate(bad_rows[j])
             vals = np.concatenate(bad_values[j])
@@ -245,7 +272,7 @@ class _ItemChecks(_Checks):
             "remove the row or enter the responses",
             "warning",
         )
-        return ScoredRows(name=name, rows=rows, scales=scales)
+        return ScoredRows(name=name, rows=rows, scales=scales, names=names)
 
     @staticmethod
     def _score_blocks(
@@ -253,16 +280,25 @@ class _ItemChecks(_Checks):
         rows: np.ndarray,
         columns: dict[int, pa.ChunkedArray],
         have: list[int],
+        wanted: set[str],
     ) -> tuple[
-        dict[str, np.ndarray], np.ndarray, dict[int, list[np.ndarray]], dict[int, list[np.ndarray]]
+        dict[str, np.ndarray],
+        tuple[str, ...],
+        np.ndarray,
+        dict[int, list[np.ndarray]],
+        dict[int, list[np.ndarray]],
     ]:
-        """Scores, 'any item answered' and the responses breaking the item rule, by block."""
+        """Scores, scale names, 'any item answered' and the responses breaking the item
+        rule, by block.  Only the ``wanted`` scales (and those they are made of) are
+        scored."""
         n, k = len(rows), ins.n_items
         table = pa.table([columns[j] for j in have], names=[str(j) for j in have])
         answered_any = np.zeros(n, dtype=bool)
         scales: dict[str, np.ndarray] = {}
         bad_rows: dict[int, list[np.ndarray]] = {}
         bad_values: dict[int, list[np.ndarray]] = {}
+        names: tuple[str, ...] = ()
+        scored: scoring.Instrument | None = None
         for start, stop in _blocks(n, max(1024, BLOCK_CELLS // max(k, 1))):
             idx = rows[start:stop]
             x = np.full((len(idx), k), np.nan)
@@ -281,12 +317,14 @@ class _ItemChecks(_Checks):
                     bad_values.setdefault(int(j) + 1, []).append(x[cols, j])
                 x[bad] = np.nan
             x, published = scoring.to_published_scale(x, ins)
-            res = scoring.score_matrix(x, published)
+            if scored is None:
+                names, scored = published.scale_names, _with_scales(published, wanted)
+            res = scoring.score_matrix(x, scored)
             for s, v in res.items():
                 if s not in scales:
                     scales[s] = np.empty(n, dtype=v.dtype)
                 scales[s][start : start + len(idx)] = v
-        return scales, answered_any, bad_rows, bad_values
+        return scales, names, answered_any, bad_rows, bad_values
 
 
 def _empty_scores() -> pd.DataFrame:
@@ -488,8 +526,8 @@ class _MeasurementChecks(_ItemChecks):
                 ):
                     continue
                 scale = oc.score if oc.instrument != "custom" else "total"
-                if scale not in sr.scales:
-                    names = [s for s in sr.scales if s != "n_answered"]
+                if scale != "n_answered" and scale not in sr.names:
+                    names = sr.names
                     self.col.add(
                         f,
                         None,
