@@ -90,6 +90,14 @@ def _with_scales(instrument: scoring.Instrument, wanted: set[str]) -> scoring.In
     return replace(instrument, scales=tuple(sc for sc in instrument.scales if sc.name in need))
 
 
+def _gather(table: pa.Table, rows: np.ndarray) -> list[pa.ChunkedArray]:
+    """The columns of ``table`` at ``rows`` (ascending): a slice when they are consecutive."""
+    lo = int(rows[0])
+    if int(rows[-1]) - lo + 1 == len(rows):
+        return [col.slice(lo, len(rows)) for col in table.columns]
+    return table.take(pa.array(rows)).columns
+
+
 def _blocks(n: int, step: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of consecutive blocks of at most ``step`` rows (one when ``n`` is 0).
 
@@ -232,7 +240,11 @@ class _ItemChecks(_Checks):
                 ),
                 scoring.item_hint(ins, vals),
             )
-        tot = _floats(pc.take(total, pa.array(rows))) if len(rows) else np.empty(0)
+        tot = (
+            _floats(_gather(pa.table([total], names=["total"]), rows)[0])
+            if len(rows)
+            else np.empty(0)
+        )
 
         def at(i: int) -> float:
             return float(tot[np.searchsorted(rows, i)])
@@ -303,9 +315,8 @@ class _ItemChecks(_Checks):
             idx = rows[start:stop]
             x = np.full((len(idx), k), np.nan)
             if have and len(idx):
-                block = table.take(pa.array(idx))
-                for c, j in enumerate(have):
-                    x[:, j - 1] = _floats(block.column(c))
+                for j, col in zip(have, _gather(table, idx), strict=True):
+                    x[:, j - 1] = _floats(col)
             present = ~np.isnan(x)
             answered_any[start : start + len(idx)] = present.any(axis=1)
             bad = scoring.invalid_items(x, ins)
