@@ -731,14 +731,14 @@ class _MeasurementChecks(_ItemChecks):
         if m is not None and len(m):
             items = [c for c in item_columns(MAX_ITEMS) if c in m.columns]
             if items:
-                part = scores[scores["value"].isna()]
-                if len(part):
+                n_unscored = int(np.count_nonzero(np.isnan(scores["value"].to_numpy(dtype=float))))
+                if n_unscored:
                     self.col.add(
                         f,
                         None,
                         None,
                         "measurements.score_missing",
-                        f"{len(part)} outcome measurement(s) have too few items answered to be "
+                        f"{n_unscored} outcome measurement(s) have too few items answered to be "
                         "scored under the prorating rules",
                         "see docs/scoring.md (prorating)",
                         "warning",

@@ -89,7 +89,8 @@ def _eligible(
         arm_u = [arm_of.get(x) for x in la_u]  # one look-up per distinct LA
         names = sorted({a for a in arm_u if a is not None})
         code = {a: i for i, a in enumerate(names)}
-        arm_c = np.array([code.get(a, -1) for a in arm_u] + [-1], dtype=np.int64)[la_c[first]]
+        arm_c = np.array([-1 if a is None else code[a] for a in arm_u] + [-1], dtype=np.int64)
+        arm_c = arm_c[la_c[first]]
         n = np.bincount(arm_c[arm_c >= 0], minlength=len(names))
         present = np.flatnonzero(n > 0)
         renumber = np.full(len(names) + 1, -1, dtype=np.int64)
@@ -232,12 +233,12 @@ def missingness_flags(shares: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``outcome_id, timepoint, code, message``, one row per warning.
     """
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, object]] = []
     if not len(shares):
         return pd.DataFrame(columns=FLAG_COLUMNS)
     # one pass over the (few) share rows, grouped by outcome and timepoint in order of
     # first appearance
-    groups: dict[tuple[object, object], list[tuple[object, object, object, object]]] = {}
+    groups: dict[tuple[object, object], list[tuple[object, object, object, float]]] = {}
     for oid, t, n, level, scored, arm, share_missing in zip(
         shares["outcome_id"].tolist(),
         shares["timepoint"].tolist(),
