@@ -432,7 +432,8 @@ class _MeasurementChecks(_ItemChecks):
         # one key per entity, level and instrument (and one with the timepoint)
         parts = ((ent_c, len(ent_u)), (lv_c, len(lv_u)), (inst_c, len(inst_u)))
         key3, incomplete3, span3 = _combine(*parts)
-        key4, incomplete4, span4 = _combine(*parts, (tp_c, len(tp_u)))
+        key4, incomplete4, span4 = _combine((key3, span3), (tp_c, len(tp_u)))
+        incomplete4 |= incomplete3
         dup = ~_first_seen(key4, span4) & ~incomplete4
         del key4
         self.col.rows(
@@ -449,7 +450,7 @@ class _MeasurementChecks(_ItemChecks):
         d = _dates(m["date"])
         self.window("measurements", "date", d)
         if fam_row_u is not None and is_fam.any():
-            self._check_consent(f, _spread(fam_row_u, ent_c, -1), is_fam, d, ent_o)
+            self._check_consent(f, fam_row_u, ent_c, is_fam, d, ent_o)
         self.check_baseline_order(key3, span3, incomplete3, tp_c, tp_u, tp_o, d)
         del key3, incomplete3
         scored = self.check_items(m, f, inst_c, inst_u, known_inst)
@@ -465,35 +466,42 @@ class _MeasurementChecks(_ItemChecks):
         return np.where(found >= 0, first_row[np.maximum(found, 0)], -1)
 
     def _check_consent(
-        self, f: str, fam_row: np.ndarray, is_fam: np.ndarray, d: np.ndarray, ent_o: np.ndarray
+        self,
+        f: str,
+        fam_row_u: np.ndarray,
+        ent_c: np.ndarray,
+        is_fam: np.ndarray,
+        d: np.ndarray,
+        ent_o: np.ndarray,
     ) -> None:
-        """Family measurement dates versus consent and withdrawal."""
+        """Family measurement dates versus consent and withdrawal.
+
+        ``fam_row_u`` holds the families row of each distinct entity (-1: none);
+        the dates are looked up once per entity and spread to its rows.
+        """
         fm = self.t["families"]
-        ok = np.flatnonzero((fam_row >= 0) & is_fam)
-        rows_fm = fam_row[ok]
-        cons = _dates(fm["consent_date"])
-        wd = _dates(fm["withdrawal_date"])
-        dd = d[ok]
-        cc = cons[rows_fm]
-        before = ok[~np.isnat(dd) & ~np.isnat(cc) & (dd < cc)]
-        del cc
+        found = fam_row_u >= 0
+        at = np.maximum(fam_row_u, 0)
+        nat = np.datetime64("NaT", "D")
+        ok = is_fam & _spread(found, ent_c)
+        cons = _spread(np.where(found, _dates(fm["consent_date"])[at], nat), ent_c, nat)
+        # comparisons with NaT are False: a missing date is never before or after
+        before = is_fam & (d < cons)
         self.col.rows(
             f,
             before,
             "date",
             "measurements.before_consent",
-            lambda i: (
-                f"measurement date must not be before consent ({cons[fam_row[i]]}); got {d[i]}"
-            ),
+            lambda i: f"measurement date must not be before consent ({cons[i]}); got {d[i]}",
             "data collected before consent cannot be used; check the date",
         )
         # a consent date that could not be read was reported with families: not again here
         if ("families", "consent_date") not in self.col.unreadable:
             cbad = self.col.bad_cells("families", "consent_date", len(fm))
-            labels = fm.index.to_numpy()
-            nocons = ok[np.isnat(cons[rows_fm]) & ~cbad[labels[rows_fm]]]
+            cbad_u = found & cbad[fm.index.to_numpy()[at]]
+            nocons = ok & np.isnat(cons) & ~_spread(cbad_u, ent_c)
         else:
-            nocons = ok[:0]
+            nocons = np.zeros(len(d), dtype=bool)
         self.col.rows(
             f,
             nocons,
@@ -502,14 +510,14 @@ class _MeasurementChecks(_ItemChecks):
             lambda i: f"family {ent_o[i]!r} has a measurement but no consent_date",
             "record the consent date or remove the measurement",
         )
-        ww = wd[rows_fm]
-        after = ok[~np.isnat(dd) & ~np.isnat(ww) & (dd > ww)]
+        wd = _spread(np.where(found, _dates(fm["withdrawal_date"])[at], nat), ent_c, nat)
+        after = is_fam & (d > wd)
         self.col.rows(
             f,
             after,
             "date",
             "measurements.after_withdrawal",
-            lambda i: f"measurement dated {d[i]} after the family withdrew ({wd[fam_row[i]]})",
+            lambda i: f"measurement dated {d[i]} after the family withdrew ({wd[i]})",
             "check whether the family withdrew from data collection",
             "warning",
         )
