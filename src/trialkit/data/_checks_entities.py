@@ -193,7 +193,7 @@ class _EntityChecks(_Checks):
         f = self.file("families")
         id_c, id_u, ids = _codes(fm["family_id"])
         kw_c, kw_u, kws = _codes(fm["keyworker_id"])
-        las = _str(fm["la_id"])
+        la_c, la_u, las = _codes(fm["la_id"])
         dup = ~_first_seen(id_c + 1, len(id_u) + 1) & (id_c >= 0)
         self.col.rows(
             f,
@@ -205,7 +205,7 @@ class _EntityChecks(_Checks):
         )
         self.fam_ids = set(id_u.tolist())
         given_kw = kw_c >= 0
-        given_la = las != None  # noqa: E711
+        given_la = la_c >= 0
         if self.la_ids:
             unk = given_la & ~isin(las, self.la_ids)
             self.col.rows(
@@ -217,9 +217,15 @@ class _EntityChecks(_Checks):
                 "check the LA id",
             )
         if "keyworkers" in self.t:
-            # each distinct keyworker looked up once
-            kwl = _spread(np.array([self.kw_la.get(x) for x in kw_u], dtype=object), kw_c, None)
-            unk = given_kw & pd.isna(kwl)
+            # each distinct keyworker looked up once; LAs compared by their codes
+            kw_la_u = np.array([self.kw_la.get(x) for x in kw_u], dtype=object)
+            kwl = _spread(kw_la_u, kw_c, None)
+            known = _spread(kw_la_u != None, kw_c)  # noqa: E711
+            la_code = {v: i for i, v in enumerate(la_u.tolist())}
+            kwl_c = _spread(
+                np.array([la_code.get(v, -2) for v in kw_la_u], dtype=np.int64), kw_c, -2
+            )
+            unk = given_kw & ~known
             self.col.rows(
                 f,
                 unk,
@@ -230,7 +236,7 @@ class _EntityChecks(_Checks):
                 ),
                 "check the keyworker id",
             )
-            other = ~pd.isna(kwl) & given_la & (kwl != las)
+            other = known & given_la & (kwl_c != la_c)
             self.col.rows(
                 f,
                 other,
