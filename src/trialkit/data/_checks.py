@@ -108,14 +108,9 @@ def _dates(s: pd.Series) -> np.ndarray:
     if len(s) == 0:
         return np.array([], dtype="datetime64[D]")
     arr = pa.chunked_array(pa.array(s.array)).cast(pa.date32()).cast(pa.int32())
-    days = arr.to_numpy(zero_copy_only=False)
-    nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    out = (
-        np.where(nulls, 0, np.nan_to_num(np.asarray(days, dtype=float)))
-        .astype("int64")
-        .astype("datetime64[D]")
-    )
-    out[nulls] = np.datetime64("NaT")
+    out = np.asarray(arr.fill_null(0).to_numpy(), dtype=np.int32).astype("datetime64[D]")
+    if arr.null_count:
+        out[np.asarray(arr.is_null().to_numpy(), dtype=bool)] = np.datetime64("NaT")
     return out
 
 
@@ -149,6 +144,85 @@ def _row_key(*columns: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pd.factorize(key)[0].astype(np.int64), incomplete
 
 
+def _codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column as ``(codes, uniques, objects)``.
+
+    ``codes`` (``int64``) number the distinct values in order of first appearance
+    (``-1`` for missing), ``uniques`` holds them and ``objects`` the rows as Python
+    objects (``None`` for missing), as :class:`trialkit.data._columns.Encoded`.  A
+    column encoded once per validation is reused; anything else is factorised here.
+    A question about the rows is then asked once per distinct value and spread to
+    the rows by ``codes``.
+    """
+    enc = encoded(values)
+    if enc is not None:
+        return enc.codes, enc.uniques, enc.objects
+    if isinstance(values, pd.Series):
+        objects = np.asarray(values.astype(object).where(values.notna(), None).to_numpy())
+    else:
+        objects = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(objects, use_na_sentinel=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object), objects
+
+
+def _spread(per_value: np.ndarray, codes: np.ndarray, missing: Any = False) -> np.ndarray:
+    """Row values from one value per code (``missing`` where the code is ``-1``)."""
+    table = np.empty(len(per_value) + 1, dtype=np.asarray(per_value).dtype)
+    table[:-1] = per_value
+    table[-1] = missing
+    return table[codes]
+
+
+def _combine(*columns: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mixed-radix key of several code columns (each ``(codes, n_codes)``).
+
+    Returns ``(key, incomplete, span)``: equal keys ⇔ equal codes in every column;
+    ``incomplete`` marks rows with a missing (``-1``) code; every key is below
+    ``span``.  The keys are not
+    renumbered (see :func:`_row_key` for keys in order of first appearance).
+    Computed in place: one key array and one mask, whatever the number of columns.
+    """
+    n = len(columns[0][0])
+    key = np.zeros(n, dtype=np.int64)
+    incomplete = np.zeros(n, dtype=bool)
+    span = 1
+    for codes, n_codes in columns:
+        incomplete |= codes < 0
+        if span * (n_codes + 1) >= 2**62:
+            key = pd.factorize(key)[0].astype(np.int64)  # renumber before it could overflow
+            span = int(key.max(initial=-1)) + 1
+        key *= n_codes + 1
+        key += codes
+        key += 1
+        span *= n_codes + 1
+    return key, incomplete, span
+
+
+def _first_seen(key: np.ndarray, span: int | None = None) -> np.ndarray:
+    """Mask of the rows whose key has not appeared in an earlier row.
+
+    With ``span`` (every key is in ``0 … span-1``) not much larger than the number
+    of rows, distinct keys are first counted on a bitmap of the key space (no hash
+    table): when every key is distinct, which is the usual answer for clean data,
+    every row is a first one.
+    """
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if span is not None and span <= max(16 * n, 1 << 20):
+        seen = np.zeros(span, dtype=bool)
+        seen[key] = True
+        if int(np.count_nonzero(seen)) == n:
+            return np.ones(n, dtype=bool)
+    # factorize numbers the keys in order of first appearance: a row is the first of
+    # its key exactly when its number exceeds every earlier one
+    number = pd.factorize(key)[0]
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.greater(number[1:], np.maximum.accumulate(number)[:-1], out=first[1:])
+    return first
+
+
 def _val(v: Any) -> str:
     return "missing" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v)
 
@@ -177,6 +251,8 @@ class _Checks:
         self.la_ids: set[str] = set()
         self.kw_la: dict[str, str] = {}
         self.fam_ids: set[str] = set()
+        # the scores frame and its entities numbered (codes, values), when measured
+        self.score_entities: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None
 
     def file(self, name: str) -> str:
         """How problems name the file of table ``name`` (with its sheet for a workbook)."""

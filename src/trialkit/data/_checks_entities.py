@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _Checks, _dates, _str
+from trialkit.data._checks import _Checks, _codes, _dates, _first_seen, _spread, _str
 from trialkit.data.load import isin
 from trialkit.data.schema import ROLES
 
@@ -181,8 +181,9 @@ class _EntityChecks(_Checks):
             "correct the value",
         )
         # first row of each keyworker wins (a second LA is reported above)
-        first = s.dropna().drop_duplicates("id")
-        self.kw_la = {str(k): str(v) for k, v in zip(first["id"], first["la"], strict=True)}
+        placed = np.flatnonzero(pd.notna(ids) & pd.notna(las))
+        first = placed[_first_seen(_codes(k["keyworker_id"])[0][placed])]
+        self.kw_la = {str(a): str(b) for a, b in zip(ids[first], las[first], strict=True)}
 
     # ------------------------------------------------------------------ families
     def check_families(self) -> None:
@@ -190,10 +191,10 @@ class _EntityChecks(_Checks):
         if fm is None:
             return
         f = self.file("families")
-        ids = _str(fm["family_id"])
-        kws = _str(fm["keyworker_id"])
-        las = _str(fm["la_id"])
-        dup = pd.Series(ids).duplicated(keep="first").to_numpy() & (ids != None)  # noqa: E711
+        id_c, id_u, ids = _codes(fm["family_id"])
+        kw_c, kw_u, kws = _codes(fm["keyworker_id"])
+        la_c, la_u, las = _codes(fm["la_id"])
+        dup = ~_first_seen(id_c + 1, len(id_u) + 1) & (id_c >= 0)
         self.col.rows(
             f,
             dup,
@@ -202,9 +203,9 @@ class _EntityChecks(_Checks):
             lambda i: f"family_id must be unique; got {ids[i]!r} again",
             "remove the duplicate row",
         )
-        self.fam_ids = {x for x in ids if x is not None}
-        given_kw = kws != None  # noqa: E711
-        given_la = las != None  # noqa: E711
+        self.fam_ids = set(id_u.tolist())
+        given_kw = kw_c >= 0
+        given_la = la_c >= 0
         if self.la_ids:
             unk = given_la & ~isin(las, self.la_ids)
             self.col.rows(
@@ -216,8 +217,15 @@ class _EntityChecks(_Checks):
                 "check the LA id",
             )
         if "keyworkers" in self.t:
-            kwl = pd.Series(kws).map(self.kw_la).to_numpy()
-            unk = given_kw & pd.isna(kwl)
+            # each distinct keyworker looked up once; LAs compared by their codes
+            kw_la_u = np.array([self.kw_la.get(x) for x in kw_u], dtype=object)
+            kwl = _spread(kw_la_u, kw_c, None)
+            known = _spread(kw_la_u != None, kw_c)  # noqa: E711
+            la_code = {v: i for i, v in enumerate(la_u.tolist())}
+            kwl_c = _spread(
+                np.array([la_code.get(v, -2) for v in kw_la_u], dtype=np.int64), kw_c, -2
+            )
+            unk = given_kw & ~known
             self.col.rows(
                 f,
                 unk,
@@ -228,7 +236,7 @@ class _EntityChecks(_Checks):
                 ),
                 "check the keyworker id",
             )
-            other = ~pd.isna(kwl) & given_la & (kwl != las)
+            other = known & given_la & (kwl_c != la_c)
             self.col.rows(
                 f,
                 other,

@@ -17,12 +17,12 @@ no measurements and are left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _str
-from trialkit.data.load import isin as _isin
+from trialkit.data._checks import _codes, _first_seen, _str
 from trialkit.protocol.model import Protocol
 
 __all__ = [
@@ -51,40 +51,74 @@ SHARE_COLUMNS = [
 FLAG_COLUMNS = ["outcome_id", "timepoint", "code", "message"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Eligible:
+    """The eligible entities of one level.
+
+    ``ids`` (distinct), ``arm`` (each entity's position in ``arms``, -1 without an
+    arm), ``arms`` (the arms that have an eligible entity, sorted) and ``n`` (the
+    number of eligible entities per arm).
+    """
+
+    ids: np.ndarray
+    arm: np.ndarray
+    arms: list[str]
+    n: np.ndarray
+
+
 def _eligible(
     tables: Mapping[str, pd.DataFrame], arm_of: Mapping[str, str]
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, _Eligible]:
     fam = tables["families"]
     kw = tables["keyworkers"]
-    base = {
-        "family": pd.DataFrame(
-            {
-                "id": _str(fam["family_id"]),
-                "la": _str(fam["la_id"]),
-                "ok": fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
-            },
-            dtype=object,
+    out: dict[str, _Eligible] = {}
+    for level, frame, id_col, ok in (
+        (
+            "family",
+            fam,
+            "family_id",
+            fam["consent_date"].notna().to_numpy(dtype=bool, na_value=False),
         ),
-        "keyworker": pd.DataFrame(
-            {"id": _str(kw["keyworker_id"]), "la": _str(kw["la_id"]), "ok": True},
-            dtype=object,
-        ),
-    }
-    for level, frame in list(base.items()):
-        frame = frame[frame["ok"].astype(bool)].drop_duplicates("id")
-        frame["arm"] = pd.Series(
-            [arm_of.get(x) for x in frame["la"].to_numpy(dtype=object)],
-            index=frame.index,
-            dtype=object,
+        ("keyworker", kw, "keyworker_id", np.ones(len(kw), dtype=bool)),
+    ):
+        id_c, id_u, id_o = _codes(frame[id_col])
+        la_c, la_u, _ = _codes(frame["la_id"])
+        rows = np.flatnonzero(ok)
+        # an entity's first eligible row (and one row without an id)
+        first = rows[_first_seen(id_c[rows] + 1, len(id_u) + 1)]
+        arm_u = [arm_of.get(x) for x in la_u]  # one look-up per distinct LA
+        names = sorted({a for a in arm_u if a is not None})
+        code = {a: i for i, a in enumerate(names)}
+        arm_c = np.array([-1 if a is None else code[a] for a in arm_u] + [-1], dtype=np.int64)
+        arm_c = arm_c[la_c[first]]
+        n = np.bincount(arm_c[arm_c >= 0], minlength=len(names))
+        present = np.flatnonzero(n > 0)
+        renumber = np.full(len(names) + 1, -1, dtype=np.int64)
+        renumber[present] = np.arange(len(present))
+        out[level] = _Eligible(
+            ids=id_o[first],
+            arm=renumber[arm_c],
+            arms=[names[i] for i in present],
+            n=n[present],
         )
-        base[level] = frame
-    return base
+    return out
+
+
+def _codes_of(values: pd.Series) -> tuple[np.ndarray, dict[object, int]]:
+    """Integer codes of a column and the code of each value (-1 for missing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes.to_numpy(), dtype=np.int64)
+        return codes, {v: i for i, v in enumerate(values.cat.categories)}
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int64), {v: i for i, v in enumerate(uniques)}
 
 
 def missing_outcome_shares(
     protocol: Protocol,
     tables: Mapping[str, pd.DataFrame],
     scores: pd.DataFrame,
+    *,
+    entity_codes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Share of eligible entities without a score, per outcome, timepoint and arm.
 
@@ -96,6 +130,10 @@ def missing_outcome_shares(
         ``keyworkers``.
     scores : DataFrame
         ``TrialData.scores`` (``outcome_id, entity_id, timepoint, value``).
+    entity_codes : (ndarray, ndarray), optional
+        ``scores.entity_id`` numbered: one ``int64`` code per row (``-1`` for
+        missing) and the values the codes stand for, when the caller has them
+        (validation does); else the column is factorised here.
 
     Returns
     -------
@@ -104,6 +142,12 @@ def missing_outcome_shares(
         has_scores`` (``has_scores`` is False when the outcome has no scored
         measurement at any timepoint), in protocol order of outcomes and timepoints and
         sorted by arm; empty without an allocation.
+
+    Notes
+    -----
+    Columnar: the scores' entities are numbered once and looked up once per level
+    among the eligible entities; an entity counts as scored at a timepoint when any
+    of its rows there has a value.
     """
     alloc = tables.get("allocation")
     if alloc is None or alloc.empty or "families" not in tables or "keyworkers" not in tables:
@@ -114,24 +158,51 @@ def missing_outcome_shares(
         if a is not None and b is not None
     }
     eligible = _eligible(tables, arm_of)
-    sc_e = scores["entity_id"].to_numpy(dtype=object)
-    sc_ok = ~np.isnan(scores["value"].to_numpy(dtype=float))
+    outcome_c, outcome_code = _codes_of(scores["outcome_id"])
+    tp_c, tp_code = _codes_of(scores["timepoint"])
+    scored = np.flatnonzero(~np.isnan(scores["value"].to_numpy(dtype=float)))
+    if entity_codes is not None and len(entity_codes[0]) == len(scores):
+        ent_c, ent_u = entity_codes
+    else:
+        ent_c, ent_u = pd.factorize(
+            scores["entity_id"].to_numpy(dtype=object), use_na_sentinel=True
+        )
+    # each scored row's (outcome, timepoint) among the protocol's, numbered 0 … G-1
+    outcome_at = {oc.id: i for i, oc in reversed(list(enumerate(protocol.outcomes)))}
+    times = list(dict.fromkeys(t for oc in protocol.outcomes for t in oc.timepoints))
+    time_at = {t: i for i, t in enumerate(times)}
+    o_map = np.full(len(outcome_code) + 1, -1, dtype=np.int64)  # the last entry: missing
+    for v, c in outcome_code.items():
+        o_map[c] = outcome_at.get(v, -1)  # type: ignore[call-overload]
+    t_map = np.full(len(tp_code) + 1, -1, dtype=np.int64)
+    for v, c in tp_code.items():
+        t_map[c] = time_at.get(v, -1)  # type: ignore[call-overload]
+    o_s, t_s = o_map[outcome_c[scored]], t_map[tp_c[scored]]
+    group = np.where((o_s >= 0) & (t_s >= 0), o_s * len(times) + t_s, -1)
+    ent_s = np.asarray(ent_c, dtype=np.int64)[scored]
+    got_by_level: dict[str, np.ndarray] = {}  # per level: scored (group × eligible entity)
     rows: list[dict[str, object]] = []
     for oc in protocol.outcomes:
         if oc.instrument == "binary" and oc.level.value == "keyworker":
             continue
         base = eligible[oc.level.value]
-        if base.empty:
+        if not len(base.ids):
             continue
-        arm = base["arm"]
-        mask_o = (scores["outcome_id"] == oc.id).to_numpy(dtype=bool)
+        if oc.level.value not in got_by_level:
+            # one look-up per distinct scored entity (a missing id is never found)
+            pos_u = pd.Index(base.ids, dtype=object).get_indexer(np.asarray(ent_u, dtype=object))
+            pos = np.append(pos_u, -1)[ent_s]
+            hit = (pos >= 0) & (group >= 0)
+            got2 = np.zeros((len(protocol.outcomes) * len(times), len(base.ids)), dtype=bool)
+            got2[group[hit], pos[hit]] = True
+            got_by_level[oc.level.value] = got2
+        got2 = got_by_level[oc.level.value]
+        has_scores = bool((outcome_c == outcome_code.get(oc.id, -2)).any())
         for t in oc.timepoints:
-            have = sc_e[mask_o & (scores["timepoint"] == t).to_numpy(dtype=bool) & sc_ok]
-            got = pd.Series(_isin(base["id"].to_numpy(dtype=object), have), index=base.index)
-            for a in sorted(set(arm.dropna())):
-                in_arm = (arm == a).to_numpy(dtype=bool)
-                n = int(in_arm.sum())
-                n_got = int(got[in_arm].sum())
+            got = got2[outcome_at[oc.id] * len(times) + time_at[t]]
+            n_got = np.bincount(base.arm[got & (base.arm >= 0)], minlength=len(base.arms))
+            for i, a in enumerate(base.arms):
+                n, k = int(base.n[i]), int(n_got[i])
                 rows.append(
                     {
                         "outcome_id": oc.id,
@@ -139,9 +210,9 @@ def missing_outcome_shares(
                         "timepoint": t,
                         "arm": a,
                         "n_eligible": n,
-                        "n_missing": n - n_got,
-                        "share_missing": (n - n_got) / n if n else float("nan"),
-                        "has_scores": bool(mask_o.any()),
+                        "n_missing": n - k,
+                        "share_missing": (n - k) / n if n else float("nan"),
+                        "has_scores": has_scores,
                     }
                 )
     out = pd.DataFrame(rows, columns=SHARE_COLUMNS)
@@ -162,17 +233,30 @@ def missingness_flags(shares: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``outcome_id, timepoint, code, message``, one row per warning.
     """
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, object]] = []
     if not len(shares):
         return pd.DataFrame(columns=FLAG_COLUMNS)
-    keys = shares[["outcome_id", "timepoint"]].drop_duplicates()
-    for oid, t in keys.itertuples(index=False):
-        sub = shares[(shares["outcome_id"] == oid) & (shares["timepoint"] == t)]
-        sub = sub[sub["n_eligible"] > 0]
-        if not len(sub):
+    # one pass over the (few) share rows, grouped by outcome and timepoint in order of
+    # first appearance
+    groups: dict[tuple[object, object], list[tuple[object, object, object, float]]] = {}
+    for oid, t, n, level, scored, arm, share_missing in zip(
+        shares["outcome_id"].tolist(),
+        shares["timepoint"].tolist(),
+        shares["n_eligible"].tolist(),
+        shares["level"].tolist(),
+        shares["has_scores"].tolist(),
+        shares["arm"].tolist(),
+        shares["share_missing"].tolist(),
+        strict=True,
+    ):
+        sub = groups.setdefault((oid, t), [])
+        if n > 0:
+            sub.append((level, scored, arm, share_missing))
+    for (oid, t), sub in groups.items():
+        if not sub:
             continue
-        level = str(sub["level"].iloc[0])
-        if not bool(sub["has_scores"].iloc[0]):
+        level = str(sub[0][0])
+        if not bool(sub[0][1]):
             rows.append(
                 {
                     "outcome_id": oid,
@@ -182,7 +266,7 @@ def missingness_flags(shares: pd.DataFrame) -> pd.DataFrame:
                 }
             )
             continue
-        share = dict(zip(sub["arm"].astype(str), sub["share_missing"].astype(float), strict=True))
+        share = {str(a): float(v) for _, _, a, v in sub}
         txt = ", ".join(f"{a} {v:.0%}" for a, v in share.items())
         if max(share.values()) > MISSING_WARN:
             rows.append(
