@@ -55,13 +55,22 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 
 
-def _command_modules() -> list[ModuleType]:
+def _verb_names() -> list[str]:
+    """The verbs, from the names of their modules (``cmd_<verb>``), without importing them."""
     pkg = importlib.import_module("trialkit.cli")
-    mods = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        if info.name.startswith("cmd_"):
-            mods.append(importlib.import_module(f"trialkit.cli.{info.name}"))
-    return mods
+    return sorted(
+        info.name.removeprefix("cmd_")
+        for info in pkgutil.iter_modules(pkg.__path__)
+        if info.name.startswith("cmd_")
+    )
+
+
+def _command_modules(verbs: Sequence[str] | None = None) -> list[ModuleType]:
+    """The command modules of ``verbs`` (default: every verb)."""
+    return [
+        importlib.import_module(f"trialkit.cli.cmd_{verb}")
+        for verb in (_verb_names() if verbs is None else verbs)
+    ]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,8 +82,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every discovered verb attached."""
+def build_parser(verbs: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Return the top-level parser with every discovered verb attached.
+
+    ``verbs`` limits it to those verbs: :func:`main` attaches only the verb being
+    run, so that a command imports what that verb needs and not every verb's
+    libraries (the full parser is built for ``--help`` and for an unknown verb).
+    """
     parser = _Parser(
         prog="trialkit",
         description="Evaluate a cluster randomised pilot trial: protocol, randomisation, data, "
@@ -84,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trialkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<verb>", parser_class=_Parser)
-    for mod in _command_modules():
+    for mod in _command_modules(verbs):
         p = sub.add_parser(
             mod.NAME,
             help=mod.HELP,
@@ -118,9 +132,11 @@ def report_error(err: TrialkitError, fmt: str = "text") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (never raises for user mistakes)."""
-    parser = build_parser()
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in args_in if not a.startswith("-")), None)
+    parser = build_parser([verb] if verb in _verb_names() else None)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_in)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     except BrokenPipeError:  # --help into a closed pipe
