@@ -17,8 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from trialkit.data._checks import _Checks, _Collector, _dates, _row_key, _str
-from trialkit.data._columns import encoded
+from trialkit.data._checks import _Checks, _codes, _Collector, _dates, _row_key, _str
 from trialkit.data._tables import _convert_table
 from trialkit.data.load import index_in, isin
 from trialkit.data.schema import (
@@ -83,19 +82,6 @@ def check_delivery_table(
     ctx.delivery_columns = {str(c).strip() for c in delivery.columns}
     ctx.check_delivery()
     return col.items
-
-
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (``-1`` for missing) and distinct values of a text column.
-
-    The validation's column cache has them already (:mod:`trialkit.data._columns`);
-    elsewhere (the fidelity stage) the column is factorised here.
-    """
-    enc = encoded(values)
-    if enc is not None:
-        return enc.codes, enc.uniques
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
 
 
 def _per_value(
@@ -166,7 +152,7 @@ class _DeliveryChecks(_Checks):
             return
         f = self.file("delivery")
         rt = _str(dlv["record_type"])
-        rt_c, rt_u = _codes(rt)
+        rt_c, rt_u = _codes(rt)[:2]
         bad = _per_value(rt_c, rt_u, lambda x: x not in RECORD_TYPES)
         self.col.rows(
             f,
@@ -177,7 +163,7 @@ class _DeliveryChecks(_Checks):
             "use one of the five record types",
         )
         las = _str(dlv["la_id"])
-        la_c, la_u = _codes(las)
+        la_c, la_u = _codes(las)[:2]
         if self.la_ids:
             unk = _absent(la_c, la_u, self.la_ids)
             self.col.rows(
@@ -189,7 +175,7 @@ class _DeliveryChecks(_Checks):
                 "check the LA id",
             )
         kws = _str(dlv["keyworker_id"])
-        kw_c, kw_u = _codes(kws)
+        kw_c, kw_u = _codes(kws)[:2]
         if self.kw_la:
             unk = _absent(kw_c, kw_u, self.kw_la)
             self.col.rows(
@@ -217,7 +203,7 @@ class _DeliveryChecks(_Checks):
                 "correct the LA or the keyworker",
             )
         fams = _str(dlv["family_id"])
-        fam_c, fam_u = _codes(fams)
+        fam_c, fam_u = _codes(fams)[:2]
         if self.fam_ids:
             unk = _absent(fam_c, fam_u, self.fam_ids)
             self.col.rows(
@@ -245,7 +231,7 @@ class _DeliveryChecks(_Checks):
                 )
         course = _str(dlv["course"])
         courses = list(self.p.data.courses)
-        badc = _per_value(*_codes(course), lambda x: x not in courses)
+        badc = _per_value(*_codes(course)[:2], lambda x: x not in courses)
         self.col.rows(
             f,
             badc,
@@ -279,7 +265,7 @@ class _DeliveryChecks(_Checks):
         if self.start is not None and self.end is not None:
             lo = str(self.start)[:7]
             hi = str(self.end)[:7]
-            out = _per_value(*_codes(month), lambda x: not (lo <= x <= hi))
+            out = _per_value(*_codes(month)[:2], lambda x: not (lo <= x <= hi))
             self.col.rows(
                 f,
                 out,
@@ -289,7 +275,7 @@ class _DeliveryChecks(_Checks):
                 "check the month",
             )
         sess = _str(dlv["session_id"])
-        sess_c, _ = _codes(sess)
+        sess_c, _ = _codes(sess)[:2]
         is_s = rt_c == _code_of(rt_u, "supervision_session")
         sdup = _repeated(sess_c, is_s & (sess_c >= 0))
         self.col.rows(
@@ -302,7 +288,7 @@ class _DeliveryChecks(_Checks):
         )
         tps = set(self.p.trial.timepoints)
         ftp = _str(dlv["timepoint"])
-        badt = _per_value(*_codes(ftp), lambda x: x not in tps)
+        badt = _per_value(*_codes(ftp)[:2], lambda x: x not in tps)
         self.col.rows(
             f,
             badt,
@@ -414,7 +400,7 @@ class _DeliveryChecks(_Checks):
             return np.full(len(fam_u), None, dtype=object)
         ids = _str(fams_t["family_id"])
         la = _str(fams_t["la_id"])
-        id_c, id_u = _codes(ids)
+        id_c, id_u = _codes(ids)[:2]
         complete = np.flatnonzero((id_c >= 0) & pd.notna(la))[::-1]
         codes, last_first = np.unique(id_c[complete], return_index=True)
         row_of = np.full(len(id_u) + 1, -1, dtype=np.int64)
@@ -430,10 +416,10 @@ class _DeliveryChecks(_Checks):
     ) -> None:
         """Records that must match other records: families' LAs, duplicates, sessions."""
         f = self.file("delivery")
-        rt_c, rt_u = _codes(rt)
-        la_c, la_u = _codes(las)
+        rt_c, rt_u = _codes(rt)[:2]
+        la_c, la_u = _codes(las)[:2]
         fams = _str(dlv["family_id"])
-        fam_c, fam_u = _codes(fams)
+        fam_c, fam_u = _codes(fams)[:2]
         fl_u = self._family_las(fam_u)
         fl_c = _las_codes(fl_u, la_u)[fam_c]
         mism = (fl_c != -1) & (la_c >= 0) & (fl_c != la_c)
@@ -496,7 +482,7 @@ class _DeliveryChecks(_Checks):
         # (LA, session) pairs, missing values included, as the sessions recorded
         pair, _ = _row_key(las, sess)
         is_s = rt_c == _code_of(rt_u, "supervision_session")
-        sess_c, _ = _codes(sess)
+        sess_c, _ = _codes(sess)[:2]
         unknown = (
             (rt_c == _code_of(rt_u, "supervision_attendance"))
             & (sess_c >= 0)
