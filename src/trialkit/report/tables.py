@@ -871,7 +871,8 @@ def mdes_table(analysis: TrialAnalysis) -> ReportTable:
     for _, r in m.iterrows():
         n_tokens.append(_n_analysed(ledger, facts, str(r["outcome_id"]), r["n_obs"]))
         three = str(r.get("level")) == "family"
-        r2 = [fmt(r.get("r2_la"), 2)] + ([fmt(r.get("r2_keyworker"), 2)] if three else [])
+        # a keyworker outcome has no keyworker level: "–" keeps every cell in the header's order
+        r2 = [fmt(r.get("r2_la"), 2), fmt(r.get("r2_keyworker"), 2) if three else "–"]
         rows.append(
             {
                 "Outcome": labels.get(str(r["outcome_id"]), str(r["outcome_id"])),
@@ -879,7 +880,7 @@ def mdes_table(analysis: TrialAnalysis) -> ReportTable:
                 "n analysed": n_tokens[-1] or "–",
                 "CV of LA sizes": fmt(r.get("cv_cluster_size"), 2),
                 "Unconditional ICC (LA; keyworker)": fmt(r["icc_la"], 3)
-                + (f"; {fmt(r.get('icc_keyworker'), 3)}" if three else ""),
+                + f"; {fmt(r.get('icc_keyworker'), 3) if three else '–'}",
                 "R² credited (LA; keyworker; individual)": "; ".join(
                     [*r2, fmt(r.get("r2_residual"), 2)]
                 ),
@@ -913,7 +914,7 @@ def mdes_table(analysis: TrialAnalysis) -> ReportTable:
         data=m.assign(n_obs=pd.Series(n_tokens, index=m.index, dtype=object)) if len(m) else None,
         facts=facts,
         note="Pilot ICCs are imprecise: the MDES is a guide, not a power calculation for the "
-        "definitive trial."
+        "definitive trial. – : no keyworker level (keyworker outcomes)."
         + (
             " An R² of 1.00 means the adjusted model estimated that level's variance at 0 "
             "(a singular fit): the MDES with covariate adjustment is then optimistic."
