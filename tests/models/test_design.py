@@ -197,3 +197,10 @@ def test_categorical_covariate_from_arrow_strings_with_missing_values() -> None:
     assert f.exclusions[0].reason == "missing covariate g"
     np.testing.assert_array_equal(f.X[:, 2], (g[kept] == "b").to_numpy(dtype=float))
     np.testing.assert_array_equal(f.X[:, 3], (g[kept] == "c").to_numpy(dtype=float))
+
+
+def test_a_repeated_input_column_is_an_input_error(data):
+    twice = pd.concat([data, data[["y"]]], axis=1)
+    with pytest.raises(ModelSpecError) as e:
+        build_model_frame(twice, outcome="y", treatment="t01", clusters=["la"])
+    assert e.value.codes == ("fit.duplicate_input_column",)

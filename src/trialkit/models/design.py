@@ -368,7 +368,7 @@ def build_model_frame(
     ModelSpecError
         ``fit.column_missing`` (a named column is absent), ``fit.outcome_type``,
         ``fit.treatment_levels``, ``fit.no_rows``, ``fit.rank_deficient``,
-        ``fit.duplicate_column``.
+        ``fit.duplicate_column``, ``fit.duplicate_input_column``.
 
     Notes
     -----
@@ -405,6 +405,16 @@ def build_model_frame(
                 )
             )
         seen.add(col)
+    repeated = set(data.columns[data.columns.duplicated()].tolist())
+    for col in dict.fromkeys(c for c in used if c in repeated):
+        problems.append(
+            Problem(
+                path=f"column {col}",
+                code="fit.duplicate_input_column",
+                message=f"column `{col}` must appear once in the data; it appears more than once.",
+                hint="rename or drop the repeated column before fitting.",
+            )
+        )
     if problems:
         raise ModelSpecError("the model names columns that are not in the data", problems)
 
