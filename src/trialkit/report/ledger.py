@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 import pandas as pd
 
@@ -285,6 +285,20 @@ class PeopleLedger:
             label=f"{level} followed up ({arm})",
         )
 
+    def _reason_atoms(self, las: Sequence[str], entity: str, reason: str) -> list[str] | None:
+        """Atoms of the LAs' entities excluded for a reason the flow already counts, else None.
+
+        Not consented and withdrawn families and keyworkers who left post are the flow's
+        own atoms, so Table 2.3, the CONSORT boxes and the flow publish one set of counts.
+        """
+        if entity == "family" and reason == "not consented":
+            return [a for la in las for a in self.family_atoms(la, "not_consented")]
+        if entity == "family" and reason.startswith(_WD):
+            return [a for la in las for a in self._withdrew(la, reason[len(_WD) :])]
+        if entity == "keyworker" and reason.startswith("left post"):
+            return [a for la in las for a in self.keyworker_atoms(la, "left")]
+        return None
+
     def arm_exclusion_count(
         self, arm: str, outcome: str, entity: str, reason: str, value: int
     ) -> Count:
@@ -293,15 +307,8 @@ class PeopleLedger:
         Over the same atoms as Table 2.3's trial-wide row (the sum over arms) and the
         arm's analysed count (continued − the other exclusions).
         """
-        las = self.las(arm)
-        atoms: list[str] | None = None
-        if entity == "family" and reason == "not consented":
-            atoms = [a for la in las for a in self.family_atoms(la, "not_consented")]
-        elif entity == "family" and reason.startswith(_WD):
-            atoms = [a for la in las for a in self._withdrew(la, reason[len(_WD) :])]
-        elif entity == "keyworker" and reason.startswith("left post"):
-            atoms = [a for la in las for a in self.keyworker_atoms(la, "left")]
-        elif self._closes.get((entity, outcome)):
+        atoms = self._reason_atoms(self.las(arm), entity, reason)
+        if atoms is None and self._closes.get((entity, outcome)):
             atoms = [f"ex:{arm}:{outcome}:{reason}"]
         if not atoms:
             atoms = [f"exclusions:{arm}:{outcome}:{entity}:{reason}"]
@@ -414,16 +421,9 @@ class PeopleLedger:
     def exclusion_count(self, stage: str, entity: str, reason: str, value: int) -> Count:
         """A trial-wide row of the exclusions table (Table 2.3)."""
         fid = f"exclusions/{stage}/{entity}/{reason}"
-        las = self.las()
-        atoms: list[str] | None = None
-        if entity == "family" and reason == "not consented":
-            atoms = [a for la in las for a in self.family_atoms(la, "not_consented")]
-        elif entity == "family" and reason.startswith(_WD):
-            atoms = [a for la in las for a in self._withdrew(la, reason[len(_WD) :])]
-        elif entity == "keyworker" and reason.startswith("left post"):
-            atoms = [a for la in las for a in self.keyworker_atoms(la, "left")]
-        elif stage.startswith("analysis:") and self._closes.get((entity, stage.split(":", 1)[1])):
-            outcome = stage.split(":", 1)[1]
+        atoms = self._reason_atoms(self.las(), entity, reason)
+        outcome = stage.split(":", 1)[1] if stage.startswith("analysis:") else None
+        if atoms is None and outcome is not None and self._closes.get((entity, outcome)):
             atoms = [f"ex:{arm}:{outcome}:{reason}" for arm in self.arms]
         if atoms is None:
             atoms = [f"exclusions:{stage}:{entity}:{reason}"]
